@@ -1,6 +1,54 @@
-//! The orteam command line.
+//! The orteam command line: argument definitions in [`args`], one module per command under
+//! [`commands`]. The `orteam` binary only calls [`main`].
+//!
+//! Output rules: data goes to stdout, diagnostics and progress to stderr; an error prints one
+//! line `error: …` and exits non-zero.
+
+use std::io::Write;
 use std::process::ExitCode;
 
+use clap::Parser;
+
+pub mod args;
+pub mod commands;
+pub mod env_vars;
+mod logging;
+mod shutdown;
+
+use args::{Cli, Command};
+
+/// Parses the command line, runs the command and maps its result to an exit code.
 pub fn main() -> ExitCode {
-    ExitCode::SUCCESS
+    let cli = Cli::parse();
+    logging::init(&cli.global);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(err) => return report(&anyhow::Error::from(err)),
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(err) => report(&err),
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Sim(args) => commands::sim::run(args).await,
+    }
+}
+
+fn report(err: &anyhow::Error) -> ExitCode {
+    // A closed stdout (e.g. `orteam … | head`) is not a failure.
+    if err
+        .chain()
+        .filter_map(|e| e.downcast_ref::<std::io::Error>())
+        .any(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    {
+        return ExitCode::SUCCESS;
+    }
+    let _ = writeln!(std::io::stderr(), "error: {err:#}");
+    ExitCode::FAILURE
 }

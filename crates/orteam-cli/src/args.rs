@@ -1,0 +1,74 @@
+//! Command-line definitions (clap derive). Every flag that has an environment variable names it.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::env_vars;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "orteam",
+    version,
+    about = "Share OpenRouter safely as a team: per-member keys, budgets that hold, model tiers, reports."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// More log output on stderr (-v info, -vv debug). ORTEAM_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Pretty)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a local, stateful OpenRouter simulator (no network needed).
+    Sim(SimArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SimArgs {
+    /// Address to listen on; port 0 picks a free port.
+    #[arg(long, default_value = "127.0.0.1:8787")]
+    pub listen: SocketAddr,
+    /// The simulator's management (provisioning) key. Defaults to a fixed local key printed
+    /// in the docs (never use it for anything real).
+    #[arg(long, env = env_vars::ORTEAM_SIM_PROVISIONING_KEY, hide_env_values = true)]
+    pub provisioning_key: Option<String>,
+    /// Starting credit balance in USD.
+    #[arg(long, default_value = "100")]
+    pub credits: String,
+    /// Persist state to this JSON file across restarts.
+    #[arg(long)]
+    pub state: Option<PathBuf>,
+    /// Inject a fault, e.g. `status:429:retry_after=1:times=2`, `status:503`, `latency:50`,
+    /// `stream_cut:3`, `stream_error:3`. Repeatable. Also settable at run time via
+    /// `POST /__sim/faults`.
+    #[arg(long = "fault")]
+    pub faults: Vec<String>,
+    /// Shift the simulator's clock by this many seconds (negative allowed).
+    #[arg(long, allow_hyphen_values = true, default_value_t = 0)]
+    pub clock_offset_seconds: i64,
+    /// HTTP status for a spent key limit: 403 (what OpenRouter sends today) or 402 (its docs).
+    #[arg(long, default_value_t = 403)]
+    pub key_limit_status: u16,
+    /// Also serve the old openrouter-admin-mcp guardrail paths.
+    #[arg(long)]
+    pub legacy_mcp_paths: bool,
+}

@@ -1,0 +1,8 @@
+//! Every environment variable orteam reads, in one place.
+
+/// Base URL of the OpenRouter API (default `https://openrouter.ai/api/v1`).
+pub const OPENROUTER_BASE_URL: &str = "OPENROUTER_BASE_URL";
+/// The simulator's management (provisioning) key.
+pub const ORTEAM_SIM_PROVISIONING_KEY: &str = "ORTEAM_SIM_PROVISIONING_KEY";
+/// Log filter, `tracing_subscriber::EnvFilter` syntax (default `info`).
+pub const ORTEAM_LOG: &str = "ORTEAM_LOG";
