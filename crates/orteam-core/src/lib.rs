@@ -10,4 +10,5 @@ pub mod window;
 
 pub use clock::{Clock, ControllableClock, SharedClock, SystemClock};
 pub use money::{Money, MoneyError};
+pub use rust_decimal;
 pub use window::Window;

@@ -317,7 +317,10 @@ mod tests {
     #[test]
     fn parses_price_strings_exactly() {
         assert_eq!(Money::parse("0.00003").unwrap().to_string(), "0.00003");
-        assert_eq!(Money::parse("0.0000000375").unwrap().to_string(), "0.0000000375");
+        assert_eq!(
+            Money::parse("0.0000000375").unwrap().to_string(),
+            "0.0000000375"
+        );
         assert_eq!(Money::parse("1.4e-5").unwrap().to_string(), "0.000014");
         assert_eq!(Money::parse("12.50").unwrap().to_string(), "12.5");
         assert!(Money::parse("abc").is_err());

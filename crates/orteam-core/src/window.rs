@@ -31,9 +31,7 @@ impl Window {
     pub fn start_date(self, day: NaiveDate) -> NaiveDate {
         match self {
             Window::Daily => day,
-            Window::Weekly => {
-                day - Days::new(u64::from(day.weekday().num_days_from_monday()))
-            }
+            Window::Weekly => day - Days::new(u64::from(day.weekday().num_days_from_monday())),
             Window::Monthly => day.with_day(1).unwrap_or(day),
         }
     }
@@ -97,15 +95,27 @@ mod tests {
         // 2026-11-23 is a Monday.
         assert_eq!(Window::Weekly.start_date(d(2026, 11, 23)), d(2026, 11, 23));
         assert_eq!(Window::Weekly.start_date(d(2026, 11, 29)), d(2026, 11, 23));
-        assert_eq!(Window::Weekly.next_start_date(d(2026, 11, 29)), d(2026, 11, 30));
+        assert_eq!(
+            Window::Weekly.next_start_date(d(2026, 11, 29)),
+            d(2026, 11, 30)
+        );
     }
 
     #[test]
     fn month_and_day_boundaries() {
         assert_eq!(Window::Monthly.start_date(d(2026, 2, 28)), d(2026, 2, 1));
-        assert_eq!(Window::Monthly.next_start_date(d(2026, 12, 31)), d(2027, 1, 1));
-        assert_eq!(Window::Daily.next_start_date(d(2026, 12, 31)), d(2027, 1, 1));
+        assert_eq!(
+            Window::Monthly.next_start_date(d(2026, 12, 31)),
+            d(2027, 1, 1)
+        );
+        assert_eq!(
+            Window::Daily.next_start_date(d(2026, 12, 31)),
+            d(2027, 1, 1)
+        );
         let now = Utc.with_ymd_and_hms(2026, 3, 31, 23, 59, 59).unwrap();
-        assert_eq!(Window::Monthly.reset_at(now), Utc.with_ymd_and_hms(2026, 4, 1, 0, 0, 0).unwrap());
+        assert_eq!(
+            Window::Monthly.reset_at(now),
+            Utc.with_ymd_and_hms(2026, 4, 1, 0, 0, 0).unwrap()
+        );
     }
 }

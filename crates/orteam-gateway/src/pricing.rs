@@ -1,0 +1,181 @@
+//! Stage 3: price the worst case and fit `max_tokens` to what the tightest budget can pay.
+//!
+//! worst case = prompt upper bound × prompt price + max_tokens × completion price + request price.
+//! The prompt bound comes from [`crate::request::ChatRequest::messages_bytes`], so the
+//! reservation is never below what upstream can bill.
+
+use orteam_core::Money;
+
+/// The prices and limits of one model, from the upstream catalog.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelPrice {
+    /// USD per prompt token.
+    pub prompt: Money,
+    /// USD per completion token (reasoning tokens are billed as completion tokens).
+    pub completion: Money,
+    /// USD per request.
+    pub request: Money,
+    /// The most completion tokens the model's provider will produce, if known.
+    pub max_completion_tokens: Option<u64>,
+    /// The model's context length, if known.
+    pub context_length: Option<u64>,
+}
+
+impl ModelPrice {
+    /// The cost of a request with these token counts (what upstream bills, for exact prices).
+    pub fn cost(&self, prompt_tokens: u64, completion_tokens: u64) -> Option<Money> {
+        self.prompt
+            .checked_mul_u64(prompt_tokens)?
+            .checked_add(self.completion.checked_mul_u64(completion_tokens)?)?
+            .checked_add(self.request)
+    }
+
+    /// The largest answer the model allows.
+    pub fn completion_cap(&self, fallback: u64) -> u64 {
+        self.max_completion_tokens
+            .or(self.context_length)
+            .unwrap_or(fallback)
+            .max(1)
+    }
+}
+
+/// What the gateway will send and hold for a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quote {
+    /// The `max_tokens` sent upstream.
+    pub max_tokens: u64,
+    /// The amount to reserve: the most this request can cost.
+    pub worst_case: Money,
+    /// Whether `max_tokens` differs from what the client asked for (reported in
+    /// `x-orteam-max-tokens`).
+    pub adjusted: bool,
+}
+
+/// Not even a minimal answer fits in the remaining budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("a minimal answer costs {minimum} but only {remaining} remains")]
+pub struct Unaffordable {
+    pub minimum: Money,
+    pub remaining: Money,
+}
+
+/// Fits a request to its budget.
+///
+/// - `prompt_tokens_bound`: an upper bound of the prompt's tokens.
+/// - `requested`: the client's `max_tokens`, if any.
+/// - `remaining`: the tightest remaining budget (None when no budget applies).
+/// - `min_answer_tokens`: below this many affordable tokens the request is refused (402).
+/// - `default_cap`: `max_tokens` when the client gave none and the catalog knows no limit.
+pub fn quote(
+    price: &ModelPrice,
+    prompt_tokens_bound: u64,
+    requested: Option<u64>,
+    remaining: Option<Money>,
+    min_answer_tokens: u64,
+    default_cap: u64,
+) -> Result<Quote, Unaffordable> {
+    let model_cap = price.completion_cap(default_cap);
+    let wanted = requested.unwrap_or(model_cap).min(model_cap).max(1);
+    let fixed = price
+        .prompt
+        .checked_mul_u64(prompt_tokens_bound)
+        .and_then(|p| p.checked_add(price.request))
+        .unwrap_or(Money::from_decimal(rust_decimal_max()));
+    let max_tokens = match remaining {
+        None => wanted,
+        Some(remaining) => {
+            let minimum = price
+                .completion
+                .checked_mul_u64(min_answer_tokens.min(wanted))
+                .and_then(|c| c.checked_add(fixed))
+                .unwrap_or(Money::from_decimal(rust_decimal_max()));
+            if minimum > remaining {
+                return Err(Unaffordable { minimum, remaining });
+            }
+            if price.completion.is_zero() {
+                wanted
+            } else {
+                let left = remaining.saturating_sub_floor_zero(fixed);
+                wanted.min(left.whole_units_of(price.completion))
+            }
+        }
+    };
+    let worst_case = price
+        .completion
+        .checked_mul_u64(max_tokens)
+        .and_then(|c| c.checked_add(fixed))
+        .unwrap_or(Money::from_decimal(rust_decimal_max()));
+    Ok(Quote {
+        max_tokens,
+        worst_case,
+        adjusted: requested != Some(max_tokens),
+    })
+}
+
+fn rust_decimal_max() -> orteam_core::rust_decimal::Decimal {
+    orteam_core::rust_decimal::Decimal::MAX
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(s: &str) -> Money {
+        Money::parse(s).unwrap()
+    }
+
+    fn gpt4o() -> ModelPrice {
+        ModelPrice {
+            prompt: m("0.0000025"),
+            completion: m("0.00001"),
+            request: Money::ZERO,
+            max_completion_tokens: Some(16384),
+            context_length: Some(128000),
+        }
+    }
+
+    #[test]
+    fn unconstrained_request_passes_through() {
+        let q = quote(&gpt4o(), 100, Some(500), None, 16, 4096).unwrap();
+        assert_eq!(q.max_tokens, 500);
+        assert!(!q.adjusted);
+        assert_eq!(q.worst_case, m("0.00525"));
+    }
+
+    #[test]
+    fn clamps_to_the_remaining_budget() {
+        // 0.01 left: prompt 100 × 0.0000025 = 0.00025 → 0.00975 / 0.00001 = 975 tokens.
+        let q = quote(&gpt4o(), 100, Some(4000), Some(m("0.01")), 16, 4096).unwrap();
+        assert_eq!(q.max_tokens, 975);
+        assert!(q.adjusted);
+        assert!(q.worst_case <= m("0.01"));
+        assert_eq!(q.worst_case, m("0.01"));
+    }
+
+    #[test]
+    fn missing_max_tokens_gets_the_affordable_cap() {
+        let q = quote(&gpt4o(), 100, None, Some(m("100")), 16, 4096).unwrap();
+        assert_eq!(q.max_tokens, 16384);
+        assert!(q.adjusted);
+    }
+
+    #[test]
+    fn refuses_when_not_even_a_minimal_answer_fits() {
+        let e = quote(&gpt4o(), 100, Some(100), Some(m("0.0004")), 16, 4096).unwrap_err();
+        assert_eq!(e.minimum, m("0.00041"));
+    }
+
+    #[test]
+    fn free_models_are_never_clamped() {
+        let free = ModelPrice {
+            prompt: Money::ZERO,
+            completion: Money::ZERO,
+            request: Money::ZERO,
+            max_completion_tokens: None,
+            context_length: Some(8192),
+        };
+        let q = quote(&free, 100, Some(300), Some(Money::ZERO), 16, 4096).unwrap();
+        assert_eq!(q.max_tokens, 300);
+        assert_eq!(q.worst_case, Money::ZERO);
+    }
+}
