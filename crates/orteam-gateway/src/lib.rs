@@ -9,3 +9,5 @@
 pub mod policy;
 pub mod pricing;
 pub mod request;
+pub mod server;
+pub mod upstream;

@@ -1,1 +1,1 @@
-//! (filled in by the crate owner)
+//! placeholder

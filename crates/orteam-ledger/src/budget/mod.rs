@@ -1,0 +1,7 @@
+//! Budget enforcement: the in-memory [`engine::BudgetEngine`] shared by both backends, and the
+//! [`Reservation`] guard handed to callers.
+
+pub mod engine;
+mod reservation;
+
+pub use reservation::{Reservation, Settled};

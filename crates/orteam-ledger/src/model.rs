@@ -1,0 +1,380 @@
+//! The ledger's entities: the directory (org, teams, tiers, members, budgets, keys) and the
+//! values handed to callers (auth context, budget status, usage events).
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use orteam_core::{Money, Window};
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+
+/// Which level a budget applies to. A member's spend counts against its own, its team's and its
+/// org's budgets (member ⊂ team ⊂ org).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BudgetScope {
+    Member,
+    Team,
+    Org,
+}
+
+impl BudgetScope {
+    pub const ALL: [BudgetScope; 3] = [BudgetScope::Member, BudgetScope::Team, BudgetScope::Org];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BudgetScope::Member => "member",
+            BudgetScope::Team => "team",
+            BudgetScope::Org => "org",
+        }
+    }
+}
+
+impl fmt::Display for BudgetScope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for BudgetScope {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "member" => Ok(BudgetScope::Member),
+            "team" => Ok(BudgetScope::Team),
+            "org" => Ok(BudgetScope::Org),
+            other => Err(format!("unknown budget scope {other:?}")),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Org {
+    pub id: String,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Team {
+    pub id: String,
+    pub org_id: String,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Which models a tier may use.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind", content = "models")]
+pub enum ModelAccess {
+    /// Every model.
+    All,
+    /// Only the listed model ids (e.g. `openai/gpt-4o-mini`).
+    Allow(Vec<String>),
+}
+
+/// What the gateway does with a request for a model outside the tier's allowlist.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "policy", content = "model")]
+pub enum OnDisallowed {
+    /// Reject the request.
+    Deny,
+    /// Serve it with this model instead.
+    Downgrade(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tier {
+    pub id: String,
+    pub name: String,
+    pub models: ModelAccess,
+    pub on_disallowed: OnDisallowed,
+}
+
+impl Tier {
+    /// Whether `model` is on the tier's allowlist.
+    pub fn allows(&self, model: &str) -> bool {
+        match &self.models {
+            ModelAccess::All => true,
+            ModelAccess::Allow(list) => list.iter().any(|m| m == model),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MemberState {
+    Active,
+    Removed,
+}
+
+impl MemberState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MemberState::Active => "active",
+            MemberState::Removed => "removed",
+        }
+    }
+}
+
+impl FromStr for MemberState {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "active" => Ok(MemberState::Active),
+            "removed" => Ok(MemberState::Removed),
+            other => Err(format!("unknown member state {other:?}")),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    pub id: String,
+    pub display_name: String,
+    pub team_id: String,
+    pub tier_id: String,
+    pub state: MemberState,
+    pub created_at: DateTime<Utc>,
+    pub removed_at: Option<DateTime<Utc>>,
+}
+
+/// Input for [`crate::Ledger::put_member`] (create or update).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewMember {
+    pub id: String,
+    pub display_name: String,
+    pub team_id: String,
+    pub tier_id: String,
+}
+
+/// A spending limit for one scope and window.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Budget {
+    pub scope: BudgetScope,
+    pub scope_id: String,
+    pub window: Window,
+    pub limit: Money,
+}
+
+/// A temporary addition to a budget's limit, gone by itself at `until`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BudgetRaise {
+    pub id: String,
+    pub scope: BudgetScope,
+    pub scope_id: String,
+    pub window: Window,
+    pub amount: Money,
+    pub until: DateTime<Utc>,
+    pub reason: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A member's virtual key as stored: its hash, never the key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VirtualKey {
+    /// The 12-character public id, also the key's id and its visible prefix (`ot-<id>…`).
+    pub id: String,
+    pub member_id: String,
+    pub name: String,
+    /// Hex SHA-256 of the full key.
+    pub key_hash: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub disabled: bool,
+    pub revoked_at: Option<DateTime<Utc>>,
+    /// The key this one replaced (rotation).
+    pub replaces: Option<String>,
+    pub last_used_at: Option<DateTime<Utc>>,
+}
+
+impl VirtualKey {
+    /// What a person sees to recognise the key: `ot-<public id>…`.
+    pub fn display_prefix(&self) -> String {
+        format!("{}{}…", crate::keys::KEY_PREFIX, self.id)
+    }
+}
+
+/// A newly created virtual key. The secret is shown once and never stored.
+#[derive(Debug, Clone)]
+pub struct IssuedKey {
+    pub key: VirtualKey,
+    pub secret: SecretString,
+}
+
+/// A member's upstream OpenRouter key. The secret is never part of this value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpstreamKey {
+    pub id: String,
+    pub member_id: String,
+    pub label: String,
+    /// OpenRouter's hash of the key (how its API identifies keys).
+    pub key_hash: String,
+    /// Whether the encrypted secret is held by the ledger.
+    pub has_secret: bool,
+    pub created_at: DateTime<Utc>,
+    pub disabled: bool,
+}
+
+/// The upstream key the gateway uses for a member.
+#[derive(Debug, Clone)]
+pub struct UpstreamCredential {
+    pub key_id: String,
+    pub key_hash: String,
+    /// Decrypted secret, when the ledger holds it and the process has the encryption key.
+    pub secret: Option<SecretString>,
+}
+
+/// Who a virtual key belongs to and what they may do. Built in memory from the directory
+/// snapshot, so authentication costs no database round trip.
+#[derive(Debug, Clone)]
+pub struct AuthContext {
+    pub key_id: String,
+    pub key_name: String,
+    pub key_expires_at: Option<DateTime<Utc>>,
+    pub member_id: String,
+    pub member_name: String,
+    pub team_id: String,
+    pub org_id: String,
+    pub tier: Arc<Tier>,
+    pub upstream: Option<Arc<UpstreamCredential>>,
+}
+
+/// The state of one budget window.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BudgetStatus {
+    pub scope: BudgetScope,
+    pub scope_id: String,
+    pub window: Window,
+    pub window_start: NaiveDate,
+    pub reset_at: DateTime<Utc>,
+    /// The configured limit.
+    pub base_limit: Money,
+    /// Sum of active raises.
+    pub raised: Money,
+    /// `base_limit + raised`.
+    pub limit: Money,
+    pub spent: Money,
+    /// Held by in-flight reservations (PostgreSQL: leased to gateway instances).
+    pub held: Money,
+    /// `max(limit - spent - held, 0)`.
+    pub remaining: Money,
+}
+
+/// The budget with the least room left for a member.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TightestBudget {
+    pub scope: BudgetScope,
+    pub scope_id: String,
+    pub window: Window,
+    pub remaining: Money,
+    pub reset_at: DateTime<Utc>,
+}
+
+/// How a request ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Ok,
+    /// Streaming stopped early; the cost covers what was delivered.
+    Partial,
+    Failed,
+    /// The cost is an estimate awaiting [`crate::Ledger::correct_cost`].
+    Provisional,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Partial => "partial",
+            Outcome::Failed => "failed",
+            Outcome::Provisional => "provisional",
+        }
+    }
+}
+
+impl FromStr for Outcome {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "ok" => Ok(Outcome::Ok),
+            "partial" => Ok(Outcome::Partial),
+            "failed" => Ok(Outcome::Failed),
+            "provisional" => Ok(Outcome::Provisional),
+            other => Err(format!("unknown outcome {other:?}")),
+        }
+    }
+}
+
+/// What the gateway reports when it settles a reservation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    /// Unique per request; settling the same id twice charges once.
+    pub request_id: String,
+    pub virtual_key_id: Option<String>,
+    pub upstream_key_hash: Option<String>,
+    pub requested_model: String,
+    pub served_model: Option<String>,
+    pub provider: Option<String>,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub reasoning_tokens: u64,
+    pub cached_tokens: u64,
+    /// The exact cost. Recorded in full even if it exceeds the reservation.
+    pub cost: Money,
+    pub generation_id: Option<String>,
+    pub streamed: bool,
+    pub outcome: Outcome,
+    pub latency_ms: u64,
+    /// Attribution title (`X-Title`).
+    pub title: Option<String>,
+}
+
+impl Usage {
+    /// A usage record with only the required fields set (handy in tests and tools).
+    pub fn new(request_id: impl Into<String>, model: impl Into<String>, cost: Money) -> Self {
+        Usage {
+            request_id: request_id.into(),
+            virtual_key_id: None,
+            upstream_key_hash: None,
+            requested_model: model.into(),
+            served_model: None,
+            provider: None,
+            prompt_tokens: 0,
+            completion_tokens: 0,
+            reasoning_tokens: 0,
+            cached_tokens: 0,
+            cost,
+            generation_id: None,
+            streamed: false,
+            outcome: Outcome::Ok,
+            latency_ms: 0,
+            title: None,
+        }
+    }
+}
+
+/// One recorded request. `time` is when the request was reserved: usage counts against the
+/// budget windows that were current when the request started.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsageEvent {
+    pub time: DateTime<Utc>,
+    pub member_id: String,
+    pub team_id: String,
+    pub org_id: String,
+    #[serde(flatten)]
+    pub usage: Usage,
+}
+
+impl UsageEvent {
+    /// The model the cost belongs to: the served model when known, else the requested one.
+    pub fn model(&self) -> &str {
+        self.usage
+            .served_model
+            .as_deref()
+            .unwrap_or(&self.usage.requested_model)
+    }
+}
