@@ -9,5 +9,6 @@
 pub mod policy;
 pub mod pricing;
 pub mod request;
+pub mod response;
 pub mod server;
 pub mod upstream;
