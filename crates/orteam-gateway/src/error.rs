@@ -1,0 +1,215 @@
+//! Every way a gateway request can fail, and the one place each becomes an OpenAI-style error
+//! response: `{"error":{"message","type","code","param"}}` with the matching HTTP status.
+//! Messages are for the member who sent the request: they name what to fix and never carry a
+//! key, a database detail or an internal path.
+
+use axum::body::Body;
+use chrono::{DateTime, Utc};
+use http::{HeaderValue, Response, StatusCode};
+use serde::Serialize;
+
+/// A request the gateway refuses or could not complete.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum GatewayError {
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{message}")]
+    BadRequest {
+        message: String,
+        param: Option<&'static str>,
+    },
+    #[error("model {model:?} is not available to your tier ({tier}); allowed: {}", allowed.join(", "))]
+    ModelNotAllowed {
+        model: String,
+        tier: String,
+        allowed: Vec<String>,
+    },
+    #[error("model {0:?} does not exist in the catalog")]
+    UnknownModel(String),
+    #[error("rate limit reached ({what}); retry in {retry_after_secs} s")]
+    RateLimited {
+        what: &'static str,
+        retry_after_secs: u64,
+    },
+    #[error("{scope} {window} budget exhausted: {detail}; it resets at {reset_at}")]
+    BudgetExhausted {
+        /// `member "alice"`, `team "backend"`, `org "acme"`.
+        scope: String,
+        window: String,
+        detail: String,
+        reset_at: DateTime<Utc>,
+    },
+    #[error("request body is larger than {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("content type must be application/json")]
+    UnsupportedMediaType,
+    #[error("no route for {0}")]
+    NotFound(String),
+    #[error("method not allowed; use {0}")]
+    MethodNotAllowed(&'static str),
+    /// Upstream answered with an error or could not be reached; nothing was charged.
+    #[error("upstream error: {message}")]
+    Upstream { status: StatusCode, message: String },
+    #[error("the gateway is shutting down")]
+    ShuttingDown,
+    /// Something that should not happen; details are logged, not sent.
+    #[error("internal error")]
+    Internal(String),
+}
+
+#[derive(Serialize)]
+struct Envelope<'a> {
+    error: Body_<'a>,
+}
+
+#[derive(Serialize)]
+struct Body_<'a> {
+    message: String,
+    #[serde(rename = "type")]
+    kind: &'a str,
+    code: &'a str,
+    param: Option<&'a str>,
+}
+
+impl GatewayError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            GatewayError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            GatewayError::BadRequest { .. } | GatewayError::UnknownModel(_) => {
+                StatusCode::BAD_REQUEST
+            }
+            GatewayError::ModelNotAllowed { .. } => StatusCode::FORBIDDEN,
+            GatewayError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            GatewayError::BudgetExhausted { .. } => StatusCode::PAYMENT_REQUIRED,
+            GatewayError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            GatewayError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            GatewayError::NotFound(_) => StatusCode::NOT_FOUND,
+            GatewayError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            GatewayError::Upstream { status, .. } => *status,
+            GatewayError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            GatewayError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// OpenAI's `type` and `code`.
+    fn kind_and_code(&self) -> (&'static str, &'static str) {
+        match self {
+            GatewayError::Unauthorized(_) => ("authentication_error", "invalid_api_key"),
+            GatewayError::BadRequest { .. } => ("invalid_request_error", "invalid_request"),
+            GatewayError::UnknownModel(_) => ("invalid_request_error", "model_not_found"),
+            GatewayError::ModelNotAllowed { .. } => ("permission_error", "model_not_allowed"),
+            GatewayError::RateLimited { .. } => ("rate_limit_error", "rate_limit_exceeded"),
+            GatewayError::BudgetExhausted { .. } => ("insufficient_quota", "budget_exceeded"),
+            GatewayError::PayloadTooLarge { .. } => ("invalid_request_error", "payload_too_large"),
+            GatewayError::UnsupportedMediaType => {
+                ("invalid_request_error", "unsupported_media_type")
+            }
+            GatewayError::NotFound(_) => ("invalid_request_error", "not_found"),
+            GatewayError::MethodNotAllowed(_) => ("invalid_request_error", "method_not_allowed"),
+            GatewayError::Upstream { .. } => ("upstream_error", "upstream_error"),
+            GatewayError::ShuttingDown => ("server_error", "shutting_down"),
+            GatewayError::Internal(_) => ("server_error", "internal_error"),
+        }
+    }
+
+    fn param(&self) -> Option<&'static str> {
+        match self {
+            GatewayError::BadRequest { param, .. } => *param,
+            GatewayError::UnknownModel(_) | GatewayError::ModelNotAllowed { .. } => Some("model"),
+            _ => None,
+        }
+    }
+
+    /// The metric label for this error.
+    pub fn code(&self) -> &'static str {
+        self.kind_and_code().1
+    }
+
+    /// The HTTP response a client sees.
+    pub fn to_response(&self) -> Response<Body> {
+        if let GatewayError::Internal(detail) = self {
+            tracing::error!(detail = %detail, "internal gateway error");
+        }
+        let (kind, code) = self.kind_and_code();
+        let envelope = Envelope {
+            error: Body_ {
+                message: self.to_string(),
+                kind,
+                code,
+                param: self.param(),
+            },
+        };
+        let bytes = serde_json::to_vec(&envelope).unwrap_or_else(|_| {
+            br#"{"error":{"message":"internal error","type":"server_error","code":"internal_error","param":null}}"#.to_vec()
+        });
+        let mut resp = Response::new(Body::from(bytes));
+        *resp.status_mut() = self.status();
+        let headers = resp.headers_mut();
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        if let GatewayError::RateLimited {
+            retry_after_secs, ..
+        } = self
+        {
+            headers.insert(http::header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+        }
+        if matches!(self, GatewayError::Unauthorized(_)) {
+            headers.insert(
+                http::header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer"),
+            );
+        }
+        resp
+    }
+}
+
+impl From<crate::request::RequestError> for GatewayError {
+    fn from(e: crate::request::RequestError) -> Self {
+        GatewayError::BadRequest {
+            message: e.message,
+            param: e.param,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    async fn json(e: GatewayError) -> (StatusCode, serde_json::Value, http::HeaderMap) {
+        let resp = e.to_response();
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        (status, serde_json::from_slice(&bytes).unwrap(), headers)
+    }
+
+    #[tokio::test]
+    async fn openai_shaped_errors() {
+        let (s, v, _) = json(GatewayError::BadRequest {
+            message: "`model` is required".into(),
+            param: Some("model"),
+        })
+        .await;
+        assert_eq!(s, 400);
+        assert_eq!(v["error"]["type"], "invalid_request_error");
+        assert_eq!(v["error"]["param"], "model");
+
+        let (s, v, h) = json(GatewayError::RateLimited {
+            what: "requests per minute",
+            retry_after_secs: 7,
+        })
+        .await;
+        assert_eq!(s, 429);
+        assert_eq!(h[http::header::RETRY_AFTER], "7");
+        assert_eq!(v["error"]["code"], "rate_limit_exceeded");
+
+        let (s, v, _) = json(GatewayError::Internal("db said: password=hunter2".into())).await;
+        assert_eq!(s, 500);
+        assert!(!v.to_string().contains("hunter2"));
+    }
+}
