@@ -154,7 +154,10 @@ impl GatewayError {
             retry_after_secs, ..
         } = self
         {
-            headers.insert(http::header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+            headers.insert(
+                http::header::RETRY_AFTER,
+                HeaderValue::from(*retry_after_secs),
+            );
         }
         if matches!(self, GatewayError::Unauthorized(_)) {
             headers.insert(

@@ -9,6 +9,7 @@
 pub mod error;
 pub mod policy;
 pub mod pricing;
+pub mod ratelimit;
 pub mod request;
 pub mod response;
 pub mod server;
