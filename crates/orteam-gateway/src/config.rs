@@ -1,0 +1,256 @@
+//! `orteam serve` settings: a TOML file (`orteam.toml`), overridden by environment variables,
+//! overridden by flags (the CLI applies the flags). Everything has a default except the shared
+//! upstream key, which only matters for members in shared-upstream mode.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use secrecy::SecretString;
+use serde::Deserialize;
+
+/// Environment variables the gateway reads.
+pub mod env {
+    pub const ORTEAM_ADMIN_TOKEN: &str = "ORTEAM_ADMIN_TOKEN";
+    pub const ORTEAM_DATABASE_URL: &str = "ORTEAM_DATABASE_URL";
+    pub const OPENROUTER_BASE_URL: &str = "OPENROUTER_BASE_URL";
+    /// The team's shared OpenRouter (inference) key.
+    pub const OPENROUTER_API_KEY: &str = "OPENROUTER_API_KEY";
+    /// The management key, for catalog-independent management calls and provisioned keys.
+    pub const OPENROUTER_PROVISIONING_KEY: &str = "OPENROUTER_PROVISIONING_KEY";
+}
+
+/// Why the configuration is unusable.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// The file as written; every field optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<SocketAddr>,
+    workers: Option<usize>,
+    database_url: Option<String>,
+    #[serde(default)]
+    upstream: FileUpstream,
+    #[serde(default)]
+    attribution: FileAttribution,
+    #[serde(default)]
+    limits: FileLimits,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileUpstream {
+    base_url: Option<String>,
+    first_byte_timeout: Option<String>,
+    retry_deadline: Option<String>,
+    catalog_refresh: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileAttribution {
+    title: Option<String>,
+    referer: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileLimits {
+    max_body_bytes: Option<usize>,
+    min_answer_tokens: Option<u64>,
+    default_max_tokens: Option<u64>,
+    drain: Option<String>,
+}
+
+/// Validated gateway settings.
+#[derive(Clone)]
+pub struct GatewayConfig {
+    pub listen: SocketAddr,
+    /// Worker threads (default: the number of cores).
+    pub workers: usize,
+    pub database_url: String,
+    pub upstream_base_url: String,
+    /// The team's shared OpenRouter key (members in shared-upstream mode).
+    pub upstream_key: Option<SecretString>,
+    pub admin_token: Option<SecretString>,
+    /// Time allowed for upstream to start answering, including retries of 429/5xx.
+    pub first_byte_timeout: Duration,
+    pub retry_deadline: Duration,
+    pub catalog_refresh: Duration,
+    pub attribution_title: String,
+    pub attribution_referer: Option<String>,
+    pub max_body_bytes: usize,
+    /// Below this many affordable completion tokens a request is refused with 402.
+    pub min_answer_tokens: u64,
+    /// `max_tokens` when the client gave none and the catalog knows no limit.
+    pub default_max_tokens: u64,
+    /// Graceful shutdown: how long open requests and streams may take to finish.
+    pub drain: Duration,
+}
+
+impl std::fmt::Debug for GatewayConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GatewayConfig")
+            .field("listen", &self.listen)
+            .field("workers", &self.workers)
+            .field("upstream_base_url", &self.upstream_base_url)
+            .field(
+                "upstream_key",
+                &self.upstream_key.as_ref().map(|_| "[redacted]"),
+            )
+            .field(
+                "admin_token",
+                &self.admin_token.as_ref().map(|_| "[redacted]"),
+            )
+            .field("max_body_bytes", &self.max_body_bytes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl GatewayConfig {
+    /// Defaults, then the file (if any), then the environment (`lookup` is `std::env::var`
+    /// in production and a map in tests).
+    pub fn load(
+        file: Option<&Path>,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let parsed = match file {
+            None => FileConfig::default(),
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.display().to_string(),
+                    source,
+                })?;
+                toml::from_str(&text).map_err(|e| ConfigError::Parse {
+                    path: path.display().to_string(),
+                    message: e.to_string(),
+                })?
+            }
+        };
+        let duration = |field: &str, v: Option<String>, default: Duration| match v {
+            None => Ok(default),
+            Some(text) => humantime::parse_duration(&text)
+                .map_err(|e| ConfigError::Invalid(format!("{field} = {text:?}: {e}"))),
+        };
+        let nonempty = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let workers = parsed
+            .workers
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+        if workers == 0 || workers > 256 {
+            return Err(ConfigError::Invalid(format!(
+                "workers = {workers}: must be between 1 and 256"
+            )));
+        }
+        let max_body_bytes = parsed.limits.max_body_bytes.unwrap_or(4 * 1024 * 1024);
+        if max_body_bytes < 1024 {
+            return Err(ConfigError::Invalid(
+                "limits.max_body_bytes must be at least 1024".into(),
+            ));
+        }
+        let upstream_base_url = nonempty(env::OPENROUTER_BASE_URL)
+            .or(parsed.upstream.base_url)
+            .unwrap_or_else(|| "https://openrouter.ai/api/v1".into());
+        if !(upstream_base_url.starts_with("http://") || upstream_base_url.starts_with("https://"))
+        {
+            return Err(ConfigError::Invalid(format!(
+                "upstream base URL {upstream_base_url:?} must start with http:// or https://"
+            )));
+        }
+        Ok(GatewayConfig {
+            listen: parsed
+                .listen
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
+            workers,
+            database_url: nonempty(env::ORTEAM_DATABASE_URL)
+                .or(parsed.database_url)
+                .unwrap_or_else(|| "sqlite://orteam.db".into()),
+            upstream_base_url,
+            upstream_key: nonempty(env::OPENROUTER_API_KEY).map(SecretString::from),
+            admin_token: nonempty(env::ORTEAM_ADMIN_TOKEN).map(SecretString::from),
+            first_byte_timeout: duration(
+                "upstream.first_byte_timeout",
+                parsed.upstream.first_byte_timeout,
+                Duration::from_secs(120),
+            )?,
+            retry_deadline: duration(
+                "upstream.retry_deadline",
+                parsed.upstream.retry_deadline,
+                Duration::from_secs(10),
+            )?,
+            catalog_refresh: duration(
+                "upstream.catalog_refresh",
+                parsed.upstream.catalog_refresh,
+                Duration::from_secs(600),
+            )?,
+            attribution_title: parsed.attribution.title.unwrap_or_else(|| "orteam".into()),
+            attribution_referer: parsed.attribution.referer,
+            max_body_bytes,
+            min_answer_tokens: parsed.limits.min_answer_tokens.unwrap_or(16).max(1),
+            default_max_tokens: parsed.limits.default_max_tokens.unwrap_or(4096).max(1),
+            drain: duration("limits.drain", parsed.limits.drain, Duration::from_secs(30))?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    #[test]
+    fn env_overrides_file_and_secrets_stay_hidden() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("orteam.toml");
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:9999\"\ndatabase_url = \"sqlite://a.db\"\n[upstream]\nbase_url = \"http://file/api/v1\"\nfirst_byte_timeout = \"5s\"\n[limits]\nmax_body_bytes = 2048\n",
+        )
+        .unwrap();
+        let env: HashMap<&str, &str> = [
+            ("ORTEAM_DATABASE_URL", "postgres://x/y"),
+            ("OPENROUTER_API_KEY", "sk-or-v1-secret-value"),
+            ("ORTEAM_ADMIN_TOKEN", "admintoken"),
+        ]
+        .into();
+        let c = GatewayConfig::load(Some(&path), |k| env.get(k).map(|v| v.to_string())).unwrap();
+        assert_eq!(c.listen.port(), 9999);
+        assert_eq!(c.database_url, "postgres://x/y");
+        assert_eq!(c.upstream_base_url, "http://file/api/v1");
+        assert_eq!(c.first_byte_timeout, Duration::from_secs(5));
+        assert_eq!(c.max_body_bytes, 2048);
+        let debug = format!("{c:?}");
+        assert!(
+            !debug.contains("secret-value") && !debug.contains("admintoken"),
+            "{debug}"
+        );
+    }
+
+    #[test]
+    fn bad_files_say_what_is_wrong() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("orteam.toml");
+        std::fs::write(&path, "listn = \"x\"\n").unwrap();
+        let e = GatewayConfig::load(Some(&path), |_| None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("listn"), "{e}");
+        std::fs::write(&path, "[upstream]\nfirst_byte_timeout = \"soon\"\n").unwrap();
+        let e = GatewayConfig::load(Some(&path), |_| None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("first_byte_timeout"), "{e}");
+    }
+}
