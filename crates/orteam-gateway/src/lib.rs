@@ -6,6 +6,7 @@
 //! [`request`] (parse only the fields we need) → [`policy`] (tier allowlist, downgrade) →
 //! [`pricing`] (worst-case cost, budget-aware max_tokens) → … (reserve, forward, settle).
 
+pub mod catalog;
 pub mod config;
 pub mod error;
 pub mod policy;

@@ -1,0 +1,118 @@
+//! The price table: upstream's `/models`, fetched at start and refreshed periodically.
+//!
+//! A model missing from the table is never treated as free: the gateway refreshes the table
+//! once (at most every [`MISS_REFRESH_INTERVAL`]) and refuses the request if the model is still
+//! unknown.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use orteam_core::Money;
+use orteam_openrouter::types::models::Model;
+use parking_lot::{Mutex, RwLock};
+
+use crate::pricing::ModelPrice;
+
+/// How often an unknown model may trigger a refresh.
+pub const MISS_REFRESH_INTERVAL: Duration = Duration::from_secs(30);
+
+/// A snapshot of the catalog: model id (and canonical slug) → prices.
+#[derive(Debug, Default)]
+pub struct PriceTable {
+    prices: HashMap<String, Arc<ModelPrice>>,
+    /// Model ids in catalog order, for `GET /v1/models`.
+    pub models: Vec<Model>,
+}
+
+impl PriceTable {
+    pub fn from_models(models: Vec<Model>) -> Self {
+        let mut prices = HashMap::with_capacity(models.len() * 2);
+        for m in &models {
+            let p = &m.pricing;
+            // Reasoning tokens are completion tokens; if upstream prices them apart, hold the
+            // dearer rate so the worst case stays a bound.
+            let completion = match p.internal_reasoning {
+                Some(r) if r > p.completion => r,
+                _ => p.completion,
+            };
+            let price = Arc::new(ModelPrice {
+                prompt: p.prompt,
+                completion,
+                request: p.request.unwrap_or(Money::ZERO),
+                max_completion_tokens: m
+                    .top_provider
+                    .as_ref()
+                    .and_then(|t| t.max_completion_tokens),
+                context_length: m.context_length,
+            });
+            if let Some(slug) = &m.canonical_slug {
+                prices.insert(slug.clone(), price.clone());
+            }
+            prices.insert(m.id.clone(), price);
+        }
+        PriceTable { prices, models }
+    }
+
+    pub fn get(&self, model: &str) -> Option<Arc<ModelPrice>> {
+        self.prices.get(model).cloned()
+    }
+
+    pub fn len(&self) -> usize {
+        self.models.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.models.is_empty()
+    }
+}
+
+/// The live catalog shared by all workers.
+#[derive(Debug)]
+pub struct Catalog {
+    table: RwLock<Arc<PriceTable>>,
+    client: orteam_openrouter::Client,
+    last_miss_refresh: Mutex<Option<Instant>>,
+}
+
+impl Catalog {
+    pub fn new(client: orteam_openrouter::Client) -> Self {
+        Catalog {
+            table: RwLock::new(Arc::new(PriceTable::default())),
+            client,
+            last_miss_refresh: Mutex::new(None),
+        }
+    }
+
+    pub fn snapshot(&self) -> Arc<PriceTable> {
+        self.table.read().clone()
+    }
+
+    /// Fetches `/models` and swaps the table in.
+    pub async fn refresh(&self) -> Result<usize, orteam_openrouter::ClientError> {
+        let list = self.client.models(&Default::default()).await?;
+        let table = Arc::new(PriceTable::from_models(list.data));
+        let n = table.len();
+        *self.table.write() = table;
+        Ok(n)
+    }
+
+    /// The price of `model`, refreshing once if it is unknown.
+    pub async fn price(&self, model: &str) -> Option<Arc<ModelPrice>> {
+        if let Some(p) = self.table.read().get(model) {
+            return Some(p);
+        }
+        let due = {
+            let mut last = self.last_miss_refresh.lock();
+            let due = last.is_none_or(|t| t.elapsed() >= MISS_REFRESH_INTERVAL);
+            if due {
+                *last = Some(Instant::now());
+            }
+            due
+        };
+        if due && let Err(err) = self.refresh().await {
+            tracing::warn!(%err, "catalog refresh after an unknown model failed");
+        }
+        self.table.read().get(model)
+    }
+}
