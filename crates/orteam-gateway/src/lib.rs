@@ -9,6 +9,7 @@
 pub mod catalog;
 pub mod config;
 pub mod error;
+pub mod metrics;
 pub mod policy;
 pub mod pricing;
 pub mod ratelimit;
