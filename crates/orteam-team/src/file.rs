@@ -825,6 +825,17 @@ key = { rotate_every = "30d" }
     }
 
     #[test]
+    fn the_documented_example_is_valid() {
+        let doc = include_str!("../../../docs/team-file.md");
+        let start = doc.find("```toml\n").unwrap() + 8;
+        let end = start + doc[start..].find("```").unwrap();
+        let t = p(&doc[start..end]).unwrap();
+        assert_eq!(t.members.len(), 2);
+        assert_eq!(t.member("bob").unwrap().team, "backend");
+        assert_eq!(t.alerts.as_ref().unwrap().thresholds, vec![50, 80, 100]);
+    }
+
+    #[test]
     fn downgrade_needs_a_target_in_the_list() {
         let text = EXAMPLE.replace(
             "downgrade_to = \"openai/gpt-4o-mini\"",
