@@ -16,4 +16,5 @@ pub mod ratelimit;
 pub mod request;
 pub mod response;
 pub mod server;
+pub mod stream_body;
 pub mod upstream;
