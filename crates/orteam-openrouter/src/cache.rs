@@ -121,7 +121,14 @@ mod tests {
         for p in ["/credits", "/key", "/keys", "/keys/abc"] {
             assert!(is_cacheable_path(p), "{p}");
         }
-        for p in ["/generation", "/activity", "/models", "/guardrails", "/keys/abc/x", "/keys/"] {
+        for p in [
+            "/generation",
+            "/activity",
+            "/models",
+            "/guardrails",
+            "/keys/abc/x",
+            "/keys/",
+        ] {
             assert!(!is_cacheable_path(p), "{p}");
         }
     }
@@ -155,7 +162,11 @@ mod tests {
     #[test]
     fn entries_expire() {
         let c = ResponseCache::new(Duration::ZERO, BASE);
-        c.insert(&format!("{BASE}/credits"), Bytes::from_static(b"c"), c.epoch());
+        c.insert(
+            &format!("{BASE}/credits"),
+            Bytes::from_static(b"c"),
+            c.epoch(),
+        );
         assert!(c.get(&format!("{BASE}/credits")).is_none());
     }
 }

@@ -23,8 +23,7 @@ use crate::types::credits::Credits;
 use crate::types::generation::Generation;
 use crate::types::guardrails::{
     AssignedCount, CreateGuardrailRequest, Guardrail, KeyAssignment, KeyHashes,
-    ListGuardrailsParams, MemberAssignment, MemberUserIds, UnassignedCount,
-    UpdateGuardrailRequest,
+    ListGuardrailsParams, MemberAssignment, MemberUserIds, UnassignedCount, UpdateGuardrailRequest,
 };
 use crate::types::keys::{
     CreateKeyRequest, CreatedKey, Key, KeyInfo, ListKeysParams, UpdateKeyRequest,
@@ -192,13 +191,13 @@ impl ClientBuilder {
                 .unwrap_or_else(|| DEFAULT_BASE_URL.to_owned()),
         };
         let base = base.trim().trim_end_matches('/').to_owned();
-        let parsed = Url::parse(&base).map_err(|e| {
-            ErrorKind::InvalidRequest(format!("invalid base URL {base:?}: {e}"))
-        })?;
+        let parsed = Url::parse(&base)
+            .map_err(|e| ErrorKind::InvalidRequest(format!("invalid base URL {base:?}: {e}")))?;
         if !matches!(parsed.scheme(), "http" | "https") || parsed.cannot_be_a_base() {
-            return Err(
-                ErrorKind::InvalidRequest(format!("invalid base URL {base:?}: not http(s)")).into(),
-            );
+            return Err(ErrorKind::InvalidRequest(format!(
+                "invalid base URL {base:?}: not http(s)"
+            ))
+            .into());
         }
         let mut default_headers = HeaderMap::new();
         for (name, value) in [("http-referer", &self.referer), ("x-title", &self.title)] {
@@ -413,8 +412,10 @@ impl Client {
     }
 
     fn url(&self, call: &Call) -> Result<Url, ClientError> {
-        let mut url = Url::parse(&format!("{}{}", self.inner.shared.base, call.path))
-            .map_err(|e| ErrorKind::InvalidRequest(format!("invalid URL for {}: {e}", call.path)))?;
+        let mut url =
+            Url::parse(&format!("{}{}", self.inner.shared.base, call.path)).map_err(|e| {
+                ErrorKind::InvalidRequest(format!("invalid URL for {}: {e}", call.path))
+            })?;
         if !call.query.is_empty() {
             url.query_pairs_mut()
                 .extend_pairs(call.query.iter().map(|(k, v)| (k.as_str(), v.as_str())));
@@ -532,7 +533,9 @@ impl Client {
                 Err(e) => {
                     let kind = self.transport(endpoint.clone(), &e);
                     if !call.idempotency.retries_transport(e.is_connect()) {
-                        return Err(ClientError::new(kind).with_attempts(retries, started.elapsed()));
+                        return Err(
+                            ClientError::new(kind).with_attempts(retries, started.elapsed())
+                        );
                     }
                     (kind, None, None)
                 }
@@ -542,10 +545,9 @@ impl Client {
                     if status.is_success() {
                         if stream {
                             let ct = header_string(&headers, "content-type");
-                            if ct
-                                .as_deref()
-                                .is_some_and(|c| c.to_ascii_lowercase().starts_with("text/event-stream"))
-                            {
+                            if ct.as_deref().is_some_and(|c| {
+                                c.to_ascii_lowercase().starts_with("text/event-stream")
+                            }) {
                                 return Ok(Attempt::Stream {
                                     response: resp,
                                     retries,
@@ -554,16 +556,23 @@ impl Client {
                             }
                             let body = resp.bytes().await.unwrap_or_default();
                             let api = self.api_error(endpoint.clone(), status, &headers, &body);
-                            let kind = match (&api.body, api.code.as_ref().and_then(ErrorCode::as_status)) {
-                                (Some(b), Some(code)) if b.get("error").is_some() => {
-                                    ErrorKind::Api(ApiError { status: code, ..api })
-                                }
-                                _ => ErrorKind::NotEventStream {
-                                    endpoint: endpoint.clone(),
-                                    content_type: ct,
-                                },
-                            };
-                            return Err(ClientError::new(kind).with_attempts(retries, started.elapsed()));
+                            let kind =
+                                match (&api.body, api.code.as_ref().and_then(ErrorCode::as_status))
+                                {
+                                    (Some(b), Some(code)) if b.get("error").is_some() => {
+                                        ErrorKind::Api(ApiError {
+                                            status: code,
+                                            ..api
+                                        })
+                                    }
+                                    _ => ErrorKind::NotEventStream {
+                                        endpoint: endpoint.clone(),
+                                        content_type: ct,
+                                    },
+                                };
+                            return Err(
+                                ClientError::new(kind).with_attempts(retries, started.elapsed())
+                            );
                         }
                         match resp.bytes().await {
                             Ok(body) => {
@@ -590,7 +599,9 @@ impl Client {
                         let retry_after = api.retry_after;
                         let kind = ErrorKind::Api(api);
                         if !call.idempotency.retries_status(status.as_u16()) {
-                            return Err(ClientError::new(kind).with_attempts(retries, started.elapsed()));
+                            return Err(
+                                ClientError::new(kind).with_attempts(retries, started.elapsed())
+                            );
                         }
                         (kind, Some(status.as_u16()), retry_after)
                     }
@@ -649,8 +660,8 @@ impl Client {
         }
         let epoch = cache.map(ResponseCache::epoch);
         let result = self.execute(&call, false).await;
-        let is_keys_write = call.method != Method::GET
-            && (call.path == "/keys" || call.path.starts_with("/keys/"));
+        let is_keys_write =
+            call.method != Method::GET && (call.path == "/keys" || call.path.starts_with("/keys/"));
         if is_keys_write && let Some(c) = &self.inner.cache {
             // Also after a failure: the write may have been applied.
             c.invalidate_keys();
@@ -699,11 +710,15 @@ impl Client {
 
     /// `GET /keys`: one page (100 keys, newest first). Cached.
     pub async fn list_keys(&self, params: &ListKeysParams) -> Result<Vec<Key>, ClientError> {
-        self.call_data(Call::get("/keys").query(params.query())).await
+        self.call_data(Call::get("/keys").query(params.query()))
+            .await
     }
 
     /// Every key, paging `GET /keys` by `offset` until an empty page (deduplicated by hash).
-    pub async fn list_all_keys(&self, include_disabled: Option<bool>) -> Result<Vec<Key>, ClientError> {
+    pub async fn list_all_keys(
+        &self,
+        include_disabled: Option<bool>,
+    ) -> Result<Vec<Key>, ClientError> {
         let mut all: Vec<Key> = Vec::new();
         let mut seen = std::collections::HashSet::new();
         let mut offset: u32 = 0;
@@ -803,7 +818,11 @@ impl Client {
     }
 
     /// `GET /models/{author}/{slug}/endpoints`.
-    pub async fn model_endpoints(&self, author: &str, slug: &str) -> Result<ModelEndpoints, ClientError> {
+    pub async fn model_endpoints(
+        &self,
+        author: &str,
+        slug: &str,
+    ) -> Result<ModelEndpoints, ClientError> {
         self.call_data(Call::get(format!(
             "/models/{}/{}/endpoints",
             encode_segment(author),
@@ -813,7 +832,10 @@ impl Client {
     }
 
     /// [`model_endpoints`](Self::model_endpoints) for an id such as `openai/gpt-4o`.
-    pub async fn model_endpoints_by_id(&self, model_id: &str) -> Result<ModelEndpoints, ClientError> {
+    pub async fn model_endpoints_by_id(
+        &self,
+        model_id: &str,
+    ) -> Result<ModelEndpoints, ClientError> {
         let (author, slug) = model_id.split_once('/').ok_or_else(|| {
             ErrorKind::InvalidRequest(format!("model id {model_id:?} is not author/slug"))
         })?;
@@ -833,12 +855,19 @@ impl Client {
     // ---------------------------------------------------------------- guardrails
 
     /// `GET /guardrails`. Never cached.
-    pub async fn list_guardrails(&self, params: &ListGuardrailsParams) -> Result<Page<Guardrail>, ClientError> {
-        self.call(Call::get("/guardrails").query(params.query())).await
+    pub async fn list_guardrails(
+        &self,
+        params: &ListGuardrailsParams,
+    ) -> Result<Page<Guardrail>, ClientError> {
+        self.call(Call::get("/guardrails").query(params.query()))
+            .await
     }
 
     /// `POST /guardrails`. Retried on 429 only, like [`create_key`](Self::create_key).
-    pub async fn create_guardrail(&self, req: &CreateGuardrailRequest) -> Result<Guardrail, ClientError> {
+    pub async fn create_guardrail(
+        &self,
+        req: &CreateGuardrailRequest,
+    ) -> Result<Guardrail, ClientError> {
         self.call_data(Call::new(Method::POST, "/guardrails", Idempotency::Create).json(req)?)
             .await
     }
@@ -874,7 +903,12 @@ impl Client {
         .await
     }
 
-    fn assignment_call<B: Serialize>(&self, id: &str, tail: &str, body: &B) -> Result<Call, ClientError> {
+    fn assignment_call<B: Serialize>(
+        &self,
+        id: &str,
+        tail: &str,
+        body: &B,
+    ) -> Result<Call, ClientError> {
         Call::new(
             Method::POST,
             format!("/guardrails/{}/assignments/{tail}", encode_segment(id)),
@@ -884,7 +918,11 @@ impl Client {
     }
 
     /// `POST /guardrails/{id}/assignments/keys` `{key_hashes}`.
-    pub async fn assign_keys(&self, id: &str, key_hashes: &[String]) -> Result<AssignedCount, ClientError> {
+    pub async fn assign_keys(
+        &self,
+        id: &str,
+        key_hashes: &[String],
+    ) -> Result<AssignedCount, ClientError> {
         let body = KeyHashes {
             key_hashes: key_hashes.to_vec(),
         };
@@ -892,7 +930,11 @@ impl Client {
     }
 
     /// `POST /guardrails/{id}/assignments/keys/remove` `{key_hashes}`.
-    pub async fn unassign_keys(&self, id: &str, key_hashes: &[String]) -> Result<UnassignedCount, ClientError> {
+    pub async fn unassign_keys(
+        &self,
+        id: &str,
+        key_hashes: &[String],
+    ) -> Result<UnassignedCount, ClientError> {
         let body = KeyHashes {
             key_hashes: key_hashes.to_vec(),
         };
@@ -901,7 +943,11 @@ impl Client {
     }
 
     /// `POST /guardrails/{id}/assignments/members` `{member_user_ids}`.
-    pub async fn assign_members(&self, id: &str, user_ids: &[String]) -> Result<AssignedCount, ClientError> {
+    pub async fn assign_members(
+        &self,
+        id: &str,
+        user_ids: &[String],
+    ) -> Result<AssignedCount, ClientError> {
         let body = MemberUserIds {
             member_user_ids: user_ids.to_vec(),
         };
@@ -922,13 +968,19 @@ impl Client {
     }
 
     /// `GET /guardrails/assignments/keys`: every key assignment.
-    pub async fn key_assignments(&self, page: &Pagination) -> Result<Page<KeyAssignment>, ClientError> {
+    pub async fn key_assignments(
+        &self,
+        page: &Pagination,
+    ) -> Result<Page<KeyAssignment>, ClientError> {
         self.call(Call::get("/guardrails/assignments/keys").query(page.query()))
             .await
     }
 
     /// `GET /guardrails/assignments/members`: every member assignment.
-    pub async fn member_assignments(&self, page: &Pagination) -> Result<Page<MemberAssignment>, ClientError> {
+    pub async fn member_assignments(
+        &self,
+        page: &Pagination,
+    ) -> Result<Page<MemberAssignment>, ClientError> {
         self.call(Call::get("/guardrails/assignments/members").query(page.query()))
             .await
     }
@@ -940,8 +992,11 @@ impl Client {
         page: &Pagination,
     ) -> Result<Page<KeyAssignment>, ClientError> {
         self.call(
-            Call::get(format!("/guardrails/{}/assignments/keys", encode_segment(id)))
-                .query(page.query()),
+            Call::get(format!(
+                "/guardrails/{}/assignments/keys",
+                encode_segment(id)
+            ))
+            .query(page.query()),
         )
         .await
     }
@@ -953,8 +1008,11 @@ impl Client {
         page: &Pagination,
     ) -> Result<Page<MemberAssignment>, ClientError> {
         self.call(
-            Call::get(format!("/guardrails/{}/assignments/members", encode_segment(id)))
-                .query(page.query()),
+            Call::get(format!(
+                "/guardrails/{}/assignments/members",
+                encode_segment(id)
+            ))
+            .query(page.query()),
         )
         .await
     }
@@ -962,7 +1020,10 @@ impl Client {
     // ---------------------------------------------------------------- organization
 
     /// `GET /organization/members`.
-    pub async fn organization_members(&self, page: &Pagination) -> Result<Page<OrgMember>, ClientError> {
+    pub async fn organization_members(
+        &self,
+        page: &Pagination,
+    ) -> Result<Page<OrgMember>, ClientError> {
         self.call(Call::get("/organization/members").query(page.query()))
             .await
     }
@@ -975,7 +1036,8 @@ impl Client {
     pub async fn chat(&self, req: &ChatRequest) -> Result<ChatCompletion, ClientError> {
         let mut req = req.clone();
         req.stream = Some(false);
-        let call = Call::new(Method::POST, "/chat/completions", Idempotency::Completion).json(&req)?;
+        let call =
+            Call::new(Method::POST, "/chat/completions", Idempotency::Completion).json(&req)?;
         let endpoint = call.endpoint();
         let ex = self.exchange(call).await?;
         let response: ChatResponse = self.decode(&endpoint, &ex)?;
@@ -995,7 +1057,8 @@ impl Client {
     pub async fn chat_stream(&self, req: &ChatRequest) -> Result<ChatStream, ClientError> {
         let mut req = req.clone();
         req.stream = Some(true);
-        let call = Call::new(Method::POST, "/chat/completions", Idempotency::Completion).json(&req)?;
+        let call =
+            Call::new(Method::POST, "/chat/completions", Idempotency::Completion).json(&req)?;
         match self.execute(&call, true).await? {
             Attempt::Stream {
                 response,
@@ -1012,7 +1075,9 @@ impl Client {
                     started,
                 ))
             }
-            Attempt::Buffered(_) => Err(ErrorKind::InvalidRequest("unexpected buffered response".into()).into()),
+            Attempt::Buffered(_) => {
+                Err(ErrorKind::InvalidRequest("unexpected buffered response".into()).into())
+            }
         }
     }
 }

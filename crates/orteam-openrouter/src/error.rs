@@ -218,9 +218,8 @@ impl ClientError {
     pub fn generation_id(&self) -> Option<&str> {
         match &*self.kind {
             ErrorKind::Api(e) => e.generation_id.as_deref(),
-            ErrorKind::Stream { generation_id, .. } | ErrorKind::StreamEnded { generation_id, .. } => {
-                generation_id.as_deref()
-            }
+            ErrorKind::Stream { generation_id, .. }
+            | ErrorKind::StreamEnded { generation_id, .. } => generation_id.as_deref(),
             _ => None,
         }
     }
@@ -315,7 +314,11 @@ impl fmt::Display for ClientError {
                 f,
                 "request failed after {} {} in {:.1}s",
                 self.retries,
-                if self.retries == 1 { "retry" } else { "retries" },
+                if self.retries == 1 {
+                    "retry"
+                } else {
+                    "retries"
+                },
                 self.elapsed.as_secs_f64()
             )
         } else {
@@ -401,7 +404,10 @@ mod tests {
         let key = "sk-or-v1-0123456789abcdef";
         let s = scrub(&format!("bad key {key}, other sk-or-v1-ffff\"x"), Some(key));
         assert_eq!(s, "bad key [REDACTED], other [REDACTED]\"x");
-        assert_eq!(scrub("opaque-key here", Some("opaque-key")), "[REDACTED] here");
+        assert_eq!(
+            scrub("opaque-key here", Some("opaque-key")),
+            "[REDACTED] here"
+        );
         assert_eq!(scrub("nothing", None), "nothing");
     }
 
@@ -418,11 +424,17 @@ mod tests {
             generation_id: None,
         });
         let e = ClientError::new(kind);
-        assert_eq!(e.to_string(), "OpenRouter returned 503 for GET /credits: down");
+        assert_eq!(
+            e.to_string(),
+            "OpenRouter returned 503 for GET /credits: down"
+        );
         let e = e.with_attempts(3, Duration::from_millis(4200));
         assert_eq!(e.to_string(), "request failed after 3 retries in 4.2s");
         let src = std::error::Error::source(&e).map(|s| s.to_string());
-        assert_eq!(src.as_deref(), Some("OpenRouter returned 503 for GET /credits: down"));
+        assert_eq!(
+            src.as_deref(),
+            Some("OpenRouter returned 503 for GET /credits: down")
+        );
         assert!(e.is_retryable());
         assert_eq!(e.category(), ErrorCategory::Server);
     }
@@ -441,10 +453,18 @@ mod tests {
                 generation_id: None,
             }))
         };
-        assert!(mk(403, "Only management keys can perform this operation").is_management_key_required());
+        assert!(
+            mk(403, "Only management keys can perform this operation").is_management_key_required()
+        );
         assert!(mk(403, "Key limit exceeded (daily limit)").is_key_limit_exceeded());
         assert!(!mk(403, "Key limit exceeded (daily limit)").is_management_key_required());
-        assert!(mk(402, "Insufficient credits. Add more using https://openrouter.ai/credits").is_insufficient_credits());
+        assert!(
+            mk(
+                402,
+                "Insufficient credits. Add more using https://openrouter.ai/credits"
+            )
+            .is_insufficient_credits()
+        );
         assert!(mk(403, "Request blocked: pattern").is_guardrail_block());
         assert!(!mk(400, "x").is_retryable());
         assert!(mk(429, "x").is_retryable());

@@ -48,6 +48,9 @@
 //! - 400, 401, 402, 403, 404, 408, 413, 422 and every other 4xx are **never retried**.
 //! - With `RetryPolicy::none()` nothing is retried.
 //!
+//! A `DELETE` whose first attempt was applied but whose response was lost (5xx or a broken
+//! connection) answers 404 on the retry; the error then has `retries() > 0`.
+//!
 //! Every error reports its retry count and elapsed time ([`ClientError::retries`],
 //! [`ClientError::elapsed`]). Retries are counted in [`Client::retry_count`] (an `AtomicU64`
 //! shared by clones, injectable with [`ClientBuilder::retry_counter`]) and reported to the
@@ -98,3 +101,6 @@ pub use error::{ApiError, ClientError, ErrorCategory, ErrorKind};
 pub use retry::{Jitter, RetryEvent, RetryPolicy, is_retryable_status, parse_retry_after};
 pub use stream::{ChatStream, StreamSummary};
 pub use types::{Deleted, Page, Pagination, Patch};
+
+#[cfg(test)]
+mod wire_tests;

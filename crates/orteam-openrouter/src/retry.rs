@@ -172,8 +172,14 @@ mod tests {
     fn retry_after_seconds_and_dates() {
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_445_412_480); // 2015-10-21 07:28:00
         assert_eq!(parse_retry_after("1", now), Some(Duration::from_secs(1)));
-        assert_eq!(parse_retry_after(" 120 ", now), Some(Duration::from_secs(120)));
-        assert_eq!(parse_retry_after("1.5", now), Some(Duration::from_millis(1500)));
+        assert_eq!(
+            parse_retry_after(" 120 ", now),
+            Some(Duration::from_secs(120))
+        );
+        assert_eq!(
+            parse_retry_after("1.5", now),
+            Some(Duration::from_millis(1500))
+        );
         assert_eq!(
             parse_retry_after("Wed, 21 Oct 2015 07:28:30 GMT", now),
             Some(Duration::from_secs(30))
@@ -211,7 +217,11 @@ mod tests {
                 let f = full.backoff(n);
                 assert!(f <= ceiling, "{f:?} > {ceiling:?}");
                 let e = equal.backoff(n);
-                assert!(e >= ceiling / 2 && e <= ceiling, "{e:?} outside [{:?}, {ceiling:?}]", ceiling / 2);
+                assert!(
+                    e >= ceiling / 2 && e <= ceiling,
+                    "{e:?} outside [{:?}, {ceiling:?}]",
+                    ceiling / 2
+                );
             }
         }
     }
@@ -219,8 +229,14 @@ mod tests {
     #[test]
     fn retry_after_is_capped() {
         let p = RetryPolicy::default();
-        assert_eq!(p.delay(0, Some(Duration::from_secs(3600))), Duration::from_secs(60));
-        assert_eq!(p.delay(0, Some(Duration::from_secs(2))), Duration::from_secs(2));
+        assert_eq!(
+            p.delay(0, Some(Duration::from_secs(3600))),
+            Duration::from_secs(60)
+        );
+        assert_eq!(
+            p.delay(0, Some(Duration::from_secs(2))),
+            Duration::from_secs(2)
+        );
     }
 
     #[test]

@@ -295,7 +295,10 @@ mod tests {
         assert_eq!(sum.generation_id.as_deref(), Some("gen-1-abc"));
         assert_eq!(sum.chunks, 3);
         let u = sum.usage.unwrap();
-        assert_eq!((u.prompt_tokens, u.completion_tokens, u.total_tokens), (10, 4, 14));
+        assert_eq!(
+            (u.prompt_tokens, u.completion_tokens, u.total_tokens),
+            (10, 4, 14)
+        );
         assert_eq!(u.cost.to_string(), "0.00014");
     }
 
@@ -335,7 +338,10 @@ mod tests {
         let err_chunk = "data: {\"id\":\"gen-2\",\"error\":{\"code\":\"server_error\",\"message\":\"boom\"},\"choices\":[]}\n\n";
         let e = stream_of(&[err_chunk]).collect().await.unwrap_err();
         assert_eq!(e.status(), None);
-        assert_eq!(e.code().map(|c| c.to_string()).as_deref(), Some("server_error"));
+        assert_eq!(
+            e.code().map(|c| c.to_string()).as_deref(),
+            Some("server_error")
+        );
     }
 
     #[tokio::test]
@@ -363,18 +369,27 @@ mod tests {
     async fn transport_error_mid_stream_is_stream_ended_with_reason() {
         let items: Vec<Result<Bytes, std::io::Error>> = vec![
             Ok(Bytes::from_static(C1.as_bytes())),
-            Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset by peer")),
+            Err(std::io::Error::new(
+                std::io::ErrorKind::ConnectionReset,
+                "reset by peer",
+            )),
         ];
-        let mut s = ChatStream::from_bytes_stream(futures::stream::iter(items), Some("gen-h".into()));
+        let mut s =
+            ChatStream::from_bytes_stream(futures::stream::iter(items), Some("gen-h".into()));
         assert!(s.next().await.unwrap().is_ok());
         let e = s.next().await.unwrap().unwrap_err();
-        assert!(matches!(e.kind(), ErrorKind::StreamEnded { reason: Some(r), .. } if r.contains("reset by peer")));
+        assert!(
+            matches!(e.kind(), ErrorKind::StreamEnded { reason: Some(r), .. } if r.contains("reset by peer"))
+        );
         assert_eq!(e.generation_id(), Some("gen-h"));
     }
 
     #[tokio::test]
     async fn bad_chunk_is_decode_error() {
-        let e = stream_of(&["data: {not json\n\n"]).collect().await.unwrap_err();
+        let e = stream_of(&["data: {not json\n\n"])
+            .collect()
+            .await
+            .unwrap_err();
         assert!(matches!(e.kind(), ErrorKind::Decode { .. }));
     }
 }

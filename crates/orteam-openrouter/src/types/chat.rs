@@ -542,11 +542,15 @@ wire_object! {
 impl ChatChunk {
     /// The first choice's delta text, if any.
     pub fn content(&self) -> Option<&str> {
-        self.choices.first().and_then(|c| c.delta.content.as_deref())
+        self.choices
+            .first()
+            .and_then(|c| c.delta.content.as_deref())
     }
 
     /// The first choice's finish reason, if any.
     pub fn finish_reason(&self) -> Option<&str> {
-        self.choices.first().and_then(|c| c.finish_reason.as_deref())
+        self.choices
+            .first()
+            .and_then(|c| c.finish_reason.as_deref())
     }
 }

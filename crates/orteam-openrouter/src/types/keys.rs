@@ -137,7 +137,10 @@ pub struct UpdateKeyRequest {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub include_byok_in_limit: Option<bool>,
     /// Not in the official spec (the admin MCP sends it); `Clear` sends `null`.
-    #[serde(skip_serializing_if = "Patch::is_keep", serialize_with = "patch_timestamp")]
+    #[serde(
+        skip_serializing_if = "Patch::is_keep",
+        serialize_with = "patch_timestamp"
+    )]
     pub expires_at: Patch<DateTime<Utc>>,
 }
 

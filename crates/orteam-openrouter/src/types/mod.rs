@@ -6,8 +6,9 @@
 //!   number's source text losslessly; prices (decimal strings) use `Money`'s own `Deserialize`.
 //! - Every main object keeps the fields this crate does not model in `extra`, verbatim, so a raw
 //!   view can be shown later. Optional and newer fields default when missing.
-//! - Objects with an `extra` map must be deserialized from JSON text (`serde_json::from_str`,
-//!   `from_slice`, `from_reader`), as the lossless money fields need the number's source text.
+//! - Objects with an `extra` map deserialize only through `serde_json`. Parse JSON text
+//!   (`from_str`, `from_slice`, `from_reader`) to keep money lossless: a `serde_json::Value` has
+//!   already turned numbers into `f64` (exact only up to 15 significant digits).
 
 pub mod activity;
 pub mod chat;
@@ -220,14 +221,19 @@ pub(crate) mod timestamp {
     pub mod option {
         use super::*;
 
-        pub fn serialize<S: Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
+        pub fn serialize<S: Serializer>(
+            t: &Option<DateTime<Utc>>,
+            s: S,
+        ) -> Result<S::Ok, S::Error> {
             match t {
                 Some(t) => s.serialize_str(&t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)),
                 None => s.serialize_none(),
             }
         }
 
-        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::Error> {
+        pub fn deserialize<'de, D: Deserializer<'de>>(
+            d: D,
+        ) -> Result<Option<DateTime<Utc>>, D::Error> {
             let s: Option<String> = Option::deserialize(d)?;
             match s {
                 None => Ok(None),
@@ -252,3 +258,6 @@ pub(crate) mod timestamp {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
