@@ -123,7 +123,11 @@ struct ErrorInner<'a> {
 }
 
 /// Serializes an error body (also used for the mid-stream error chunk's `error` object).
-pub(crate) fn error_body(status: u16, message: &str, metadata: Option<&serde_json::Value>) -> Vec<u8> {
+pub(crate) fn error_body(
+    status: u16,
+    message: &str,
+    metadata: Option<&serde_json::Value>,
+) -> Vec<u8> {
     let body = ErrorBody {
         error: ErrorInner {
             code: status,
@@ -140,7 +144,10 @@ impl IntoResponse for ApiError {
         let body = error_body(self.status.as_u16(), &self.message, self.metadata.as_ref());
         let mut resp = (
             self.status,
-            [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
             body,
         )
             .into_response();

@@ -42,7 +42,8 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
 
 /// Parses a JSON body, mapping serde's message into a 400.
 pub(crate) fn parse_json<'a, T: serde::Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, ApiError> {
-    if bytes.iter().all(u8::is_ascii_whitespace) {
+    // Serde would accept an array for a struct; OpenRouter bodies are always objects.
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
         return Err(ApiError::bad_request(
             "Invalid request parameters: the request body must be a JSON object",
         ));
@@ -60,7 +61,9 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
         Query::<T>::try_from_uri(&parts.uri)
             .map(|q| ApiQuery(q.0))
-            .map_err(|e| ApiError::bad_request(format!("Invalid query parameters: {}", e.body_text())))
+            .map_err(|e| {
+                ApiError::bad_request(format!("Invalid query parameters: {}", e.body_text()))
+            })
     }
 }
 
@@ -136,10 +139,19 @@ impl<T> Field<T> {
     }
 }
 
-pub(crate) type RawField = Option<Box<serde_json::value::RawValue>>;
+/// A body field kept as raw JSON. Unlike `Option<Box<RawValue>>`, a JSON `null` is kept as
+/// present (`Some("null")`), so PATCH can tell "clear" from "leave alone".
+#[derive(Debug, Default)]
+pub(crate) struct RawField(Option<Box<serde_json::value::RawValue>>);
+
+impl<'de> serde::Deserialize<'de> for RawField {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Box::<serde_json::value::RawValue>::deserialize(d).map(|r| RawField(Some(r)))
+    }
+}
 
 fn raw_text(raw: &RawField) -> Option<&str> {
-    raw.as_deref().map(|r| r.get().trim())
+    raw.0.as_deref().map(|r| r.get().trim())
 }
 
 fn invalid(name: &str, expected: &str) -> ApiError {
@@ -172,7 +184,10 @@ pub(crate) fn string_field(raw: &RawField, name: &str) -> Result<Field<String>, 
 }
 
 /// A non-negative amount of dollars, read losslessly from a JSON number (or numeric string).
-pub(crate) fn money_field(raw: &RawField, name: &str) -> Result<Field<orteam_core::Money>, ApiError> {
+pub(crate) fn money_field(
+    raw: &RawField,
+    name: &str,
+) -> Result<Field<orteam_core::Money>, ApiError> {
     match raw_text(raw) {
         None => Ok(Field::Absent),
         Some("null") => Ok(Field::Null),
@@ -192,7 +207,10 @@ pub(crate) fn money_field(raw: &RawField, name: &str) -> Result<Field<orteam_cor
 }
 
 /// `"daily" | "weekly" | "monthly"`.
-pub(crate) fn window_field(raw: &RawField, name: &str) -> Result<Field<orteam_core::Window>, ApiError> {
+pub(crate) fn window_field(
+    raw: &RawField,
+    name: &str,
+) -> Result<Field<orteam_core::Window>, ApiError> {
     use orteam_core::Window;
     let expected = "one of \"daily\", \"weekly\", \"monthly\" or null";
     Ok(match typed_field::<String>(raw, name, expected)? {

@@ -280,13 +280,17 @@ mod tests {
         );
         let r: FaultRule = "latency:50".parse().unwrap();
         assert_eq!(r.fault, Fault::Latency { ms: 50 });
-        let r: FaultRule = "stream_cut:3:path=/api/v1/chat/completions".parse().unwrap();
+        let r: FaultRule = "stream_cut:3:path=/api/v1/chat/completions"
+            .parse()
+            .unwrap();
         assert_eq!(r.fault, Fault::StreamCut { after_chunks: 3 });
         assert_eq!(r.path_prefix.as_deref(), Some("/api/v1/chat/completions"));
         let r: FaultRule = "status:503:retry_after=Wed, 21 Oct 2015 07:28:00 GMT"
             .parse()
             .unwrap();
-        assert!(matches!(r.fault, Fault::Status { retry_after: Some(ref v), .. } if v == "Wed, 21 Oct 2015 07:28:00 GMT"));
+        assert!(
+            matches!(r.fault, Fault::Status { retry_after: Some(ref v), .. } if v == "Wed, 21 Oct 2015 07:28:00 GMT")
+        );
         let r: FaultRule = "stream_error:2:code=429:message=Rate limited: slow down"
             .parse()
             .unwrap();

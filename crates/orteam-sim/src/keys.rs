@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::{
-    ApiJson, ApiPath, ApiQuery, RawField, Field, money_field, parse_usize_param, string_field,
+    ApiJson, ApiPath, ApiQuery, Field, RawField, money_field, parse_usize_param, string_field,
     typed_field, utc_time_field, window_field,
 };
 use crate::server::Shared;
@@ -333,7 +333,7 @@ pub(crate) async fn list_keys(
                 .is_none_or(|w| w.is_empty() || k.workspace_id == w)
         })
         .collect();
-    keys.sort_by(|a, b| b.seq.cmp(&a.seq));
+    keys.sort_by_key(|k| std::cmp::Reverse(k.seq));
     let data: Vec<KeyView<'_>> = keys
         .into_iter()
         .skip(offset)

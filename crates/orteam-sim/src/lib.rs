@@ -32,8 +32,9 @@
 //!   words of `message.reasoning`, the rest are `message.content`).
 //! - **Cost** = (prompt − cached) × `pricing.prompt` + cached × `pricing.input_cache_read`
 //!   (prompt price if none) + (completion − reasoning) × `pricing.completion` + reasoning ×
-//!   `pricing.internal_reasoning` (completion price if none) + `pricing.request`. It is exact
-//!   decimal arithmetic, written as a JSON number with every digit.
+//!   `pricing.internal_reasoning` (published as the completion price when the model has no separate rate) +
+//!   `pricing.request`. It is exact decimal arithmetic, written as a JSON number with every
+//!   digit. Failed requests (4xx/5xx, injected status faults) are never billed.
 //!
 //! # Directives
 //! Written anywhere in the **last user message**:
@@ -70,7 +71,7 @@
 //! - A management key on `/chat/completions` gets 403 "Management keys cannot be used for
 //!   inference…".
 //! - A used-up key limit answers 403 "Key limit exceeded (daily limit). Manage it using
-//!   https://openrouter.ai/settings/keys" ([`SimConfig::key_limit_status`] switches to 402).
+//!   <https://openrouter.ai/settings/keys>" ([`SimConfig::key_limit_status`] switches to 402).
 //! - `limit_remaining` is clamped at 0; `GET /keys` includes disabled keys unless
 //!   `include_disabled=false`.
 //! - `/activity` never shows today; a `date` outside the last 30 completed days gives no rows.
@@ -85,6 +86,7 @@ mod auth;
 mod chat;
 mod error;
 mod extract;
+mod fasthash;
 mod faults;
 mod guardrails;
 mod keys;
@@ -138,7 +140,7 @@ impl Default for SimConfig {
     fn default() -> Self {
         SimConfig {
             provisioning_key: DEFAULT_PROVISIONING_KEY.to_owned(),
-            initial_credits: Money::from_cents(100_00),
+            initial_credits: Money::from_cents(10_000),
             clock: Arc::new(ControllableClock::new()),
             state_file: None,
             faults: Vec::new(),
@@ -195,7 +197,9 @@ pub struct SimHandle {
 
 impl std::fmt::Debug for SimHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SimHandle").field("addr", &self.addr).finish()
+        f.debug_struct("SimHandle")
+            .field("addr", &self.addr)
+            .finish()
     }
 }
 
@@ -282,6 +286,18 @@ impl SimHandle {
     /// Resolves once generation `id` has been recorded (streams record theirs when they end,
     /// are cut, or the client disconnects). Wrap in a timeout in tests.
     pub async fn wait_for_generation(&self, id: &str) {
+        struct Waiting<'a>(&'a Shared);
+        impl Drop for Waiting<'_> {
+            fn drop(&mut self) {
+                self.0
+                    .generation_waiters
+                    .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+        self.shared
+            .generation_waiters
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let _waiting = Waiting(&self.shared);
         loop {
             let notified = self.shared.generation_recorded.notified();
             tokio::pin!(notified);

@@ -4,7 +4,7 @@
 //! Prices are per-token decimal strings as OpenRouter publishes them; the parsed [`Money`] values
 //! are what completions bill, so `cost = tokens × price` holds exactly.
 
-use std::collections::HashMap;
+use crate::fasthash::FastMap;
 use std::sync::Arc;
 
 use axum::extract::State;
@@ -91,7 +91,7 @@ impl Model {
 #[derive(Debug)]
 pub(crate) struct Catalog {
     pub models: Vec<Model>,
-    index: HashMap<Arc<str>, usize>,
+    index: FastMap<Arc<str>, usize>,
     /// `GET /models` without filters, serialized once.
     all_models_json: bytes::Bytes,
 }
@@ -233,7 +233,11 @@ fn defs() -> Vec<Def> {
             categories: &["roleplay", "translation"],
             hf: Some("google/gemma-2-9b-it"),
             providers: &[("Chutes", Some("bf16"), false)],
-            ..def("google/gemma-2-9b-it:free", "google/gemma-2-9b-it", "Google: Gemma 2 9B (free)")
+            ..def(
+                "google/gemma-2-9b-it:free",
+                "google/gemma-2-9b-it",
+                "Google: Gemma 2 9B (free)",
+            )
         },
         Def {
             created: 1_721_260_800,
@@ -249,7 +253,11 @@ fn defs() -> Vec<Def> {
             cutoff: Some("2023-10-01"),
             moderated: true,
             providers: &[("OpenAI", None, true), ("Azure", None, true)],
-            ..def("openai/gpt-4o-mini", "openai/gpt-4o-mini-2024-07-18", "OpenAI: GPT-4o-mini")
+            ..def(
+                "openai/gpt-4o-mini",
+                "openai/gpt-4o-mini-2024-07-18",
+                "OpenAI: GPT-4o-mini",
+            )
         },
         Def {
             created: 1_721_692_800,
@@ -268,7 +276,11 @@ fn defs() -> Vec<Def> {
                 ("Novita", Some("fp8"), false),
                 ("Groq", None, true),
             ],
-            ..def("meta-llama/llama-3.1-8b-instruct", "meta-llama/llama-3.1-8b-instruct", "Meta: Llama 3.1 8B Instruct")
+            ..def(
+                "meta-llama/llama-3.1-8b-instruct",
+                "meta-llama/llama-3.1-8b-instruct",
+                "Meta: Llama 3.1 8B Instruct",
+            )
         },
         Def {
             created: 1_715_558_400,
@@ -308,7 +320,11 @@ fn defs() -> Vec<Def> {
                 ("Amazon Bedrock", None, true),
                 ("Google Vertex", None, true),
             ],
-            ..def("anthropic/claude-3.5-sonnet", "anthropic/claude-3.5-sonnet", "Anthropic: Claude 3.5 Sonnet")
+            ..def(
+                "anthropic/claude-3.5-sonnet",
+                "anthropic/claude-3.5-sonnet",
+                "Anthropic: Claude 3.5 Sonnet",
+            )
         },
         Def {
             created: 1_765_843_200,
@@ -324,7 +340,11 @@ fn defs() -> Vec<Def> {
             categories: &["programming", "technology"],
             hf: Some("XiaomiMiMo/MiMo-V2-Flash"),
             providers: &[("Xiaomi", Some("fp8"), false)],
-            ..def("xiaomi/mimo-v2-flash", "xiaomi/mimo-v2-flash-20251210", "Xiaomi: MiMo-V2-Flash")
+            ..def(
+                "xiaomi/mimo-v2-flash",
+                "xiaomi/mimo-v2-flash-20251210",
+                "Xiaomi: MiMo-V2-Flash",
+            )
         },
         Def {
             created: 1_760_486_400,
@@ -343,7 +363,11 @@ fn defs() -> Vec<Def> {
             cutoff: Some("2025-02-01"),
             moderated: true,
             providers: &[("Anthropic", None, true), ("Amazon Bedrock", None, true)],
-            ..def("anthropic/claude-haiku-4.5", "anthropic/claude-4.5-haiku-20251001", "Anthropic: Claude Haiku 4.5")
+            ..def(
+                "anthropic/claude-haiku-4.5",
+                "anthropic/claude-4.5-haiku-20251001",
+                "Anthropic: Claude Haiku 4.5",
+            )
         },
         Def {
             created: 1_744_651_200,
@@ -361,7 +385,11 @@ fn defs() -> Vec<Def> {
             cutoff: Some("2024-06-01"),
             moderated: true,
             providers: &[("OpenAI", None, true)],
-            ..def("openai/gpt-4.1", "openai/gpt-4.1-2025-04-14", "OpenAI: GPT-4.1")
+            ..def(
+                "openai/gpt-4.1",
+                "openai/gpt-4.1-2025-04-14",
+                "OpenAI: GPT-4.1",
+            )
         },
         Def {
             created: 1_744_820_000,
@@ -379,7 +407,11 @@ fn defs() -> Vec<Def> {
             cutoff: Some("2024-06-01"),
             moderated: true,
             providers: &[("OpenAI", None, true)],
-            ..def("openai/o4-mini", "openai/o4-mini-2025-04-16", "OpenAI: o4 Mini")
+            ..def(
+                "openai/o4-mini",
+                "openai/o4-mini-2025-04-16",
+                "OpenAI: o4 Mini",
+            )
         },
         Def {
             created: 1_733_506_137,
@@ -392,7 +424,11 @@ fn defs() -> Vec<Def> {
             categories: &["roleplay", "translation"],
             hf: Some("meta-llama/Llama-3.3-70B-Instruct"),
             providers: &[("Venice", Some("fp8"), false)],
-            ..def("meta-llama/llama-3.3-70b-instruct:free", "meta-llama/llama-3.3-70b-instruct", "Meta: Llama 3.3 70B Instruct (free)")
+            ..def(
+                "meta-llama/llama-3.3-70b-instruct:free",
+                "meta-llama/llama-3.3-70b-instruct",
+                "Meta: Llama 3.3 70B Instruct (free)",
+            )
         },
         Def {
             created: 1_737_381_095,
@@ -407,8 +443,15 @@ fn defs() -> Vec<Def> {
             params: REASONING_PARAMS,
             categories: &["programming", "science"],
             hf: Some("deepseek-ai/DeepSeek-R1"),
-            providers: &[("DeepSeek", Some("fp8"), false), ("Together", Some("fp8"), true)],
-            ..def("deepseek/deepseek-r1", "deepseek/deepseek-r1", "DeepSeek: R1")
+            providers: &[
+                ("DeepSeek", Some("fp8"), false),
+                ("Together", Some("fp8"), true),
+            ],
+            ..def(
+                "deepseek/deepseek-r1",
+                "deepseek/deepseek-r1",
+                "DeepSeek: R1",
+            )
         },
         Def {
             created: 1_750_443_016,
@@ -423,7 +466,11 @@ fn defs() -> Vec<Def> {
             categories: &["programming", "translation"],
             hf: Some("mistralai/Mistral-Small-3.2-24B-Instruct-2506"),
             providers: &[("Mistral", None, true), ("DeepInfra", Some("fp8"), true)],
-            ..def("mistralai/mistral-small-3.2-24b-instruct", "mistralai/mistral-small-3.2-24b-instruct-2506", "Mistral: Mistral Small 3.2 24B")
+            ..def(
+                "mistralai/mistral-small-3.2-24b-instruct",
+                "mistralai/mistral-small-3.2-24b-instruct-2506",
+                "Mistral: Mistral Small 3.2 24B",
+            )
         },
         Def {
             created: 1_750_172_488,
@@ -441,8 +488,15 @@ fn defs() -> Vec<Def> {
             params: REASONING_PARAMS,
             categories: &["programming", "science", "technology"],
             cutoff: Some("2025-01-31"),
-            providers: &[("Google Vertex", None, true), ("Google AI Studio", None, false)],
-            ..def("google/gemini-2.5-flash", "google/gemini-2.5-flash", "Google: Gemini 2.5 Flash")
+            providers: &[
+                ("Google Vertex", None, true),
+                ("Google AI Studio", None, false),
+            ],
+            ..def(
+                "google/gemini-2.5-flash",
+                "google/gemini-2.5-flash",
+                "Google: Gemini 2.5 Flash",
+            )
         },
         Def {
             created: 1_753_119_555,
@@ -456,8 +510,15 @@ fn defs() -> Vec<Def> {
             params: OPEN_PARAMS,
             categories: &["programming", "translation"],
             hf: Some("Qwen/Qwen3-235B-A22B-Instruct-2507"),
-            providers: &[("Chutes", Some("fp8"), false), ("Together", Some("fp8"), true)],
-            ..def("qwen/qwen3-235b-a22b-2507", "qwen/qwen3-235b-a22b-07-25", "Qwen: Qwen3 235B A22B Instruct 2507")
+            providers: &[
+                ("Chutes", Some("fp8"), false),
+                ("Together", Some("fp8"), true),
+            ],
+            ..def(
+                "qwen/qwen3-235b-a22b-2507",
+                "qwen/qwen3-235b-a22b-07-25",
+                "Qwen: Qwen3 235B A22B Instruct 2507",
+            )
         },
         Def {
             created: 1_738_000_000,
@@ -549,7 +610,9 @@ pub(crate) fn build_catalog() -> Catalog {
                 request: d.request,
                 image: d.image,
                 web_search: d.web_search,
-                internal_reasoning: d.reasoning.unwrap_or("0"),
+                // Reasoning tokens bill at the completion price unless the model prices them apart;
+                // publish the rate that actually bills.
+                internal_reasoning: d.reasoning.unwrap_or(d.completion),
                 input_cache_read: d.cache_read,
                 input_cache_write: d.cache_write,
             },
@@ -568,7 +631,7 @@ pub(crate) fn build_catalog() -> Catalog {
             endpoints,
         });
     }
-    let mut index = HashMap::new();
+    let mut index = FastMap::default();
     for (i, m) in models.iter().enumerate() {
         index.entry(m.canonical_slug.clone()).or_insert(i);
     }
@@ -753,7 +816,10 @@ pub(crate) struct ModelsQuery {
 
 fn json_response(body: impl Into<axum::body::Body>) -> Response {
     (
-        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
         body.into(),
     )
         .into_response()
@@ -816,9 +882,7 @@ pub(crate) async fn list_user_models(
                 crate::auth::Caller::Inference(hash) => st
                     .keys
                     .get(hash)
-                    .map(|k| {
-                        crate::guardrails::route(&st, k, shared.catalog.model(i)).is_ok()
-                    })
+                    .map(|k| crate::guardrails::route(&st, k, shared.catalog.model(i)).is_ok())
                     .unwrap_or(true),
             })
             .collect()

@@ -1,9 +1,9 @@
 //! Shared state, the router, the stats/fault middleware, and the serve loop with persistence.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::error::{ApiError, SimError};
+use crate::fasthash::FastMap;
 use crate::faults::{Fault, Faults};
 use crate::models::{Catalog, build_catalog};
 use crate::state::{State as SimState, write_atomically};
@@ -32,7 +33,7 @@ const PERSIST_INTERVAL: Duration = Duration::from_secs(2);
 /// Request counters by method and path (two levels so the hot path looks up without allocating).
 #[derive(Debug, Default)]
 pub(crate) struct Stats {
-    map: RwLock<HashMap<Method, HashMap<Box<str>, AtomicU64>>>,
+    map: RwLock<FastMap<Method, FastMap<Box<str>, AtomicU64>>>,
 }
 
 impl Stats {
@@ -86,6 +87,9 @@ pub(crate) struct Shared {
     pub stats: Stats,
     /// Woken whenever a generation is recorded (lets tests wait without sleeping).
     pub generation_recorded: Notify,
+    /// Tasks inside [`crate::SimHandle::wait_for_generation`]; the hot path skips the notify
+    /// (which takes a lock) when there are none.
+    pub generation_waiters: AtomicUsize,
     pub dirty: AtomicBool,
     pub state_file: Option<PathBuf>,
 }
@@ -123,13 +127,25 @@ impl Shared {
             faults: Faults::new(config.faults),
             stats: Stats::default(),
             generation_recorded: Notify::new(),
+            generation_waiters: AtomicUsize::new(0),
             dirty: AtomicBool::new(false),
             state_file: config.state_file,
         })
     }
 
     pub fn mark_dirty(&self) {
-        self.dirty.store(true, Ordering::Relaxed);
+        // Load first: on the hot path the flag is usually already set, and a load keeps the
+        // cache line shared.
+        if !self.dirty.load(Ordering::Relaxed) {
+            self.dirty.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Call after a generation was inserted (and the state lock released).
+    pub fn notify_generation(&self) {
+        if self.generation_waiters.load(Ordering::SeqCst) > 0 {
+            self.generation_recorded.notify_waiters();
+        }
     }
 
     /// Writes the state file if one is configured and something changed.

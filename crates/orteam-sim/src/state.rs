@@ -5,7 +5,7 @@
 //! period figures are sums over the buckets since the window start, so moving the clock across a
 //! midnight, a Monday or the 1st resets them without any timer.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -14,6 +14,7 @@ use orteam_core::{Money, Window};
 use serde::{Deserialize, Serialize};
 
 use crate::error::SimError;
+use crate::fasthash::FastMap;
 use crate::guardrails::{Guardrail, KeyAssignment, MemberAssignment};
 use crate::org::{Member, seed_members};
 
@@ -145,22 +146,22 @@ pub(crate) struct Generation {
 #[derive(Debug)]
 pub(crate) struct State {
     pub credits: Credits,
-    pub keys: HashMap<Arc<str>, KeyRecord>,
-    pub by_secret: HashMap<String, Arc<str>>,
+    pub keys: FastMap<Arc<str>, KeyRecord>,
+    pub by_secret: FastMap<String, Arc<str>>,
     pub key_seq: u64,
-    pub member_usage: HashMap<String, BTreeMap<NaiveDate, Money>>,
-    pub activity: HashMap<ActivityKey, ActivityAgg>,
-    pub generations: HashMap<Arc<str>, Generation>,
+    pub member_usage: FastMap<String, BTreeMap<NaiveDate, Money>>,
+    pub activity: FastMap<ActivityKey, ActivityAgg>,
+    pub generations: FastMap<Arc<str>, Generation>,
     pub gen_order: VecDeque<Arc<str>>,
     pub max_generations: usize,
-    pub guardrails: HashMap<String, Guardrail>,
+    pub guardrails: FastMap<String, Guardrail>,
     pub guardrail_seq: u64,
-    pub key_assign: HashMap<Arc<str>, KeyAssignment>,
-    pub member_assign: HashMap<String, MemberAssignment>,
+    pub key_assign: FastMap<Arc<str>, KeyAssignment>,
+    pub member_assign: FastMap<String, MemberAssignment>,
     pub assign_seq: u64,
     pub members: Vec<Member>,
     /// `:free` model rate limiting: key hash → (minute since epoch, requests in it).
-    pub free_rl: HashMap<Arc<str>, (i64, u32)>,
+    pub free_rl: FastMap<Arc<str>, (i64, u32)>,
 }
 
 impl State {
@@ -171,21 +172,21 @@ impl State {
                 total_usage: Money::ZERO,
                 purchased: !initial_credits.is_zero(),
             },
-            keys: HashMap::new(),
-            by_secret: HashMap::new(),
+            keys: FastMap::default(),
+            by_secret: FastMap::default(),
             key_seq: 0,
-            member_usage: HashMap::new(),
-            activity: HashMap::new(),
-            generations: HashMap::new(),
+            member_usage: FastMap::default(),
+            activity: FastMap::default(),
+            generations: FastMap::default(),
             gen_order: VecDeque::new(),
             max_generations: max_generations.max(1),
-            guardrails: HashMap::new(),
+            guardrails: FastMap::default(),
             guardrail_seq: 0,
-            key_assign: HashMap::new(),
-            member_assign: HashMap::new(),
+            key_assign: FastMap::default(),
+            member_assign: FastMap::default(),
             assign_seq: 0,
             members: seed_members(now),
-            free_rl: HashMap::new(),
+            free_rl: FastMap::default(),
         }
     }
 
@@ -306,7 +307,7 @@ struct SnapshotRef<'a> {
     credits: &'a Credits,
     key_seq: u64,
     keys: Vec<&'a KeyRecord>,
-    member_usage: &'a HashMap<String, BTreeMap<NaiveDate, Money>>,
+    member_usage: &'a FastMap<String, BTreeMap<NaiveDate, Money>>,
     activity: Vec<&'a ActivityAgg>,
     generations: Vec<&'a Generation>,
     guardrail_seq: u64,
@@ -323,7 +324,7 @@ struct Snapshot {
     credits: Credits,
     key_seq: u64,
     keys: Vec<KeyRecord>,
-    member_usage: HashMap<String, BTreeMap<NaiveDate, Money>>,
+    member_usage: FastMap<String, BTreeMap<NaiveDate, Money>>,
     activity: Vec<ActivityAgg>,
     generations: Vec<Generation>,
     guardrail_seq: u64,
@@ -387,21 +388,21 @@ impl State {
         }
         let mut st = State {
             credits: snap.credits,
-            keys: HashMap::new(),
-            by_secret: HashMap::new(),
+            keys: FastMap::default(),
+            by_secret: FastMap::default(),
             key_seq: snap.key_seq,
             member_usage: snap.member_usage,
-            activity: HashMap::new(),
-            generations: HashMap::new(),
+            activity: FastMap::default(),
+            generations: FastMap::default(),
             gen_order: VecDeque::new(),
             max_generations: max_generations.max(1),
-            guardrails: HashMap::new(),
+            guardrails: FastMap::default(),
             guardrail_seq: snap.guardrail_seq,
-            key_assign: HashMap::new(),
-            member_assign: HashMap::new(),
+            key_assign: FastMap::default(),
+            member_assign: FastMap::default(),
             assign_seq: snap.assign_seq,
             members: snap.members,
-            free_rl: HashMap::new(),
+            free_rl: FastMap::default(),
         };
         for k in snap.keys {
             st.by_secret.insert(k.secret.clone(), k.hash.clone());

@@ -1,1 +1,75 @@
-//! (filled in by the crate owner)
+//! Test plumbing shared by orteam's integration tests (a dev-dependency only).
+//!
+//! Everything binds `127.0.0.1:0`, so tests run in parallel, and each call gets fresh state and
+//! a fresh clock (several simulators coexist in one process).
+//!
+//! ```no_run
+//! # async fn t() {
+//! let sim = orteam_test_support::spawn_sim().await;
+//! let key = orteam_test_support::inference_key(&sim, "alice");
+//! // call sim.base_url() with `Authorization: Bearer {key.secret}`
+//! # }
+//! ```
+
+use orteam_core::{Money, Window};
+pub use orteam_sim::{Fault, FaultRule, SimConfig, SimHandle};
+
+/// A simulator with the default configuration (100 credits, the default management key, a
+/// fresh unfrozen clock).
+///
+/// # Panics
+/// If the simulator cannot bind a local port (a broken test environment).
+pub async fn spawn_sim() -> SimHandle {
+    spawn_sim_with(SimConfig::default()).await
+}
+
+/// A simulator with `config`.
+///
+/// # Panics
+/// If the simulator cannot start (bad config or no local port).
+#[allow(clippy::expect_used)] // test plumbing: failing loudly is the point
+pub async fn spawn_sim_with(config: SimConfig) -> SimHandle {
+    orteam_sim::spawn(config)
+        .await
+        .expect("orteam-sim failed to start")
+}
+
+/// An inference key created on a simulator.
+#[derive(Debug, Clone)]
+pub struct TestKey {
+    /// `sk-or-v1-…`, for the `Authorization: Bearer` header.
+    pub secret: String,
+    /// The key's hash (its id in the management API).
+    pub hash: String,
+}
+
+/// Creates an inference key with no limit.
+pub fn inference_key(sim: &SimHandle, name: &str) -> TestKey {
+    inference_key_with_limit(sim, name, None, None)
+}
+
+/// Creates an inference key with a limit that resets on `reset` (or never, for `None`).
+pub fn inference_key_with_limit(
+    sim: &SimHandle,
+    name: &str,
+    limit: Option<Money>,
+    reset: Option<Window>,
+) -> TestKey {
+    let (secret, hash) = sim.create_key(name, limit, reset);
+    TestKey { secret, hash }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn spawns_and_creates_keys() {
+        let sim = spawn_sim().await;
+        let k = inference_key(&sim, "t");
+        assert!(k.secret.starts_with("sk-or-v1-"));
+        assert_eq!(k.hash.len(), 64);
+        assert!(sim.base_url().ends_with("/api/v1"));
+        sim.shutdown().await;
+    }
+}
