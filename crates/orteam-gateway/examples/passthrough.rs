@@ -15,7 +15,7 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::{Request, Response};
 use orteam_gateway::server::{self, LocalFuture, Worker};
-use orteam_gateway::upstream::Upstream;
+use orteam_gateway::upstream::{Upstream, UpstreamSettings};
 use tokio_util::sync::CancellationToken;
 
 struct Passthrough {

@@ -1,13 +1,8 @@
-//! Stage 2: the member's tier decides which model serves the request.
+//! Stage 3: the member's tier decides which model serves the request.
+//!
+//! Allowlist entries are exact model ids or prefixes ending in `*` (`"anthropic/*"`).
 
-/// A tier's model rule, as the gateway applies it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TierPolicy {
-    /// `None`: every model. Otherwise exact ids or prefixes ending in `*` (`"anthropic/*"`).
-    pub allowed: Option<Vec<String>>,
-    /// Serve disallowed requests with this model instead of refusing them.
-    pub downgrade_to: Option<String>,
-}
+use orteam_ledger::{ModelAccess, OnDisallowed, Tier};
 
 /// What the policy decided.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,31 +15,25 @@ pub enum ModelDecision {
     Denied { allowed: Vec<String> },
 }
 
-impl TierPolicy {
-    pub fn allow_all() -> Self {
-        TierPolicy {
-            allowed: None,
-            downgrade_to: None,
-        }
+/// Whether `tier` lets a member use `model`.
+pub fn allows(tier: &Tier, model: &str) -> bool {
+    match &tier.models {
+        ModelAccess::All => true,
+        ModelAccess::Allow(list) => list.iter().any(|pattern| matches(pattern, model)),
     }
+}
 
-    pub fn allows(&self, model: &str) -> bool {
-        match &self.allowed {
-            None => true,
-            Some(list) => list.iter().any(|pattern| matches(pattern, model)),
-        }
+/// Applies the tier's allowlist and on-disallowed rule to a requested model.
+pub fn decide(tier: &Tier, requested: &str) -> ModelDecision {
+    if allows(tier, requested) {
+        return ModelDecision::Allowed;
     }
-
-    pub fn decide(&self, requested: &str) -> ModelDecision {
-        if self.allows(requested) {
-            return ModelDecision::Allowed;
-        }
-        match &self.downgrade_to {
-            Some(target) => ModelDecision::Downgraded(target.clone()),
-            None => ModelDecision::Denied {
-                allowed: self.allowed.clone().unwrap_or_default(),
-            },
-        }
+    match (&tier.on_disallowed, &tier.models) {
+        (OnDisallowed::Downgrade(target), _) => ModelDecision::Downgraded(target.clone()),
+        (OnDisallowed::Deny, ModelAccess::Allow(list)) => ModelDecision::Denied {
+            allowed: list.clone(),
+        },
+        (OnDisallowed::Deny, ModelAccess::All) => ModelDecision::Allowed,
     }
 }
 
@@ -59,32 +48,29 @@ fn matches(pattern: &str, model: &str) -> bool {
 mod tests {
     use super::*;
 
-    fn tier(list: &[&str], downgrade: Option<&str>) -> TierPolicy {
-        TierPolicy {
-            allowed: Some(list.iter().map(|s| s.to_string()).collect()),
-            downgrade_to: downgrade.map(str::to_owned),
+    fn tier(list: &[&str], downgrade: Option<&str>) -> Tier {
+        Tier {
+            id: "basic".into(),
+            name: "basic".into(),
+            models: ModelAccess::Allow(list.iter().map(|s| s.to_string()).collect()),
+            on_disallowed: match downgrade {
+                Some(m) => OnDisallowed::Downgrade(m.into()),
+                None => OnDisallowed::Deny,
+            },
+            ..Tier::default()
         }
     }
 
     #[test]
     fn allowlist_deny_and_downgrade() {
         let basic = tier(&["openai/gpt-4o-mini", "meta-llama/*"], None);
-        assert_eq!(basic.decide("openai/gpt-4o-mini"), ModelDecision::Allowed);
-        assert_eq!(
-            basic.decide("meta-llama/llama-3.1-8b-instruct"),
-            ModelDecision::Allowed
-        );
-        assert!(
-            matches!(basic.decide("openai/gpt-4o"), ModelDecision::Denied { allowed } if allowed.len() == 2)
-        );
+        assert_eq!(decide(&basic, "openai/gpt-4o-mini"), ModelDecision::Allowed);
+        assert_eq!(decide(&basic, "meta-llama/llama-3.1-8b-instruct"), ModelDecision::Allowed);
+        assert!(matches!(decide(&basic, "openai/gpt-4o"), ModelDecision::Denied { allowed } if allowed.len() == 2));
         let down = tier(&["openai/gpt-4o-mini"], Some("openai/gpt-4o-mini"));
         assert_eq!(
-            down.decide("anthropic/claude-3.5-sonnet"),
+            decide(&down, "anthropic/claude-3.5-sonnet"),
             ModelDecision::Downgraded("openai/gpt-4o-mini".into())
-        );
-        assert_eq!(
-            TierPolicy::allow_all().decide("x/y"),
-            ModelDecision::Allowed
         );
     }
 }

@@ -44,20 +44,46 @@ impl std::fmt::Debug for Upstream {
     }
 }
 
-impl Upstream {
+/// Validated upstream settings, shared by every worker's [`Upstream`].
+#[derive(Clone)]
+pub struct UpstreamSettings {
+    chat_uri: Uri,
+    tls: rustls::ClientConfig,
+    first_byte_timeout: Duration,
+}
+
+impl std::fmt::Debug for UpstreamSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstreamSettings")
+            .field("chat_uri", &self.chat_uri)
+            .finish_non_exhaustive()
+    }
+}
+
+impl UpstreamSettings {
     /// `base_url` is OpenRouter's API root, e.g. `https://openrouter.ai/api/v1`.
     pub fn new(base_url: &str, first_byte_timeout: Duration) -> Result<Self, UpstreamError> {
         let chat_uri: Uri = format!("{}/chat/completions", base_url.trim_end_matches('/'))
             .parse()
             .map_err(|e: http::uri::InvalidUri| UpstreamError::Url(e.to_string()))?;
+        Ok(UpstreamSettings {
+            chat_uri,
+            tls: rustls_config()?,
+            first_byte_timeout,
+        })
+    }
+}
+
+impl Upstream {
+    /// A fresh connection pool (one per worker thread).
+    pub fn new(settings: &UpstreamSettings) -> Self {
         let mut http = HttpConnector::new();
         http.set_nodelay(true);
         http.enforce_http(false);
         http.set_keepalive(Some(Duration::from_secs(60)));
         http.set_connect_timeout(Some(Duration::from_secs(10)));
-        let tls = rustls_config()?;
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
+            .with_tls_config(settings.tls.clone())
             .https_or_http()
             .enable_http1()
             .wrap_connector(http);
@@ -65,11 +91,11 @@ impl Upstream {
             .pool_idle_timeout(Duration::from_secs(90))
             .pool_max_idle_per_host(1024)
             .build(connector);
-        Ok(Upstream {
+        Upstream {
             client,
-            chat_uri,
-            first_byte_timeout,
-        })
+            chat_uri: settings.chat_uri.clone(),
+            first_byte_timeout: settings.first_byte_timeout,
+        }
     }
 
     /// POSTs a chat completion body; resolves when the response head arrives.

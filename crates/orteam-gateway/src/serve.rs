@@ -1,0 +1,146 @@
+//! Starting and stopping a gateway: open the ledger, load the catalog, start the workers and
+//! background jobs; on shutdown stop accepting, let open requests and streams finish, wait for
+//! every settlement, then flush the ledger. Nothing recorded in memory is dropped.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use orteam_core::SharedClock;
+use orteam_ledger::{Ledger, LedgerOptions};
+use tokio_util::sync::CancellationToken;
+
+use crate::admin::{self, AdminState};
+use crate::app::{Gateway, GatewayWorker};
+use crate::catalog::Catalog;
+use crate::config::GatewayConfig;
+use crate::metrics::Metrics;
+use crate::server::{self, ServerHandle};
+use crate::upstream::UpstreamSettings;
+
+/// Why the gateway could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    #[error("ledger: {0}")]
+    Ledger(#[from] orteam_ledger::LedgerError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("upstream client: {0}")]
+    Client(#[from] orteam_openrouter::ClientError),
+    #[error("upstream: {0}")]
+    Upstream(#[from] crate::upstream::UpstreamError),
+}
+
+/// A running gateway.
+pub struct RunningGateway {
+    pub gateway: Arc<Gateway>,
+    server: ServerHandle,
+    background: tokio::task::JoinHandle<()>,
+}
+
+impl RunningGateway {
+    pub fn local_addr(&self) -> SocketAddr {
+        self.server.local_addr()
+    }
+
+    /// `http://ADDR/v1`: what an OpenAI SDK's `base_url` should be.
+    pub fn base_url(&self) -> String {
+        format!("http://{}/v1", self.local_addr())
+    }
+
+    /// Waits for the shutdown token, then drains: workers (open requests and streams), then
+    /// settlement tasks, then the ledger's queued writes.
+    pub async fn wait(self) -> Result<(), orteam_ledger::LedgerError> {
+        self.server.wait().await;
+        self.background.abort();
+        let gw = self.gateway;
+        gw.tasks.close();
+        if tokio::time::timeout(gw.config.drain, gw.tasks.wait()).await.is_err() {
+            tracing::warn!("settlement tasks still running at the drain deadline");
+        }
+        gw.ledger.shutdown().await
+    }
+}
+
+/// Opens everything and starts serving on `listener` (bind it yourself; port 0 is fine).
+pub async fn start(
+    config: GatewayConfig,
+    listener: std::net::TcpListener,
+    clock: SharedClock,
+    shutdown: CancellationToken,
+) -> Result<RunningGateway, StartError> {
+    let config = Arc::new(config);
+    let ledger = Ledger::open(
+        &config.database_url,
+        LedgerOptions::serving().with_clock(clock.clone()),
+    )
+    .await?;
+    let metrics = Arc::new(Metrics::new());
+    let retries = metrics.upstream_retries.clone();
+    let openrouter = orteam_openrouter::Client::builder()
+        .base_url(config.upstream_base_url.clone())
+        .api_key(
+            config
+                .upstream_key
+                .clone()
+                .unwrap_or_else(|| secrecy::SecretString::from(String::new())),
+        )
+        .on_retry(move |_| {
+            retries.inc();
+        })
+        .build()?;
+    let catalog = Arc::new(Catalog::new(openrouter.clone()));
+    match catalog.refresh().await {
+        Ok(n) => tracing::info!(models = n, "model catalog loaded"),
+        Err(err) => tracing::warn!(%err, "model catalog unavailable at start; will retry"),
+    }
+    let admin = admin::router(AdminState::new(
+        ledger.clone(),
+        catalog.clone(),
+        metrics.clone(),
+        config.admin_token.as_ref(),
+    ));
+    let gateway = Arc::new(Gateway::new(
+        config.clone(),
+        ledger,
+        catalog.clone(),
+        openrouter,
+        clock,
+        admin,
+        metrics,
+    ));
+    let upstream = UpstreamSettings::new(&config.upstream_base_url, config.first_byte_timeout)?;
+    let gw = gateway.clone();
+    let server = server::spawn(listener, config.workers, config.drain, shutdown.clone(), move |_| {
+        GatewayWorker::new(gw.clone(), &upstream)
+    })
+    .map_err(|source| StartError::Listen {
+        addr: config.listen,
+        source,
+    })?;
+    let background = tokio::spawn(background_jobs(catalog, config.catalog_refresh, shutdown));
+    Ok(RunningGateway {
+        gateway,
+        server,
+        background,
+    })
+}
+
+async fn background_jobs(catalog: Arc<Catalog>, every: Duration, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(every);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = tick.tick() => {
+                if let Err(err) = catalog.refresh().await {
+                    tracing::warn!(%err, "catalog refresh failed; keeping the previous table");
+                }
+            }
+        }
+    }
+}
