@@ -40,6 +40,23 @@ pub enum LogFormat {
 pub enum Command {
     /// Run a local, stateful OpenRouter simulator (no network needed).
     Sim(SimArgs),
+    /// Run the MCP server: the 26 OpenRouter management tools (read-only unless
+    /// OPENROUTER_ADMIN_ALLOW_WRITE=1 or --allow-write), over stdio or streamable HTTP.
+    Mcp(McpArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct McpArgs {
+    /// Enable the write tools (key and guardrail create/update/delete/assign); same as
+    /// OPENROUTER_ADMIN_ALLOW_WRITE=1.
+    #[arg(long)]
+    pub allow_write: bool,
+    /// Serve the streamable HTTP transport on this address instead of stdio.
+    #[arg(long, value_name = "ADDR")]
+    pub http: Option<SocketAddr>,
+    /// Bearer token HTTP clients must send (required with --http).
+    #[arg(long, env = env_vars::ORTEAM_MCP_TOKEN, hide_env_values = true)]
+    pub http_token: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -4,5 +4,7 @@
 pub const OPENROUTER_BASE_URL: &str = "OPENROUTER_BASE_URL";
 /// The simulator's management (provisioning) key.
 pub const ORTEAM_SIM_PROVISIONING_KEY: &str = "ORTEAM_SIM_PROVISIONING_KEY";
+/// Bearer token of `orteam mcp --http`.
+pub const ORTEAM_MCP_TOKEN: &str = "ORTEAM_MCP_TOKEN";
 /// Log filter, `tracing_subscriber::EnvFilter` syntax (default `info`).
 pub const ORTEAM_LOG: &str = "ORTEAM_LOG";

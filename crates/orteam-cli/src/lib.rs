@@ -37,6 +37,7 @@ pub fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Sim(args) => commands::sim::run(args).await,
+        Command::Mcp(args) => commands::mcp::run(args).await,
     }
 }
 

@@ -44,7 +44,8 @@ impl AdminState {
             ledger,
             catalog,
             metrics,
-            admin_token_digest: admin_token.map(|t| Sha256::digest(t.expose_secret().as_bytes()).into()),
+            admin_token_digest: admin_token
+                .map(|t| Sha256::digest(t.expose_secret().as_bytes()).into()),
         }
     }
 }
@@ -167,13 +168,16 @@ struct ModelEntry {
 
 #[derive(Serialize)]
 struct ModelPricing {
-    prompt: Money,
-    completion: Money,
+    prompt: Option<Money>,
+    completion: Option<Money>,
     request: Option<Money>,
 }
 
 /// `GET /v1/models`: the models the caller's tier allows, OpenAI-style.
-async fn models(State(state): State<AdminState>, headers: HeaderMap) -> Result<Response, GatewayError> {
+async fn models(
+    State(state): State<AdminState>,
+    headers: HeaderMap,
+) -> Result<Response, GatewayError> {
     let presented = bearer_token(&headers).ok_or_else(|| {
         GatewayError::Unauthorized("missing API key: send `Authorization: Bearer ot-…`".into())
     })?;
@@ -213,8 +217,15 @@ struct MemberView {
     budgets: Vec<orteam_ledger::BudgetStatus>,
 }
 
-async fn member_view(state: &AdminState, m: &orteam_ledger::Member) -> Result<MemberView, GatewayError> {
-    let budgets = state.ledger.budget_status(&m.id).await.map_err(ledger_err)?;
+async fn member_view(
+    state: &AdminState,
+    m: &orteam_ledger::Member,
+) -> Result<MemberView, GatewayError> {
+    let budgets = state
+        .ledger
+        .budget_status(&m.id)
+        .await
+        .map_err(ledger_err)?;
     Ok(MemberView {
         id: m.id.clone(),
         display_name: m.display_name.clone(),
@@ -259,9 +270,15 @@ async fn revoke_member(
         .collect();
     state.ledger.remove_member(&id).await.map_err(ledger_err)?;
     for k in &key_ids {
-        state.ledger.revoke_virtual_key(k).await.map_err(ledger_err)?;
+        state
+            .ledger
+            .revoke_virtual_key(k)
+            .await
+            .map_err(ledger_err)?;
     }
-    Ok(Json(serde_json::json!({ "member": id, "revoked_keys": key_ids.len() })))
+    Ok(Json(
+        serde_json::json!({ "member": id, "revoked_keys": key_ids.len() }),
+    ))
 }
 
 #[derive(Serialize)]
@@ -304,14 +321,20 @@ async fn revoke_key(
     State(state): State<AdminState>,
     Path(id): Path<String>,
 ) -> Result<Json<serde_json::Value>, GatewayError> {
-    state.ledger.revoke_virtual_key(&id).await.map_err(ledger_err)?;
+    state
+        .ledger
+        .revoke_virtual_key(&id)
+        .await
+        .map_err(ledger_err)?;
     Ok(Json(serde_json::json!({ "revoked": id })))
 }
 
 async fn budgets(
     State(state): State<AdminState>,
 ) -> Result<Json<Vec<orteam_ledger::BudgetStatus>>, GatewayError> {
-    Ok(Json(state.ledger.all_budget_status().await.map_err(ledger_err)?))
+    Ok(Json(
+        state.ledger.all_budget_status().await.map_err(ledger_err)?,
+    ))
 }
 
 #[derive(Deserialize)]
@@ -357,7 +380,12 @@ async fn usage(
     Query(p): Query<UsageParams>,
 ) -> Result<Json<Vec<orteam_ledger::UsageGroup>>, GatewayError> {
     let mut group_by = Vec::new();
-    for part in p.by.as_deref().unwrap_or("").split(',').filter(|s| !s.is_empty()) {
+    for part in
+        p.by.as_deref()
+            .unwrap_or("")
+            .split(',')
+            .filter(|s| !s.is_empty())
+    {
         let g: GroupBy = serde_json::from_value(serde_json::Value::String(part.trim().to_owned()))
             .map_err(|_| GatewayError::BadRequest {
                 message: format!(
@@ -387,5 +415,11 @@ async fn events(
     Query(p): Query<EventsParams>,
 ) -> Result<Json<Vec<orteam_ledger::UsageEvent>>, GatewayError> {
     let limit = p.limit.unwrap_or(50).min(1000);
-    Ok(Json(state.ledger.recent_events(limit).await.map_err(ledger_err)?))
+    Ok(Json(
+        state
+            .ledger
+            .recent_events(limit)
+            .await
+            .map_err(ledger_err)?,
+    ))
 }

@@ -135,7 +135,11 @@ impl GatewayWorker {
 }
 
 impl Worker for GatewayWorker {
-    fn handle(self: Rc<Self>, req: Request<Incoming>, _peer: SocketAddr) -> LocalFuture<Response<Body>> {
+    fn handle(
+        self: Rc<Self>,
+        req: Request<Incoming>,
+        _peer: SocketAddr,
+    ) -> LocalFuture<Response<Body>> {
         Box::pin(async move {
             let path = req.uri().path();
             if path == "/v1/chat/completions" || path == "/api/v1/chat/completions" {
@@ -194,7 +198,10 @@ impl GatewayWorker {
             .headers()
             .get(AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
             .map(str::trim)
             .filter(|v| !v.is_empty())
             .ok_or_else(|| {
@@ -240,7 +247,11 @@ impl GatewayWorker {
         let limit = self.gw.config.max_body_bytes;
         if let Some(ct) = req.headers().get(CONTENT_TYPE) {
             let ct = ct.to_str().unwrap_or("");
-            if !ct.trim_start().to_ascii_lowercase().starts_with("application/json") {
+            if !ct
+                .trim_start()
+                .to_ascii_lowercase()
+                .starts_with("application/json")
+            {
                 return Err(GatewayError::UnsupportedMediaType);
             }
         }
@@ -298,7 +309,10 @@ impl GatewayWorker {
             .ok_or_else(|| GatewayError::UnknownModel(model.to_owned()))?;
         let prompt_bound = chat.messages_bytes as u64;
         // 5. budget-aware max_tokens
-        let tightest = gw.ledger.tightest_remaining(&auth.member_id).map_err(ledger_error)?;
+        let tightest = gw
+            .ledger
+            .tightest_remaining(&auth.member_id)
+            .map_err(ledger_error)?;
         let quote: Quote = pricing::quote(
             &price,
             prompt_bound,
@@ -326,8 +340,11 @@ impl GatewayWorker {
             tokens_per_minute: auth.tier.tokens_per_minute,
         };
         let member: Arc<str> = Arc::from(auth.member_id.as_str());
-        gw.rate_limits
-            .check(&member, limits, prompt_bound.saturating_add(quote.max_tokens))?;
+        gw.rate_limits.check(
+            &member,
+            limits,
+            prompt_bound.saturating_add(quote.max_tokens),
+        )?;
         // 7. reserve the worst case against every budget
         let route = self.route(&auth)?;
         let reservation = gw
@@ -337,7 +354,8 @@ impl GatewayWorker {
             .map_err(ledger_error)?;
         // 8. forward
         let request_id = gw.next_request_id();
-        let upstream_body = Bytes::from(chat.upstream_body(model, quote.max_tokens, &auth.member_id));
+        let upstream_body =
+            Bytes::from(chat.upstream_body(model, quote.max_tokens, &auth.member_id));
         let resp = match self.forward(&route, upstream_body).await {
             Ok(resp) => resp,
             Err(err) => {
@@ -367,7 +385,12 @@ impl GatewayWorker {
         if !status.is_success() {
             // Upstream refused after its own checks: nothing was generated.
             reservation.release();
-            let bytes = resp.into_body().collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+            let bytes = resp
+                .into_body()
+                .collect()
+                .await
+                .map(|c| c.to_bytes())
+                .unwrap_or_default();
             return Ok((passthrough_error(status, bytes), false));
         }
         let mut headers = vec![(HEADER_REQUEST_ID, header_value(&meta.request_id))];
@@ -392,7 +415,8 @@ impl GatewayWorker {
             Err(err) => {
                 // The answer was generated and billed but not delivered: charge provisionally
                 // and look the exact cost up.
-                meta.settle_unknown(reservation, None, Outcome::Failed).await;
+                meta.settle_unknown(reservation, None, Outcome::Failed)
+                    .await;
                 return Err(GatewayError::Upstream {
                     status: StatusCode::BAD_GATEWAY,
                     message: format!("upstream answer broke off: {err}"),
@@ -401,8 +425,18 @@ impl GatewayWorker {
         };
         let info = response::parse_completion(&bytes).unwrap_or_default();
         match info.usage.clone() {
-            Some(billed) => meta.settle_exact(reservation, &info, billed, Outcome::Ok).await?,
-            None => meta.settle_unknown(reservation, info.generation_id.clone(), Outcome::Provisional).await,
+            Some(billed) => {
+                meta.settle_exact(reservation, &info, billed, Outcome::Ok)
+                    .await?
+            }
+            None => {
+                meta.settle_unknown(
+                    reservation,
+                    info.generation_id.clone(),
+                    Outcome::Provisional,
+                )
+                .await
+            }
         }
         let mut out = Response::new(Body::from(bytes));
         out.headers_mut()
@@ -415,7 +449,11 @@ impl GatewayWorker {
 
     /// Sends the request; retries 429/5xx and connection failures before the first byte,
     /// within the retry deadline. Nothing is charged for a request that never got an answer.
-    async fn forward(&self, route: &Route, body: Bytes) -> Result<http::Response<Incoming>, GatewayError> {
+    async fn forward(
+        &self,
+        route: &Route,
+        body: Bytes,
+    ) -> Result<http::Response<Incoming>, GatewayError> {
         let deadline = Instant::now() + self.gw.config.retry_deadline;
         let mut attempt: u32 = 0;
         loop {
@@ -424,9 +462,9 @@ impl GatewayWorker {
                 .chat(&route.authorization, &self.gw.attribution, body.clone())
                 .await;
             let retry_after = match &result {
-                Ok(resp) if is_retryable(resp.status()) => Some(
-                    retry_after(resp.headers()).unwrap_or_else(|| backoff(attempt)),
-                ),
+                Ok(resp) if is_retryable(resp.status()) => {
+                    Some(retry_after(resp.headers()).unwrap_or_else(|| backoff(attempt)))
+                }
                 Ok(_) => None,
                 Err(UpstreamError::Connect(_)) => Some(backoff(attempt)),
                 Err(_) => None,
@@ -542,7 +580,11 @@ impl Settlement {
             virtual_key_id: Some(self.auth.key_id.clone()),
             upstream_key_hash: self.route.upstream_key_hash.clone(),
             requested_model: self.requested_model.clone(),
-            served_model: Some(info.model.clone().unwrap_or_else(|| self.served_model.clone())),
+            served_model: Some(
+                info.model
+                    .clone()
+                    .unwrap_or_else(|| self.served_model.clone()),
+            ),
             provider: info.provider.clone(),
             prompt_tokens: billed.prompt_tokens,
             completion_tokens: billed.completion_tokens,
@@ -559,9 +601,15 @@ impl Settlement {
 
     fn record_metrics(&self, info: &response::CompletionInfo, cost: Money) {
         let m = &self.gw.metrics;
-        let model = info.model.clone().unwrap_or_else(|| self.served_model.clone());
+        let model = info
+            .model
+            .clone()
+            .unwrap_or_else(|| self.served_model.clone());
         if let Some(b) = &info.usage {
-            for (kind, n) in [("prompt", b.prompt_tokens), ("completion", b.completion_tokens)] {
+            for (kind, n) in [
+                ("prompt", b.prompt_tokens),
+                ("completion", b.completion_tokens),
+            ] {
                 m.tokens
                     .get_or_create(&TokenLabels {
                         member: self.auth.member_id.clone(),
@@ -673,7 +721,10 @@ fn stream_response(
     let on_end = Box::new(move |end: StreamEnd| {
         let gw = meta.gw.clone();
         gw.metrics.streams_open.dec();
-        let labels = RequestLabels { status: 200, stream: true };
+        let labels = RequestLabels {
+            status: 200,
+            stream: true,
+        };
         gw.metrics
             .request_duration
             .get_or_create(&labels)
@@ -704,7 +755,10 @@ fn stream_response(
     let mut out = Response::new(Body::new(body));
     let h = out.headers_mut();
     h.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
-    h.insert(http::header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert(
+        http::header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache"),
+    );
     for (k, v) in headers {
         h.insert(k, v);
     }

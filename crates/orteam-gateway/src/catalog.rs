@@ -30,14 +30,18 @@ impl PriceTable {
         let mut prices = HashMap::with_capacity(models.len() * 2);
         for m in &models {
             let p = &m.pricing;
+            // A model without published prices is left out: never treated as free.
+            let (Some(prompt), Some(completion)) = (p.prompt, p.completion) else {
+                continue;
+            };
             // Reasoning tokens are completion tokens; if upstream prices them apart, hold the
             // dearer rate so the worst case stays a bound.
             let completion = match p.internal_reasoning {
-                Some(r) if r > p.completion => r,
-                _ => p.completion,
+                Some(r) if r > completion => r,
+                _ => completion,
             };
             let price = Arc::new(ModelPrice {
-                prompt: p.prompt,
+                prompt,
                 completion,
                 request: p.request.unwrap_or(Money::ZERO),
                 max_completion_tokens: m

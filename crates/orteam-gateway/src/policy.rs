@@ -65,8 +65,13 @@ mod tests {
     fn allowlist_deny_and_downgrade() {
         let basic = tier(&["openai/gpt-4o-mini", "meta-llama/*"], None);
         assert_eq!(decide(&basic, "openai/gpt-4o-mini"), ModelDecision::Allowed);
-        assert_eq!(decide(&basic, "meta-llama/llama-3.1-8b-instruct"), ModelDecision::Allowed);
-        assert!(matches!(decide(&basic, "openai/gpt-4o"), ModelDecision::Denied { allowed } if allowed.len() == 2));
+        assert_eq!(
+            decide(&basic, "meta-llama/llama-3.1-8b-instruct"),
+            ModelDecision::Allowed
+        );
+        assert!(
+            matches!(decide(&basic, "openai/gpt-4o"), ModelDecision::Denied { allowed } if allowed.len() == 2)
+        );
         let down = tier(&["openai/gpt-4o-mini"], Some("openai/gpt-4o-mini"));
         assert_eq!(
             decide(&down, "anthropic/claude-3.5-sonnet"),

@@ -59,7 +59,10 @@ impl RunningGateway {
         self.background.abort();
         let gw = self.gateway;
         gw.tasks.close();
-        if tokio::time::timeout(gw.config.drain, gw.tasks.wait()).await.is_err() {
+        if tokio::time::timeout(gw.config.drain, gw.tasks.wait())
+            .await
+            .is_err()
+        {
             tracing::warn!("settlement tasks still running at the drain deadline");
         }
         gw.ledger.shutdown().await
@@ -115,9 +118,13 @@ pub async fn start(
     ));
     let upstream = UpstreamSettings::new(&config.upstream_base_url, config.first_byte_timeout)?;
     let gw = gateway.clone();
-    let server = server::spawn(listener, config.workers, config.drain, shutdown.clone(), move |_| {
-        GatewayWorker::new(gw.clone(), &upstream)
-    })
+    let server = server::spawn(
+        listener,
+        config.workers,
+        config.drain,
+        shutdown.clone(),
+        move |_| GatewayWorker::new(gw.clone(), &upstream),
+    )
     .map_err(|source| StartError::Listen {
         addr: config.listen,
         source,

@@ -119,10 +119,13 @@ pub(crate) fn per_million(price: Money) -> String {
 /// The seed's price summary `P`:
 /// `in $X/M · out $Y/M[ · per-request $r][ · image $i][ · search $w]`.
 pub(crate) fn pricing(p: &Pricing) -> String {
+    let (Some(prompt), Some(completion)) = (p.prompt, p.completion) else {
+        return "—".to_owned();
+    };
     let mut s = format!(
         "in ${}/M · out ${}/M",
-        per_million(p.prompt),
-        per_million(p.completion)
+        per_million(prompt),
+        per_million(completion)
     );
     if let Some(r) = p.request {
         s.push_str(&format!(" · per-request ${}", raw(r)));

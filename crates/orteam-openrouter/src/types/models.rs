@@ -11,12 +11,13 @@ use serde_json::Value;
 use super::wire_object;
 
 wire_object! {
-    /// Prices in USD per unit. `prompt`/`completion` are per token.
+    /// Prices in USD per unit. `prompt`/`completion` are per token; `None` when upstream
+    /// published no price (which is not the same as a free `"0"`).
     pub struct Pricing {
-        #[serde(default)]
-        pub prompt: Money,
-        #[serde(default)]
-        pub completion: Money,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub prompt: Option<Money>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub completion: Option<Money>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub request: Option<Money>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -47,10 +48,11 @@ wire_object! {
 
 impl Pricing {
     /// `prompt_tokens × prompt + completion_tokens × completion + request`, exactly;
-    /// `None` on overflow. Cache and reasoning rates are not included.
+    /// `None` on overflow or when a price is missing. Cache and reasoning rates are not
+    /// included.
     pub fn cost(&self, prompt_tokens: u64, completion_tokens: u64) -> Option<Money> {
-        let p = self.prompt.checked_mul_u64(prompt_tokens)?;
-        let c = self.completion.checked_mul_u64(completion_tokens)?;
+        let p = self.prompt?.checked_mul_u64(prompt_tokens)?;
+        let c = self.completion?.checked_mul_u64(completion_tokens)?;
         p.checked_add(c)?
             .checked_add(self.request.unwrap_or(Money::ZERO))
     }
@@ -128,8 +130,8 @@ wire_object! {
 impl Default for Pricing {
     fn default() -> Self {
         Pricing {
-            prompt: Money::ZERO,
-            completion: Money::ZERO,
+            prompt: None,
+            completion: None,
             request: None,
             image: None,
             image_token: None,

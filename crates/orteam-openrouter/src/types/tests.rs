@@ -193,7 +193,7 @@ const MODEL: &str = r#"{"id":"openai/gpt-4o","canonical_slug":"openai/gpt-4o-202
 fn models_and_prices() {
     let list: ModelList = serde_json::from_str(&format!(r#"{{"data":[{MODEL}]}}"#)).unwrap();
     let md = &list.data[0];
-    assert_eq!(md.pricing.prompt, m("0.0000025"));
+    assert_eq!(md.pricing.prompt, Some(m("0.0000025")));
     assert_eq!(md.pricing.input_cache_write_1h, Some(m("0.0000000375")));
     assert_eq!(md.pricing.cost(10, 4), Some(m("0.000065")));
     assert_eq!(
@@ -238,7 +238,7 @@ fn endpoints_and_zdr() {
     ))
     .unwrap();
     let ep = &e.data.endpoints[0];
-    assert_eq!(ep.pricing.completion, m("0.00006"));
+    assert_eq!(ep.pricing.completion, Some(m("0.00006")));
     assert_eq!(ep.uptime_last_30m, Some(99.5));
     assert_eq!(ep.latency_last_30m.unwrap().p99, Some(900.0));
     let zdr: Envelope<Vec<Endpoint>> =

@@ -11,7 +11,7 @@ async fn catalog_endpoints_user_models_and_zdr() {
     let list = c.models(&ModelsParams::default()).await.unwrap();
     assert!(list.data.len() >= 5);
     let gpt = list.data.iter().find(|m| m.id == "openai/gpt-4o").unwrap();
-    assert!(gpt.pricing.prompt > Money::ZERO);
+    assert!(gpt.pricing.prompt.unwrap() > Money::ZERO);
     assert!(gpt.context_length.is_some());
 
     let tools = c
@@ -131,14 +131,17 @@ fn expected_cost(
         .as_ref()
         .map_or(0, |d| d.reasoning_tokens);
     let terms = [
-        p.prompt.times(u.prompt_tokens - cached).unwrap(),
+        p.prompt.unwrap().times(u.prompt_tokens - cached).unwrap(),
         p.input_cache_read
-            .unwrap_or(p.prompt)
+            .unwrap_or(p.prompt.unwrap())
             .times(cached)
             .unwrap(),
-        p.completion.times(u.completion_tokens - reasoning).unwrap(),
+        p.completion
+            .unwrap()
+            .times(u.completion_tokens - reasoning)
+            .unwrap(),
         p.internal_reasoning
-            .unwrap_or(p.completion)
+            .unwrap_or(p.completion.unwrap())
             .times(reasoning)
             .unwrap(),
         p.request.unwrap_or(Money::ZERO),
@@ -157,7 +160,10 @@ async fn cost_with_cache_reads_and_reasoning() {
     let catalog = c.models(&ModelsParams::default()).await.unwrap();
     let mut with_reasoning = 0;
     for model in &catalog.data {
-        let priced_reasoning = model.pricing.internal_reasoning.is_some_and(|p| !p.is_zero());
+        let priced_reasoning = model
+            .pricing
+            .internal_reasoning
+            .is_some_and(|p| !p.is_zero());
         let reasoning = 6;
         let done = ic
             .chat(&ChatRequest::new(
