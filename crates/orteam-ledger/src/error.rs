@@ -43,7 +43,9 @@ pub enum LedgerError {
     #[error("this operation needs a ledger opened in the serving role")]
     NotServing,
     /// The database URL is not understood.
-    #[error("unsupported ledger url {0:?}: expected sqlite://PATH, a file path, sqlite::memory: or postgres://…")]
+    #[error(
+        "unsupported ledger url {0:?}: expected sqlite://PATH, a file path, sqlite::memory: or postgres://…"
+    )]
     UnsupportedUrl(String),
     /// Applying a migration failed.
     #[error("schema migration {version} ({name}) failed")]

@@ -41,7 +41,8 @@ pub fn generate_key() -> (String, SecretString) {
 /// The public id of a well-formed key, or `None`.
 pub fn parse_public_id(key: &str) -> Option<&str> {
     let rest = key.strip_prefix(KEY_PREFIX)?;
-    if rest.len() != PUBLIC_ID_LEN + SECRET_PART_LEN || !rest.bytes().all(|b| b.is_ascii_alphanumeric())
+    if rest.len() != PUBLIC_ID_LEN + SECRET_PART_LEN
+        || !rest.bytes().all(|b| b.is_ascii_alphanumeric())
     {
         return None;
     }
@@ -170,7 +171,10 @@ mod tests {
         let secret = SecretString::from("sk-or-v1-abc".to_owned());
         let ct = key.encrypt("row1", &secret).unwrap();
         assert!(!ct.contains("sk-or"));
-        assert_eq!(key.decrypt("row1", &ct).unwrap().expose_secret(), "sk-or-v1-abc");
+        assert_eq!(
+            key.decrypt("row1", &ct).unwrap().expose_secret(),
+            "sk-or-v1-abc"
+        );
         assert!(key.decrypt("row2", &ct).is_err());
         assert!(SecretKey::from_base64("dG9vIHNob3J0").is_err());
     }

@@ -1,1 +1,36 @@
-//! placeholder
+//! orteam's ledger: exact money, budgets that hold under load, virtual keys and usage events,
+//! on SQLite (embedded default) or PostgreSQL (several gateway instances).
+//!
+//! - [`Ledger::open`] picks the backend from the URL and applies migrations.
+//! - Directory: orgs, teams, tiers, members, budgets (member ⊂ team ⊂ org; daily / weekly /
+//!   monthly UTC windows, weeks start on Monday), temporary raises, virtual keys (`ot-…`, stored
+//!   as SHA-256 only), upstream keys (secret encrypted with AES-256-GCM).
+//! - [`Ledger::reserve`] → [`Reservation`] → [`Reservation::settle`] / [`Reservation::release`]:
+//!   for every budget at every moment, `spent + held <= limit`.
+//! - Queries for reports: [`Ledger::usage`], [`Ledger::daily_series`], [`Ledger::recent_events`]…
+//!
+//! See `DESIGN.md` in this crate for how the fast paths work and why.
+
+pub mod budget;
+pub mod directory;
+pub mod env;
+pub mod error;
+pub mod events;
+pub mod keys;
+mod ledger;
+pub mod migrate;
+pub mod model;
+pub mod postgres;
+pub mod query;
+pub mod sqlite;
+pub mod store;
+
+pub use budget::{Reservation, Settled};
+pub use directory::Directory;
+pub use error::{AuthError, BudgetExceeded, LedgerError};
+pub use events::Correction;
+pub use keys::SecretKey;
+pub use ledger::{Ledger, LedgerOptions, Reclaimed, Role};
+pub use model::*;
+pub use orteam_core::{Money, Window};
+pub use query::{DailyPoint, EventFilter, GroupBy, UsageGroup, UsageQuery};

@@ -26,6 +26,52 @@ use crate::model::{BudgetScope, BudgetStatus, MemberState, TightestBudget};
 
 pub type Id = Arc<str>;
 
+/// FxHash-style hasher: the keys are directory ids chosen by admins (not attacker input), and
+/// SipHash was a third of the reserve + release time.
+#[derive(Default, Clone, Copy)]
+pub struct FastHasher(u64);
+
+impl std::hash::Hasher for FastHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.add(u64::from_le_bytes(w));
+        }
+        for b in chunks.remainder() {
+            self.add(u64::from(*b));
+        }
+    }
+    fn write_u8(&mut self, i: u8) {
+        self.add(u64::from(i));
+    }
+    fn write_u32(&mut self, i: u32) {
+        self.add(u64::from(i));
+    }
+    fn write_u64(&mut self, i: u64) {
+        self.add(i);
+    }
+    fn write_usize(&mut self, i: usize) {
+        self.add(i as u64);
+    }
+    fn write_i32(&mut self, i: i32) {
+        self.add(i as u64);
+    }
+}
+
+impl FastHasher {
+    #[inline]
+    fn add(&mut self, w: u64) {
+        self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+type FastMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<FastHasher>>;
+
 /// One window instance of one scope's spend.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct CellKey {
@@ -137,10 +183,10 @@ struct Hold {
 
 #[derive(Debug, Default)]
 struct State {
-    cells: HashMap<CellKey, Cell>,
-    members: HashMap<Id, MemberInfo>,
-    limits: [HashMap<Id, ScopeLimits>; 3],
-    holds: HashMap<u64, Hold>,
+    cells: FastMap<CellKey, Cell>,
+    members: FastMap<Id, MemberInfo>,
+    limits: [FastMap<Id, ScopeLimits>; 3],
+    holds: FastMap<u64, Hold>,
     next_id: u64,
 }
 
@@ -193,8 +239,13 @@ impl BudgetEngine {
         limits: [HashMap<Id, ScopeLimits>; 3],
     ) {
         let mut st = self.state.lock();
-        st.members = members;
-        st.limits = limits;
+        st.members = members.into_iter().collect();
+        let [a, b, c] = limits;
+        st.limits = [
+            a.into_iter().collect(),
+            b.into_iter().collect(),
+            c.into_iter().collect(),
+        ];
     }
 
     /// Owned mode: loads durable spend at startup.
@@ -218,7 +269,9 @@ impl BudgetEngine {
         now: DateTime<Utc>,
     ) -> Result<TryReserve, LedgerError> {
         if amount.is_negative() {
-            return Err(LedgerError::Invalid("reservation amount is negative".into()));
+            return Err(LedgerError::Invalid(
+                "reservation amount is negative".into(),
+            ));
         }
         let mut guard = self.state.lock();
         let st = &mut *guard;
@@ -251,7 +304,12 @@ impl BudgetEngine {
                     window: w,
                     start: w.start_date(today),
                 };
-                let cell = st.cells.entry(key.clone()).or_default();
+                if !st.cells.contains_key(&key) {
+                    st.cells.insert(key.clone(), Cell::default());
+                }
+                let Some(cell) = st.cells.get(&key) else {
+                    continue;
+                };
                 match self.mode {
                     Mode::Owned => {
                         let limit = base.plus(raised).map_err(money_err)?;
@@ -419,7 +477,14 @@ impl BudgetEngine {
     // ---- Leased mode ----
 
     /// Records a lease granted by the database.
-    pub fn add_lease(&self, key: &CellKey, db_id: i64, granted: Money, global_free: Money, spent: Money) {
+    pub fn add_lease(
+        &self,
+        key: &CellKey,
+        db_id: i64,
+        granted: Money,
+        global_free: Money,
+        spent: Money,
+    ) {
         let mut st = self.state.lock();
         let cell = st.cells.entry(key.clone()).or_default();
         cell.db_id = Some(db_id);
@@ -447,7 +512,12 @@ impl BudgetEngine {
 
     /// Takes the unconsumed lease of cells idle since `idle_before` (or of windows that have
     /// ended, or all when `all`) and holding nothing, to return it to the database.
-    pub fn take_idle_leases(&self, now: DateTime<Utc>, idle_before: DateTime<Utc>, all: bool) -> Vec<(i64, Money)> {
+    pub fn take_idle_leases(
+        &self,
+        now: DateTime<Utc>,
+        idle_before: DateTime<Utc>,
+        all: bool,
+    ) -> Vec<(i64, Money)> {
         let today = now.date_naive();
         let mut st = self.state.lock();
         let mut out = Vec::new();
@@ -457,11 +527,11 @@ impl BudgetEngine {
             if c.lease.is_zero() || !c.held.is_zero() {
                 continue;
             }
-            if all || ended || idle {
-                if let Some(db) = c.db_id {
-                    out.push((db, c.lease));
-                    c.lease = Money::ZERO;
-                }
+            if (all || ended || idle)
+                && let Some(db) = c.db_id
+            {
+                out.push((db, c.lease));
+                c.lease = Money::ZERO;
             }
         }
         out
@@ -482,7 +552,11 @@ impl BudgetEngine {
     // ---- status ----
 
     /// Every budget window that applies to `member` now.
-    pub fn status(&self, member: &str, now: DateTime<Utc>) -> Result<Vec<BudgetStatus>, LedgerError> {
+    pub fn status(
+        &self,
+        member: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<BudgetStatus>, LedgerError> {
         let st = self.state.lock();
         let info = st
             .members
@@ -513,7 +587,13 @@ impl BudgetEngine {
         out
     }
 
-    fn scope_status(&self, st: &State, scope: BudgetScope, id: &Id, now: DateTime<Utc>) -> Vec<BudgetStatus> {
+    fn scope_status(
+        &self,
+        st: &State,
+        scope: BudgetScope,
+        id: &Id,
+        now: DateTime<Utc>,
+    ) -> Vec<BudgetStatus> {
         let Some(sl) = st.limits[sidx(scope)].get(id) else {
             return Vec::new();
         };
@@ -555,7 +635,11 @@ impl BudgetEngine {
     /// The budget with the least room for `member` (None when no budget applies). In Leased
     /// mode this is this instance's view: its free lease plus the database's free amount as
     /// last seen.
-    pub fn tightest(&self, member: &str, now: DateTime<Utc>) -> Result<Option<TightestBudget>, LedgerError> {
+    pub fn tightest(
+        &self,
+        member: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<TightestBudget>, LedgerError> {
         Ok(self
             .status(member, now)?
             .into_iter()
@@ -612,15 +696,23 @@ mod tests {
     fn hold_settle_release() {
         let e = engine_with_budget("1");
         let now = Utc.with_ymd_and_hms(2026, 1, 5, 12, 0, 0).unwrap();
-        let TryReserve::Held { id, member } = e.try_reserve("alice", Money::parse("0.6").unwrap(), now).unwrap() else {
+        let TryReserve::Held { id, member } = e
+            .try_reserve("alice", Money::parse("0.6").unwrap(), now)
+            .unwrap()
+        else {
             panic!()
         };
-        let err = e.try_reserve("alice", Money::parse("0.5").unwrap(), now).unwrap_err();
+        let err = e
+            .try_reserve("alice", Money::parse("0.5").unwrap(), now)
+            .unwrap_err();
         let b = err.budget_exceeded().unwrap();
         assert_eq!(b.held, Money::parse("0.6").unwrap());
         let keys = CellKey::all_for(&member.id, &member.team, &member.org, now);
         e.settle(id, &keys, Money::parse("0.1").unwrap(), now);
-        assert!(e.try_reserve("alice", Money::parse("0.9").unwrap(), now).is_ok());
+        assert!(
+            e.try_reserve("alice", Money::parse("0.9").unwrap(), now)
+                .is_ok()
+        );
         assert_eq!(e.holds_len(), 1);
         assert_eq!(e.expire_holds(now + chrono::TimeDelta::hours(1)), 1);
         let t = e.tightest("alice", now).unwrap().unwrap();

@@ -1,0 +1,91 @@
+//! The reservation guard.
+
+use chrono::{DateTime, Utc};
+use orteam_core::Money;
+
+use crate::Ledger;
+use crate::budget::engine::Id;
+use crate::error::LedgerError;
+use crate::model::Usage;
+
+/// Money held against every budget that applies to a member, until [`Reservation::settle`] or
+/// [`Reservation::release`].
+///
+/// Both consume the reservation, so neither can run twice; dropping it unsettled (a client
+/// disconnect, a panic, an early `?`) releases the hold. Releasing is a memory operation on both
+/// backends, so `Drop` does it inline. A reservation nobody settles or drops (leaked with
+/// `mem::forget`, or held past the TTL) is reclaimed after the reservation TTL.
+#[must_use = "a reservation holds budget until it is settled or released"]
+pub struct Reservation {
+    pub(crate) id: u64,
+    pub(crate) member: Id,
+    pub(crate) team: Id,
+    pub(crate) org: Id,
+    pub(crate) amount: Money,
+    pub(crate) at: DateTime<Utc>,
+    pub(crate) ledger: Option<Ledger>,
+}
+
+/// The result of a settle, returned once the event is durably committed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settled {
+    pub request_id: String,
+    pub cost: Money,
+    /// `true` when this request id had already been recorded: nothing was charged again.
+    pub duplicate: bool,
+}
+
+impl Reservation {
+    pub fn amount(&self) -> Money {
+        self.amount
+    }
+    pub fn member_id(&self) -> &str {
+        &self.member
+    }
+    pub fn team_id(&self) -> &str {
+        &self.team
+    }
+    pub fn org_id(&self) -> &str {
+        &self.org
+    }
+    /// When the reservation was made; the usage counts against the windows current then.
+    pub fn reserved_at(&self) -> DateTime<Utc> {
+        self.at
+    }
+
+    /// Records `usage` and turns the hold into spend of exactly `usage.cost`, returning once the
+    /// event is committed. A cost above the reserved amount is still recorded in full (the
+    /// gateway reserves an upper bound, so this only happens if it under-reserved).
+    pub async fn settle(mut self, usage: Usage) -> Result<Settled, LedgerError> {
+        let Some(ledger) = self.ledger.take() else {
+            return Err(LedgerError::Closed);
+        };
+        ledger.settle_reservation(&self, usage).await
+    }
+
+    /// Frees the hold without recording anything (the request never reached the upstream).
+    pub fn release(mut self) {
+        if let Some(l) = self.ledger.take() {
+            l.release_hold(self.id);
+        }
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        if let Some(l) = self.ledger.take() {
+            l.release_hold(self.id);
+        }
+    }
+}
+
+impl std::fmt::Debug for Reservation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reservation")
+            .field("id", &self.id)
+            .field("member", &self.member)
+            .field("amount", &self.amount)
+            .field("at", &self.at)
+            .finish()
+    }
+}

@@ -1,0 +1,180 @@
+//! The group-commit event writer's protocol, shared by both backends.
+//!
+//! `settle` applies the spend to the in-memory engine at once (so the next reservation sees it)
+//! and queues a [`WriteJob`]. A backend writer takes *everything* queued, writes it in one
+//! transaction (events plus the per-window spend counters, and on PostgreSQL the lease
+//! movement), commits, and only then acknowledges each waiter. An acknowledged event is
+//! therefore committed: it survives `kill -9`.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use orteam_core::Money;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::budget::engine::{BudgetEngine, CellKey, LeaseTakes};
+use crate::error::LedgerError;
+use crate::model::UsageEvent;
+
+/// Whether a settled event was newly recorded or a repeat of a recorded request id.
+pub type WriteAck = oneshot::Sender<Result<bool, LedgerError>>;
+
+#[derive(Debug)]
+pub struct WriteJob {
+    pub event: UsageEvent,
+    /// The nine spend windows of the event (scope × window at the reservation instant).
+    pub keys: Vec<CellKey>,
+    /// Lease consumed (PostgreSQL).
+    pub takes: LeaseTakes,
+    pub ack: Option<WriteAck>,
+}
+
+/// The result of a cost correction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Correction {
+    pub previous: Money,
+    pub exact: Money,
+}
+
+// Events are the common message; boxing them would cost an allocation per settle.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub enum WriterMsg {
+    Event(WriteJob),
+    Correct {
+        request_id: String,
+        exact: Money,
+        ack: oneshot::Sender<Result<Option<Correction>, LedgerError>>,
+    },
+    /// `last_used_at` of virtual keys, batched (not worth a transaction of its own).
+    TouchKeys(Vec<(String, DateTime<Utc>)>),
+    /// Acknowledged once everything queued before it is committed.
+    Flush(oneshot::Sender<()>),
+}
+
+pub type WriterTx = mpsc::UnboundedSender<WriterMsg>;
+
+/// Most messages one transaction takes; bounds latency under a flood.
+pub const MAX_BATCH: usize = 8192;
+
+/// Spend deltas of one batch, summed per window key.
+#[derive(Debug, Default)]
+pub struct SpendDeltas(pub HashMap<CellKey, Money>);
+
+impl SpendDeltas {
+    pub fn add(&mut self, keys: &[CellKey], amount: Money) {
+        for k in keys {
+            let e = self.0.entry(k.clone()).or_insert(Money::ZERO);
+            *e = e.checked_add(amount).unwrap_or(*e);
+        }
+    }
+
+    /// Sorted by the text of (scope, scope id, window, start), byte-wise: the order every
+    /// PostgreSQL path locks `budget_windows` rows in (`ORDER BY … COLLATE "C"`), so concurrent
+    /// writers and lease returns never deadlock.
+    pub fn sorted(self) -> Vec<(CellKey, Money)> {
+        let mut v: Vec<_> = self.0.into_iter().filter(|(_, m)| !m.is_zero()).collect();
+        v.sort_by(|a, b| lock_order(&a.0).cmp(&lock_order(&b.0)));
+        v
+    }
+}
+
+/// A correction and the windows it adjusted (`None`: no such event).
+pub type CorrectionResult = Result<Option<(Correction, Vec<CellKey>)>, LedgerError>;
+
+/// What a committed batch means for the engine and the waiters.
+#[derive(Debug, Default)]
+pub struct BatchOutcome {
+    /// Per event job, in order: `true` when newly recorded.
+    pub inserted: Vec<bool>,
+    pub corrections: Vec<CorrectionResult>,
+    /// PostgreSQL windows whose lease was no longer ours.
+    pub lost_leases: Vec<i64>,
+}
+
+/// After a commit (or a failure), updates the engine and answers every waiter.
+pub fn finish_batch(
+    engine: Option<&BudgetEngine>,
+    batch: Vec<WriterMsg>,
+    result: Result<BatchOutcome, LedgerError>,
+) {
+    match result {
+        Ok(out) => {
+            if let Some(e) = engine {
+                for id in &out.lost_leases {
+                    e.lease_lost(*id);
+                }
+            }
+            let mut inserted = out.inserted.into_iter();
+            let mut corrections = out.corrections.into_iter();
+            for msg in batch {
+                match msg {
+                    WriterMsg::Event(job) => {
+                        let new = inserted.next().unwrap_or(false);
+                        if !new && let Some(e) = engine {
+                            // A repeat of a recorded request id: undo the in-memory charge.
+                            e.refund(&job.keys, job.event.usage.cost, &job.takes);
+                        }
+                        if let Some(ack) = job.ack {
+                            let _ = ack.send(Ok(new));
+                        }
+                    }
+                    WriterMsg::Correct { ack, .. } => {
+                        let r = corrections.next().unwrap_or(Ok(None));
+                        let r = r.map(|c| {
+                            c.map(|(corr, keys)| {
+                                if let Some(e) = engine
+                                    && let Some(delta) = corr.exact.checked_sub(corr.previous)
+                                {
+                                    e.adjust_spent(&keys, delta);
+                                }
+                                corr
+                            })
+                        });
+                        let _ = ack.send(r);
+                    }
+                    WriterMsg::TouchKeys(_) => {}
+                    WriterMsg::Flush(ack) => {
+                        let _ = ack.send(());
+                    }
+                }
+            }
+        }
+        Err(err) => {
+            // The in-memory charge stays (conservative: never overspend); the caller learns
+            // that the event is not durable.
+            tracing::error!(error = %err, "ledger batch write failed");
+            let text = err.to_string();
+            for msg in batch {
+                match msg {
+                    WriterMsg::Event(job) => {
+                        if let Some(ack) = job.ack {
+                            let _ = ack.send(Err(LedgerError::Storage {
+                                op: "writing usage events",
+                                source: text.clone().into(),
+                            }));
+                        }
+                    }
+                    WriterMsg::Correct { ack, .. } => {
+                        let _ = ack.send(Err(LedgerError::Storage {
+                            op: "correcting a cost",
+                            source: text.clone().into(),
+                        }));
+                    }
+                    WriterMsg::TouchKeys(_) => {}
+                    WriterMsg::Flush(ack) => {
+                        let _ = ack.send(());
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn lock_order(k: &CellKey) -> (&'static str, &str, &'static str, chrono::NaiveDate) {
+    (k.scope.as_str(), &k.id, k.window.as_str(), k.start)
+}
+
+/// The SQL ordering matching [`SpendDeltas::sorted`].
+pub const WINDOW_LOCK_ORDER: &str =
+    "scope COLLATE \"C\", scope_id COLLATE \"C\", win COLLATE \"C\", window_start";
