@@ -43,6 +43,14 @@ pub enum Command {
     /// Run the MCP server: the 26 OpenRouter management tools (read-only unless
     /// OPENROUTER_ADMIN_ALLOW_WRITE=1 or --allow-write), over stdio or streamable HTTP.
     Mcp(McpArgs),
+    /// Team as code: `plan` shows what `apply` would change to match team.toml.
+    Team(crate::args_team::TeamArgs),
+    /// Members' keys: `rotate`, `list`.
+    Keys(crate::args_team::KeysArgs),
+    /// Members: `revoke` removes a member and kills their keys at once.
+    Member(crate::args_team::MemberArgs),
+    /// Budgets: `raise` adds a temporary raise that expires by itself.
+    Budget(crate::args_team::BudgetArgs),
 }
 
 #[derive(Debug, Args)]

@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 pub mod args;
+pub mod args_team;
 pub mod commands;
 pub mod env_vars;
 mod logging;
@@ -38,6 +39,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Sim(args) => commands::sim::run(args).await,
         Command::Mcp(args) => commands::mcp::run(args).await,
+        Command::Team(args) => commands::team::run(args).await,
+        Command::Keys(args) => commands::keys::run(args).await,
+        Command::Member(args) => commands::member::run(args).await,
+        Command::Budget(args) => commands::budget::run(args).await,
     }
 }
 

@@ -70,13 +70,14 @@ fn main() {
         .and_then(|w| w.parse().ok())
         .unwrap_or(1);
     let listener = std::net::TcpListener::bind(listen).unwrap();
+    let settings = UpstreamSettings::new(&upstream, Duration::from_secs(30)).unwrap();
     let handle = server::spawn(
         listener,
         workers,
         Duration::from_secs(1),
         CancellationToken::new(),
         move |_| Passthrough {
-            upstream: Upstream::new(&upstream, Duration::from_secs(30)).unwrap(),
+            upstream: Upstream::new(&settings),
         },
     )
     .unwrap();

@@ -75,6 +75,7 @@ fn bench(c: &mut Criterion) {
             name: "T".into(),
             models: ModelAccess::All,
             on_disallowed: OnDisallowed::Deny,
+            ..Default::default()
         })
         .await
         .unwrap();

@@ -24,6 +24,7 @@ async fn setup(url: &str) -> Ledger {
         name: "T".into(),
         models: ModelAccess::All,
         on_disallowed: OnDisallowed::Deny,
+        ..Default::default()
     })
     .await
     .unwrap();

@@ -66,31 +66,39 @@ pub struct Team {
 }
 
 /// Which models a tier may use.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "kind", content = "models")]
 pub enum ModelAccess {
     /// Every model.
+    #[default]
     All,
     /// Only the listed model ids (e.g. `openai/gpt-4o-mini`).
     Allow(Vec<String>),
 }
 
 /// What the gateway does with a request for a model outside the tier's allowlist.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "policy", content = "model")]
 pub enum OnDisallowed {
     /// Reject the request.
+    #[default]
     Deny,
     /// Serve it with this model instead.
     Downgrade(String),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tier {
     pub id: String,
     pub name: String,
     pub models: ModelAccess,
     pub on_disallowed: OnDisallowed,
+    /// Requests per minute per member (the gateway answers 429 above it).
+    #[serde(default)]
+    pub requests_per_minute: Option<u32>,
+    /// Tokens (prompt bound + max_tokens) per minute per member.
+    #[serde(default)]
+    pub tokens_per_minute: Option<u64>,
 }
 
 impl Tier {

@@ -67,6 +67,10 @@ struct RawOrg {
     name: Spanned<String>,
     #[serde(default)]
     budget: BudgetSpec,
+    /// OpenRouter keys (names or hashes) that belong to no member but are not strays, e.g. the
+    /// team's shared key the gateway forwards with.
+    #[serde(default)]
+    keep_keys: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -334,8 +338,11 @@ pub struct ResolvedTeam {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct OrgSpec {
+    /// Also the org's id in the ledger and in key names.
     pub name: String,
     pub budget: BudgetSpec,
+    /// Names or hashes of OpenRouter keys that are not strays although no member owns them.
+    pub keep_keys: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -438,6 +445,8 @@ pub fn parse(path: &Path, text: &str) -> Result<ResolvedTeam, TeamFileError> {
             "org.name must not be empty".into(),
         ));
     }
+    check_id(raw.org.name.get_ref())
+        .map_err(|m| at(Some(raw.org.name.span()), format!("org.name: {m}")))?;
 
     let mut tiers = BTreeMap::new();
     for (name, spanned) in &raw.tiers {
@@ -651,6 +660,7 @@ pub fn parse(path: &Path, text: &str) -> Result<ResolvedTeam, TeamFileError> {
         org: OrgSpec {
             name: raw.org.name.get_ref().clone(),
             budget: raw.org.budget,
+            keep_keys: raw.org.keep_keys,
         },
         tiers,
         teams,

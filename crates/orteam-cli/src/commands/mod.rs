@@ -1,4 +1,8 @@
 //! One module per command.
 
+pub mod budget;
+pub mod keys;
 pub mod mcp;
+pub mod member;
 pub mod sim;
+pub mod team;

@@ -19,7 +19,10 @@ CREATE TABLE tiers (
     all_models      BOOLEAN NOT NULL,
     allowed_models  TEXT NOT NULL,
     on_disallowed   TEXT NOT NULL CHECK (on_disallowed IN ('deny', 'downgrade')),
-    downgrade_model TEXT
+    downgrade_model TEXT,
+    -- Per-member rate limits the gateway enforces (NULL: none).
+    requests_per_minute BIGINT CHECK (requests_per_minute > 0),
+    tokens_per_minute   BIGINT CHECK (tokens_per_minute > 0)
 );
 
 CREATE TABLE members (

@@ -21,7 +21,10 @@ CREATE TABLE tiers (
     all_models      INTEGER NOT NULL,
     allowed_models  TEXT NOT NULL,          -- JSON array of model ids
     on_disallowed   TEXT NOT NULL CHECK (on_disallowed IN ('deny', 'downgrade')),
-    downgrade_model TEXT
+    downgrade_model TEXT,
+    -- Per-member rate limits the gateway enforces (NULL: none).
+    requests_per_minute INTEGER CHECK (requests_per_minute > 0),
+    tokens_per_minute   INTEGER CHECK (tokens_per_minute > 0)
 );
 
 CREATE TABLE members (

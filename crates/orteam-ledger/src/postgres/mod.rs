@@ -22,7 +22,7 @@ use crate::directory::{DirectoryChange, DirectoryData};
 use crate::error::LedgerError;
 use crate::model::*;
 use crate::query::EventFilter;
-use crate::sqlite::{tier_from_parts, tier_parts};
+use crate::sqlite::{tier_from_parts, tier_limit_parts, tier_parts};
 use crate::store::{Store, WindowRow};
 
 pub struct PgStore {
@@ -218,7 +218,7 @@ impl Store for PgStore {
         let mut tiers = Vec::new();
         for r in tx
             .query(
-                "SELECT id, name, all_models, allowed_models, on_disallowed, downgrade_model FROM tiers ORDER BY id",
+                "SELECT id, name, all_models, allowed_models, on_disallowed, downgrade_model, requests_per_minute, tokens_per_minute FROM tiers ORDER BY id",
                 &[],
             )
             .await
@@ -227,7 +227,15 @@ impl Store for PgStore {
             let allowed: String = r.get(3);
             let policy: String = r.get(4);
             tiers.push(
-                tier_from_parts(r.get(0), r.get(1), r.get(2), &allowed, &policy, r.get(5))
+                tier_from_parts(
+                    r.get(0),
+                    r.get(1),
+                    r.get(2),
+                    &allowed,
+                    &policy,
+                    r.get(5),
+                    (r.get(6), r.get(7)),
+                )
                     .map_err(LedgerError::Corrupt)?,
             );
         }
@@ -380,11 +388,14 @@ impl Store for PgStore {
             }
             DirectoryChange::PutTier(t) => {
                 let (all, allowed, policy, down) = tier_parts(t);
+                let (rpm, tpm) = tier_limit_parts(t);
                 tx.execute(
-                    "INSERT INTO tiers (id, name, all_models, allowed_models, on_disallowed, downgrade_model) VALUES ($1, $2, $3, $4, $5, $6) \
+                    "INSERT INTO tiers (id, name, all_models, allowed_models, on_disallowed, downgrade_model, requests_per_minute, tokens_per_minute) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
                      ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, all_models = EXCLUDED.all_models, \
-                     allowed_models = EXCLUDED.allowed_models, on_disallowed = EXCLUDED.on_disallowed, downgrade_model = EXCLUDED.downgrade_model",
-                    &[&t.id, &t.name, &all, &allowed, &policy, &down],
+                     allowed_models = EXCLUDED.allowed_models, on_disallowed = EXCLUDED.on_disallowed, downgrade_model = EXCLUDED.downgrade_model, \
+                     requests_per_minute = EXCLUDED.requests_per_minute, tokens_per_minute = EXCLUDED.tokens_per_minute",
+                    &[&t.id, &t.name, &all, &allowed, &policy, &down, &rpm, &tpm],
                 )
                 .await
             }

@@ -308,13 +308,14 @@ fn load_directory_sync(c: &mut Connection) -> rusqlite::Result<DirectoryData> {
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     let tiers = tx
-        .prepare("SELECT id, name, all_models, allowed_models, on_disallowed, downgrade_model FROM tiers ORDER BY id")?
+        .prepare("SELECT id, name, all_models, allowed_models, on_disallowed, downgrade_model, requests_per_minute, tokens_per_minute FROM tiers ORDER BY id")?
         .query_map([], |r| {
             let all: bool = r.get(2)?;
             let allowed: String = r.get(3)?;
             let policy: String = r.get(4)?;
             let downgrade: Option<String> = r.get(5)?;
-            tier_from_parts(r.get(0)?, r.get(1)?, all, &allowed, &policy, downgrade).map_err(|e| conv_err(3, e))
+            tier_from_parts(r.get(0)?, r.get(1)?, all, &allowed, &policy, downgrade, (r.get(6)?, r.get(7)?))
+                .map_err(|e| conv_err(3, e))
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     let members = tx
@@ -419,6 +420,7 @@ pub(crate) fn tier_from_parts(
     allowed_json: &str,
     policy: &str,
     downgrade: Option<String>,
+    (rpm, tpm): (Option<i64>, Option<i64>),
 ) -> Result<Tier, String> {
     let models = if all_models {
         ModelAccess::All
@@ -435,7 +437,17 @@ pub(crate) fn tier_from_parts(
         name,
         models,
         on_disallowed,
+        requests_per_minute: rpm.and_then(|n| u32::try_from(n).ok()),
+        tokens_per_minute: tpm.and_then(|n| u64::try_from(n).ok()),
     })
+}
+
+/// The tier's rate limits as stored (shared with PostgreSQL).
+pub(crate) fn tier_limit_parts(t: &Tier) -> (Option<i64>, Option<i64>) {
+    (
+        t.requests_per_minute.map(i64::from),
+        t.tokens_per_minute.and_then(|n| i64::try_from(n).ok()),
+    )
 }
 
 /// (all_models, allowed json, policy, downgrade model) of a tier (shared with PostgreSQL).
@@ -470,11 +482,14 @@ fn apply_sync(
         )?,
         DirectoryChange::PutTier(t) => {
             let (all, allowed, policy, down) = tier_parts(t);
+            let (rpm, tpm) = tier_limit_parts(t);
             tx.execute(
-                "INSERT INTO tiers (id, name, all_models, allowed_models, on_disallowed, downgrade_model) VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
+                "INSERT INTO tiers (id, name, all_models, allowed_models, on_disallowed, downgrade_model, requests_per_minute, tokens_per_minute) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
                  ON CONFLICT(id) DO UPDATE SET name = excluded.name, all_models = excluded.all_models, \
-                 allowed_models = excluded.allowed_models, on_disallowed = excluded.on_disallowed, downgrade_model = excluded.downgrade_model",
-                params![t.id, t.name, all, allowed, policy, down],
+                 allowed_models = excluded.allowed_models, on_disallowed = excluded.on_disallowed, downgrade_model = excluded.downgrade_model, \
+                 requests_per_minute = excluded.requests_per_minute, tokens_per_minute = excluded.tokens_per_minute",
+                params![t.id, t.name, all, allowed, policy, down, rpm, tpm],
             )?
         }
         DirectoryChange::PutMember(m) => tx.execute(

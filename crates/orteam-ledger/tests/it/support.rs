@@ -193,6 +193,7 @@ pub async fn seed(ledger: &Ledger, members: &[(&str, &str)]) {
             name: "Standard".into(),
             models: ModelAccess::All,
             on_disallowed: OnDisallowed::Deny,
+            ..Default::default()
         })
         .await
         .unwrap();

@@ -1,0 +1,6 @@
+//! End-to-end tests of the `orteam` binary against the simulator and a real ledger, on SQLite
+//! and on PostgreSQL (`ORTEAM_TEST_DATABASE_URL`, default
+//! `postgres://postgres@127.0.0.1:5432/test`, a fresh schema per test).
+
+mod support;
+mod team;

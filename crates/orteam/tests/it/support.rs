@@ -1,0 +1,244 @@
+//! Test plumbing: a simulator, a ledger database, a temp dir and the CLI binary.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use chrono::TimeDelta;
+use orteam_core::ControllableClock;
+use orteam_ledger::{Ledger, LedgerOptions, SecretKey};
+use orteam_openrouter::Client;
+use orteam_openrouter::types::keys::Key;
+use orteam_test_support::SimHandle;
+use std::sync::Mutex;
+
+use secrecy::SecretString;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+pub struct Out {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Out {
+    /// The error line: exactly one line starting with `error:`, and it is the last.
+    pub fn error_line(&self) -> &str {
+        let errors: Vec<&str> = self
+            .stderr
+            .lines()
+            .filter(|l| l.starts_with("error:"))
+            .collect();
+        assert_eq!(
+            errors.len(),
+            1,
+            "want one error line, stderr:\n{}",
+            self.stderr
+        );
+        assert_eq!(
+            self.stderr.trim_end().lines().last(),
+            Some(errors[0]),
+            "the error must be the last line:\n{}",
+            self.stderr
+        );
+        errors[0]
+    }
+}
+
+impl std::fmt::Debug for Out {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit {}\n--- stdout\n{}\n--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+pub struct Env {
+    pub sim: SimHandle,
+    pub dir: tempfile::TempDir,
+    pub db_url: String,
+    pub secret_key: String,
+    offset: AtomicI64,
+    /// Everything the CLI printed, for the secret scan.
+    pub transcript: Mutex<Vec<String>>,
+}
+
+fn bin() -> PathBuf {
+    PathBuf::from(
+        option_env!("CARGO_BIN_EXE_orteam")
+            .map(str::to_owned)
+            .or_else(|| std::env::var("NEXTEST_BIN_EXE_orteam").ok())
+            .expect("the orteam binary"),
+    )
+}
+
+async fn pg_schema_url() -> String {
+    let base = std::env::var("ORTEAM_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+    let (client, conn) = tokio_postgres::connect(&base, tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("PostgreSQL at {base} is required for these tests: {e}"));
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    let schema = format!("t_team_{}", uuid::Uuid::new_v4().simple());
+    client
+        .batch_execute(&format!("CREATE SCHEMA {schema}"))
+        .await
+        .unwrap();
+    let sep = if base.contains('?') { '&' } else { '?' };
+    format!("{base}{sep}options=-c%20search_path%3D{schema}")
+}
+
+impl Env {
+    pub async fn new(backend: Backend) -> Env {
+        let sim = orteam_test_support::spawn_sim().await;
+        let dir = tempfile::tempdir().unwrap();
+        let db_url = match backend {
+            Backend::Sqlite => format!("sqlite://{}", dir.path().join("orteam.db").display()),
+            Backend::Postgres => pg_schema_url().await,
+        };
+        Env {
+            sim,
+            dir,
+            db_url,
+            secret_key: SecretKey::generate_base64(),
+            offset: AtomicI64::new(0),
+            transcript: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn write_team(&self, text: &str) -> PathBuf {
+        let p = self.path("team.toml");
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    /// Moves the CLI's clock and the simulator's clock to `secs` from now.
+    pub fn set_offset(&self, secs: i64) {
+        self.offset.store(secs, Ordering::SeqCst);
+        self.sim.clock().set_offset(TimeDelta::seconds(secs));
+    }
+
+    pub async fn orteam(&self, args: &[&str]) -> Out {
+        self.orteam_with(args, &[], &[]).await
+    }
+
+    /// Runs the CLI with the test environment, plus `env`, minus `remove`.
+    pub async fn orteam_with(&self, args: &[&str], env: &[(&str, &str)], remove: &[&str]) -> Out {
+        let mut cmd = tokio::process::Command::new(bin());
+        cmd.args(args)
+            .current_dir(self.dir.path())
+            .env_remove("ORTEAM_LOG")
+            .env("OPENROUTER_BASE_URL", self.sim.base_url())
+            .env("OPENROUTER_PROVISIONING_KEY", self.sim.provisioning_key())
+            .env("ORTEAM_DATABASE_URL", &self.db_url)
+            .env("ORTEAM_SECRET_KEY", &self.secret_key)
+            .env(
+                "ORTEAM_CLOCK_OFFSET_SECONDS",
+                self.offset.load(Ordering::SeqCst).to_string(),
+            )
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        for k in remove {
+            cmd.env_remove(k);
+        }
+        let out = cmd.output().await.unwrap();
+        let out = Out {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        };
+        let mut t = self.transcript.lock().unwrap();
+        t.push(out.stdout.clone());
+        t.push(out.stderr.clone());
+        out
+    }
+
+    /// A ledger handle on the same database, with the same clock offset.
+    pub async fn ledger(&self) -> Ledger {
+        let clock = ControllableClock::new();
+        clock.set_offset(TimeDelta::seconds(self.offset.load(Ordering::SeqCst)));
+        let clock: Arc<dyn orteam_core::Clock> = Arc::new(clock);
+        Ledger::open(
+            &self.db_url,
+            LedgerOptions::admin()
+                .with_clock(clock)
+                .with_secret_key(SecretKey::from_base64(&self.secret_key).unwrap()),
+        )
+        .await
+        .unwrap()
+    }
+
+    pub fn client(&self) -> Client {
+        Client::builder()
+            .base_url(self.sim.base_url())
+            .api_key(SecretString::from(self.sim.provisioning_key().to_owned()))
+            .cache_ttl(None)
+            .build()
+            .unwrap()
+    }
+
+    /// Every key at the simulator.
+    pub async fn sim_keys(&self) -> Vec<Key> {
+        self.client().list_all_keys(Some(true)).await.unwrap()
+    }
+
+    /// Asserts that no secret appears in anything the CLI printed.
+    pub fn assert_secrets_hidden(&self, secrets: &[String]) {
+        let t = self.transcript.lock().unwrap();
+        for s in secrets {
+            assert!(s.len() > 20, "suspiciously short secret");
+            for chunk in t.iter() {
+                assert!(
+                    !chunk.contains(s.as_str()),
+                    "a secret leaked into the output:\n{chunk}"
+                );
+            }
+        }
+    }
+}
+
+/// The secrets in a `--secrets-out` file: (member, kind, key, secret).
+pub fn read_secrets(path: &std::path::Path) -> Vec<(String, String, String, String)> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            let s = |k: &str| v[k].as_str().unwrap().to_owned();
+            (s("member"), s("kind"), s("key"), s("secret"))
+        })
+        .collect()
+}
+
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    super::$name($crate::support::Backend::Sqlite).await
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    super::$name($crate::support::Backend::Postgres).await
+                }
+            }
+        )*
+    };
+}
+pub(crate) use both_backends;
