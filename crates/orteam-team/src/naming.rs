@@ -103,7 +103,7 @@ pub fn short_duration(d: Duration) -> String {
     let secs = d.as_secs();
     if secs > 0 && d.subsec_nanos() == 0 {
         for (unit, n) in [("d", 86_400), ("h", 3_600), ("m", 60)] {
-            if secs % n == 0 {
+            if secs.is_multiple_of(n) {
                 return format!("{}{unit}", secs / n);
             }
         }

@@ -3,6 +3,10 @@
 //! Everything binds `127.0.0.1:0`, so tests run in parallel, and each call gets fresh state and
 //! a fresh clock (several simulators coexist in one process).
 //!
+//! - [`spawn_sim`]: a simulator; [`inference_key`]: a key on it.
+//! - [`TestDb`] / [`Backend`] / [`backend_tests!`]: one database per test, on both backends.
+//! - [`TestGateway`]: a seeded gateway in front of a simulator.
+//!
 //! ```no_run
 //! # async fn t() {
 //! let sim = orteam_test_support::spawn_sim().await;
@@ -10,6 +14,15 @@
 //! // call sim.base_url() with `Authorization: Bearer {key.secret}`
 //! # }
 //! ```
+
+// Test plumbing: failing loudly is the point.
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
+mod db;
+mod gateway;
+
+pub use db::{Backend, TestDb, pg_base_url, pg_connect};
+pub use gateway::{ADMIN_TOKEN, TestGateway, TestGatewayBuilder};
 
 use orteam_core::{Money, Window};
 pub use orteam_sim::{Fault, FaultRule, SimConfig, SimHandle};
@@ -27,7 +40,6 @@ pub async fn spawn_sim() -> SimHandle {
 ///
 /// # Panics
 /// If the simulator cannot start (bad config or no local port).
-#[allow(clippy::expect_used)] // test plumbing: failing loudly is the point
 pub async fn spawn_sim_with(config: SimConfig) -> SimHandle {
     orteam_sim::spawn(config)
         .await

@@ -2,5 +2,8 @@
 //! and on PostgreSQL (`ORTEAM_TEST_DATABASE_URL`, default
 //! `postgres://postgres@127.0.0.1:5432/test`, a fresh schema per test).
 
+// Test plumbing outside #[test] functions: failing loudly is the point.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 mod team;

@@ -89,6 +89,7 @@ both_backends!(
     bad_input_changes_nothing,
     budget_raise_and_strays,
     secrets_are_shown_once_and_never_logged,
+    rotate_due_works_without_the_team_file,
 );
 
 async fn plan_apply_is_idempotent(backend: Backend) {
@@ -778,4 +779,71 @@ async fn secrets_are_shown_once_and_never_logged(backend: Backend) {
         assert_eq!(out.code, 0, "{out:?}");
     }
     env.assert_secrets_hidden(&secrets);
+}
+
+/// What `orteam serve` calls: rotations due under the policy in each key's label, without the
+/// team file, and the retirement of old keys after their grace.
+async fn rotate_due_works_without_the_team_file(backend: Backend) {
+    use orteam_core::Clock;
+    let env = Env::new(backend).await;
+    env.write_team(BASE);
+    let secrets = env.path("s.jsonl");
+    apply(&env, secrets.to_str().unwrap()).await;
+    let first = read_secrets(&secrets);
+
+    env.set_offset(31 * DAY);
+    let ledger = env.ledger().await;
+    let clock = orteam_core::ControllableClock::new();
+    clock.set_offset(chrono::TimeDelta::seconds(31 * DAY));
+    let client = env.client();
+    let rotated = orteam_team::rotate_due(&ledger, &client, clock.now())
+        .await
+        .unwrap();
+    let mut who: Vec<&str> = rotated.iter().map(|r| r.member.as_str()).collect();
+    who.sort();
+    assert_eq!(who, vec!["alice", "bob"]);
+    let alice_new = rotated
+        .iter()
+        .find(|r| r.member == "alice")
+        .and_then(|r| r.secret.clone())
+        .unwrap();
+    assert!(
+        ledger
+            .authenticate(&alice_new)
+            .is_ok_and(|c| c.member_id == "alice")
+    );
+    assert!(
+        ledger
+            .authenticate(&SecretString::from(secret_of(&first, "alice")))
+            .is_ok()
+    );
+    assert_eq!(env.sim_keys().await.len(), 2);
+    // Nothing more is due, and the file agrees.
+    assert!(
+        orteam_team::rotate_due(&ledger, &client, clock.now())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    ledger.shutdown().await.unwrap();
+    assert_eq!(plan(&env).await.code, 0);
+
+    // After the grace, rotate_due retires the old keys.
+    env.set_offset(31 * DAY + 2 * 3600);
+    let ledger = env.ledger().await;
+    let now = clock.now() + chrono::TimeDelta::seconds(2 * 3600);
+    assert!(
+        orteam_team::rotate_due(&ledger, &client, now)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    ledger.shutdown().await.unwrap();
+    let names: Vec<String> = env.sim_keys().await.into_iter().map(|k| k.name).collect();
+    assert_eq!(names, vec!["orteam:acme:bob:2".to_owned()]);
+    assert_eq!(
+        auth(&env, &secret_of(&first, "alice")).await.unwrap_err(),
+        AuthError::Revoked
+    );
+    assert_eq!(plan(&env).await.code, 0);
 }

@@ -1,0 +1,11 @@
+//! Gateway integration tests: real HTTP on ephemeral ports, the simulator as upstream, both
+//! ledger backends.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
+
+mod budget;
+mod chat;
+mod faults;
+mod input;
+mod ops;
+mod support;

@@ -1,0 +1,234 @@
+//! A gateway on an ephemeral port in front of a fresh simulator, with a seeded directory:
+//!
+//! - org `acme`; teams `core` and `web`;
+//! - tiers `all` (every model), `basic` (gpt-4o-mini and `meta-llama/*`, others downgraded to
+//!   gpt-4o-mini), `strict` (gpt-4o-mini only, others denied);
+//! - members `alice` (all, core), `bob` (basic, core), `carol` (strict, web), each with a
+//!   virtual key in [`TestGateway::key`];
+//! - the shared upstream key is an inference key created on the simulator.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use orteam_core::{ControllableClock, Money, SharedClock, Window};
+use orteam_gateway::{GatewayConfig, RunningGateway};
+use orteam_ledger::{
+    BudgetScope, Ledger, LedgerOptions, ModelAccess, NewMember, OnDisallowed, Tier,
+};
+use orteam_sim::SimHandle;
+use secrecy::ExposeSecret;
+use tokio_util::sync::CancellationToken;
+
+use crate::db::{Backend, TestDb};
+
+/// The admin token of test gateways.
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+
+/// A change to the gateway's configuration before it starts.
+type Configure = Box<dyn FnOnce(&mut GatewayConfig) + Send>;
+
+/// Builder of a [`TestGateway`].
+pub struct TestGatewayBuilder {
+    backend: Backend,
+    budgets: Vec<(BudgetScope, String, Window, Money)>,
+    tier_limits: HashMap<String, (Option<u32>, Option<u64>)>,
+    sim_config: orteam_sim::SimConfig,
+    configure: Vec<Configure>,
+}
+
+impl TestGatewayBuilder {
+    /// Adds a budget (`scope` is member/team/org, `id` its id, `limit` a decimal string).
+    pub fn budget(mut self, scope: BudgetScope, id: &str, window: Window, limit: &str) -> Self {
+        self.budgets
+            .push((scope, id.to_owned(), window, Money::parse(limit).expect("amount")));
+        self
+    }
+
+    /// Rate limits of a tier.
+    pub fn tier_limits(mut self, tier: &str, rpm: Option<u32>, tpm: Option<u64>) -> Self {
+        self.tier_limits.insert(tier.to_owned(), (rpm, tpm));
+        self
+    }
+
+    pub fn sim_config(mut self, config: orteam_sim::SimConfig) -> Self {
+        self.sim_config = config;
+        self
+    }
+
+    /// Adjusts the gateway's configuration before it starts.
+    pub fn configure(mut self, f: impl FnOnce(&mut GatewayConfig) + Send + 'static) -> Self {
+        self.configure.push(Box::new(f));
+        self
+    }
+
+    pub async fn start(self) -> TestGateway {
+        let sim = crate::spawn_sim_with(self.sim_config).await;
+        sim.add_credits(Money::from_cents(1_000_000));
+        let upstream = crate::inference_key(&sim, "orteam-shared");
+        let db = TestDb::new(self.backend).await;
+        let clock = Arc::new(ControllableClock::new());
+        let shared: SharedClock = clock.clone();
+        let admin = db
+            .open(LedgerOptions::admin().with_clock(shared.clone()))
+            .await;
+        admin.put_org("acme", "Acme").await.expect("org");
+        admin.put_team("core", "acme", "Core").await.expect("team");
+        admin.put_team("web", "acme", "Web").await.expect("team");
+        let tiers = [
+            ("all", ModelAccess::All, OnDisallowed::Deny),
+            (
+                "basic",
+                ModelAccess::Allow(vec![
+                    "openai/gpt-4o-mini".into(),
+                    "meta-llama/*".into(),
+                ]),
+                OnDisallowed::Downgrade("openai/gpt-4o-mini".into()),
+            ),
+            (
+                "strict",
+                ModelAccess::Allow(vec!["openai/gpt-4o-mini".into()]),
+                OnDisallowed::Deny,
+            ),
+        ];
+        for (id, models, on_disallowed) in tiers {
+            let (rpm, tpm) = self.tier_limits.get(id).copied().unwrap_or((None, None));
+            admin
+                .put_tier(Tier {
+                    id: id.into(),
+                    name: id.into(),
+                    models,
+                    on_disallowed,
+                    requests_per_minute: rpm,
+                    tokens_per_minute: tpm,
+                })
+                .await
+                .expect("tier");
+        }
+        let mut keys = HashMap::new();
+        for (id, tier, team) in [("alice", "all", "core"), ("bob", "basic", "core"), ("carol", "strict", "web")] {
+            admin
+                .put_member(NewMember {
+                    id: id.into(),
+                    display_name: id.to_uppercase(),
+                    team_id: team.into(),
+                    tier_id: tier.into(),
+                })
+                .await
+                .expect("member");
+            let issued = admin
+                .create_virtual_key(id, &format!("{id}-key"), None)
+                .await
+                .expect("key");
+            keys.insert(id.to_owned(), issued.secret.expose_secret().to_owned());
+        }
+        for (scope, id, window, limit) in &self.budgets {
+            admin.set_budget(*scope, id, *window, *limit).await.expect("budget");
+        }
+        let env: HashMap<&str, String> = [
+            ("OPENROUTER_BASE_URL", sim.base_url()),
+            ("ORTEAM_DATABASE_URL", db.url.clone()),
+            ("OPENROUTER_API_KEY", upstream.secret.clone()),
+            ("ORTEAM_ADMIN_TOKEN", ADMIN_TOKEN.to_owned()),
+        ]
+        .into();
+        let mut config =
+            GatewayConfig::load(None, |k| env.get(k).cloned()).expect("gateway config");
+        config.workers = 2;
+        config.retry_deadline = std::time::Duration::from_secs(5);
+        config.drain = std::time::Duration::from_secs(5);
+        for f in self.configure {
+            f(&mut config);
+        }
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let shutdown = CancellationToken::new();
+        let running = orteam_gateway::start(config, listener, shared, shutdown.clone())
+            .await
+            .expect("gateway start");
+        let base_url = running.base_url();
+        TestGateway {
+            sim,
+            db,
+            admin,
+            clock,
+            running: Some(running),
+            shutdown,
+            base_url,
+            keys,
+            upstream_key: upstream,
+            http: reqwest::Client::new(),
+        }
+    }
+}
+
+/// See the module docs.
+pub struct TestGateway {
+    pub sim: SimHandle,
+    pub db: TestDb,
+    /// An admin-role ledger on the gateway's database, for seeding and inspection.
+    pub admin: Ledger,
+    pub clock: Arc<ControllableClock>,
+    running: Option<RunningGateway>,
+    pub shutdown: CancellationToken,
+    /// `http://127.0.0.1:PORT/v1`.
+    pub base_url: String,
+    keys: HashMap<String, String>,
+    /// The shared upstream key (on the simulator).
+    pub upstream_key: crate::TestKey,
+    pub http: reqwest::Client,
+}
+
+impl TestGateway {
+    pub fn builder(backend: Backend) -> TestGatewayBuilder {
+        TestGatewayBuilder {
+            backend,
+            budgets: Vec::new(),
+            tier_limits: HashMap::new(),
+            sim_config: orteam_sim::SimConfig::default(),
+            configure: Vec::new(),
+        }
+    }
+
+    pub async fn start(backend: Backend) -> TestGateway {
+        Self::builder(backend).start().await
+    }
+
+    /// The `ot-…` key of a seeded member.
+    pub fn key(&self, member: &str) -> &str {
+        self.keys.get(member).map(String::as_str).expect("seeded member")
+    }
+
+    /// `http://127.0.0.1:PORT` (no `/v1`).
+    pub fn root_url(&self) -> String {
+        self.base_url.trim_end_matches("/v1").to_owned()
+    }
+
+    /// The running gateway's shared state (ledger, metrics…).
+    pub fn gateway(&self) -> &Arc<orteam_gateway::app::Gateway> {
+        &self.running.as_ref().expect("running").gateway
+    }
+
+    /// POSTs a chat completion as `member`.
+    pub async fn chat(&self, member: &str, body: serde_json::Value) -> reqwest::Response {
+        self.http
+            .post(format!("{}/chat/completions", self.base_url))
+            .bearer_auth(self.key(member))
+            .json(&body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// Stops accepting, drains open requests and settlements, flushes the ledger.
+    pub async fn stop(&mut self) {
+        self.shutdown.cancel();
+        if let Some(r) = self.running.take() {
+            r.wait().await.expect("clean shutdown");
+        }
+    }
+}
+
+impl Drop for TestGateway {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
