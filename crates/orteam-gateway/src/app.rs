@@ -27,7 +27,7 @@ use crate::config::GatewayConfig;
 use crate::error::GatewayError;
 use crate::metrics::{self, Metrics, RequestLabels, TokenLabels, UsageLabels};
 use crate::policy::{self, ModelDecision};
-use crate::pricing::{self, Quote};
+use crate::pricing::{self, ModelPrice, Quote};
 use crate::ratelimit::{Limits, RateLimits};
 use crate::request::ChatRequest;
 use crate::response::{self, SseScanner};
@@ -308,50 +308,32 @@ impl GatewayWorker {
             .await
             .ok_or_else(|| GatewayError::UnknownModel(model.to_owned()))?;
         let prompt_bound = chat.messages_bytes as u64;
-        // 5. budget-aware max_tokens
-        let tightest = gw
-            .ledger
-            .tightest_remaining(&auth.member_id)
-            .map_err(ledger_error)?;
-        let quote: Quote = pricing::quote(
-            &price,
-            prompt_bound,
-            chat.max_tokens,
-            tightest.as_ref().map(|t| t.remaining),
-            gw.config.min_answer_tokens,
-            gw.config.default_max_tokens,
-        )
-        .map_err(|e| match &tightest {
-            Some(t) => GatewayError::BudgetExhausted {
-                scope: format!("{} {:?}", t.scope.as_str(), t.scope_id),
-                window: t.window.to_string(),
-                detail: format!(
-                    "{} remains, a minimal answer costs {}",
-                    e.remaining.to_usd(6),
-                    e.minimum.to_usd(6)
-                ),
-                reset_at: t.reset_at,
-            },
-            None => GatewayError::Internal("quote refused without a budget".into()),
-        })?;
-        // 6. rate limits, at the worst-case token count
+        // 5–7. budget-aware max_tokens, rate limits, reserve. The clamp reads the budgets from
+        // memory; if a concurrent request took the room first, the reservation fails and the
+        // quote is redone once against the fresh figures.
         let limits = Limits {
             requests_per_minute: auth.tier.requests_per_minute,
             tokens_per_minute: auth.tier.tokens_per_minute,
         };
         let member: Arc<str> = Arc::from(auth.member_id.as_str());
-        gw.rate_limits.check(
-            &member,
-            limits,
-            prompt_bound.saturating_add(quote.max_tokens),
-        )?;
-        // 7. reserve the worst case against every budget
         let route = self.route(&auth)?;
-        let reservation = gw
-            .ledger
-            .reserve(&auth.member_id, quote.worst_case)
-            .await
-            .map_err(ledger_error)?;
+        let mut attempt = 0;
+        let (quote, reservation) = loop {
+            attempt += 1;
+            let quote = self.quote(&auth, &price, prompt_bound, chat.max_tokens)?;
+            if attempt == 1 {
+                gw.rate_limits.check(
+                    &member,
+                    limits,
+                    prompt_bound.saturating_add(quote.max_tokens),
+                )?;
+            }
+            match gw.ledger.reserve(&auth.member_id, quote.worst_case).await {
+                Ok(r) => break (quote, r),
+                Err(e) if attempt < 3 && e.budget_exceeded().is_some() => continue,
+                Err(e) => return Err(ledger_error(e)),
+            }
+        };
         // 8. forward
         let request_id = gw.next_request_id();
         let upstream_body =
@@ -375,6 +357,11 @@ impl GatewayWorker {
             served_model: model.to_owned(),
             streamed: chat.stream,
             started,
+            header_generation_id: resp
+                .headers()
+                .get(HEADER_GENERATION_ID)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
         };
         let is_stream = resp
             .headers()
@@ -415,7 +402,8 @@ impl GatewayWorker {
             Err(err) => {
                 // The answer was generated and billed but not delivered: charge provisionally
                 // and look the exact cost up.
-                meta.settle_unknown(reservation, None, Outcome::Failed)
+                let generation_id = meta.header_generation_id.clone();
+                meta.settle_unknown(reservation, generation_id, Outcome::Failed)
                     .await;
                 return Err(GatewayError::Upstream {
                     status: StatusCode::BAD_GATEWAY,
@@ -445,6 +433,42 @@ impl GatewayWorker {
             out.headers_mut().insert(k, v);
         }
         Ok((out, false))
+    }
+
+    /// Fits the request to the tightest budget (see [`pricing::quote`]).
+    fn quote(
+        &self,
+        auth: &AuthContext,
+        price: &ModelPrice,
+        prompt_bound: u64,
+        requested: Option<u64>,
+    ) -> Result<Quote, GatewayError> {
+        let gw = &self.gw;
+        let tightest = gw
+            .ledger
+            .tightest_remaining(&auth.member_id)
+            .map_err(ledger_error)?;
+        pricing::quote(
+            price,
+            prompt_bound,
+            requested,
+            tightest.as_ref().map(|t| t.remaining),
+            gw.config.min_answer_tokens,
+            gw.config.default_max_tokens,
+        )
+        .map_err(|e| match &tightest {
+            Some(t) => GatewayError::BudgetExhausted {
+                scope: format!("{} {:?}", t.scope.as_str(), t.scope_id),
+                window: t.window.to_string(),
+                detail: format!(
+                    "{} remains, a minimal answer costs {}",
+                    e.remaining.to_usd(6),
+                    e.minimum.to_usd(6)
+                ),
+                reset_at: t.reset_at,
+            },
+            None => GatewayError::Internal("quote refused without a budget".into()),
+        })
     }
 
     /// Sends the request; retries 429/5xx and connection failures before the first byte,
@@ -560,6 +584,9 @@ struct Settlement {
     served_model: String,
     streamed: bool,
     started: Instant,
+    /// Upstream's `X-Generation-Id` header: known even when the client hangs up before the
+    /// first chunk.
+    header_generation_id: Option<String>,
 }
 
 impl Clone for Route {
@@ -745,7 +772,12 @@ fn stream_response(
                     }
                 }
                 None => {
-                    meta.settle_unknown(reservation, scanner.info.generation_id.clone(), Outcome::Partial)
+                    let generation_id = scanner
+                        .info
+                        .generation_id
+                        .clone()
+                        .or_else(|| meta.header_generation_id.clone());
+                    meta.settle_unknown(reservation, generation_id, Outcome::Partial)
                         .await;
                 }
             }

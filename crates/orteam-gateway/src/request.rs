@@ -301,12 +301,7 @@ mod tests {
         ];
         for (body, param) in cases {
             let e = ChatRequest::parse(body).unwrap_err();
-            assert_eq!(
-                e.param.as_deref(),
-                *param,
-                "{}",
-                String::from_utf8_lossy(body)
-            );
+            assert_eq!(e.param, *param, "{}", String::from_utf8_lossy(body));
         }
     }
 }

@@ -39,8 +39,12 @@ pub struct TestGatewayBuilder {
 impl TestGatewayBuilder {
     /// Adds a budget (`scope` is member/team/org, `id` its id, `limit` a decimal string).
     pub fn budget(mut self, scope: BudgetScope, id: &str, window: Window, limit: &str) -> Self {
-        self.budgets
-            .push((scope, id.to_owned(), window, Money::parse(limit).expect("amount")));
+        self.budgets.push((
+            scope,
+            id.to_owned(),
+            window,
+            Money::parse(limit).expect("amount"),
+        ));
         self
     }
 
@@ -78,10 +82,7 @@ impl TestGatewayBuilder {
             ("all", ModelAccess::All, OnDisallowed::Deny),
             (
                 "basic",
-                ModelAccess::Allow(vec![
-                    "openai/gpt-4o-mini".into(),
-                    "meta-llama/*".into(),
-                ]),
+                ModelAccess::Allow(vec!["openai/gpt-4o-mini".into(), "meta-llama/*".into()]),
                 OnDisallowed::Downgrade("openai/gpt-4o-mini".into()),
             ),
             (
@@ -105,7 +106,11 @@ impl TestGatewayBuilder {
                 .expect("tier");
         }
         let mut keys = HashMap::new();
-        for (id, tier, team) in [("alice", "all", "core"), ("bob", "basic", "core"), ("carol", "strict", "web")] {
+        for (id, tier, team) in [
+            ("alice", "all", "core"),
+            ("bob", "basic", "core"),
+            ("carol", "strict", "web"),
+        ] {
             admin
                 .put_member(NewMember {
                     id: id.into(),
@@ -122,7 +127,10 @@ impl TestGatewayBuilder {
             keys.insert(id.to_owned(), issued.secret.expose_secret().to_owned());
         }
         for (scope, id, window, limit) in &self.budgets {
-            admin.set_budget(*scope, id, *window, *limit).await.expect("budget");
+            admin
+                .set_budget(*scope, id, *window, *limit)
+                .await
+                .expect("budget");
         }
         let env: HashMap<&str, String> = [
             ("OPENROUTER_BASE_URL", sim.base_url()),
@@ -194,7 +202,10 @@ impl TestGateway {
 
     /// The `ot-…` key of a seeded member.
     pub fn key(&self, member: &str) -> &str {
-        self.keys.get(member).map(String::as_str).expect("seeded member")
+        self.keys
+            .get(member)
+            .map(String::as_str)
+            .expect("seeded member")
     }
 
     /// `http://127.0.0.1:PORT` (no `/v1`).

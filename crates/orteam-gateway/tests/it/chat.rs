@@ -6,15 +6,24 @@ use serde_json::Value;
 
 use crate::support::*;
 
-backend_tests!(non_stream_is_settled_at_the_exact_cost, stream_passes_through_and_settles);
+backend_tests!(
+    non_stream_is_settled_at_the_exact_cost,
+    stream_passes_through_and_settles
+);
 
 async fn non_stream_is_settled_at_the_exact_cost(backend: Backend) {
     let tg = TestGateway::start(backend).await;
     let resp = tg
-        .chat("alice", body("openai/gpt-4o", "[[sim:tokens=20]]", Some(50)))
+        .chat(
+            "alice",
+            body("openai/gpt-4o", "[[sim:tokens=20]]", Some(50)),
+        )
         .await;
     assert_eq!(resp.status(), 200);
-    let request_id = resp.headers()["x-orteam-request-id"].to_str().unwrap().to_owned();
+    let request_id = resp.headers()["x-orteam-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     assert!(resp.headers().get("x-orteam-model").is_none());
     assert!(resp.headers().get("x-orteam-max-tokens").is_none());
     let text = resp.text().await.unwrap();
@@ -22,7 +31,12 @@ async fn non_stream_is_settled_at_the_exact_cost(backend: Backend) {
     assert_eq!(v["choices"][0]["message"]["role"], "assistant");
     assert_eq!(v["usage"]["completion_tokens"], 20);
     // The settle happened before the answer: the event is already durable.
-    let e = tg.admin.event(&request_id).await.unwrap().expect("event recorded before the answer");
+    let e = tg
+        .admin
+        .event(&request_id)
+        .await
+        .unwrap()
+        .expect("event recorded before the answer");
     assert_eq!(e.member_id, "alice");
     assert_eq!(e.team_id, "core");
     assert_eq!(e.usage.outcome, Outcome::Ok);
@@ -44,8 +58,16 @@ async fn stream_passes_through_and_settles(backend: Backend) {
     req["stream"] = true.into();
     let resp = tg.chat("alice", req.clone()).await;
     assert_eq!(resp.status(), 200);
-    assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
-    let request_id = resp.headers()["x-orteam-request-id"].to_str().unwrap().to_owned();
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    let request_id = resp.headers()["x-orteam-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     let text = resp.text().await.unwrap();
     let data = sse_data(&text);
     assert_eq!(data.last().unwrap(), "[DONE]");
@@ -59,7 +81,9 @@ async fn stream_passes_through_and_settles(backend: Backend) {
         .collect();
     assert_eq!(content.split_whitespace().count(), 12);
     assert!(
-        chunks.iter().all(|c| c.get("usage").is_none_or(Value::is_null)),
+        chunks
+            .iter()
+            .all(|c| c.get("usage").is_none_or(Value::is_null)),
         "the usage chunk is removed when the client did not ask for it"
     );
     let gen_id = chunks[0]["id"].as_str().unwrap().to_owned();
@@ -96,10 +120,15 @@ async fn tier_policy_denies_or_downgrades() {
     let msg = v["error"]["message"].as_str().unwrap();
     assert!(msg.contains("openai/gpt-4o-mini"), "{msg}");
     // basic tier: downgraded, and said so.
-    let resp = tg.chat("bob", body("anthropic/claude-3.5-sonnet", "", Some(10))).await;
+    let resp = tg
+        .chat("bob", body("anthropic/claude-3.5-sonnet", "", Some(10)))
+        .await;
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["x-orteam-model"], "openai/gpt-4o-mini");
-    let request_id = resp.headers()["x-orteam-request-id"].to_str().unwrap().to_owned();
+    let request_id = resp.headers()["x-orteam-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     let v: Value = resp.json().await.unwrap();
     assert_eq!(v["model"], "openai/gpt-4o-mini");
     let e = tg.admin.event(&request_id).await.unwrap().unwrap();
@@ -107,7 +136,10 @@ async fn tier_policy_denies_or_downgrades() {
     assert_eq!(e.usage.served_model.as_deref(), Some("openai/gpt-4o-mini"));
     // Prefix allowlists.
     let resp = tg
-        .chat("bob", body("meta-llama/llama-3.1-8b-instruct", "", Some(10)))
+        .chat(
+            "bob",
+            body("meta-llama/llama-3.1-8b-instruct", "", Some(10)),
+        )
         .await;
     assert_eq!(resp.status(), 200);
     assert!(resp.headers().get("x-orteam-model").is_none());
@@ -122,6 +154,11 @@ async fn tier_policy_denies_or_downgrades() {
         .json()
         .await
         .unwrap();
-    let ids: Vec<&str> = models["data"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> = models["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
     assert_eq!(ids, vec!["openai/gpt-4o-mini"]);
 }

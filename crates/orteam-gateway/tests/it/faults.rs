@@ -34,9 +34,14 @@ async fn rate_limits_and_server_errors_are_retried_before_the_first_byte() {
         Some(1),
     )]);
     let started = Instant::now();
-    let resp = tg.chat("alice", body("openai/gpt-4o-mini", "", Some(10))).await;
+    let resp = tg
+        .chat("alice", body("openai/gpt-4o-mini", "", Some(10)))
+        .await;
     assert_eq!(resp.status(), 200);
-    assert!(started.elapsed() >= Duration::from_secs(1), "Retry-After honoured");
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "Retry-After honoured"
+    );
     assert_eq!(tg.sim.request_count("POST", "/api/v1/chat/completions"), 2);
     assert_eq!(all_events(&tg).await.len(), 1, "charged once");
 
@@ -48,7 +53,9 @@ async fn rate_limits_and_server_errors_are_retried_before_the_first_byte() {
         },
         Some(2),
     )]);
-    let resp = tg.chat("alice", body("openai/gpt-4o-mini", "", Some(10))).await;
+    let resp = tg
+        .chat("alice", body("openai/gpt-4o-mini", "", Some(10)))
+        .await;
     assert_eq!(resp.status(), 200, "two 502s then success");
     assert_eq!(all_events(&tg).await.len(), 2);
 
@@ -62,7 +69,9 @@ async fn rate_limits_and_server_errors_are_retried_before_the_first_byte() {
         None,
     )]);
     let before = sim_total_usage(&tg).await;
-    let resp = tg.chat("alice", body("openai/gpt-4o-mini", "", Some(10))).await;
+    let resp = tg
+        .chat("alice", body("openai/gpt-4o-mini", "", Some(10)))
+        .await;
     assert_eq!(resp.status(), 503);
     let v: Value = resp.json().await.unwrap();
     assert!(v["error"]["message"].is_string());
@@ -95,10 +104,17 @@ async fn cut_streams_are_charged_exactly(backend: Backend) {
     req["stream"] = true.into();
     let resp = tg.chat("alice", req.clone()).await;
     assert_eq!(resp.status(), 200);
-    let request_id = resp.headers()["x-orteam-request-id"].to_str().unwrap().to_owned();
+    let request_id = resp.headers()["x-orteam-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     let _ = resp.text().await; // the cut shows up as a broken body
     let e = event(&tg, &request_id, true).await;
-    assert_eq!(e.usage.outcome, Outcome::Ok, "the provisional charge was corrected");
+    assert_eq!(
+        e.usage.outcome,
+        Outcome::Ok,
+        "the provisional charge was corrected"
+    );
     let gen_id = e.usage.generation_id.clone().expect("generation id");
     let g = sim_generation(&tg, &gen_id).await;
     assert_eq!(e.usage.cost, json_money(&g["total_cost"]));
@@ -108,12 +124,19 @@ async fn cut_streams_are_charged_exactly(backend: Backend) {
     tg.sim.clear_faults();
     let resp = tg
         .chat("alice", {
-            let mut r = body("openai/gpt-4o", "[[sim:tokens=30]] [[sim:delay_ms=20]]", Some(40));
+            let mut r = body(
+                "openai/gpt-4o",
+                "[[sim:tokens=30]] [[sim:delay_ms=20]]",
+                Some(40),
+            );
             r["stream"] = true.into();
             r
         })
         .await;
-    let request_id = resp.headers()["x-orteam-request-id"].to_str().unwrap().to_owned();
+    let request_id = resp.headers()["x-orteam-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     let mut resp = resp;
     let _first = resp.chunk().await.unwrap();
     drop(resp);

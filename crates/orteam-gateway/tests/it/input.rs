@@ -22,7 +22,15 @@ async fn bad_requests_are_refused_and_cost_nothing() {
     };
     let json_ct = Some("application/json");
     let big = json!({"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "x".repeat(8000)}]});
-    let cases: Vec<(&str, Vec<u8>, Option<&'static str>, u16, &str)> = vec![
+    // (what, body, content type, status, error code)
+    type Case = (
+        &'static str,
+        Vec<u8>,
+        Option<&'static str>,
+        u16,
+        &'static str,
+    );
+    let cases: Vec<Case> = vec![
         ("malformed JSON", b"{not json".to_vec(), json_ct, 400, "invalid_request"),
         ("not an object", b"[1,2]".to_vec(), json_ct, 400, "invalid_request"),
         ("missing model", br#"{"messages":[{"role":"user","content":"hi"}]}"#.to_vec(), json_ct, 400, "invalid_request"),
@@ -36,15 +44,28 @@ async fn bad_requests_are_refused_and_cost_nothing() {
     for (what, body, ct, status, code) in cases {
         let resp = send(body, ct).await.unwrap();
         assert_eq!(resp.status().as_u16(), status, "{what}");
-        let v: Value = resp.json().await.unwrap_or_else(|e| panic!("{what}: not JSON: {e}"));
+        let v: Value = resp
+            .json()
+            .await
+            .unwrap_or_else(|e| panic!("{what}: not JSON: {e}"));
         assert_eq!(v["error"]["code"], code, "{what}: {v}");
-        assert!(v["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{what}");
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
+            "{what}"
+        );
         assert!(v["error"]["type"].is_string(), "{what}");
     }
     // Wrong method and unknown routes too.
     let resp = tg.http.get(&url).bearer_auth(&key).send().await.unwrap();
     assert_eq!(resp.status(), 405);
-    let resp = tg.http.get(format!("{}/nothing", tg.base_url)).send().await.unwrap();
+    let resp = tg
+        .http
+        .get(format!("{}/nothing", tg.base_url))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 404);
     assert!(resp.json::<Value>().await.unwrap()["error"].is_object());
     // Nothing reached upstream, nothing was charged, nothing is held.
@@ -62,17 +83,40 @@ async fn keys_are_checked_and_revocation_is_immediate() {
     let b = body("openai/gpt-4o-mini", "", Some(5));
     let resp = tg.http.post(&url).json(&b).send().await.unwrap();
     assert_eq!(resp.status(), 401);
-    assert_eq!(resp.json::<Value>().await.unwrap()["error"]["code"], "invalid_api_key");
-    let resp = tg.http.post(&url).bearer_auth("sk-or-v1-not-ours").json(&b).send().await.unwrap();
+    assert_eq!(
+        resp.json::<Value>().await.unwrap()["error"]["code"],
+        "invalid_api_key"
+    );
+    let resp = tg
+        .http
+        .post(&url)
+        .bearer_auth("sk-or-v1-not-ours")
+        .json(&b)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 401);
     let forged = format!("{}x", &tg.key("alice")[..tg.key("alice").len() - 1]);
-    let resp = tg.http.post(&url).bearer_auth(&forged).json(&b).send().await.unwrap();
+    let resp = tg
+        .http
+        .post(&url)
+        .bearer_auth(&forged)
+        .json(&b)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 401);
     assert_eq!(tg.chat("alice", b.clone()).await.status(), 200);
 
     // Revoke through the admin API: the key dies at once.
     let admin = format!("{}/admin/v1/members/alice/revoke", tg.root_url());
-    let resp = tg.http.post(&admin).bearer_auth("wrong").send().await.unwrap();
+    let resp = tg
+        .http
+        .post(&admin)
+        .bearer_auth("wrong")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 401);
     assert!(resp.text().await.unwrap().contains("admin token"));
     let resp = tg

@@ -1,7 +1,7 @@
 //! Operations: health, metrics, the admin API, and a graceful shutdown that loses nothing.
 
-use orteam_ledger::{BudgetScope, LedgerOptions};
 use orteam_core::Window;
+use orteam_ledger::{BudgetScope, LedgerOptions};
 use orteam_test_support::{ADMIN_TOKEN, Backend, TestGateway};
 use serde_json::Value;
 
@@ -14,13 +14,34 @@ async fn health_metrics_and_admin_api() {
         .start()
         .await;
     for _ in 0..3 {
-        assert_eq!(tg.chat("alice", body("openai/gpt-4o-mini", "", Some(10))).await.status(), 200);
+        assert_eq!(
+            tg.chat("alice", body("openai/gpt-4o-mini", "", Some(10)))
+                .await
+                .status(),
+            200
+        );
     }
     let root = tg.root_url();
-    let health: Value = tg.http.get(format!("{root}/healthz")).send().await.unwrap().json().await.unwrap();
+    let health: Value = tg
+        .http
+        .get(format!("{root}/healthz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(health["status"], "ok");
 
-    let metrics = tg.http.get(format!("{root}/metrics")).send().await.unwrap().text().await.unwrap();
+    let metrics = tg
+        .http
+        .get(format!("{root}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     for series in [
         "orteam_requests_total{status=\"200\",stream=\"false\"} 3",
         "orteam_request_duration_seconds_bucket",
@@ -39,22 +60,44 @@ async fn health_metrics_and_admin_api() {
             .send()
     };
     let members: Value = get("/members").await.unwrap().json().await.unwrap();
-    let alice = members.as_array().unwrap().iter().find(|m| m["id"] == "alice").unwrap();
+    let alice = members
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["id"] == "alice")
+        .unwrap();
     assert_eq!(alice["budgets"][0]["window"], "monthly");
     let spent = m(alice["budgets"][0]["spent"].as_str().unwrap());
-    let usage: Value = get("/usage?by=member,model").await.unwrap().json().await.unwrap();
+    let usage: Value = get("/usage?by=member,model")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let row = &usage.as_array().unwrap()[0];
     assert_eq!(row["requests"], 3);
-    assert_eq!(m(row["cost"].as_str().unwrap()), spent, "money as exact strings");
+    assert_eq!(
+        m(row["cost"].as_str().unwrap()),
+        spent,
+        "money as exact strings"
+    );
     let keys: Value = get("/keys").await.unwrap().json().await.unwrap();
     assert_eq!(keys.as_array().unwrap().len(), 3);
-    assert!(!keys.to_string().contains(tg.key("alice")), "no secrets in the admin API");
+    assert!(
+        !keys.to_string().contains(tg.key("alice")),
+        "no secrets in the admin API"
+    );
     let events: Value = get("/events?limit=2").await.unwrap().json().await.unwrap();
     assert_eq!(events.as_array().unwrap().len(), 2);
     let resp = get("/usage?by=colour").await.unwrap();
     assert_eq!(resp.status(), 400);
     // No token, wrong token.
-    let resp = tg.http.get(format!("{root}/admin/v1/members")).send().await.unwrap();
+    let resp = tg
+        .http
+        .get(format!("{root}/admin/v1/members"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 401);
 }
 
@@ -66,12 +109,20 @@ async fn graceful_shutdown_flushes_everything() {
         let mut req = body("openai/gpt-4o-mini", "[[sim:tokens=5]]", Some(10));
         req["stream"] = (i % 2 == 0).into();
         let resp = tg.chat("alice", req).await;
-        ids.push(resp.headers()["x-orteam-request-id"].to_str().unwrap().to_owned());
+        ids.push(
+            resp.headers()["x-orteam-request-id"]
+                .to_str()
+                .unwrap()
+                .to_owned(),
+        );
         let _ = resp.bytes().await.unwrap();
     }
     tg.stop().await;
     let reopened = tg.db.open(LedgerOptions::admin()).await;
     for id in &ids {
-        assert!(reopened.event(id).await.unwrap().is_some(), "{id} lost at shutdown");
+        assert!(
+            reopened.event(id).await.unwrap().is_some(),
+            "{id} lost at shutdown"
+        );
     }
 }

@@ -33,7 +33,8 @@ pub async fn event(tg: &TestGateway, request_id: &str, settled: bool) -> UsageEv
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
-    panic!("event {request_id} never recorded (settled={settled})");
+    let last = tg.admin.event(request_id).await.unwrap();
+    panic!("event {request_id} never recorded (settled={settled}): {last:?}");
 }
 
 /// What the simulator billed in total (credits used).

@@ -609,6 +609,11 @@ impl BudgetEngine {
                 Mode::Owned => limit
                     .saturating_sub_floor_zero(cell.spent)
                     .saturating_sub_floor_zero(cell.held),
+                // A window this instance has never synced with the database: the limit less
+                // local spend is the best estimate (the reservation itself is authoritative).
+                Mode::Leased if cell.db_id.is_none() => limit
+                    .saturating_sub_floor_zero(cell.spent)
+                    .saturating_sub_floor_zero(cell.held),
                 Mode::Leased => cell
                     .lease
                     .saturating_sub_floor_zero(cell.held)
