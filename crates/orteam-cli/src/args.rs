@@ -40,6 +40,9 @@ pub enum LogFormat {
 pub enum Command {
     /// Run a local, stateful OpenRouter simulator (no network needed).
     Sim(SimArgs),
+    /// Run the gateway: an OpenAI-compatible proxy that enforces tiers and budgets before
+    /// spending and records the exact cost of every request.
+    Serve(ServeArgs),
     /// Run the MCP server: the 26 OpenRouter management tools (read-only unless
     /// OPENROUTER_ADMIN_ALLOW_WRITE=1 or --allow-write), over stdio or streamable HTTP.
     Mcp(McpArgs),
@@ -51,6 +54,23 @@ pub enum Command {
     Member(crate::args_team::MemberArgs),
     /// Budgets: `raise` adds a temporary raise that expires by itself.
     Budget(crate::args_team::BudgetArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Settings file (TOML); environment variables override it, flags override both.
+    #[arg(long, short = 'c', value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on (default 127.0.0.1:8080; port 0 picks a free port).
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
+    /// Worker threads (default: one per core).
+    #[arg(long)]
+    pub workers: Option<usize>,
+    /// Ledger database: sqlite://PATH (default sqlite://orteam.db) or postgres://…
+    /// (also ORTEAM_DATABASE_URL).
+    #[arg(long, value_name = "URL")]
+    pub database_url: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -39,6 +39,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Sim(args) => commands::sim::run(args).await,
         Command::Mcp(args) => commands::mcp::run(args).await,
+        Command::Serve(args) => commands::serve::run(args).await,
         Command::Team(args) => commands::team::run(args).await,
         Command::Keys(args) => commands::keys::run(args).await,
         Command::Member(args) => commands::member::run(args).await,
