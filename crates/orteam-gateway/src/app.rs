@@ -412,19 +412,28 @@ impl GatewayWorker {
             }
         };
         let info = response::parse_completion(&bytes).unwrap_or_default();
-        match info.usage.clone() {
-            Some(billed) => {
-                meta.settle_exact(reservation, &info, billed, Outcome::Ok)
-                    .await?
+        // Settle in a tracked task and wait for it: a client that hangs up now cannot cancel
+        // the write, and the answer goes out only once the event is durable.
+        let settled = gw.tasks.spawn(async move {
+            match info.usage.clone() {
+                Some(billed) => {
+                    meta.settle_exact(reservation, &info, billed, Outcome::Ok)
+                        .await
+                }
+                None => {
+                    let generation_id = info
+                        .generation_id
+                        .clone()
+                        .or_else(|| meta.header_generation_id.clone());
+                    meta.settle_unknown(reservation, generation_id, Outcome::Provisional)
+                        .await;
+                    Ok(())
+                }
             }
-            None => {
-                meta.settle_unknown(
-                    reservation,
-                    info.generation_id.clone(),
-                    Outcome::Provisional,
-                )
-                .await
-            }
+        });
+        match settled.await {
+            Ok(result) => result?,
+            Err(join) => return Err(GatewayError::Internal(format!("settlement task: {join}"))),
         }
         let mut out = Response::new(Body::from(bytes));
         out.headers_mut()
@@ -781,7 +790,7 @@ fn stream_response(
                         .await;
                 }
             }
-        });
+        })
     });
     let body = MeteredStream::new(upstream, scanner, on_end);
     let mut out = Response::new(Body::new(body));

@@ -3,13 +3,19 @@
 //! usage. When the stream ends — completely, cut by upstream, or dropped because the client
 //! disconnected — the `on_end` callback runs exactly once with what was seen, so the
 //! reservation is always settled or released.
+//!
+//! A complete stream's last event (`data: [DONE]`) is held back until the settlement task has
+//! committed the usage event: a client that saw the whole answer is never one the ledger could
+//! lose to a crash.
 
+use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
+use tokio::task::JoinHandle;
 
 use crate::response::SseScanner;
 
@@ -24,27 +30,50 @@ pub enum StreamEnd {
     ClientGone(SseScanner),
 }
 
-type OnEnd = Box<dyn FnOnce(StreamEnd) + Send>;
+/// Runs once when the stream ends; returns the settlement task.
+pub type OnEnd = Box<dyn FnOnce(StreamEnd) -> JoinHandle<()> + Send>;
+
+enum State {
+    Streaming {
+        scanner: SseScanner,
+        on_end: OnEnd,
+    },
+    /// Waiting for the settlement to commit before sending the last bytes.
+    Settling {
+        task: JoinHandle<()>,
+        last: Bytes,
+    },
+    Done,
+}
 
 /// See the module docs.
 pub struct MeteredStream {
     upstream: Incoming,
-    scanner: Option<SseScanner>,
-    on_end: Option<OnEnd>,
+    state: State,
 }
 
 impl MeteredStream {
     pub fn new(upstream: Incoming, scanner: SseScanner, on_end: OnEnd) -> Self {
         MeteredStream {
             upstream,
-            scanner: Some(scanner),
-            on_end: Some(on_end),
+            state: State::Streaming { scanner, on_end },
         }
     }
 
-    fn end(&mut self, how: impl FnOnce(SseScanner) -> StreamEnd) {
-        if let (Some(scanner), Some(on_end)) = (self.scanner.take(), self.on_end.take()) {
-            on_end(how(scanner));
+    /// Ends the stream with `how`; returns the settlement task.
+    fn end(&mut self, how: impl FnOnce(SseScanner) -> StreamEnd) -> Option<JoinHandle<()>> {
+        match std::mem::replace(&mut self.state, State::Done) {
+            State::Streaming { scanner, on_end } => Some(on_end(how(scanner))),
+            other => {
+                self.state = other;
+                None
+            }
+        }
+    }
+
+    fn settle_then_send(&mut self, last: Bytes) {
+        if let Some(task) = self.end(StreamEnd::Finished) {
+            self.state = State::Settling { task, last };
         }
     }
 }
@@ -59,39 +88,54 @@ impl Body for MeteredStream {
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let this = &mut *self;
         loop {
-            let Some(scanner) = this.scanner.as_mut() else {
-                return Poll::Ready(None);
-            };
-            match Pin::new(&mut this.upstream).poll_frame(cx) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(Some(Ok(frame))) => {
-                    let Ok(data) = frame.into_data() else {
-                        continue; // trailers: nothing to forward
-                    };
-                    let out = scanner.feed(&data);
-                    if !out.is_empty() {
-                        return Poll::Ready(Some(Ok(Frame::data(out))));
+            match &mut this.state {
+                State::Done => return Poll::Ready(None),
+                State::Settling { task, last } => {
+                    // A failed settlement was logged by the task; the client still gets its
+                    // answer's end.
+                    if Pin::new(task).poll(cx).is_pending() {
+                        return Poll::Pending;
                     }
-                }
-                Poll::Ready(None) => {
-                    let rest = scanner.finish();
-                    this.end(StreamEnd::Finished);
-                    if rest.is_empty() {
+                    let last = std::mem::take(last);
+                    this.state = State::Done;
+                    if last.is_empty() {
                         return Poll::Ready(None);
                     }
-                    return Poll::Ready(Some(Ok(Frame::data(rest))));
+                    return Poll::Ready(Some(Ok(Frame::data(last))));
                 }
-                Poll::Ready(Some(Err(err))) => {
-                    let message = err.to_string();
-                    this.end(|s| StreamEnd::UpstreamError(s, message.clone()));
-                    return Poll::Ready(Some(Err(std::io::Error::other(message))));
+                State::Streaming { scanner, .. } => {
+                    match Pin::new(&mut this.upstream).poll_frame(cx) {
+                        Poll::Pending => return Poll::Pending,
+                        Poll::Ready(Some(Ok(frame))) => {
+                            let Ok(data) = frame.into_data() else {
+                                continue; // trailers: nothing to forward
+                            };
+                            let out = scanner.feed(&data);
+                            if scanner.done {
+                                this.settle_then_send(out);
+                                continue;
+                            }
+                            if !out.is_empty() {
+                                return Poll::Ready(Some(Ok(Frame::data(out))));
+                            }
+                        }
+                        Poll::Ready(None) => {
+                            let rest = scanner.finish();
+                            this.settle_then_send(rest);
+                        }
+                        Poll::Ready(Some(Err(err))) => {
+                            let message = err.to_string();
+                            let _ = this.end(|s| StreamEnd::UpstreamError(s, message.clone()));
+                            return Poll::Ready(Some(Err(std::io::Error::other(message))));
+                        }
+                    }
                 }
             }
         }
     }
 
     fn is_end_stream(&self) -> bool {
-        self.scanner.is_none()
+        matches!(self.state, State::Done)
     }
 
     fn size_hint(&self) -> SizeHint {
@@ -101,6 +145,7 @@ impl Body for MeteredStream {
 
 impl Drop for MeteredStream {
     fn drop(&mut self) {
-        self.end(StreamEnd::ClientGone);
+        // The settlement task runs on without us.
+        let _ = self.end(StreamEnd::ClientGone);
     }
 }

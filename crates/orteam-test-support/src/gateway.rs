@@ -75,57 +75,7 @@ impl TestGatewayBuilder {
         let admin = db
             .open(LedgerOptions::admin().with_clock(shared.clone()))
             .await;
-        admin.put_org("acme", "Acme").await.expect("org");
-        admin.put_team("core", "acme", "Core").await.expect("team");
-        admin.put_team("web", "acme", "Web").await.expect("team");
-        let tiers = [
-            ("all", ModelAccess::All, OnDisallowed::Deny),
-            (
-                "basic",
-                ModelAccess::Allow(vec!["openai/gpt-4o-mini".into(), "meta-llama/*".into()]),
-                OnDisallowed::Downgrade("openai/gpt-4o-mini".into()),
-            ),
-            (
-                "strict",
-                ModelAccess::Allow(vec!["openai/gpt-4o-mini".into()]),
-                OnDisallowed::Deny,
-            ),
-        ];
-        for (id, models, on_disallowed) in tiers {
-            let (rpm, tpm) = self.tier_limits.get(id).copied().unwrap_or((None, None));
-            admin
-                .put_tier(Tier {
-                    id: id.into(),
-                    name: id.into(),
-                    models,
-                    on_disallowed,
-                    requests_per_minute: rpm,
-                    tokens_per_minute: tpm,
-                })
-                .await
-                .expect("tier");
-        }
-        let mut keys = HashMap::new();
-        for (id, tier, team) in [
-            ("alice", "all", "core"),
-            ("bob", "basic", "core"),
-            ("carol", "strict", "web"),
-        ] {
-            admin
-                .put_member(NewMember {
-                    id: id.into(),
-                    display_name: id.to_uppercase(),
-                    team_id: team.into(),
-                    tier_id: tier.into(),
-                })
-                .await
-                .expect("member");
-            let issued = admin
-                .create_virtual_key(id, &format!("{id}-key"), None)
-                .await
-                .expect("key");
-            keys.insert(id.to_owned(), issued.secret.expose_secret().to_owned());
-        }
+        let keys = seed_directory(&admin, &self.tier_limits).await;
         for (scope, id, window, limit) in &self.budgets {
             admin
                 .set_budget(*scope, id, *window, *limit)
@@ -166,6 +116,65 @@ impl TestGatewayBuilder {
             http: reqwest::Client::new(),
         }
     }
+}
+
+/// Seeds the directory described in the module docs; returns each member's `ot-…` key.
+pub async fn seed_directory(
+    admin: &Ledger,
+    tier_limits: &HashMap<String, (Option<u32>, Option<u64>)>,
+) -> HashMap<String, String> {
+    admin.put_org("acme", "Acme").await.expect("org");
+    admin.put_team("core", "acme", "Core").await.expect("team");
+    admin.put_team("web", "acme", "Web").await.expect("team");
+    let tiers = [
+        ("all", ModelAccess::All, OnDisallowed::Deny),
+        (
+            "basic",
+            ModelAccess::Allow(vec!["openai/gpt-4o-mini".into(), "meta-llama/*".into()]),
+            OnDisallowed::Downgrade("openai/gpt-4o-mini".into()),
+        ),
+        (
+            "strict",
+            ModelAccess::Allow(vec!["openai/gpt-4o-mini".into()]),
+            OnDisallowed::Deny,
+        ),
+    ];
+    for (id, models, on_disallowed) in tiers {
+        let (rpm, tpm) = tier_limits.get(id).copied().unwrap_or((None, None));
+        admin
+            .put_tier(Tier {
+                id: id.into(),
+                name: id.into(),
+                models,
+                on_disallowed,
+                requests_per_minute: rpm,
+                tokens_per_minute: tpm,
+            })
+            .await
+            .expect("tier");
+    }
+    let mut keys = HashMap::new();
+    for (id, tier, team) in [
+        ("alice", "all", "core"),
+        ("bob", "basic", "core"),
+        ("carol", "strict", "web"),
+    ] {
+        admin
+            .put_member(NewMember {
+                id: id.into(),
+                display_name: id.to_uppercase(),
+                team_id: team.into(),
+                tier_id: tier.into(),
+            })
+            .await
+            .expect("member");
+        let issued = admin
+            .create_virtual_key(id, &format!("{id}-key"), None)
+            .await
+            .expect("key");
+        keys.insert(id.to_owned(), issued.secret.expose_secret().to_owned());
+    }
+    keys
 }
 
 /// See the module docs.

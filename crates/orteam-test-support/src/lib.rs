@@ -22,7 +22,7 @@ mod db;
 mod gateway;
 
 pub use db::{Backend, TestDb, pg_base_url, pg_connect};
-pub use gateway::{ADMIN_TOKEN, TestGateway, TestGatewayBuilder};
+pub use gateway::{ADMIN_TOKEN, TestGateway, TestGatewayBuilder, seed_directory};
 
 use orteam_core::{Money, Window};
 pub use orteam_sim::{Fault, FaultRule, SimConfig, SimHandle};

@@ -8,4 +8,5 @@ mod chat;
 mod faults;
 mod input;
 mod ops;
+mod sdk;
 mod support;

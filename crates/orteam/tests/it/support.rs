@@ -14,11 +14,7 @@ use std::sync::Mutex;
 
 use secrecy::SecretString;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-}
+pub use orteam_test_support::{Backend, TestDb};
 
 pub struct Out {
     pub code: i32,
@@ -64,6 +60,8 @@ pub struct Env {
     pub sim: SimHandle,
     pub dir: tempfile::TempDir,
     pub db_url: String,
+    /// Owns the database (a fresh PostgreSQL schema is dropped with it).
+    _db: TestDb,
     pub secret_key: String,
     offset: AtomicI64,
     /// Everything the CLI printed, for the secret scan.
@@ -79,36 +77,16 @@ fn bin() -> PathBuf {
     )
 }
 
-async fn pg_schema_url() -> String {
-    let base = std::env::var("ORTEAM_TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
-    let (client, conn) = tokio_postgres::connect(&base, tokio_postgres::NoTls)
-        .await
-        .unwrap_or_else(|e| panic!("PostgreSQL at {base} is required for these tests: {e}"));
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    let schema = format!("t_team_{}", uuid::Uuid::new_v4().simple());
-    client
-        .batch_execute(&format!("CREATE SCHEMA {schema}"))
-        .await
-        .unwrap();
-    let sep = if base.contains('?') { '&' } else { '?' };
-    format!("{base}{sep}options=-c%20search_path%3D{schema}")
-}
-
 impl Env {
     pub async fn new(backend: Backend) -> Env {
         let sim = orteam_test_support::spawn_sim().await;
         let dir = tempfile::tempdir().unwrap();
-        let db_url = match backend {
-            Backend::Sqlite => format!("sqlite://{}", dir.path().join("orteam.db").display()),
-            Backend::Postgres => pg_schema_url().await,
-        };
+        let db = TestDb::new(backend).await;
         Env {
             sim,
             dir,
-            db_url,
+            db_url: db.url.clone(),
+            _db: db,
             secret_key: SecretKey::generate_base64(),
             offset: AtomicI64::new(0),
             transcript: Mutex::new(Vec::new()),
@@ -225,20 +203,4 @@ pub fn read_secrets(path: &std::path::Path) -> Vec<(String, String, String, Stri
         .collect()
 }
 
-macro_rules! both_backends {
-    ($($name:ident),* $(,)?) => {
-        $(
-            mod $name {
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn sqlite() {
-                    super::$name($crate::support::Backend::Sqlite).await
-                }
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn postgres() {
-                    super::$name($crate::support::Backend::Postgres).await
-                }
-            }
-        )*
-    };
-}
-pub(crate) use both_backends;
+pub(crate) use orteam_test_support::backend_tests as both_backends;
