@@ -5,5 +5,6 @@
 // Test plumbing outside #[test] functions: failing loudly is the point.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod gateway;
 mod support;
 mod team;

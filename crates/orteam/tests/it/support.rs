@@ -68,7 +68,7 @@ pub struct Env {
     pub transcript: Mutex<Vec<String>>,
 }
 
-fn bin() -> PathBuf {
+pub fn bin() -> PathBuf {
     PathBuf::from(
         option_env!("CARGO_BIN_EXE_orteam")
             .map(str::to_owned)
