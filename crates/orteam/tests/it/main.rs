@@ -5,6 +5,8 @@
 // Test plumbing outside #[test] functions: failing loudly is the point.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod demo;
+mod dashboards;
 mod gateway;
 mod support;
 mod team;

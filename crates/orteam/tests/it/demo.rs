@@ -1,0 +1,60 @@
+//! `orteam demo` runs to completion and shows the planted events.
+
+use crate::support::bin;
+
+fn count(stdout: &str, phrase: &str) -> u64 {
+    let line = stdout
+        .lines()
+        .find(|l| l.contains(phrase))
+        .unwrap_or_else(|| panic!("no line with {phrase:?} in:\n{stdout}"));
+    line.split_whitespace()
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count in {line:?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_shows_every_planted_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = tokio::process::Command::new(bin())
+        .args([
+            "demo",
+            "--duration",
+            "5",
+            "--no-wait",
+            "--listen",
+            "127.0.0.1:0",
+            "--dir",
+        ])
+        .arg(dir.path())
+        .env_remove("ORTEAM_LOG")
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(count(&stdout, "requests answered") > 20, "{stdout}");
+    assert!(
+        count(&stdout, "clamped to the remaining budget") > 0,
+        "{stdout}"
+    );
+    assert!(count(&stdout, "refused: budget exhausted") > 0, "{stdout}");
+    assert!(
+        count(&stdout, "downgraded to an allowed model") > 0,
+        "{stdout}"
+    );
+    assert!(count(&stdout, "spike requests") > 0, "{stdout}");
+    assert!(stdout.contains("key rotated: frank"), "{stdout}");
+    assert!(stdout.contains("Dashboard: http://127.0.0.1:"), "{stdout}");
+    // Carol's small daily budget is used up to the last cent, never beyond.
+    let carol = stdout.lines().find(|l| l.contains("carol")).unwrap();
+    assert!(carol.contains("$0.02 daily"), "{carol}");
+    let spend = orteam_core::Money::parse(carol.split('┆').nth(2).unwrap().trim()).unwrap();
+    assert!(spend <= orteam_core::Money::parse("0.02").unwrap(), "{carol}");
+    // The demo leaves a ledger and the team file behind.
+    assert!(dir.path().join("team.toml").exists());
+    assert!(dir.path().join("orteam.db").exists());
+}
