@@ -38,6 +38,9 @@ pub enum LogFormat {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// See the whole product work in one command: a local OpenRouter simulator, a sample team,
+    /// the gateway and its dashboard, and 20 seconds of realistic traffic. No account, no network.
+    Demo(DemoArgs),
     /// Run a local, stateful OpenRouter simulator (no network needed).
     Sim(SimArgs),
     /// Run the gateway: an OpenAI-compatible proxy that enforces tiers and budgets before
@@ -54,6 +57,31 @@ pub enum Command {
     Member(crate::args_team::MemberArgs),
     /// Budgets: `raise` adds a temporary raise that expires by itself.
     Budget(crate::args_team::BudgetArgs),
+    /// A live terminal dashboard of a running gateway: spend against budgets, today's burn by
+    /// model, recent requests, alerts and anomalies, keys due for rotation. `q` quits.
+    Top(TopArgs),
+    /// Spend report from the ledger and OpenRouter (`report weekly`: the Monday summary).
+    Report(crate::args_insight::ReportArgs),
+    /// Compare the ledger with OpenRouter's /generation and /activity; exit 1 if money differs.
+    Reconcile(crate::args_insight::ReconcileArgs),
+    /// Budget and anomaly webhooks: `send` one round now, `list` the outbox.
+    Alerts(crate::args_insight::AlertsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Seconds of traffic to play.
+    #[arg(long, default_value_t = 20)]
+    pub duration: u64,
+    /// Exit after the summary instead of serving until Ctrl-C.
+    #[arg(long)]
+    pub no_wait: bool,
+    /// Keep the demo's files (ledger, team file) here instead of a temp directory.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// Where the gateway listens (a free port is used if this one is busy).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
 }
 
 #[derive(Debug, Args)]
@@ -116,4 +144,18 @@ pub struct SimArgs {
     /// Also serve the old openrouter-admin-mcp guardrail paths.
     #[arg(long)]
     pub legacy_mcp_paths: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct TopArgs {
+    /// The gateway's root URL; `orteam top` reads its admin API.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    pub url: String,
+    /// The gateway's admin token. Prefer the environment variable: command-line arguments are
+    /// visible to other local users.
+    #[arg(long, env = env_vars::ORTEAM_ADMIN_TOKEN, hide_env_values = true)]
+    pub token: Option<String>,
+    /// Time between refreshes, e.g. `2s`, `500ms`.
+    #[arg(long, default_value = "2s")]
+    pub interval: String,
 }

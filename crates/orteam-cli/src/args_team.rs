@@ -119,10 +119,19 @@ pub struct KeysRotateArgs {
     pub connect: ConnectArgs,
 }
 
+/// Output of list commands.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum ListFormat {
+    #[default]
+    Table,
+    Json,
+    Csv,
+}
+
 #[derive(Debug, Args)]
 pub struct KeysListArgs {
-    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
-    pub format: OutputFormat,
+    #[arg(long, value_enum, default_value_t = ListFormat::Table)]
+    pub format: ListFormat,
     /// Include revoked keys.
     #[arg(long)]
     pub all: bool,

@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 pub mod args;
+pub mod args_insight;
 pub mod args_team;
 pub mod commands;
 pub mod env_vars;
@@ -37,6 +38,7 @@ pub fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Demo(args) => commands::demo::run(args).await,
         Command::Sim(args) => commands::sim::run(args).await,
         Command::Mcp(args) => commands::mcp::run(args).await,
         Command::Serve(args) => commands::serve::run(args).await,
@@ -44,6 +46,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Keys(args) => commands::keys::run(args).await,
         Command::Member(args) => commands::member::run(args).await,
         Command::Budget(args) => commands::budget::run(args).await,
+        Command::Top(args) => commands::top::run(args).await,
+        Command::Report(args) => commands::report::run(args).await,
+        Command::Reconcile(args) => commands::reconcile::run(args).await,
+        Command::Alerts(args) => commands::alerts::run(args).await,
     }
 }
 

@@ -79,6 +79,10 @@ pub fn router(state: AdminState) -> Router {
         .route("/budgets/raise", post(raise_budget))
         .route("/usage", get(usage))
         .route("/events", get(events))
+        // The web dashboard's data (GET /admin/v1/dashboard), behind the same token.
+        .merge(orteam_web::api(orteam_web::WebState::new(
+            state.ledger.clone(),
+        )))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_admin));
     Router::new()
         .route("/healthz", get(healthz))
@@ -86,6 +90,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/v1/models", get(models))
         .route("/api/v1/models", get(models))
         .nest("/admin/v1", admin)
+        .merge(orteam_web::pages())
         .fallback(|req: Request| async move {
             GatewayError::NotFound(format!("{} {}", req.method(), req.uri().path()))
         })

@@ -161,6 +161,20 @@ impl Metrics {
         }
     }
 
+    /// Replaces the `orteam_anomalies` gauges with the flagged `(kind, subject)` pairs, each 1
+    /// (subjects no longer flagged disappear).
+    pub fn set_anomalies<'a>(&self, flagged: impl IntoIterator<Item = (&'a str, &'a str)>) {
+        self.anomalies.clear();
+        for (kind, subject) in flagged {
+            self.anomalies
+                .get_or_create(&AnomalyLabels {
+                    kind: kind.to_owned(),
+                    subject: subject.to_owned(),
+                })
+                .set(1);
+        }
+    }
+
     /// The exposition text.
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(16 * 1024);

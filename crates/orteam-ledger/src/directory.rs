@@ -155,6 +155,12 @@ impl Directory {
         }
     }
 
+    /// The upstream key the gateway uses for `member` (first enabled one), with its decrypted
+    /// secret when available.
+    pub fn upstream_credential(&self, member: &str) -> Option<Arc<UpstreamCredential>> {
+        self.upstream_by_member.get(member).cloned()
+    }
+
     /// The org a team belongs to.
     pub fn org_of_team(&self, team: &str) -> Option<&str> {
         self.teams.get(team).map(|t| t.org_id.as_str())

@@ -294,8 +294,14 @@ impl Ledger {
         &self.inner.opts.instance_id
     }
 
-    fn now(&self) -> DateTime<Utc> {
+    /// The ledger clock's "now".
+    pub fn now(&self) -> DateTime<Utc> {
         self.inner.opts.clock.now()
+    }
+
+    /// The storage backend (for the outbox and correction queue in `outbox.rs`).
+    pub(crate) fn store(&self) -> &AnyStore {
+        &self.inner.store
     }
 
     async fn spawn_background(&self) -> Result<(), LedgerError> {

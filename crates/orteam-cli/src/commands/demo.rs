@@ -316,7 +316,7 @@ async fn drive_traffic(
         let phase = started.elapsed().as_secs_f64() / duration.as_secs_f64();
         // Normal use by everyone.
         let (member, model) = normal[(tick as usize) % normal.len()];
-        let stream = tick % 3 == 0;
+        let stream = tick.is_multiple_of(3);
         send(
             http,
             base,
@@ -327,7 +327,7 @@ async fn drive_traffic(
         )
         .await;
         // Carol works hard on a small daily budget: clamped, then refused.
-        if tick % 2 == 0 {
+        if tick.is_multiple_of(2) {
             send(
                 http,
                 base,
@@ -339,7 +339,7 @@ async fn drive_traffic(
             .await;
         }
         // Bob asks for a model his tier does not have: downgraded.
-        if tick % 7 == 0 {
+        if tick.is_multiple_of(7) {
             send(
                 http,
                 base,
@@ -351,7 +351,7 @@ async fn drive_traffic(
             .await;
         }
         // Erin uses her own OpenRouter key directly (OpenRouter enforces her limit).
-        if tick % 5 == 0
+        if tick.is_multiple_of(5)
             && let Some(k) = direct.get("erin")
         {
             let r = http

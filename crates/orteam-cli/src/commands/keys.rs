@@ -4,16 +4,16 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use chrono::{DateTime, TimeDelta, Utc};
-use comfy_table::{Table, presets};
-use orteam_core::Clock;
-use orteam_team::naming::KeyLabel;
-use orteam_team::plan::is_pending_delivery;
+use chrono::{DateTime, Utc};
+use comfy_table::{Cell, CellAlignment, Table, presets};
+use orteam_core::{Clock, Money, Window};
+use orteam_ledger::EventFilter;
 use orteam_team::{file, rotate_member};
-use serde::Serialize;
+use orteam_web::keys::{KeyMode, KeyRow, KeyTotals, KeyUsage, direct_key_hashes, key_rows};
+use orteam_web::snapshot::usd;
 
 use super::team::{Sink, client, clock, open_ledger};
-use crate::args_team::{KeysArgs, KeysCommand, KeysListArgs, KeysRotateArgs, OutputFormat};
+use crate::args_team::{KeysArgs, KeysCommand, KeysListArgs, KeysRotateArgs, ListFormat};
 
 pub async fn run(args: KeysArgs) -> anyhow::Result<ExitCode> {
     match args.command {
@@ -71,135 +71,201 @@ async fn rotate(args: KeysRotateArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-#[derive(Debug, Serialize)]
-struct KeyRow {
-    member: String,
-    kind: &'static str,
-    key: String,
-    generation: Option<u64>,
-    created_at: DateTime<Utc>,
-    expires_at: Option<DateTime<Utc>>,
-    rotation_due: Option<DateTime<Utc>>,
-    state: String,
-}
-
+/// `orteam keys list`: every key with usage today and this month, limit and reset, expiry,
+/// rotation due date and state, plus totals. Gateway keys' usage comes from the ledger; direct
+/// keys' usage and limit from OpenRouter when a provisioning key is available.
 async fn list(args: KeysListArgs) -> anyhow::Result<ExitCode> {
     let clock = clock()?;
     let ledger = open_ledger(&args.connect, &clock).await?;
     let now = clock.now();
     let dir = ledger.directory();
-    let mut rows = Vec::new();
-    for k in dir.virtual_keys.values() {
-        let label = KeyLabel::parse(&k.name);
-        let state = if k.revoked_at.is_some() {
-            "revoked".to_owned()
-        } else if k.disabled {
-            "disabled".to_owned()
-        } else if k.expires_at.is_some_and(|e| e <= now) {
-            "expired".to_owned()
-        } else if is_pending_delivery(k) {
-            "pending delivery".to_owned()
-        } else if dir
-            .members
-            .get(&k.member_id)
-            .is_some_and(|m| m.state != orteam_ledger::MemberState::Active)
-        {
-            "member removed".to_owned()
-        } else {
-            "active".to_owned()
-        };
-        if !args.all && k.revoked_at.is_some() {
-            continue;
+    let events = ledger
+        .events(EventFilter {
+            from: Some(Window::Monthly.start(now)),
+            ..EventFilter::default()
+        })
+        .await
+        .context("reading usage events")?;
+    let budgets = ledger
+        .all_budget_status()
+        .await
+        .context("reading budgets")?;
+    let usage = KeyUsage::from_events(&events, now);
+    let mut rows = key_rows(&dir, &budgets, &usage, now, args.all);
+    let direct = direct_key_hashes(&dir);
+    if !direct.is_empty() && args.connect.provisioning_key.is_some() {
+        match client(&args.connect)?.list_all_keys(Some(true)).await {
+            Ok(keys) => {
+                for r in rows.iter_mut().filter(|r| r.mode == KeyMode::Direct) {
+                    let hash = direct.get(&r.key);
+                    if let Some(k) = keys.iter().find(|k| Some(&k.hash) == hash) {
+                        r.apply_openrouter(
+                            k.usage_daily,
+                            k.usage_monthly,
+                            k.limit,
+                            k.limit_reset,
+                            now,
+                        );
+                    }
+                }
+            }
+            Err(e) => {
+                writeln!(
+                    std::io::stderr(),
+                    "warning: direct keys' usage unavailable (OpenRouter GET /keys: {e})"
+                )?;
+            }
         }
-        let rotation_due = label.as_ref().and_then(|l| {
-            l.rotate_every
-                .map(|r| k.created_at + TimeDelta::from_std(r).unwrap_or(TimeDelta::MAX))
-        });
-        rows.push(KeyRow {
-            member: k.member_id.clone(),
-            kind: "gateway",
-            key: k.display_prefix(),
-            generation: label.as_ref().map(|l| l.generation),
-            created_at: k.created_at,
-            expires_at: k.expires_at,
-            rotation_due: if state == "active" {
-                rotation_due
-            } else {
-                None
-            },
-            state,
-        });
-    }
-    for k in &dir.upstream_keys {
-        let label = KeyLabel::parse(&k.label);
-        let rotation_due = label.as_ref().and_then(|l| {
-            l.rotate_every
-                .map(|r| k.created_at + TimeDelta::from_std(r).unwrap_or(TimeDelta::MAX))
-        });
-        rows.push(KeyRow {
-            member: k.member_id.clone(),
-            kind: if k.has_secret {
-                "upstream (gateway-held)"
-            } else {
-                "direct OpenRouter"
-            },
-            key: label
-                .as_ref()
-                .map(KeyLabel::name)
-                .unwrap_or_else(|| k.label.clone()),
-            generation: label.as_ref().map(|l| l.generation),
-            created_at: k.created_at,
-            expires_at: None,
-            rotation_due,
-            state: if k.disabled { "disabled" } else { "active" }.to_owned(),
-        });
-    }
-    rows.sort_by(|a, b| {
-        (&a.member, a.kind, a.generation, a.created_at).cmp(&(
-            &b.member,
-            b.kind,
-            b.generation,
-            b.created_at,
-        ))
-    });
-    let mut out = std::io::stdout().lock();
-    if args.format == OutputFormat::Json {
+    } else if !direct.is_empty() {
         writeln!(
+            std::io::stderr(),
+            "note: set {} to show direct keys' usage and limits from OpenRouter",
+            crate::args_team::OPENROUTER_PROVISIONING_KEY
+        )?;
+    }
+    let totals = KeyTotals::of(&rows);
+    let mut out = std::io::stdout().lock();
+    match args.format {
+        ListFormat::Json => writeln!(
             out,
             "{}",
             serde_json::to_string_pretty(&rows).context("encoding the key list")?
-        )?;
-    } else {
-        let fmt = |t: Option<DateTime<Utc>>| {
-            t.map(|t| t.format("%Y-%m-%d %H:%M").to_string())
-                .unwrap_or_else(|| "-".into())
-        };
-        let mut t = Table::new();
-        t.load_preset(presets::UTF8_FULL_CONDENSED);
-        t.set_header(vec![
-            "member",
-            "kind",
-            "key",
-            "gen",
-            "created",
-            "expires",
-            "rotation due",
-            "state",
-        ]);
-        for r in &rows {
-            t.add_row(vec![
-                r.member.clone(),
-                r.kind.to_owned(),
-                r.key.clone(),
-                r.generation.map(|g| g.to_string()).unwrap_or_default(),
-                fmt(Some(r.created_at)),
-                fmt(r.expires_at),
-                fmt(r.rotation_due),
-                r.state.clone(),
-            ]);
+        )?,
+        ListFormat::Csv => write_csv(&mut out, &rows)?,
+        ListFormat::Table => {
+            if rows.is_empty() {
+                writeln!(
+                    std::io::stderr(),
+                    "No keys yet: add members to team.toml and run `orteam team apply`."
+                )?;
+            } else {
+                writeln!(out, "{}", key_table(&rows, &totals))?;
+            }
         }
-        writeln!(out, "{t}")?;
     }
     let _ = ledger.shutdown().await;
     Ok(ExitCode::SUCCESS)
+}
+
+fn stamp(t: Option<DateTime<Utc>>) -> String {
+    t.map(|t| t.format("%Y-%m-%d %H:%M").to_string())
+        .unwrap_or_else(|| "-".into())
+}
+
+fn limit_text(r: &KeyRow) -> String {
+    match (r.limit, r.limit_window) {
+        (Some(l), Some(w)) => format!("{}/{}", usd(l), short_window(w)),
+        (Some(l), None) => usd(l),
+        (None, _) if r.mode == KeyMode::Direct && r.usage_month.is_none() => "at OpenRouter".into(),
+        (None, _) => "none".into(),
+    }
+}
+
+fn short_window(w: Window) -> &'static str {
+    match w {
+        Window::Daily => "day",
+        Window::Weekly => "week",
+        Window::Monthly => "month",
+    }
+}
+
+fn key_table(rows: &[KeyRow], totals: &KeyTotals) -> Table {
+    let mut t = Table::new();
+    t.load_preset(presets::UTF8_FULL_CONDENSED);
+    t.set_header(vec![
+        "member",
+        "mode",
+        "key",
+        "gen",
+        "today",
+        "this month",
+        "limit",
+        "resets",
+        "expires",
+        "rotation due",
+        "state",
+    ]);
+    let money = |m: Option<Money>| m.map(usd).unwrap_or_else(|| "-".into());
+    for r in rows {
+        let due = match r.rotation_due {
+            Some(d) if r.rotation_overdue => format!("{} (overdue)", stamp(Some(d))),
+            d => stamp(d),
+        };
+        t.add_row(vec![
+            Cell::new(&r.member),
+            Cell::new(r.mode.as_str()),
+            Cell::new(&r.key),
+            Cell::new(r.generation.map(|g| g.to_string()).unwrap_or_default()),
+            Cell::new(money(r.usage_today)).set_alignment(CellAlignment::Right),
+            Cell::new(money(r.usage_month)).set_alignment(CellAlignment::Right),
+            Cell::new(limit_text(r)),
+            Cell::new(stamp(r.limit_reset)),
+            Cell::new(stamp(r.expires_at)),
+            Cell::new(due),
+            Cell::new(&r.state),
+        ]);
+    }
+    t.add_row(vec![
+        Cell::new("total"),
+        Cell::new(""),
+        Cell::new(format!("{} keys, {} live", totals.keys, totals.live)),
+        Cell::new(""),
+        Cell::new(usd(totals.usage_today)).set_alignment(CellAlignment::Right),
+        Cell::new(usd(totals.usage_month)).set_alignment(CellAlignment::Right),
+        Cell::new(""),
+        Cell::new(""),
+        Cell::new(""),
+        Cell::new(if totals.rotation_overdue > 0 {
+            format!("{} overdue", totals.rotation_overdue)
+        } else {
+            String::new()
+        }),
+        Cell::new(""),
+    ]);
+    for i in 3..=5 {
+        if let Some(c) = t.column_mut(i) {
+            c.set_cell_alignment(CellAlignment::Right);
+        }
+    }
+    t
+}
+
+/// RFC 4180 CSV: exact amounts (canonical decimals), RFC 3339 times, empty for unknown.
+fn write_csv(out: &mut impl Write, rows: &[KeyRow]) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "member,mode,key,generation,usage_today,usage_month,limit,limit_window,limit_reset,created_at,expires_at,rotation_due,rotation_overdue,state"
+    )?;
+    let money = |m: Option<Money>| m.map(|m| m.to_canonical_string()).unwrap_or_default();
+    let time = |t: Option<DateTime<Utc>>| t.map(|t| t.to_rfc3339()).unwrap_or_default();
+    for r in rows {
+        let fields = [
+            csv_field(&r.member),
+            r.mode.as_str().to_owned(),
+            csv_field(&r.key),
+            r.generation.map(|g| g.to_string()).unwrap_or_default(),
+            money(r.usage_today),
+            money(r.usage_month),
+            money(r.limit),
+            r.limit_window
+                .map(|w| w.as_str().to_owned())
+                .unwrap_or_default(),
+            time(r.limit_reset),
+            r.created_at.to_rfc3339(),
+            time(r.expires_at),
+            time(r.rotation_due),
+            r.rotation_overdue.to_string(),
+            csv_field(&r.state),
+        ];
+        writeln!(out, "{}", fields.join(","))?;
+    }
+    Ok(())
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_owned()
+    }
 }

@@ -4,6 +4,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
 #[macro_use]
+extern crate orteam_test_support;
+
 mod support;
 
 mod auth;

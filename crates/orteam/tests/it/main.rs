@@ -5,8 +5,9 @@
 // Test plumbing outside #[test] functions: failing loudly is the point.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod demo;
 mod dashboards;
+mod demo;
 mod gateway;
+mod insight;
 mod support;
 mod team;

@@ -1,0 +1,204 @@
+//! `orteam reconcile [--since DATE] [--until DATE]`: every ledger event against OpenRouter's
+//! `/generation`, every day/model/key total against `/activity`. Prints the differences (and
+//! with `--all` every check); exits 1 when money differs.
+//!
+//! Provisional charges become exact. This process opens the ledger in the serving role when it
+//! can and then applies the corrections itself; when a gateway already serves the ledger (a
+//! SQLite file is owned by one serving process), it opens it read/admin and **queues** them: the
+//! running gateway applies the queue on its next reconcile tick, because it owns the budget
+//! counters in memory. On PostgreSQL several serving instances coexist, so this process applies
+//! them directly.
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use comfy_table::{Cell, CellAlignment, Table, presets};
+use orteam_core::Clock;
+use orteam_insight::Range;
+use orteam_insight::reconcile::{CheckStatus, Corrections, ReconcileOptions, ReconcileReport};
+use orteam_ledger::{Ledger, LedgerError, LedgerOptions};
+
+use super::report::{Bar, upstream};
+use super::team::{clock, open_ledger};
+use crate::args_insight::{InsightFormat, ReconcileArgs};
+
+/// Serving when possible (apply corrections now), else admin (queue them).
+async fn open_for_corrections(
+    args: &ReconcileArgs,
+    clock: &Arc<orteam_core::ControllableClock>,
+) -> anyhow::Result<(Ledger, Corrections)> {
+    if args.dry_run {
+        return Ok((
+            open_ledger(&args.connect, clock).await?,
+            Corrections::Report,
+        ));
+    }
+    let shared: Arc<dyn Clock> = clock.clone();
+    let opts = LedgerOptions::serving()
+        .with_clock(shared)
+        .with_instance_id(format!("orteam-reconcile-{}", std::process::id()));
+    match Ledger::open(&args.connect.database_url, opts).await {
+        Ok(l) => Ok((l, Corrections::Apply)),
+        Err(LedgerError::AlreadyServing { .. }) => {
+            tracing::info!("a gateway serves this ledger: exact costs are queued for it to apply");
+            Ok((open_ledger(&args.connect, clock).await?, Corrections::Queue))
+        }
+        Err(e) => Err(e).context("opening the ledger"),
+    }
+}
+
+pub async fn run(args: ReconcileArgs) -> anyhow::Result<ExitCode> {
+    let clock = clock()?;
+    let now = clock.now();
+    let range = Range::from_bounds(args.since.as_deref(), args.until.as_deref(), now)?;
+    let up = upstream(
+        &args.connect,
+        args.api_key.as_deref(),
+        args.shared_key_hash.as_deref(),
+    )?;
+    anyhow::ensure!(
+        up.management().is_some() || up.has_shared(),
+        "reconcile needs OpenRouter keys: set OPENROUTER_PROVISIONING_KEY (for /activity) and OPENROUTER_API_KEY (the gateway's shared key, for /generation)"
+    );
+    let (ledger, corrections) = open_for_corrections(&args, &clock).await?;
+    let mut opts = ReconcileOptions::new(range);
+    opts.corrections = corrections;
+    let result = orteam_insight::reconcile(&ledger, &up, &opts, &Bar::new()).await;
+    let closed = ledger.shutdown().await;
+    let report = result?;
+    closed.context("closing the ledger")?;
+    let mut out = std::io::stdout().lock();
+    match args.format {
+        InsightFormat::Json => {
+            serde_json::to_writer_pretty(&mut out, &report)?;
+            writeln!(out)?;
+        }
+        InsightFormat::Table => write_table(&mut out, &report, args.all)?,
+    }
+    out.flush()?;
+    if report.money_differs() {
+        let _ = writeln!(
+            std::io::stderr(),
+            "error: money differs from OpenRouter ({} request(s), {} day total(s))",
+            report.summary.differed + report.summary.missing,
+            report.summary.totals_differed
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    if report.incomplete() {
+        let _ = writeln!(
+            std::io::stderr(),
+            "error: {} generation look-up(s) failed; the result is incomplete",
+            report.summary.errors
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn status(s: CheckStatus) -> &'static str {
+    match s {
+        CheckStatus::Match => "match",
+        CheckStatus::Differs => "DIFFERS",
+        CheckStatus::Missing => "MISSING",
+        CheckStatus::Corrected => "corrected",
+        CheckStatus::Pending => "pending",
+        CheckStatus::Error => "error",
+    }
+}
+
+fn right(s: String) -> Cell {
+    Cell::new(s).set_alignment(CellAlignment::Right)
+}
+
+fn write_table(out: &mut impl Write, r: &ReconcileReport, all: bool) -> anyhow::Result<()> {
+    let s = &r.summary;
+    writeln!(
+        out,
+        "Reconciled {} to {} (UTC): {} events",
+        r.from.format("%Y-%m-%d %H:%M"),
+        r.to.format("%Y-%m-%d %H:%M"),
+        s.events
+    )?;
+    writeln!(
+        out,
+        "Generations: {} checked, {} match, {} differ, {} missing, {} corrected ({} applied), {} pending, {} errors",
+        s.checked, s.matched, s.differed, s.missing, s.corrected, s.applied, s.pending, s.errors
+    )?;
+    writeln!(
+        out,
+        "Day totals (/activity): {} checked, {} match, {} differ",
+        s.totals_checked, s.totals_matched, s.totals_differed
+    )?;
+    let gens: Vec<_> = r
+        .generations
+        .iter()
+        .filter(|g| all || !matches!(g.status, CheckStatus::Match | CheckStatus::Pending))
+        .collect();
+    if !gens.is_empty() {
+        let mut t = Table::new();
+        t.load_preset(presets::UTF8_FULL_CONDENSED);
+        t.set_header(vec![
+            "request",
+            "generation",
+            "time",
+            "member",
+            "model",
+            "ledger",
+            "openrouter",
+            "status",
+        ]);
+        for g in gens {
+            t.add_row(vec![
+                Cell::new(&g.request_id),
+                Cell::new(&g.generation_id),
+                Cell::new(g.time.format("%Y-%m-%d %H:%M:%S").to_string()),
+                Cell::new(&g.member),
+                Cell::new(&g.model),
+                right(g.ledger.to_canonical_string()),
+                right(
+                    g.openrouter
+                        .map(|m| m.to_canonical_string())
+                        .unwrap_or_else(|| "-".into()),
+                ),
+                Cell::new(match &g.message {
+                    Some(m) if g.status == CheckStatus::Error => format!("error: {m}"),
+                    _ => status(g.status).to_owned(),
+                }),
+            ]);
+        }
+        writeln!(out, "\n{t}")?;
+    }
+    let totals: Vec<_> = r.totals.iter().filter(|t| all || !t.matches).collect();
+    if !totals.is_empty() {
+        let mut t = Table::new();
+        t.load_preset(presets::UTF8_FULL_CONDENSED);
+        t.set_header(vec![
+            "key",
+            "day",
+            "model",
+            "ledger",
+            "openrouter",
+            "requests",
+            "status",
+        ]);
+        for x in totals {
+            t.add_row(vec![
+                Cell::new(&x.key),
+                Cell::new(x.day.to_string()),
+                Cell::new(&x.model),
+                right(x.ledger.to_canonical_string()),
+                right(x.openrouter.to_canonical_string()),
+                right(format!("{} / {}", x.ledger_requests, x.openrouter_requests)),
+                Cell::new(if x.matches { "match" } else { "DIFFERS" }),
+            ]);
+        }
+        writeln!(out, "\n{t}")?;
+    }
+    for n in &r.notes {
+        writeln!(out, "note: {n}")?;
+    }
+    Ok(())
+}

@@ -1,0 +1,192 @@
+//! `orteam report`, `report weekly`, `reconcile` and `alerts list` against a gateway in front of
+//! the simulator, with both clocks moved together over simulated days.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chrono::{DateTime, Days, TimeDelta, Utc};
+use orteam_core::Money;
+use orteam_ledger::{EventFilter, NewMember};
+use orteam_test_support::{Backend, TestGateway, backend_tests};
+use serde_json::{Value, json};
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+async fn orteam(tg: &TestGateway, at: DateTime<Utc>, args: &[&str]) -> Run {
+    let offset = (at - Utc::now()).num_seconds();
+    let out = tokio::process::Command::new(crate::support::bin())
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("ORTEAM_DATABASE_URL", &tg.db.url)
+        .env("OPENROUTER_BASE_URL", tg.sim.base_url())
+        .env("OPENROUTER_PROVISIONING_KEY", tg.sim.provisioning_key())
+        .env("OPENROUTER_API_KEY", &tg.upstream_key.secret)
+        .env("ORTEAM_CLOCK_OFFSET_SECONDS", offset.to_string())
+        .kill_on_drop(true)
+        .output()
+        .await
+        .unwrap();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8(out.stdout).unwrap(),
+        stderr: String::from_utf8(out.stderr).unwrap(),
+    }
+}
+
+fn set_time(tg: &TestGateway, at: DateTime<Utc>) {
+    tg.clock.freeze(at);
+    tg.sim.clock().freeze(at);
+}
+
+fn body(model: &str, tokens: u64) -> Value {
+    json!({"model": model, "messages": [{"role": "user", "content": format!("Hi [[sim:tokens={tokens}]]")}]})
+}
+
+fn money(v: &Value) -> Money {
+    match v {
+        Value::String(s) => Money::parse(s).unwrap(),
+        other => Money::parse(&other.to_string()).unwrap(),
+    }
+}
+
+async fn report_and_reconcile_cli(backend: Backend) {
+    let tg = TestGateway::start(backend).await;
+    tg.admin
+        .put_member(NewMember {
+            id: "dave".into(),
+            display_name: "DAVE".into(),
+            team_id: "web".into(),
+            tier_id: "all".into(),
+        })
+        .await
+        .unwrap();
+    let (dave_secret, dave_hash) = tg.sim.create_key("orteam:acme:dave:1", None, None);
+    tg.admin
+        .add_upstream_key("dave", "orteam:acme:dave:1", &dave_hash, None)
+        .await
+        .unwrap();
+    let today = orteam_core::window::midnight(Utc::now().date_naive() + Days::new(12))
+        + TimeDelta::hours(12);
+    let mut sent = 0;
+    let mut victim = None;
+    for d in (1..=10).rev() {
+        set_time(&tg, today - TimeDelta::days(d));
+        for (member, model, tokens) in [
+            ("alice", "openai/gpt-4o-mini", 20 + d as u64),
+            ("bob", "meta-llama/llama-3.1-8b-instruct", 30),
+            ("carol", "openai/gpt-4o-mini", 11),
+        ] {
+            let r = tg.chat(member, body(model, tokens)).await;
+            assert_eq!(r.status(), 200);
+            victim = r.headers().get("x-orteam-request-id").map(|v| v.to_str().unwrap().to_owned());
+            sent += 1;
+        }
+        let r = tg
+            .http
+            .post(format!("{}/chat/completions", tg.sim.base_url()))
+            .bearer_auth(&dave_secret)
+            .json(&body("openai/gpt-4o", 25))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    set_time(&tg, today);
+    for _ in 0..400 {
+        if tg.admin.events(EventFilter::default()).await.unwrap().len() >= sent {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let activity: Value = tg
+        .http
+        .get(format!("{}/activity", tg.sim.base_url()))
+        .bearer_auth(tg.sim.provisioning_key())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut want: BTreeMap<(String, String), Money> = BTreeMap::new();
+    for a in activity["data"].as_array().unwrap() {
+        let e = want
+            .entry((a["date"].as_str().unwrap().into(), a["model"].as_str().unwrap().into()))
+            .or_insert(Money::ZERO);
+        *e = e.checked_add(money(&a["usage"])).unwrap();
+    }
+    let total: Money = want.values().copied().sum();
+
+    // CSV by day and model equals /activity cell by cell.
+    let out = orteam(&tg, today, &["report", "--period", "last-30d", "--by", "day,model", "--format", "csv"]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let mut lines = out.stdout.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let col = |n: &str| header.iter().position(|h| *h == n).unwrap();
+    let mut got: BTreeMap<(String, String), Money> = BTreeMap::new();
+    let mut sources = std::collections::BTreeSet::new();
+    for l in lines {
+        let c: Vec<&str> = l.split(',').collect();
+        sources.insert(c[col("source")].to_owned());
+        let e = got
+            .entry((c[col("day")].to_owned(), c[col("model")].to_owned()))
+            .or_insert(Money::ZERO);
+        *e = e.checked_add(Money::parse(c[col("cost")]).unwrap()).unwrap();
+    }
+    assert_eq!(got, want);
+    assert_eq!(sources, ["gateway".to_owned(), "openrouter".to_owned()].into());
+
+    // JSON by member (repeated --by) sums to the same total, exact decimal strings.
+    let out = orteam(&tg, today, &["report", "--period", "last-7d", "--by", "member", "--by", "team", "--format", "json"]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let v: Value = serde_json::from_str(&out.stdout).unwrap();
+    let week_start = (today - TimeDelta::days(7)).date_naive().to_string();
+    let week_total: Money = want.iter().filter(|((d, _), _)| *d >= week_start).map(|(_, m)| *m).sum();
+    assert_eq!(money(&v["totals"]["cost"]), week_total);
+    assert!(v["rows"].as_array().unwrap().iter().any(|r| r["member"] == "dave" && r["source"] == "openrouter"));
+
+    // --since/--until and the table.
+    let since = (today - TimeDelta::days(30)).date_naive().to_string();
+    let until = (today - TimeDelta::days(1)).date_naive().to_string();
+    let out = orteam(&tg, today, &["report", "--since", &since, "--until", &until, "--format", "table"]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stdout.contains(&total.to_usd(6)), "{}", out.stdout);
+    assert!(out.stdout.contains("openrouter"));
+
+    // The weekly summary.
+    let out = orteam(&tg, today, &["report", "weekly", "--format", "json"]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let w: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(w["members"].as_array().unwrap().len(), 4);
+    let out = orteam(&tg, today, &["report", "weekly"]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stdout.contains("Top models:"), "{}", out.stdout);
+
+    // Reconciliation: clean, then a planted difference.
+    let out = orteam(&tg, today, &["reconcile", "--since", &since]).await;
+    assert_eq!(out.code, 0, "{out:?}", out = (&out.stdout, &out.stderr));
+    assert!(out.stdout.contains(&format!("{sent} checked, {sent} match, 0 differ")), "{}", out.stdout);
+    let vid = victim.unwrap();
+    tg.db
+        .raw(&format!("UPDATE usage_events SET cost = '1.25' WHERE request_id = '{vid}'"))
+        .await;
+    let out = orteam(&tg, today, &["reconcile", "--since", &since, "--format", "json"]).await;
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let r: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(r["summary"]["differed"], 1);
+    assert_eq!(r["summary"]["totals_differed"], 1);
+    assert!(out.stderr.contains("money differs"), "{}", out.stderr);
+    let out = orteam(&tg, today, &["reconcile", "--since", &since]).await;
+    assert_eq!(out.code, 1);
+    assert!(out.stdout.contains(&vid) && out.stdout.contains("DIFFERS"), "{}", out.stdout);
+
+    let out = orteam(&tg, today, &["alerts", "list"]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+}
+
+backend_tests!(report_and_reconcile_cli);
