@@ -99,6 +99,13 @@ pub struct ServeArgs {
     /// (also ORTEAM_DATABASE_URL).
     #[arg(long, value_name = "URL")]
     pub database_url: Option<String>,
+    /// Rotate keys whose `rotate_every` is due while serving, appending each new secret as a
+    /// JSON line to this file (created with mode 0600). Without it, serve rotates nothing.
+    #[arg(long, value_name = "FILE", env = "ORTEAM_ROTATION_SECRETS_OUT")]
+    pub rotation_secrets_out: Option<PathBuf>,
+    /// How often to look for keys due for rotation.
+    #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
+    pub rotation_interval: std::time::Duration,
 }
 
 #[derive(Debug, Args)]

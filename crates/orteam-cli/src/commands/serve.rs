@@ -33,6 +33,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let clock: SharedClock = super::team::clock()?;
     let shutdown = crate::shutdown::on_signal();
+    let (clock_for_rotation, shutdown_for_rotation) = (clock.clone(), shutdown.clone());
     let running = orteam_gateway::start(config, listener, clock, shutdown)
         .await
         .context("starting the gateway")?;
@@ -40,10 +41,94 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     writeln!(out, "{}", running.base_url())?;
     out.flush()?;
     tracing::info!(base_url = %running.base_url(), "gateway ready; Ctrl-C to stop");
-    running
-        .wait()
-        .await
-        .context("flushing the ledger at shutdown")?;
+    // Key rotation runs beside the server (its future stays on this task) until shutdown.
+    let rotation = async {
+        match &args.rotation_secrets_out {
+            Some(path) => {
+                let sink = super::team::FileSink::open(path)?;
+                let client = management_client(&running)?;
+                let ledger = running.gateway.ledger.clone();
+                Ok::<_, anyhow::Error>(Some((sink, client, ledger)))
+            }
+            None => Ok(None),
+        }
+    }
+    .await?;
+    let rotate = async move {
+        if let Some((sink, client, ledger)) = rotation {
+            rotation_loop(
+                ledger,
+                client,
+                sink,
+                clock_for_rotation,
+                args.rotation_interval,
+                shutdown_for_rotation,
+            )
+            .await;
+        }
+    };
+    let (stopped, ()) = tokio::join!(running.wait(), rotate);
+    stopped.context("flushing the ledger at shutdown")?;
     tracing::info!("gateway stopped; every settled request is recorded");
     Ok(ExitCode::SUCCESS)
+}
+
+/// A management client for rotating upstream keys (`OPENROUTER_PROVISIONING_KEY`); virtual keys
+/// rotate without one.
+fn management_client(
+    running: &orteam_gateway::RunningGateway,
+) -> anyhow::Result<orteam_openrouter::Client> {
+    let key = std::env::var(crate::args_team::OPENROUTER_PROVISIONING_KEY).unwrap_or_default();
+    Ok(orteam_openrouter::Client::builder()
+        .base_url(running.gateway.config.upstream_base_url.clone())
+        .api_key(secrecy::SecretString::from(key))
+        .build()?)
+}
+
+/// Rotates the keys that are due, every `every`, delivering new secrets to `sink`.
+async fn rotation_loop(
+    ledger: orteam_ledger::Ledger,
+    client: orteam_openrouter::Client,
+    mut sink: super::team::FileSink,
+    clock: SharedClock,
+    every: std::time::Duration,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    use orteam_team::{NewSecret, SecretKind, SecretSink};
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        match orteam_team::rotate_due(&ledger, &client, clock.now()).await {
+            Ok(rotated) => {
+                for r in rotated {
+                    let Some(secret) = r.secret.clone() else {
+                        continue;
+                    };
+                    let kind = if r.new.starts_with("ot-") {
+                        SecretKind::Virtual
+                    } else {
+                        SecretKind::Direct
+                    };
+                    let delivered = sink.deliver(&NewSecret {
+                        member: r.member.clone(),
+                        kind,
+                        reference: r.new.clone(),
+                        secret,
+                    });
+                    match delivered {
+                        Ok(()) => {
+                            tracing::info!(member = %r.member, key = %r.new, file = %sink.path.display(), "rotated a key; new secret written")
+                        }
+                        Err(err) => {
+                            tracing::error!(%err, member = %r.member, "rotated a key but could not write its secret; rotate again with `orteam keys rotate`")
+                        }
+                    }
+                }
+            }
+            Err(err) => tracing::warn!(%err, "rotation check failed; will retry"),
+        }
+    }
 }

@@ -847,3 +847,64 @@ async fn rotate_due_works_without_the_team_file(backend: Backend) {
     );
     assert_eq!(plan(&env).await.code, 0);
 }
+
+/// A running `orteam serve` rotates keys that are due and writes the new secrets to its file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_rotates_due_keys() {
+    let env = Env::new(Backend::Sqlite).await;
+    env.write_team(BASE);
+    let secrets = env.path("s.jsonl");
+    apply(&env, secrets.to_str().unwrap()).await;
+    let alice1 = secret_of(&read_secrets(&secrets), "alice");
+    env.set_offset(31 * DAY);
+    let rotated = env.path("rotated.jsonl");
+    let (shared, _) = env.sim.create_key("orteam-shared", None, None);
+    let mut serve = tokio::process::Command::new(crate::support::bin())
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--workers",
+            "1",
+            "--rotation-interval",
+            "1s",
+        ])
+        .arg("--rotation-secrets-out")
+        .arg(&rotated)
+        .env_remove("ORTEAM_LOG")
+        .env("OPENROUTER_BASE_URL", env.sim.base_url())
+        .env("OPENROUTER_PROVISIONING_KEY", env.sim.provisioning_key())
+        .env("OPENROUTER_API_KEY", shared)
+        .env("ORTEAM_DATABASE_URL", &env.db_url)
+        .env("ORTEAM_SECRET_KEY", &env.secret_key)
+        .env("ORTEAM_CLOCK_OFFSET_SECONDS", (31 * DAY).to_string())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut alice2 = None;
+    for _ in 0..150 {
+        if let Some(s) = read_secrets(&rotated).iter().find(|s| s.0 == "alice") {
+            alice2 = Some(s.3.clone());
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let alice2 = alice2.expect("serve rotated alice's key within 15 s");
+    serve.kill().await.unwrap();
+    assert_ne!(alice1, alice2);
+    assert_eq!(auth(&env, &alice2).await, Ok("alice".into()));
+    assert_eq!(
+        auth(&env, &alice1).await,
+        Ok("alice".into()),
+        "the old key works during the grace"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&rotated).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+}
