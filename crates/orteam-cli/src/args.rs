@@ -106,6 +106,10 @@ pub struct ServeArgs {
     /// How often to look for keys due for rotation.
     #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
     pub rotation_interval: std::time::Duration,
+    /// How often to reconcile the ledger with OpenRouter (/generation, /activity) and turn
+    /// provisional charges into exact ones; `0s` turns it off.
+    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+    pub reconcile_interval: std::time::Duration,
 }
 
 #[derive(Debug, Args)]

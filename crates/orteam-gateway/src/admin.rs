@@ -79,6 +79,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/budgets/raise", post(raise_budget))
         .route("/usage", get(usage))
         .route("/events", get(events))
+        .route("/anomalies", get(anomalies))
         // The web dashboard's data (GET /admin/v1/dashboard), behind the same token.
         .merge(orteam_web::api(orteam_web::WebState::new(
             state.ledger.clone(),
@@ -427,4 +428,26 @@ async fn events(
             .await
             .map_err(ledger_err)?,
     ))
+}
+
+/// `GET /admin/v1/anomalies?day=YYYY-MM-DD&all=true&min_spend=…`: today's spend of every member,
+/// key and model against its own trailing baseline (rule in docs/insight.md).
+async fn anomalies(
+    State(state): State<AdminState>,
+    Query(q): Query<orteam_insight::AnomalyQuery>,
+) -> Result<Json<orteam_insight::AnomalyReport>, GatewayError> {
+    let report = orteam_insight::anomalies_endpoint(&state.ledger, q)
+        .await
+        .map_err(|e| GatewayError::Internal(e.to_string()))?;
+    for a in &report.flagged {
+        state
+            .metrics
+            .anomalies
+            .get_or_create(&crate::metrics::AnomalyLabels {
+                kind: a.kind.as_str().to_owned(),
+                subject: a.subject.clone(),
+            })
+            .set(1);
+    }
+    Ok(Json(report))
 }

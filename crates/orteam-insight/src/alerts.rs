@@ -143,7 +143,11 @@ fn reached(spent: Money, limit: Money, percent: u32) -> bool {
     }
 }
 
-fn budget_alerts(status: &[BudgetStatus], thresholds: &[u32], now: DateTime<Utc>) -> Vec<AlertPayload> {
+fn budget_alerts(
+    status: &[BudgetStatus],
+    thresholds: &[u32],
+    now: DateTime<Utc>,
+) -> Vec<AlertPayload> {
     let mut out = Vec::new();
     for b in status {
         if b.limit.is_zero() || b.limit.is_negative() {
@@ -215,6 +219,11 @@ async fn enqueue(
     ledger: &Ledger,
     cfg: &AlertsConfig,
 ) -> Result<(usize, Vec<Anomaly>), InsightError> {
+    // Budgets changed by another process (a lowered limit, a raise) count at once.
+    ledger
+        .refresh_if_changed()
+        .await
+        .map_err(InsightError::ledger("reading the directory"))?;
     let now = ledger.now();
     let flagged: Vec<Anomaly> = match &cfg.anomalies {
         Some(rule) => anomaly::detect(ledger, now.date_naive(), rule)

@@ -171,7 +171,8 @@ pub fn evaluate(
     let sigma = mad * Decimal::new(14826, 4);
     let s = sigma.max(cfg.relative_floor * m);
     let threshold = m + cfg.k * s;
-    let active = u32::try_from(baseline.iter().filter(|x| !x.is_zero()).count()).unwrap_or(u32::MAX);
+    let active =
+        u32::try_from(baseline.iter().filter(|x| !x.is_zero()).count()).unwrap_or(u32::MAX);
     let floor = if active < cfg.min_active_days {
         cfg.new_subject_min_spend
     } else {
@@ -209,7 +210,11 @@ pub fn detect_in(events: &[UsageEvent], day: NaiveDate, cfg: &AnomalyConfig) -> 
             subjects.push((SubjectKind::Key, k.clone()));
         }
         for s in subjects {
-            let slot = series.entry(s).or_default().entry(d).or_insert((Money::ZERO, 0));
+            let slot = series
+                .entry(s)
+                .or_default()
+                .entry(d)
+                .or_insert((Money::ZERO, 0));
             slot.0 = slot.0.checked_add(e.usage.cost).unwrap_or(slot.0);
             slot.1 += 1;
         }
@@ -228,8 +233,7 @@ pub fn detect_in(events: &[UsageEvent], day: NaiveDate, cfg: &AnomalyConfig) -> 
                 by_day.get(&d).map(|x| x.0).unwrap_or(Money::ZERO)
             })
             .collect();
-        let (median, mad, active_days, threshold, floor, flagged) =
-            evaluate(&baseline, spend, cfg);
+        let (median, mad, active_days, threshold, floor, flagged) = evaluate(&baseline, spend, cfg);
         out.push(Anomaly {
             kind,
             subject,
@@ -326,7 +330,13 @@ pub async fn anomalies_endpoint(
     if let Some(m) = q.min_spend {
         rule = rule.with_min_spend(m);
     }
-    anomaly_report(ledger, q.day.unwrap_or_else(|| ledger.now().date_naive()), &rule, q.all).await
+    anomaly_report(
+        ledger,
+        q.day.unwrap_or_else(|| ledger.now().date_naive()),
+        &rule,
+        q.all,
+    )
+    .await
 }
 
 /// Detects anomalies of `day` with `rule`.
@@ -376,10 +386,12 @@ mod tests {
     #[test]
     fn noisy_subject_with_zero_days() {
         let cfg = AnomalyConfig::default();
-        let base: Vec<Money> = ["0", "3", "0", "4", "2", "0", "3", "5", "0", "2", "3", "0", "4", "3"]
-            .iter()
-            .map(|s| m(s))
-            .collect();
+        let base: Vec<Money> = [
+            "0", "3", "0", "4", "2", "0", "3", "5", "0", "2", "3", "0", "4", "3",
+        ]
+        .iter()
+        .map(|s| m(s))
+        .collect();
         let (med, _, _, thr, _, _) = evaluate(&base, m("6"), &cfg);
         assert_eq!(med, m("2.5"));
         assert!(thr > m("6"));

@@ -24,11 +24,15 @@ pub mod upstream;
 pub mod weekly;
 
 pub use alerts::{AlertsConfig, AlertsRun, run_alerts_loop, run_alerts_once};
-pub use anomaly::{Anomaly, AnomalyConfig, AnomalyQuery, AnomalyReport, SubjectKind, anomalies_endpoint};
+pub use anomaly::{
+    Anomaly, AnomalyConfig, AnomalyQuery, AnomalyReport, SubjectKind, anomalies_endpoint,
+};
 pub use error::InsightError;
 pub use period::{Period, Range};
 pub use progress::{NoProgress, Progress};
-pub use reconcile::{Corrections, ReconcileOptions, ReconcileReport, reconcile, run_reconcile_loop};
+pub use reconcile::{
+    Corrections, ReconcileOptions, ReconcileReport, reconcile, run_reconcile_loop,
+};
 pub use report::{Report, ReportOptions, ReportRow, Source, build_report};
 pub use upstream::Upstream;
 pub use weekly::{WeeklyReport, weekly_report};

@@ -185,7 +185,12 @@ impl ReconcileReport {
         (
             self.generations
                 .iter()
-                .filter(|g| matches!(g.status, CheckStatus::Differs | CheckStatus::Missing | CheckStatus::Error))
+                .filter(|g| {
+                    matches!(
+                        g.status,
+                        CheckStatus::Differs | CheckStatus::Missing | CheckStatus::Error
+                    )
+                })
                 .collect(),
             self.totals.iter().filter(|t| !t.matches).collect(),
         )
@@ -484,7 +489,10 @@ pub async fn run_reconcile_loop(
                         "reconciliation: money differs from OpenRouter (run `orteam reconcile` for details)"
                     );
                 } else if r.summary.applied > 0 {
-                    tracing::info!(applied = r.summary.applied, "reconciliation: exact costs applied");
+                    tracing::info!(
+                        applied = r.summary.applied,
+                        "reconciliation: exact costs applied"
+                    );
                 }
             }
             Err(e) => tracing::warn!(error = %e, "reconciliation tick failed"),

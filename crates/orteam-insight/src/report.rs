@@ -165,7 +165,11 @@ pub async fn build_report(
     progress: &dyn Progress,
 ) -> Result<Report, InsightError> {
     let dir = ledger.directory();
-    let direct = if opts.direct { direct_keys(&dir) } else { Vec::new() };
+    let direct = if opts.direct {
+        direct_keys(&dir)
+    } else {
+        Vec::new()
+    };
     let mut notes = Vec::new();
     progress.begin("report", 1 + direct.len() as u64);
     let groups = ledger
@@ -284,7 +288,9 @@ pub async fn build_report(
             .filter(|a| a.flagged)
             .collect();
         for r in rows.iter_mut().filter(|r| r.source == Source::Gateway) {
-            if r.day.is_some_and(|d| d != *day) || !opts.range.contains(orteam_core::window::midnight(*day)) {
+            if r.day.is_some_and(|d| d != *day)
+                || !opts.range.contains(orteam_core::window::midnight(*day))
+            {
                 continue;
             }
             r.anomaly = anomalies.iter().any(|a| match a.kind {
@@ -392,7 +398,12 @@ pub fn group_name(g: GroupBy) -> &'static str {
 pub fn parse_group_by<S: AsRef<str>>(items: &[S]) -> Result<Vec<GroupBy>, InsightError> {
     let mut out = Vec::new();
     for item in items {
-        for part in item.as_ref().split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        for part in item
+            .as_ref()
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+        {
             let g = match part {
                 "member" => GroupBy::Member,
                 "team" => GroupBy::Team,

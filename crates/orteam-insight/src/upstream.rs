@@ -97,7 +97,11 @@ impl Upstream {
                 && &cred.key_hash == hash
                 && let Some(secret) = &cred.secret
             {
-                let base = self.shared.as_ref().map(|(c, _)| c).or(self.management.as_ref())?;
+                let base = self
+                    .shared
+                    .as_ref()
+                    .map(|(c, _)| c)
+                    .or(self.management.as_ref())?;
                 return Some(base.with_api_key(secret.clone()));
             }
             // The member's key is not held here: the management key is the last resort.
@@ -133,7 +137,10 @@ impl Upstream {
         }
         let body = s.strip_prefix("sk-or-v1-").unwrap_or(s);
         let head: String = body.chars().take(3).collect();
-        let tail: String = body.chars().skip(body.chars().count().saturating_sub(4)).collect();
+        let tail: String = body
+            .chars()
+            .skip(body.chars().count().saturating_sub(4))
+            .collect();
         let label = format!("sk-or-v1-{head}...{tail}");
         let found: Vec<_> = keys.iter().filter(|k| k.label == label).collect();
         Ok(match found.as_slice() {

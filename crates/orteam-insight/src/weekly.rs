@@ -112,8 +112,8 @@ pub fn change(current: Money, previous: Money) -> Option<String> {
     if previous.is_zero() {
         return None;
     }
-    let d = (current.as_decimal() - previous.as_decimal()) * Decimal::from(100)
-        / previous.as_decimal();
+    let d =
+        (current.as_decimal() - previous.as_decimal()) * Decimal::from(100) / previous.as_decimal();
     let d = d.round_dp(1);
     Some(if d.is_sign_negative() {
         format!("{d:.1}")
@@ -231,12 +231,21 @@ pub async fn weekly_report(
     model_rows.truncate(5);
 
     // Anomalies of each day of the week, and today.
-    let events = anomaly::events_for(ledger, start - Days::new(u64::from(rule.baseline_days)), today).await?;
+    let events = anomaly::events_for(
+        ledger,
+        start - Days::new(u64::from(rule.baseline_days)),
+        today,
+    )
+    .await?;
     let mut anomalies = Vec::new();
     let mut day = start;
     while day <= today {
         if day < end || day == today {
-            anomalies.extend(anomaly::detect_in(&events, day, rule).into_iter().filter(|a| a.flagged));
+            anomalies.extend(
+                anomaly::detect_in(&events, day, rule)
+                    .into_iter()
+                    .filter(|a| a.flagged),
+            );
         }
         day = day + Days::new(1);
     }
@@ -292,7 +301,8 @@ pub async fn weekly_report(
                                 at: e,
                             });
                         } else if let Some(r) = label.and_then(|l| l.rotate_every) {
-                            let due = k.created_at + TimeDelta::from_std(r).unwrap_or(TimeDelta::MAX);
+                            let due =
+                                k.created_at + TimeDelta::from_std(r).unwrap_or(TimeDelta::MAX);
                             if due <= horizon && remote.is_some() {
                                 keys.push(KeyNotice {
                                     member: k.member_id.clone(),

@@ -33,6 +33,6 @@ pub use events::Correction;
 pub use keys::SecretKey;
 pub use ledger::{Ledger, LedgerOptions, Reclaimed, Role};
 pub use model::*;
-pub use outbox::{AppliedCorrection, NewAlert, OutboxEntry, PendingCorrection};
 pub use orteam_core::{Money, Window};
+pub use outbox::{AppliedCorrection, NewAlert, OutboxEntry, PendingCorrection};
 pub use query::{DailyPoint, EventFilter, GroupBy, UsageGroup, UsageQuery};

@@ -54,6 +54,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         }
     }
     .await?;
+    let rotate_shutdown = shutdown_for_rotation.clone();
     let rotate = async move {
         if let Some((sink, client, ledger)) = rotation {
             rotation_loop(
@@ -62,12 +63,37 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
                 sink,
                 clock_for_rotation,
                 args.rotation_interval,
-                shutdown_for_rotation,
+                rotate_shutdown,
             )
             .await;
         }
     };
-    let (stopped, ()) = tokio::join!(running.wait(), rotate);
+    // Reconciliation with OpenRouter: exact costs for provisional charges, totals checked.
+    let reconcile = {
+        let upstream = orteam_insight::Upstream::from_keys(
+            Some(&running.gateway.config.upstream_base_url),
+            std::env::var(crate::args_team::OPENROUTER_PROVISIONING_KEY)
+                .ok()
+                .filter(|k| !k.is_empty())
+                .map(secrecy::SecretString::from),
+            running.gateway.config.upstream_key.clone(),
+        )?;
+        let ledger = running.gateway.ledger.clone();
+        let (every, shutdown) = (args.reconcile_interval, shutdown_for_rotation.clone());
+        async move {
+            if !every.is_zero() {
+                orteam_insight::run_reconcile_loop(
+                    ledger,
+                    upstream,
+                    every,
+                    std::time::Duration::from_secs(2 * 86_400),
+                    shutdown,
+                )
+                .await;
+            }
+        }
+    };
+    let (stopped, (), ()) = tokio::join!(running.wait(), rotate, reconcile);
     stopped.context("flushing the ledger at shutdown")?;
     tracing::info!("gateway stopped; every settled request is recorded");
     Ok(ExitCode::SUCCESS)

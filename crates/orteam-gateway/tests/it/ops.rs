@@ -91,6 +91,17 @@ async fn health_metrics_and_admin_api() {
     assert_eq!(events.as_array().unwrap().len(), 2);
     let resp = get("/usage?by=colour").await.unwrap();
     assert_eq!(resp.status(), 400);
+    let anomalies: Value = get("/anomalies?all=true")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        anomalies["flagged"].as_array().unwrap().is_empty(),
+        "{anomalies}"
+    );
+    assert!(anomalies["evaluated"].as_u64().unwrap() >= 1, "{anomalies}");
     // No token, wrong token.
     let resp = tg
         .http

@@ -28,24 +28,41 @@ async fn budget_alerts_once_per_threshold(backend: Backend) {
     let day = sim_today_noon().date_naive();
     let id = |t: u32| format!("budget:member:alice:daily:{day}:{t}");
     // Nothing spent: nothing to say.
-    assert_eq!(run_alerts_once(&tg.admin, &http, &cfg).await.unwrap().enqueued, 0);
+    assert_eq!(
+        run_alerts_once(&tg.admin, &http, &cfg)
+            .await
+            .unwrap()
+            .enqueued,
+        0
+    );
 
     let mut sender = tg.admin.clone();
     let mut restarted = false;
     let mut crossed = BTreeSet::new();
     for i in 0..40 {
         let status = tg.admin.budget_status("alice").await.unwrap();
-        let b = status.iter().find(|b| b.scope == BudgetScope::Member).unwrap().clone();
+        let b = status
+            .iter()
+            .find(|b| b.scope == BudgetScope::Member)
+            .unwrap()
+            .clone();
         if b.spent >= b.limit {
             break;
         }
-        let resp = tg.chat("alice", crate::support::body("openai/gpt-4o", 300)).await;
+        let resp = tg
+            .chat("alice", crate::support::body("openai/gpt-4o", 300))
+            .await;
         if resp.status() == 200 {
             drop(resp);
             // Wait (bounded) until the spend is committed.
             for _ in 0..400 {
                 let s = tg.admin.budget_status("alice").await.unwrap();
-                if s.iter().find(|b| b.scope == BudgetScope::Member).unwrap().spent > b.spent {
+                if s.iter()
+                    .find(|b| b.scope == BudgetScope::Member)
+                    .unwrap()
+                    .spent
+                    > b.spent
+                {
                     break;
                 }
                 tokio::time::sleep(std::time::Duration::from_millis(25)).await;
@@ -59,11 +76,18 @@ async fn budget_alerts_once_per_threshold(backend: Backend) {
                 .unwrap();
         }
         let s = tg.admin.budget_status("alice").await.unwrap();
-        let b = s.iter().find(|b| b.scope == BudgetScope::Member).unwrap().clone();
+        let b = s
+            .iter()
+            .find(|b| b.scope == BudgetScope::Member)
+            .unwrap()
+            .clone();
         let spent = b.spent;
         let now_crossed: BTreeSet<u32> = [50u32, 80, 100]
             .into_iter()
-            .filter(|t| spent.checked_mul_u64(100).unwrap() >= b.limit.checked_mul_u64(u64::from(*t)).unwrap())
+            .filter(|t| {
+                spent.checked_mul_u64(100).unwrap()
+                    >= b.limit.checked_mul_u64(u64::from(*t)).unwrap()
+            })
             .collect();
         let fresh: Vec<u32> = now_crossed.difference(&crossed).copied().collect();
         if !fresh.is_empty() && !restarted {
@@ -76,7 +100,10 @@ async fn budget_alerts_once_per_threshold(backend: Backend) {
             assert_eq!((r.delivered, r.failed), (0, fresh.len()));
             drop(sender);
             // A new sender process: same database, nothing in memory.
-            sender = tg.db.open(LedgerOptions::admin().with_clock(tg.clock.clone())).await;
+            sender = tg
+                .db
+                .open(LedgerOptions::admin().with_clock(tg.clock.clone()))
+                .await;
             rx.set_failing(false);
             // Not due yet (backoff), so nothing is sent …
             let r = run_alerts_once(&sender, &http, &cfg).await.unwrap();
@@ -95,7 +122,11 @@ async fn budget_alerts_once_per_threshold(backend: Backend) {
         assert_eq!(got, want, "step {i}: every crossed threshold exactly once");
     }
     assert!(restarted);
-    assert_eq!(crossed, BTreeSet::from([50, 80, 100]), "the test crosses every threshold");
+    assert_eq!(
+        crossed,
+        BTreeSet::from([50, 80, 100]),
+        "the test crosses every threshold"
+    );
     // Later runs repeat nothing.
     for _ in 0..2 {
         let r = run_alerts_once(&sender, &http, &cfg).await.unwrap();
@@ -106,7 +137,7 @@ async fn budget_alerts_once_per_threshold(backend: Backend) {
     assert_eq!(outbox.len(), 3);
     assert!(outbox.iter().all(|e| e.delivered_at.is_some()));
     assert_eq!(outbox.iter().map(|e| e.attempts).sum::<u32>(), 1);
-    let (_, body) = &rx.got.lock()[0];
+    let body = rx.got.lock()[0].1.clone();
     assert_eq!(body["kind"], "budget");
     assert_eq!(body["budget"]["threshold_percent"], 50);
     assert_eq!(body["budget"]["limit"], "0.05");
@@ -117,14 +148,20 @@ async fn budget_alerts_once_per_threshold(backend: Backend) {
         .set_budget(BudgetScope::Member, "alice", Window::Daily, m("0.02"))
         .await
         .unwrap();
-    let a = tg.db.open(LedgerOptions::admin().with_clock(tg.clock.clone())).await;
+    let a = tg
+        .db
+        .open(LedgerOptions::admin().with_clock(tg.clock.clone()))
+        .await;
     let other = AlertsConfig {
         thresholds: vec![90],
         ..cfg.clone()
     };
     assert_eq!(enqueue_alerts(&a, &other).await.unwrap(), 1);
     drop(a);
-    let b = tg.db.open(LedgerOptions::admin().with_clock(tg.clock.clone())).await;
+    let b = tg
+        .db
+        .open(LedgerOptions::admin().with_clock(tg.clock.clone()))
+        .await;
     assert_eq!(deliver_due(&b, &http, &other).await.unwrap(), (1, 0, 0));
     assert_eq!(deliver_due(&b, &http, &other).await.unwrap(), (0, 0, 0));
     assert_eq!(rx.ids().len(), 4);
@@ -147,7 +184,13 @@ async fn budget_alerts_once_per_threshold(backend: Backend) {
     assert_eq!(r, Default::default());
     assert_eq!(rx.ids().len(), 4);
     assert_eq!(b.outbox_entries(true).await.unwrap().len(), 0);
-    assert!(b.outbox_entries(false).await.unwrap().iter().any(|e| e.dead));
+    assert!(
+        b.outbox_entries(false)
+            .await
+            .unwrap()
+            .iter()
+            .any(|e| e.dead)
+    );
 }
 
 backend_tests!(budget_alerts_once_per_threshold);

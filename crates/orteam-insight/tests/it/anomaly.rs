@@ -2,7 +2,9 @@
 //! endpoint's body, the gauge values and a webhook (once).
 
 use chrono::{Days, TimeDelta};
-use orteam_insight::anomaly::{AnomalyConfig, AnomalyQuery, SubjectKind, anomalies_endpoint, detect};
+use orteam_insight::anomaly::{
+    AnomalyConfig, AnomalyQuery, SubjectKind, anomalies_endpoint, detect,
+};
 use orteam_insight::report::{ReportOptions, build_report};
 use orteam_insight::{AlertsConfig, NoProgress, Period, run_alerts_once};
 use orteam_ledger::GroupBy;
@@ -16,10 +18,13 @@ async fn spike_is_flagged_normal_day_is_not(backend: Backend) {
     let today = w.today.date_naive();
     // Today: bob and carol as usual, alice five large gpt-4o answers (a spike).
     set_time(&w.tg, w.today - TimeDelta::hours(2));
-    w.sent.push(chat(&w.tg, "bob", "meta-llama/llama-3.1-8b-instruct", 22).await);
-    w.sent.push(chat(&w.tg, "carol", "openai/gpt-4o-mini", 15).await);
+    w.sent
+        .push(chat(&w.tg, "bob", "meta-llama/llama-3.1-8b-instruct", 22).await);
+    w.sent
+        .push(chat(&w.tg, "carol", "openai/gpt-4o-mini", 15).await);
     for _ in 0..5 {
-        w.sent.push(chat(&w.tg, "alice", "openai/gpt-4o", 1000).await);
+        w.sent
+            .push(chat(&w.tg, "alice", "openai/gpt-4o", 1000).await);
     }
     set_time(&w.tg, w.today);
     wait_recorded(&w).await;
@@ -33,14 +38,30 @@ async fn spike_is_flagged_normal_day_is_not(backend: Backend) {
     };
     assert!(flagged(SubjectKind::Member, "alice"), "{all:#?}");
     assert!(flagged(SubjectKind::Model, "openai/gpt-4o"));
-    let alice_key = w.tg.admin.directory().virtual_keys.values().find(|k| k.member_id == "alice").unwrap().id.clone();
+    let alice_key =
+        w.tg.admin
+            .directory()
+            .virtual_keys
+            .values()
+            .find(|k| k.member_id == "alice")
+            .unwrap()
+            .id
+            .clone();
     assert!(flagged(SubjectKind::Key, &alice_key));
-    assert!(!flagged(SubjectKind::Member, "bob"), "a normal day is not flagged: {all:#?}");
+    assert!(
+        !flagged(SubjectKind::Member, "bob"),
+        "a normal day is not flagged: {all:#?}"
+    );
     assert!(!flagged(SubjectKind::Member, "carol"));
-    assert!(!flagged(SubjectKind::Model, "meta-llama/llama-3.1-8b-instruct"));
+    assert!(!flagged(
+        SubjectKind::Model,
+        "meta-llama/llama-3.1-8b-instruct"
+    ));
     // A normal past day of alice is not flagged either.
     for back in [1u64, 5, 10] {
-        let past = detect(&w.tg.admin, today - Days::new(back), &rule).await.unwrap();
+        let past = detect(&w.tg.admin, today - Days::new(back), &rule)
+            .await
+            .unwrap();
         assert!(past.iter().all(|a| !a.flagged), "day -{back}: {past:#?}");
     }
 
@@ -76,7 +97,13 @@ async fn spike_is_flagged_normal_day_is_not(backend: Backend) {
     )
     .await
     .unwrap();
-    let row = |mem: &str| report.rows.iter().find(|r| r.member.as_deref() == Some(mem)).unwrap();
+    let row = |mem: &str| {
+        report
+            .rows
+            .iter()
+            .find(|r| r.member.as_deref() == Some(mem))
+            .unwrap()
+    };
     assert!(row("alice").anomaly);
     assert!(!row("bob").anomaly);
     assert_eq!(report.anomalies.len(), 3);
@@ -97,7 +124,7 @@ async fn spike_is_flagged_normal_day_is_not(backend: Backend) {
     ids.sort();
     assert_eq!(ids[0], format!("anomaly:key:{alice_key}:{today}"));
     assert!(ids.contains(&format!("anomaly:member:alice:{today}")));
-    let (_, body) = &rx.got.lock()[0];
+    let body = rx.got.lock()[0].1.clone();
     assert_eq!(body["kind"], "anomaly");
     assert!(body["text"].as_str().unwrap().contains("unusual spend"));
 }

@@ -27,21 +27,39 @@ async fn reconcile_clean_then_planted(backend: Backend) {
     assert_eq!(clean.summary.events, gateway_requests);
     assert_eq!(clean.summary.matched, gateway_requests);
     assert_eq!(clean.summary.totals_differed, 0);
-    assert!(clean.summary.totals_checked >= 30 * 2, "{:?}", clean.summary);
-    assert!(clean.totals.iter().all(|t| t.ledger_requests == t.openrouter_requests));
+    assert!(
+        clean.summary.totals_checked >= 30 * 2,
+        "{:?}",
+        clean.summary
+    );
+    assert!(
+        clean
+            .totals
+            .iter()
+            .all(|t| t.ledger_requests == t.openrouter_requests)
+    );
 
     // Plant a difference: one exact event's cost altered in the database.
-    let victim = w.sent.iter().find(|s| !s.direct && s.member == "bob").unwrap();
+    let victim = w
+        .sent
+        .iter()
+        .find(|s| !s.direct && s.member == "bob")
+        .unwrap();
     let vid = victim.request_id.clone().unwrap();
-    w.tg
-        .db
-        .raw(&format!("UPDATE usage_events SET cost = '0.5' WHERE request_id = '{vid}'"))
+    w.tg.db
+        .raw(&format!(
+            "UPDATE usage_events SET cost = '0.5' WHERE request_id = '{vid}'"
+        ))
         .await;
     // And a provisional one: charged 0 while its exact cost is unknown.
-    let prov = w.sent.iter().rev().find(|s| !s.direct && s.member == "carol").unwrap();
+    let prov = w
+        .sent
+        .iter()
+        .rev()
+        .find(|s| !s.direct && s.member == "carol")
+        .unwrap();
     let pid = prov.request_id.clone().unwrap();
-    w.tg
-        .db
+    w.tg.db
         .raw(&format!(
             "UPDATE usage_events SET cost = '0', outcome = 'provisional' WHERE request_id = '{pid}'"
         ))
@@ -75,14 +93,19 @@ async fn reconcile_clean_then_planted(backend: Backend) {
         .await
         .unwrap();
     let _ = tick;
-    assert!(w.tg.admin.pending_cost_corrections().await.unwrap().is_empty());
+    assert!(
+        w.tg.admin
+            .pending_cost_corrections()
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let e = w.tg.admin.event(&pid).await.unwrap().unwrap();
     assert_eq!(e.usage.outcome, Outcome::Ok);
     assert_eq!(e.usage.cost, prov.cost);
 
     // Repair the planted cost: clean again.
-    w.tg
-        .db
+    w.tg.db
         .raw(&format!(
             "UPDATE usage_events SET cost = '{}' WHERE request_id = '{vid}'",
             victim.cost.to_canonical_string()

@@ -49,21 +49,23 @@ async fn report_matches_activity_and_billing(backend: Backend) {
     let range = Period::Last30d.range(w.today);
     let first = range.from.date_naive();
     let last = w.today.date_naive().pred_opt().unwrap();
-    let keys: BTreeMap<String, String> = w
-        .tg
-        .admin
-        .directory()
-        .virtual_keys
-        .values()
-        .map(|k| (k.member_id.clone(), k.id.clone()))
-        .collect();
+    let keys: BTreeMap<String, String> =
+        w.tg.admin
+            .directory()
+            .virtual_keys
+            .values()
+            .map(|k| (k.member_id.clone(), k.id.clone()))
+            .collect();
     let activity = w.activity().await;
     let activity_total: Money = activity
         .iter()
         .map(|r| Money::parse(&r["usage"].to_string()).unwrap())
         .sum();
     let billed: Money = w.sent.iter().map(|s| s.cost).sum();
-    assert_eq!(activity_total, billed, "the simulator billed what clients saw");
+    assert_eq!(
+        activity_total, billed,
+        "the simulator billed what clients saw"
+    );
     assert!(!billed.is_zero());
 
     let groupings: Vec<Vec<GroupBy>> = vec![
@@ -116,7 +118,9 @@ async fn report_matches_activity_and_billing(backend: Backend) {
         }
         assert_eq!(got, want, "{g:?}: groups");
         // Groupings /activity can express equal /activity.
-        if g.iter().all(|d| matches!(d, GroupBy::Day | GroupBy::Model | GroupBy::Provider)) {
+        if g.iter()
+            .all(|d| matches!(d, GroupBy::Day | GroupBy::Model | GroupBy::Provider))
+        {
             let mut act = BTreeMap::new();
             for a in &activity {
                 let k = g
@@ -137,7 +141,8 @@ async fn report_matches_activity_and_billing(backend: Backend) {
             assert_eq!(got, act, "{g:?}: /activity");
         }
         // JSON parses and its decimal strings sum to the total.
-        let json: serde_json::Value = serde_json::from_str(&serde_json::to_string(&report).unwrap()).unwrap();
+        let json: serde_json::Value =
+            serde_json::from_str(&serde_json::to_string(&report).unwrap()).unwrap();
         let json_sum: Money = json["rows"]
             .as_array()
             .unwrap()
@@ -145,7 +150,10 @@ async fn report_matches_activity_and_billing(backend: Backend) {
             .map(|r| Money::parse(r["cost"].as_str().unwrap()).unwrap())
             .sum();
         assert_eq!(json_sum, activity_total);
-        assert_eq!(json["totals"]["cost"].as_str().unwrap(), activity_total.to_canonical_string());
+        assert_eq!(
+            json["totals"]["cost"].as_str().unwrap(),
+            activity_total.to_canonical_string()
+        );
         // CSV parses and sums to the total.
         let csv = report.to_csv();
         let mut lines = csv.lines();
@@ -165,7 +173,13 @@ async fn report_matches_activity_and_billing(backend: Backend) {
     crate::support::set_time(&w.tg, w.today);
     let s = crate::support::chat(&w.tg, "alice", "openai/gpt-4o-mini", 12).await;
     for _ in 0..200 {
-        if w.tg.admin.event(s.request_id.as_deref().unwrap()).await.unwrap().is_some() {
+        if w.tg
+            .admin
+            .event(s.request_id.as_deref().unwrap())
+            .await
+            .unwrap()
+            .is_some()
+        {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(25)).await;

@@ -1,7 +1,6 @@
 //! Seeding a known traffic pattern over 30 simulated days, with the gateway's ledger clock and
 //! the simulator's clock moved together.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Days, NaiveDate, TimeDelta, Utc};
@@ -39,7 +38,6 @@ pub struct Sent {
     pub provider: String,
     pub cost: Money,
     pub request_id: Option<String>,
-    pub generation_id: String,
     pub direct: bool,
 }
 
@@ -51,7 +49,6 @@ struct UsageBody {
 
 #[derive(Deserialize)]
 struct ChatBody {
-    id: String,
     model: String,
     provider: String,
     usage: UsageBody,
@@ -79,7 +76,6 @@ async fn parse(resp: reqwest::Response, member: &str, day: NaiveDate, direct: bo
         provider: b.provider,
         cost: b.usage.cost,
         request_id,
-        generation_id: b.id,
         direct,
     }
 }
@@ -92,7 +88,13 @@ pub async fn chat(tg: &TestGateway, member: &str, model: &str, tokens: u64) -> S
 }
 
 /// Sends one request straight to the simulator with a direct-mode key.
-pub async fn chat_direct(tg: &TestGateway, member: &str, secret: &str, model: &str, tokens: u64) -> Sent {
+pub async fn chat_direct(
+    tg: &TestGateway,
+    member: &str,
+    secret: &str,
+    model: &str,
+    tokens: u64,
+) -> Sent {
     let day = tg.clock.now_date();
     let resp = tg
         .http
@@ -120,8 +122,6 @@ pub struct World {
     pub tg: TestGateway,
     pub today: DateTime<Utc>,
     pub sent: Vec<Sent>,
-    /// dave's direct-mode key on the simulator.
-    pub dave_secret: String,
     pub dave_hash: String,
 }
 
@@ -133,22 +133,6 @@ impl World {
             Some(self.tg.upstream_key.secret.clone().into()),
         )
         .unwrap()
-    }
-
-    /// Expected sums of what was sent on completed days `[first, last]`, grouped by `key`.
-    pub fn expected<K: Ord>(
-        &self,
-        first: NaiveDate,
-        last: NaiveDate,
-        key: impl Fn(&Sent) -> K,
-    ) -> BTreeMap<K, (Money, u64)> {
-        let mut out = BTreeMap::new();
-        for s in self.sent.iter().filter(|s| s.day >= first && s.day <= last) {
-            let e = out.entry(key(s)).or_insert((Money::ZERO, 0));
-            e.0 = e.0.checked_add(s.cost).unwrap();
-            e.1 += 1;
-        }
-        out
     }
 
     /// The simulator's `/activity` (management key), all rows.
@@ -206,7 +190,6 @@ pub async fn seed(backend: Backend) -> World {
         tg,
         today,
         sent,
-        dave_secret,
         dave_hash,
     };
     wait_recorded(&world).await;
@@ -217,7 +200,12 @@ pub async fn seed(backend: Backend) -> World {
 pub async fn wait_recorded(w: &World) {
     let want = w.sent.iter().filter(|s| !s.direct).count();
     for _ in 0..400 {
-        let n = w.tg.admin.events(EventFilter::default()).await.unwrap().len();
+        let n =
+            w.tg.admin
+                .events(EventFilter::default())
+                .await
+                .unwrap()
+                .len();
         if n >= want {
             return;
         }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use orteam_core::{ControllableClock, Money, SharedClock};
 use orteam_ledger::{Ledger, LedgerOptions, ModelAccess, NewMember, OnDisallowed, SecretKey, Tier};
 
-pub use orteam_test_support::{Backend, TestDb, pg_base_url, pg_connect};
+pub use orteam_test_support::{Backend, TestDb};
 
 pub fn m(s: &str) -> Money {
     Money::parse(s).unwrap()

@@ -53,7 +53,10 @@ async fn the_demo_shows_every_planted_event() {
     let carol = stdout.lines().find(|l| l.contains("carol")).unwrap();
     assert!(carol.contains("$0.02 daily"), "{carol}");
     let spend = orteam_core::Money::parse(carol.split('┆').nth(2).unwrap().trim()).unwrap();
-    assert!(spend <= orteam_core::Money::parse("0.02").unwrap(), "{carol}");
+    assert!(
+        spend <= orteam_core::Money::parse("0.02").unwrap(),
+        "{carol}"
+    );
     // The demo leaves a ledger and the team file behind.
     assert!(dir.path().join("team.toml").exists());
     assert!(dir.path().join("orteam.db").exists());

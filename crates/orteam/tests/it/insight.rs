@@ -83,7 +83,10 @@ async fn report_and_reconcile_cli(backend: Backend) {
         ] {
             let r = tg.chat(member, body(model, tokens)).await;
             assert_eq!(r.status(), 200);
-            victim = r.headers().get("x-orteam-request-id").map(|v| v.to_str().unwrap().to_owned());
+            victim = r
+                .headers()
+                .get("x-orteam-request-id")
+                .map(|v| v.to_str().unwrap().to_owned());
             sent += 1;
         }
         let r = tg
@@ -116,14 +119,30 @@ async fn report_and_reconcile_cli(backend: Backend) {
     let mut want: BTreeMap<(String, String), Money> = BTreeMap::new();
     for a in activity["data"].as_array().unwrap() {
         let e = want
-            .entry((a["date"].as_str().unwrap().into(), a["model"].as_str().unwrap().into()))
+            .entry((
+                a["date"].as_str().unwrap().into(),
+                a["model"].as_str().unwrap().into(),
+            ))
             .or_insert(Money::ZERO);
         *e = e.checked_add(money(&a["usage"])).unwrap();
     }
     let total: Money = want.values().copied().sum();
 
     // CSV by day and model equals /activity cell by cell.
-    let out = orteam(&tg, today, &["report", "--period", "last-30d", "--by", "day,model", "--format", "csv"]).await;
+    let out = orteam(
+        &tg,
+        today,
+        &[
+            "report",
+            "--period",
+            "last-30d",
+            "--by",
+            "day,model",
+            "--format",
+            "csv",
+        ],
+    )
+    .await;
     assert_eq!(out.code, 0, "{}", out.stderr);
     let mut lines = out.stdout.lines();
     let header: Vec<&str> = lines.next().unwrap().split(',').collect();
@@ -136,24 +155,53 @@ async fn report_and_reconcile_cli(backend: Backend) {
         let e = got
             .entry((c[col("day")].to_owned(), c[col("model")].to_owned()))
             .or_insert(Money::ZERO);
-        *e = e.checked_add(Money::parse(c[col("cost")]).unwrap()).unwrap();
+        *e = e
+            .checked_add(Money::parse(c[col("cost")]).unwrap())
+            .unwrap();
     }
     assert_eq!(got, want);
-    assert_eq!(sources, ["gateway".to_owned(), "openrouter".to_owned()].into());
+    assert_eq!(
+        sources,
+        ["gateway".to_owned(), "openrouter".to_owned()].into()
+    );
 
     // JSON by member (repeated --by) sums to the same total, exact decimal strings.
-    let out = orteam(&tg, today, &["report", "--period", "last-7d", "--by", "member", "--by", "team", "--format", "json"]).await;
+    let out = orteam(
+        &tg,
+        today,
+        &[
+            "report", "--period", "last-7d", "--by", "member", "--by", "team", "--format", "json",
+        ],
+    )
+    .await;
     assert_eq!(out.code, 0, "{}", out.stderr);
     let v: Value = serde_json::from_str(&out.stdout).unwrap();
     let week_start = (today - TimeDelta::days(7)).date_naive().to_string();
-    let week_total: Money = want.iter().filter(|((d, _), _)| *d >= week_start).map(|(_, m)| *m).sum();
+    let week_total: Money = want
+        .iter()
+        .filter(|((d, _), _)| *d >= week_start)
+        .map(|(_, m)| *m)
+        .sum();
     assert_eq!(money(&v["totals"]["cost"]), week_total);
-    assert!(v["rows"].as_array().unwrap().iter().any(|r| r["member"] == "dave" && r["source"] == "openrouter"));
+    assert!(
+        v["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["member"] == "dave" && r["source"] == "openrouter")
+    );
 
     // --since/--until and the table.
     let since = (today - TimeDelta::days(30)).date_naive().to_string();
     let until = (today - TimeDelta::days(1)).date_naive().to_string();
-    let out = orteam(&tg, today, &["report", "--since", &since, "--until", &until, "--format", "table"]).await;
+    let out = orteam(
+        &tg,
+        today,
+        &[
+            "report", "--since", &since, "--until", &until, "--format", "table",
+        ],
+    )
+    .await;
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(out.stdout.contains(&total.to_usd(6)), "{}", out.stdout);
     assert!(out.stdout.contains("openrouter"));
@@ -170,12 +218,24 @@ async fn report_and_reconcile_cli(backend: Backend) {
     // Reconciliation: clean, then a planted difference.
     let out = orteam(&tg, today, &["reconcile", "--since", &since]).await;
     assert_eq!(out.code, 0, "{out:?}", out = (&out.stdout, &out.stderr));
-    assert!(out.stdout.contains(&format!("{sent} checked, {sent} match, 0 differ")), "{}", out.stdout);
+    assert!(
+        out.stdout
+            .contains(&format!("{sent} checked, {sent} match, 0 differ")),
+        "{}",
+        out.stdout
+    );
     let vid = victim.unwrap();
     tg.db
-        .raw(&format!("UPDATE usage_events SET cost = '1.25' WHERE request_id = '{vid}'"))
+        .raw(&format!(
+            "UPDATE usage_events SET cost = '1.25' WHERE request_id = '{vid}'"
+        ))
         .await;
-    let out = orteam(&tg, today, &["reconcile", "--since", &since, "--format", "json"]).await;
+    let out = orteam(
+        &tg,
+        today,
+        &["reconcile", "--since", &since, "--format", "json"],
+    )
+    .await;
     assert_eq!(out.code, 1, "{}", out.stderr);
     let r: Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(r["summary"]["differed"], 1);
@@ -183,7 +243,11 @@ async fn report_and_reconcile_cli(backend: Backend) {
     assert!(out.stderr.contains("money differs"), "{}", out.stderr);
     let out = orteam(&tg, today, &["reconcile", "--since", &since]).await;
     assert_eq!(out.code, 1);
-    assert!(out.stdout.contains(&vid) && out.stdout.contains("DIFFERS"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains(&vid) && out.stdout.contains("DIFFERS"),
+        "{}",
+        out.stdout
+    );
 
     let out = orteam(&tg, today, &["alerts", "list"]).await;
     assert_eq!(out.code, 0, "{}", out.stderr);
