@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use chrono::Datelike;
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use indicatif::{ProgressBar, ProgressStyle};
 use orteam_core::{ControllableClock, Money, SharedClock};
@@ -47,7 +48,7 @@ budget = { monthly = "30.00" }
 member_budget = { daily = "2.00" }
 
 [teams.research]
-budget = { monthly = "30.00" }
+budget = { monthly = "40.00" }
 
 [[members]]
 id = "alice"
@@ -74,7 +75,7 @@ id = "dave"
 name = "Dave"
 team = "research"
 tier = "pro"
-budget = { daily = "3.00" }
+budget = { daily = "20.00" }
 
 [[members]]
 id = "erin"
@@ -139,7 +140,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     // 2. The team file, applied to a fresh ledger.
     let team_path = dir.join("team.toml");
     std::fs::write(&team_path, DEMO_TEAM)?;
-    let clock: SharedClock = Arc::new(ControllableClock::new());
+    let demo_clock = Arc::new(ControllableClock::new());
+    let clock: SharedClock = demo_clock.clone();
     let secret_key = SecretKey::generate_base64();
     let db_url = format!("sqlite://{}", dir.join("orteam.db").display());
     let admin = Ledger::open(
@@ -239,9 +241,47 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     )
     .await;
 
-    // 5. The summary.
+    // 5. The summary, then next Monday's weekly report: the simulated clocks jump to Monday
+    // 09:00 UTC so that today's traffic is "last week".
     let mut out = std::io::stdout();
     print_summary(&mut out, &admin, &tally).await?;
+    let now = clock.now();
+    let days_to_monday = 7 - u64::from(now.weekday().num_days_from_monday());
+    let monday =
+        orteam_core::window::midnight(now.date_naive() + chrono::Days::new(days_to_monday))
+            + chrono::TimeDelta::hours(9);
+    let jump = monday - now;
+    demo_clock.set_offset(jump);
+    sim.clock().set_offset(jump);
+    let upstream = orteam_insight::Upstream::from_keys(
+        Some(&sim.base_url()),
+        Some(SecretString::from(sim.provisioning_key().to_owned())),
+        Some(SecretString::from(shared_key.clone())),
+    )?;
+    let weekly = orteam_insight::weekly_report(
+        &admin,
+        &upstream,
+        &orteam_insight::AnomalyConfig::default(),
+        &orteam_insight::NoProgress,
+    )
+    .await?;
+    let spike_flagged = weekly
+        .anomalies
+        .iter()
+        .any(|a| a.subject == "dave" || a.subject.contains("claude"));
+    writeln!(out)?;
+    writeln!(
+        out,
+        "Weekly report, as the team lead gets it on Monday {} (simulated clock moved forward)",
+        monday.date_naive()
+    )?;
+    super::report::write_weekly(&mut out, &weekly)?;
+    writeln!(out)?;
+    writeln!(
+        out,
+        "  spike flagged as an anomaly: {}",
+        if spike_flagged { "yes (dave)" } else { "no" }
+    )?;
     writeln!(out)?;
     writeln!(
         out,
@@ -364,15 +404,16 @@ async fn drive_traffic(
                 tally.direct += 1;
             }
         }
-        // A spike: Dave's script loops on the expensive model for a moment.
-        if (0.6..0.7).contains(&phase) {
-            for _ in 0..4 {
+        // A spike: at 60 % of the run, Dave's script loops 100 times on the expensive model
+        // (about $6, far above anything he spent before: flagged in the weekly report).
+        if phase >= 0.6 && tally.spike == 0 {
+            for _ in 0..100 {
                 send(
                     http,
                     base,
                     &keys,
                     "dave",
-                    chat("anthropic/claude-3.5-sonnet", 800, Some(1000), false),
+                    chat("anthropic/claude-3.5-sonnet", 4000, Some(4000), false),
                     &mut tally,
                 )
                 .await;

@@ -252,7 +252,7 @@ fn change(c: &Option<String>) -> String {
         .unwrap_or_else(|| "new".into())
 }
 
-fn write_weekly(out: &mut impl Write, r: &WeeklyReport) -> anyhow::Result<()> {
+pub(crate) fn write_weekly(out: &mut impl Write, r: &WeeklyReport) -> anyhow::Result<()> {
     let last = r.week_end.pred_opt().unwrap_or(r.week_end);
     writeln!(
         out,

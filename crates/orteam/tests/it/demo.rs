@@ -48,6 +48,12 @@ async fn the_demo_shows_every_planted_event() {
     );
     assert!(count(&stdout, "spike requests") > 0, "{stdout}");
     assert!(stdout.contains("key rotated: frank"), "{stdout}");
+    assert!(stdout.contains("Weekly report"), "{stdout}");
+    assert!(
+        stdout.contains("spike flagged as an anomaly: yes (dave)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("member dave spent"), "{stdout}");
     assert!(stdout.contains("Dashboard: http://127.0.0.1:"), "{stdout}");
     // Carol's small daily budget is used up to the last cent, never beyond.
     let carol = stdout.lines().find(|l| l.contains("carol")).unwrap();
