@@ -82,7 +82,10 @@ async fn two_processes_on_one_postgres_never_overspend() {
     assert!(team <= m("30"), "team overspend: {team}");
     // Which process wins more of the budget depends on scheduling; that they spent it is what
     // matters.
-    assert!(!a1.is_empty() || !a2.is_empty(), "the probes spent alice's budget");
+    assert!(
+        !a1.is_empty() || !a2.is_empty(),
+        "the probes spent alice's budget"
+    );
 
     // The database agrees, and no lease is left behind after graceful shutdowns.
     let rows = db
