@@ -71,6 +71,25 @@ pub fn inference_key_with_limit(
     TestKey { secret, hash }
 }
 
+/// `GET {sim}/api/v1{path}` with the simulator's management key, as JSON.
+pub async fn sim_management_get(sim: &SimHandle, path: &str) -> serde_json::Value {
+    reqwest::Client::new()
+        .get(format!("{}{path}", sim.base_url()))
+        .bearer_auth(sim.provisioning_key())
+        .send()
+        .await
+        .expect("simulator request")
+        .json()
+        .await
+        .expect("simulator JSON")
+}
+
+/// What the simulator billed in total (`/credits` `total_usage`), exactly.
+pub async fn sim_credits_used(sim: &SimHandle) -> Money {
+    let v = sim_management_get(sim, "/credits").await;
+    serde_json::from_value(v["data"]["total_usage"].clone()).expect("exact total_usage")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

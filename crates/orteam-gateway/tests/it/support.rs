@@ -39,17 +39,7 @@ pub async fn event(tg: &TestGateway, request_id: &str, settled: bool) -> UsageEv
 
 /// What the simulator billed in total (credits used).
 pub async fn sim_total_usage(tg: &TestGateway) -> Money {
-    let v: Value = tg
-        .http
-        .get(format!("{}/credits", tg.sim.base_url()))
-        .bearer_auth(tg.sim.provisioning_key())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    serde_json::from_value(v["data"]["total_usage"].clone()).unwrap()
+    orteam_test_support::sim_credits_used(&tg.sim).await
 }
 
 /// The simulator's record of a generation.

@@ -243,16 +243,7 @@ async fn two_gateways_on_one_postgres_share_budgets_and_revocations() {
         "alice spent {alice} across two gateways, limit {limit}"
     );
     assert!(team <= Money::parse("0.003").unwrap(), "team spent {team}");
-    let credits: Value = http
-        .get(format!("{}/credits", sim.base_url()))
-        .bearer_auth(sim.provisioning_key())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let billed: Money = serde_json::from_value(credits["data"]["total_usage"].clone()).unwrap();
+    let billed = orteam_test_support::sim_credits_used(&sim).await;
     assert_eq!(team, billed, "the ledger equals what upstream billed");
 
     // A revocation through one gateway is enforced by the other within a second.

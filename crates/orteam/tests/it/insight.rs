@@ -106,16 +106,7 @@ async fn report_and_reconcile_cli(backend: Backend) {
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
-    let activity: Value = tg
-        .http
-        .get(format!("{}/activity", tg.sim.base_url()))
-        .bearer_auth(tg.sim.provisioning_key())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let activity = orteam_test_support::sim_management_get(&tg.sim, "/activity").await;
     let mut want: BTreeMap<(String, String), Money> = BTreeMap::new();
     for a in activity["data"].as_array().unwrap() {
         let e = want
