@@ -106,6 +106,13 @@ pub struct ServeArgs {
     /// How often to look for keys due for rotation.
     #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
     pub rotation_interval: std::time::Duration,
+    /// Send budget-threshold and anomaly alerts to the webhooks of this team file's `[alerts]`
+    /// section (durable outbox: each alert once per threshold per window).
+    #[arg(long, value_name = "TEAM_FILE")]
+    pub alerts_from: Option<PathBuf>,
+    /// How often to check budgets and anomalies for alerts.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub alerts_interval: std::time::Duration,
     /// How often to reconcile the ledger with OpenRouter (/generation, /activity) and turn
     /// provisional charges into exact ones; `0s` turns it off.
     #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]

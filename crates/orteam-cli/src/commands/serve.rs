@@ -93,7 +93,41 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             }
         }
     };
-    let (stopped, (), ()) = tokio::join!(running.wait(), rotate, reconcile);
+    // Budget and anomaly alerts, from the team file's `[alerts]` section.
+    let alerts = {
+        let cfg = match &args.alerts_from {
+            Some(path) => {
+                let team = orteam_team::file::load(path)?;
+                team.alerts
+                    .as_ref()
+                    .map(orteam_insight::AlertsConfig::from_spec)
+            }
+            None => None,
+        };
+        let ledger = running.gateway.ledger.clone();
+        let metrics = running.gateway.metrics.clone();
+        let (every, shutdown) = (args.alerts_interval, shutdown_for_rotation.clone());
+        async move {
+            if let Some(cfg) = cfg {
+                orteam_insight::run_alerts_loop(
+                    ledger,
+                    reqwest::Client::new(),
+                    cfg,
+                    every,
+                    shutdown,
+                    move |flagged| {
+                        metrics.set_anomalies(
+                            flagged
+                                .iter()
+                                .map(|a| (a.kind.as_str(), a.subject.as_str())),
+                        )
+                    },
+                )
+                .await;
+            }
+        }
+    };
+    let (stopped, (), (), ()) = tokio::join!(running.wait(), rotate, reconcile, alerts);
     stopped.context("flushing the ledger at shutdown")?;
     tracing::info!("gateway stopped; every settled request is recorded");
     Ok(ExitCode::SUCCESS)
