@@ -11,6 +11,9 @@ pub const BASE_URL_ENV: &str = "OPENROUTER_BASE_URL";
 /// `1`, `true` or `yes` (any case) registers the write tools.
 pub const ALLOW_WRITE_ENV: &str = "OPENROUTER_ADMIN_ALLOW_WRITE";
 
+/// The orteam ledger's database URL; when set, the team tools are served.
+pub const DATABASE_URL_ENV: &str = "ORTEAM_DATABASE_URL";
+
 /// How to enable the write tools, quoted in errors.
 pub const ENABLE_WRITES_HINT: &str = "start the server with OPENROUTER_ADMIN_ALLOW_WRITE=1 in its environment (or `orteam mcp --allow-write`)";
 
@@ -28,6 +31,8 @@ pub struct McpConfig {
     /// Host names (or `host:port`) accepted in the `Host` header by [`crate::serve_http`];
     /// empty keeps rmcp's default (loopback names only, against DNS rebinding).
     pub http_allowed_hosts: Vec<String>,
+    /// The orteam ledger (`sqlite://…` or `postgres://…`); `Some` adds the team tools.
+    pub database_url: Option<String>,
 }
 
 impl std::fmt::Debug for McpConfig {
@@ -37,6 +42,7 @@ impl std::fmt::Debug for McpConfig {
             .field("base_url", &self.base_url)
             .field("allow_write", &self.allow_write)
             .field("http_allowed_hosts", &self.http_allowed_hosts)
+            .field("database_url", &self.database_url.as_ref().map(|_| "[set]"))
             .finish()
     }
 }
@@ -49,11 +55,12 @@ impl McpConfig {
             base_url: None,
             allow_write: false,
             http_allowed_hosts: Vec::new(),
+            database_url: None,
         }
     }
 
-    /// Reads `OPENROUTER_PROVISIONING_KEY` (required), `OPENROUTER_BASE_URL` and
-    /// `OPENROUTER_ADMIN_ALLOW_WRITE` from the process environment.
+    /// Reads `OPENROUTER_PROVISIONING_KEY` (required), `OPENROUTER_BASE_URL`,
+    /// `OPENROUTER_ADMIN_ALLOW_WRITE` and `ORTEAM_DATABASE_URL` from the process environment.
     pub fn from_env() -> Result<Self, McpError> {
         Self::from_lookup(|name| std::env::var(name).ok())
     }
@@ -76,11 +83,15 @@ impl McpConfig {
             .map(|u| u.trim().to_owned())
             .filter(|u| !u.is_empty());
         let allow_write = lookup(ALLOW_WRITE_ENV).is_some_and(|v| parse_flag(&v));
+        let database_url = lookup(DATABASE_URL_ENV)
+            .map(|u| u.trim().to_owned())
+            .filter(|u| !u.is_empty());
         Ok(McpConfig {
             provisioning_key: SecretString::from(key),
             base_url,
             allow_write,
             http_allowed_hosts: Vec::new(),
+            database_url,
         })
     }
 }
@@ -123,11 +134,13 @@ mod tests {
             (PROVISIONING_KEY_ENV, "sk-or-v1-abc"),
             (BASE_URL_ENV, "http://127.0.0.1:9/api/v1"),
             (ALLOW_WRITE_ENV, "YES"),
+            (DATABASE_URL_ENV, "sqlite:///tmp/x.db"),
         ]))
         .unwrap();
         assert_eq!(c.provisioning_key.expose_secret(), "sk-or-v1-abc");
         assert_eq!(c.base_url.as_deref(), Some("http://127.0.0.1:9/api/v1"));
         assert!(c.allow_write);
+        assert_eq!(c.database_url.as_deref(), Some("sqlite:///tmp/x.db"));
         assert!(!format!("{c:?}").contains("sk-or-v1-abc"));
     }
 

@@ -1,5 +1,7 @@
 //! The crate's error type.
 
+use crate::config::DATABASE_URL_ENV;
+
 /// Why the MCP server could not be configured, started or kept running.
 ///
 /// No variant carries the provisioning key: messages name the environment variable, never its
@@ -19,6 +21,9 @@ pub enum McpError {
     /// The MCP session ended with an error.
     #[error("MCP session failed: {0}")]
     Session(String),
+    /// The ledger (`ORTEAM_DATABASE_URL`) could not be opened.
+    #[error("cannot open the orteam ledger ({DATABASE_URL_ENV}): {0}")]
+    Ledger(#[source] orteam_ledger::LedgerError),
     /// The HTTP transport failed (accepting or serving connections).
     #[error("MCP HTTP server failed: {0}")]
     Http(#[source] std::io::Error),

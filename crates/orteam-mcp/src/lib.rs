@@ -9,6 +9,8 @@
 //!   token.
 //! - [`OrteamMcp`] is the handler: 16 read tools ([`READ_TOOLS`]) always, 10 write tools
 //!   ([`WRITE_TOOLS`]) only with writes enabled.
+//! - With a ledger (`ORTEAM_DATABASE_URL`, [`McpConfig::database_url`]), the team tools
+//!   ([`TeamTools`]): [`TEAM_READ_TOOLS`] always, [`TEAM_WRITE_TOOLS`] only with writes enabled.
 //!
 //! # Adding tools (e.g. the team tools)
 //! Write them in any crate as a `#[rmcp::tool_router]` impl on that crate's own state type
@@ -42,7 +44,8 @@ mod tools;
 mod upstream;
 
 pub use config::{
-    ALLOW_WRITE_ENV, BASE_URL_ENV, ENABLE_WRITES_HINT, McpConfig, PROVISIONING_KEY_ENV, parse_flag,
+    ALLOW_WRITE_ENV, BASE_URL_ENV, DATABASE_URL_ENV, ENABLE_WRITES_HINT, McpConfig,
+    PROVISIONING_KEY_ENV, parse_flag,
 };
 pub use error::McpError;
 pub use serve::{
@@ -50,6 +53,7 @@ pub use serve::{
     startup_line,
 };
 pub use server::OrteamMcp;
+pub use tools::team::{TEAM_READ_TOOLS, TEAM_WRITE_TOOLS, TeamTools};
 pub use tools::{READ_TOOLS, WRITE_TOOLS};
 
 /// Re-exported so crates adding tools build routers with the same rmcp version.

@@ -34,11 +34,12 @@ pub fn startup_line(transport: &str, writes_enabled: bool) -> String {
     )
 }
 
-/// Serves the OpenRouter tools on stdin/stdout until the client disconnects.
+/// Serves the OpenRouter tools (and the team tools when `config.database_url` is set) on
+/// stdin/stdout until the client disconnects.
 ///
 /// Writes [`startup_line`] to stderr first. Nothing but protocol messages goes to stdout.
 pub async fn serve_stdio(config: McpConfig) -> Result<(), McpError> {
-    serve_stdio_with(OrteamMcp::new(&config)?).await
+    serve_stdio_with(OrteamMcp::from_config(&config).await?).await
 }
 
 /// [`serve_stdio`] for a server with extra tools.
@@ -75,7 +76,7 @@ pub async fn serve_http(
     bearer_token: SecretString,
     shutdown: CancellationToken,
 ) -> Result<(), McpError> {
-    let server = OrteamMcp::new(&config)?;
+    let server = OrteamMcp::from_config(&config).await?;
     serve_http_with(
         server,
         &config.http_allowed_hosts,

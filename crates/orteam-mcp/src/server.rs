@@ -15,12 +15,14 @@ use rmcp::{ErrorData, RoleServer, ServerHandler, tool_handler};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::config::{ENABLE_WRITES_HINT, McpConfig};
+use crate::tools::team::TeamTools;
 use crate::{McpError, upstream};
 
 const INSTRUCTIONS: &str = "Tools for administering an OpenRouter account with a management \
 (provisioning) key: credits, API keys and their limits, usage activity, single generations, the \
 model catalog and provider endpoints, guardrails and organization members. Start with \
-or_overview for a dashboard. Money is USD. Read tools are always available; the write tools \
+or_overview for a dashboard. With an orteam ledger, team_* tools cover the team: spend by \
+member/model/day, budgets, anomalies and team-file plan/apply. Money is USD. Read tools are always available; the write tools \
 (or_key_*, or_guardrail_create/update/delete/assign/unassign) exist only when the server runs \
 with OPENROUTER_ADMIN_ALLOW_WRITE=1 (or `orteam mcp --allow-write`). Outputs are raw API fields; \
 interpretation is up to you.";
@@ -65,6 +67,35 @@ impl OrteamMcp {
             config.provisioning_key.clone(),
             config.allow_write,
         ))
+    }
+
+    /// [`new`](Self::new), plus the team tools when `config.database_url` is set: opens that
+    /// ledger as admin (`ORTEAM_SECRET_KEY` is read by the ledger) and an uncached client with
+    /// the management key for them.
+    pub async fn from_config(config: &McpConfig) -> Result<Self, McpError> {
+        let server = Self::new(config)?;
+        let Some(url) = &config.database_url else {
+            return Ok(server);
+        };
+        let ledger = orteam_ledger::Ledger::open(url, orteam_ledger::LedgerOptions::admin())
+            .await
+            .map_err(McpError::Ledger)?;
+        let mut builder = Client::builder()
+            .api_key(config.provisioning_key.clone())
+            .cache_ttl(None)
+            .user_agent(concat!("orteam-mcp/", env!("CARGO_PKG_VERSION")));
+        if let Some(url) = &config.base_url {
+            builder = builder.base_url(url.clone());
+        }
+        let client = builder.build().map_err(McpError::Client)?;
+        Ok(server.with_team_tools(TeamTools::new(ledger, client)))
+    }
+
+    /// Adds the team tools: the 4 read tools always, the 3 write tools gated like the others.
+    pub fn with_team_tools(self, team: TeamTools) -> Self {
+        let team = Arc::new(team);
+        self.with_service_tools(team.clone(), TeamTools::read_router())
+            .with_service_write_tools(team, TeamTools::write_router())
     }
 
     /// Like [`new`](Self::new) with an existing client; `provisioning_key` must be the key the

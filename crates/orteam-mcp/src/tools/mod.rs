@@ -6,6 +6,7 @@ mod guardrails;
 mod keys;
 mod models;
 mod organization;
+pub(crate) mod team;
 
 use std::borrow::Cow;
 

@@ -11,4 +11,5 @@ mod http;
 mod python;
 mod read_tools;
 mod stdio;
+mod team;
 mod write_tools;

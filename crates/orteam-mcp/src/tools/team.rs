@@ -1,0 +1,615 @@
+//! The team tools, present when a ledger is configured (`ORTEAM_DATABASE_URL`): team_spend,
+//! team_budget_status, team_anomalies, team_plan (read) and team_apply, team_rotate_key,
+//! team_revoke_member (write).
+//!
+//! Results are JSON; money is an exact decimal string of USD. New secrets (apply, rotate) are
+//! in the result once; the provisioning key never is.
+
+use std::path::Path;
+
+use chrono::NaiveDate;
+use orteam_insight::report::{ReportOptions, build_report, group_name};
+use orteam_insight::{AnomalyQuery, NoProgress, Range, Upstream, anomalies_endpoint};
+use orteam_ledger::{BudgetScope, GroupBy, Ledger, SecretKey};
+use orteam_openrouter::Client;
+use orteam_team::apply::{self, ApplyContext, CollectSecrets, NewSecret};
+use orteam_team::plan::{self, Plan, PlanOptions};
+use orteam_team::{file, revoke_member, rotate_member};
+use rmcp::handler::server::wrapper::Parameters;
+use rmcp::{tool, tool_router};
+use schemars::JsonSchema;
+use secrecy::ExposeSecret;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{Args, ToolResult, Usd, required};
+
+/// Default `unused_days` of team_plan / team_apply (as `orteam team plan`).
+const UNUSED_DAYS: u32 = 30;
+
+/// State of the team tools: the ledger (opened as admin) and an uncached OpenRouter client
+/// with the management key.
+#[derive(Clone)]
+pub struct TeamTools {
+    ledger: Ledger,
+    client: Client,
+}
+
+impl std::fmt::Debug for TeamTools {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TeamTools")
+            .field("ledger", &self.ledger.backend())
+            .finish_non_exhaustive()
+    }
+}
+
+impl TeamTools {
+    /// Team tools on `ledger`; `client` must use the management key (apply, rotate, revoke and
+    /// plan list and create keys with it).
+    pub fn new(ledger: Ledger, client: Client) -> Self {
+        TeamTools { ledger, client }
+    }
+
+    /// The read tools (team_spend, team_budget_status, team_anomalies, team_plan).
+    pub fn read_router() -> rmcp::handler::server::router::tool::ToolRouter<TeamTools> {
+        Self::team_read_router()
+    }
+
+    /// The write tools (team_apply, team_rotate_key, team_revoke_member).
+    pub fn write_router() -> rmcp::handler::server::router::tool::ToolRouter<TeamTools> {
+        Self::team_write_router()
+    }
+
+    async fn make_plan(
+        &self,
+        tool: &str,
+        path: &str,
+        prune: bool,
+        unused_days: u32,
+    ) -> Result<Plan, String> {
+        let path = required(tool, "path", path)?;
+        let team = file::load(Path::new(path)).map_err(|e| format!("{tool}: {e}"))?;
+        plan::check_models(&team, &self.client)
+            .await
+            .map_err(|e| format!("{tool}: {e}"))?;
+        let obs = plan::observe(&self.ledger, &self.client)
+            .await
+            .map_err(|e| format!("{tool}: {e}"))?;
+        Ok(plan::plan(
+            &team,
+            &obs,
+            &PlanOptions {
+                now: self.ledger.now(),
+                prune,
+                unused_days,
+            },
+        ))
+    }
+}
+
+/// Names of the 4 team read tools.
+pub const TEAM_READ_TOOLS: [&str; 4] = [
+    "team_spend",
+    "team_budget_status",
+    "team_anomalies",
+    "team_plan",
+];
+
+/// Names of the 3 team write tools.
+pub const TEAM_WRITE_TOOLS: [&str; 3] = ["team_apply", "team_rotate_key", "team_revoke_member"];
+
+/// A grouping dimension of team_spend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Dimension {
+    Member,
+    Team,
+    Model,
+    Day,
+    Provider,
+    Key,
+}
+
+impl From<Dimension> for GroupBy {
+    fn from(d: Dimension) -> GroupBy {
+        match d {
+            Dimension::Member => GroupBy::Member,
+            Dimension::Team => GroupBy::Team,
+            Dimension::Model => GroupBy::Model,
+            Dimension::Day => GroupBy::Day,
+            Dimension::Provider => GroupBy::Provider,
+            Dimension::Key => GroupBy::Key,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SpendArgs {
+    /// Start of the period (inclusive): a date YYYY-MM-DD (00:00 UTC) or an ISO-8601 timestamp.
+    /// Default: 30 days before today.
+    #[serde(default)]
+    since: Option<String>,
+    /// End of the period (exclusive for timestamps; a date includes that whole day).
+    /// Default: the end of today (UTC).
+    #[serde(default)]
+    until: Option<String>,
+    /// Dimensions to group by, e.g. ["member"], ["member","model"], ["day"]. Default ["member"].
+    #[serde(default)]
+    group_by: Option<Vec<Dimension>>,
+}
+
+/// A budget scope filter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum ScopeArg {
+    Member,
+    Team,
+    Org,
+}
+
+impl From<ScopeArg> for BudgetScope {
+    fn from(s: ScopeArg) -> BudgetScope {
+        match s {
+            ScopeArg::Member => BudgetScope::Member,
+            ScopeArg::Team => BudgetScope::Team,
+            ScopeArg::Org => BudgetScope::Org,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct BudgetStatusArgs {
+    /// Only budgets of this scope (member, team or org). Default: all.
+    #[serde(default)]
+    scope: Option<ScopeArg>,
+    /// Only budgets of this member, team or org id (e.g. "alice", "core", "acme").
+    #[serde(default)]
+    id: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AnomaliesArgs {
+    /// The UTC day to evaluate, YYYY-MM-DD. Default: today.
+    #[serde(default)]
+    day: Option<String>,
+    /// Also list subjects that are not flagged (with their baselines). Default false.
+    #[serde(default)]
+    all: Option<bool>,
+    /// Ignore days below this spend in USD (overrides the rule's minimum).
+    #[serde(default)]
+    min_spend: Option<Usd>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PlanArgs {
+    /// Path of the team file (TOML) on the machine running the server.
+    path: String,
+    /// Also plan deleting stray OpenRouter keys (keys no member owns). Default false.
+    #[serde(default)]
+    prune: Option<bool>,
+    /// Report keys unused for at least this many days (default 30).
+    #[serde(default)]
+    #[schemars(range(min = 1))]
+    unused_days: Option<u32>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RotateArgs {
+    /// The member id (as in the team file / ledger), e.g. "alice".
+    member: String,
+    /// How long the old key keeps working, e.g. "24h" or "30m". Default: the key's own grace
+    /// period from the team file.
+    #[serde(default)]
+    grace: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RevokeArgs {
+    /// The member id to remove, e.g. "alice".
+    member: String,
+}
+
+fn parse_day(tool: &str, arg: &str, s: &str) -> Result<NaiveDate, String> {
+    NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d")
+        .map_err(|_| format!("{tool}: `{arg}` must be a date YYYY-MM-DD, got {s:?}"))
+}
+
+/// Runs a future that is not `Send` (team apply and rotation hold `&mut dyn FnMut`) to
+/// completion on a blocking thread of the current runtime.
+async fn run_unsendable<F, Fut, T>(tool: &str, f: F) -> Result<T, String>
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = T>,
+    T: Send + 'static,
+{
+    let handle = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || handle.block_on(f()))
+        .await
+        .map_err(|e| format!("{tool}: the operation did not finish: {e}"))
+}
+
+fn pretty(tool: &str, v: &Value) -> ToolResult {
+    serde_json::to_string_pretty(v).map_err(|e| format!("{tool}: cannot encode the result: {e}"))
+}
+
+fn to_value<T: serde::Serialize>(tool: &str, v: &T) -> Result<Value, String> {
+    serde_json::to_value(v).map_err(|e| format!("{tool}: cannot encode the result: {e}"))
+}
+
+fn plan_json(tool: &str, plan: &Plan, unused_days: u32) -> Result<Value, String> {
+    let (create, update, delete) = plan.counts();
+    Ok(json!({
+        "org": plan.org,
+        "summary": { "create": create, "update": update, "delete": delete },
+        "changes": to_value(tool, &plan.changes)?,
+        "strays": to_value(tool, &plan.strays)?,
+        "unused": to_value(tool, &plan.unused)?,
+        "unused_days": unused_days,
+        "raises": to_value(tool, &plan.raises)?,
+        "rotations": to_value(tool, &plan.rotations)?,
+    }))
+}
+
+fn secrets_json(secrets: &[NewSecret]) -> Value {
+    Value::Array(
+        secrets
+            .iter()
+            .map(|s| {
+                json!({
+                    "member": s.member,
+                    "kind": s.kind,
+                    "key": s.reference,
+                    "secret": s.secret.expose_secret(),
+                })
+            })
+            .collect(),
+    )
+}
+
+const SECRETS_NOTE: &str = "Each secret is shown here once and cannot be retrieved again: hand \
+                            it to its member now.";
+
+#[tool_router(router = team_read_router, vis = "pub(crate)")]
+impl TeamTools {
+    #[tool(
+        name = "team_spend",
+        description = "Who spent what in the team over a period, from orteam's ledger: spend \
+                       (exact USD strings), requests and tokens grouped by member, team, model, \
+                       day, provider or key (any combination), plus totals. Covers traffic \
+                       through the orteam gateway and members' direct OpenRouter keys. Use it for \
+                       \"who burned the budget this week?\" or \"spend per model per day\". \
+                       Default: the last 30 days by member.",
+        annotations(read_only_hint = true, open_world_hint = true)
+    )]
+    async fn team_spend(&self, Parameters(Args(args)): Parameters<Args<SpendArgs>>) -> ToolResult {
+        const TOOL: &str = "team_spend";
+        let range = Range::from_bounds(
+            args.since.as_deref(),
+            args.until.as_deref(),
+            self.ledger.now(),
+        )
+        .map_err(|e| format!("{TOOL}: {e}"))?;
+        let dims = args.group_by.unwrap_or_else(|| vec![Dimension::Member]);
+        if dims.is_empty() {
+            return Err(format!(
+                "{TOOL}: `group_by` must name at least one of member, team, model, day, \
+                 provider, key"
+            ));
+        }
+        let mut group_by: Vec<GroupBy> = Vec::new();
+        for d in dims {
+            let g = GroupBy::from(d);
+            if !group_by.contains(&g) {
+                group_by.push(g);
+            }
+        }
+        let upstream = Upstream::from_clients(Some(self.client.clone()), None);
+        let report = build_report(
+            &self.ledger,
+            &upstream,
+            &ReportOptions {
+                range,
+                group_by: group_by.clone(),
+                direct: true,
+                anomalies: None,
+            },
+            &NoProgress,
+        )
+        .await
+        .map_err(|e| format!("{TOOL}: {e}"))?;
+        let mut v = to_value(TOOL, &report)?;
+        if let Value::Object(m) = &mut v {
+            m.insert(
+                "group_by".to_owned(),
+                json!(group_by.iter().map(|g| group_name(*g)).collect::<Vec<_>>()),
+            );
+            m.insert("currency".to_owned(), json!("USD"));
+        }
+        pretty(TOOL, &v)
+    }
+
+    #[tool(
+        name = "team_budget_status",
+        description = "Budget status of every member, team and org budget window (daily, weekly, \
+                       monthly) in orteam's ledger: limit (with temporary raises), spent, held by \
+                       in-flight requests, remaining and when the window resets. \
+                       Money is exact USD strings. Use it for \"who is close to their budget?\". \
+                       Filter with scope and/or id.",
+        annotations(read_only_hint = true)
+    )]
+    async fn team_budget_status(
+        &self,
+        Parameters(Args(args)): Parameters<Args<BudgetStatusArgs>>,
+    ) -> ToolResult {
+        const TOOL: &str = "team_budget_status";
+        let id = match args.id.as_deref() {
+            Some(id) => Some(required(TOOL, "id", id)?.to_owned()),
+            None => None,
+        };
+        let scope = args.scope.map(BudgetScope::from);
+        let all = self
+            .ledger
+            .all_budget_status()
+            .await
+            .map_err(|e| format!("{TOOL}: reading budgets: {e}"))?;
+        let rows: Vec<Value> = all
+            .iter()
+            .filter(|b| scope.is_none_or(|s| b.scope == s))
+            .filter(|b| id.as_deref().is_none_or(|i| b.scope_id == i))
+            .map(|b| {
+                json!({
+                    "scope": b.scope.as_str(),
+                    "id": b.scope_id,
+                    "window": b.window.as_str(),
+                    "window_start": b.window_start,
+                    "resets_at": b.reset_at,
+                    "base_limit": b.base_limit,
+                    "raised": b.raised,
+                    "limit": b.limit,
+                    "spent": b.spent,
+                    "held": b.held,
+                    "remaining": b.remaining,
+                })
+            })
+            .collect();
+        if rows.is_empty() {
+            return Ok(match (&scope, &id) {
+                (None, None) => "No budgets are set in the ledger.".to_owned(),
+                _ => "No budgets match the filter.".to_owned(),
+            });
+        }
+        pretty(TOOL, &json!({ "currency": "USD", "budgets": rows }))
+    }
+
+    #[tool(
+        name = "team_anomalies",
+        description = "Unusual spend on a day: each member, key and model's spend that day \
+                       against its own trailing baseline (median + k·MAD, with floors), from \
+                       orteam's ledger. Returns the flagged subjects with spend, baseline and \
+                       threshold (exact USD strings) and a sentence each. Use it for \"did anyone \
+                       spend unusually today?\". Default day: today (UTC).",
+        annotations(read_only_hint = true)
+    )]
+    async fn team_anomalies(
+        &self,
+        Parameters(Args(args)): Parameters<Args<AnomaliesArgs>>,
+    ) -> ToolResult {
+        const TOOL: &str = "team_anomalies";
+        let day = match args.day.as_deref() {
+            Some(d) => Some(parse_day(TOOL, "day", d)?),
+            None => None,
+        };
+        let report = anomalies_endpoint(
+            &self.ledger,
+            AnomalyQuery {
+                day,
+                all: args.all.unwrap_or(false),
+                min_spend: args.min_spend.map(|u| u.0),
+            },
+        )
+        .await
+        .map_err(|e| format!("{TOOL}: {e}"))?;
+        let mut v = to_value(TOOL, &report)?;
+        if let Value::Object(m) = &mut v {
+            m.insert(
+                "summary".to_owned(),
+                json!(
+                    report
+                        .flagged
+                        .iter()
+                        .map(|a| a.describe())
+                        .collect::<Vec<_>>()
+                ),
+            );
+        }
+        pretty(TOOL, &v)
+    }
+
+    #[tool(
+        name = "team_plan",
+        description = "Dry run of a team file (team as code, TOML): what `team_apply` would \
+                       create, update, rotate or revoke in orteam's ledger and at OpenRouter to \
+                       match the file, plus stray OpenRouter keys, keys unused for a while, active \
+                       temporary raises and upcoming rotations. Changes nothing. `path` is a file \
+                       path on the machine running this server.",
+        annotations(read_only_hint = true, open_world_hint = true)
+    )]
+    async fn team_plan(&self, Parameters(Args(args)): Parameters<Args<PlanArgs>>) -> ToolResult {
+        const TOOL: &str = "team_plan";
+        let unused_days = args.unused_days.unwrap_or(UNUSED_DAYS);
+        let plan = self
+            .make_plan(TOOL, &args.path, args.prune.unwrap_or(false), unused_days)
+            .await?;
+        let mut v = plan_json(TOOL, &plan, unused_days)?;
+        if let Value::Object(m) = &mut v {
+            m.insert(
+                "message".to_owned(),
+                json!(if plan.is_empty() {
+                    "No changes: the ledger and OpenRouter match the team file."
+                } else {
+                    "Changes pending: call team_apply with the same path to make them."
+                }),
+            );
+        }
+        pretty(TOOL, &v)
+    }
+}
+
+#[tool_router(router = team_write_router, vis = "pub(crate)")]
+impl TeamTools {
+    #[tool(
+        name = "team_apply",
+        description = "Applies a team file (TOML, a path on the machine running this server): \
+                       makes orteam's ledger and OpenRouter match it (members, teams, budgets, \
+                       keys). Call team_plan first and show the user the changes. New member keys \
+                       are returned ONCE in the result (field `secrets`); they cannot be read \
+                       again.",
+        annotations(
+            read_only_hint = false,
+            destructive_hint = true,
+            idempotent_hint = true,
+            open_world_hint = true
+        )
+    )]
+    async fn team_apply(&self, Parameters(Args(args)): Parameters<Args<PlanArgs>>) -> ToolResult {
+        const TOOL: &str = "team_apply";
+        let unused_days = args.unused_days.unwrap_or(UNUSED_DAYS);
+        let plan = self
+            .make_plan(TOOL, &args.path, args.prune.unwrap_or(false), unused_days)
+            .await?;
+        let mut v = plan_json(TOOL, &plan, unused_days)?;
+        if plan.is_empty() {
+            if let Value::Object(m) = &mut v {
+                m.insert(
+                    "message".to_owned(),
+                    json!("No changes: the ledger and OpenRouter already match the team file."),
+                );
+            }
+            return pretty(TOOL, &v);
+        }
+        let have_key = SecretKey::from_env()
+            .map_err(|e| format!("{TOOL}: {e}"))?
+            .is_some();
+        apply::preflight(&plan, have_key).map_err(|e| format!("{TOOL}: {e}"))?;
+        let ledger = self.ledger.clone();
+        let client = self.client.clone();
+        let (result, new_secrets, applied) = run_unsendable(TOOL, move || async move {
+            let mut sink = CollectSecrets::default();
+            let mut applied: Vec<String> = Vec::new();
+            let result = {
+                let mut progress = |line: &str| applied.push(line.to_owned());
+                let mut cx = ApplyContext {
+                    ledger: &ledger,
+                    client: &client,
+                    now: ledger.now(),
+                    sink: &mut sink,
+                    progress: &mut progress,
+                };
+                apply::apply(&plan, &mut cx).await
+            };
+            (result, sink.0, applied)
+        })
+        .await?;
+        let secrets = secrets_json(&new_secrets);
+        let report = match result {
+            Ok(r) => r,
+            Err(e) if new_secrets.is_empty() => return Err(format!("{TOOL}: {e}")),
+            // Keys made before the failure are live: their secrets must not be lost.
+            Err(e) => {
+                return Err(pretty(
+                    TOOL,
+                    &json!({
+                        "error": format!("{TOOL}: {e}"),
+                        "applied": applied,
+                        "secrets": secrets,
+                        "note": SECRETS_NOTE,
+                    }),
+                )
+                .unwrap_or_else(|e| e));
+            }
+        };
+        if let Value::Object(m) = &mut v {
+            m.insert("applied".to_owned(), json!(applied));
+            m.insert("changes_applied".to_owned(), json!(report.changes_applied));
+            m.insert("warnings".to_owned(), json!(report.warnings));
+            if !new_secrets.is_empty() {
+                m.insert("secrets".to_owned(), secrets);
+                m.insert("note".to_owned(), json!(SECRETS_NOTE));
+            }
+        }
+        pretty(TOOL, &v)
+    }
+
+    #[tool(
+        name = "team_rotate_key",
+        description = "Rotates a team member's key now (their orteam gateway key, or their own \
+                       OpenRouter key in direct mode): issues a new key and lets the old one work \
+                       for a grace period. The new secret is returned ONCE in the result; hand it \
+                       to the member.",
+        annotations(
+            read_only_hint = false,
+            destructive_hint = true,
+            idempotent_hint = false,
+            open_world_hint = true
+        )
+    )]
+    async fn team_rotate_key(
+        &self,
+        Parameters(Args(args)): Parameters<Args<RotateArgs>>,
+    ) -> ToolResult {
+        const TOOL: &str = "team_rotate_key";
+        let member = required(TOOL, "member", &args.member)?;
+        let grace = match args.grace.as_deref() {
+            Some(g) => Some(file::parse_duration(g).map_err(|e| format!("{TOOL}: `grace`: {e}"))?),
+            None => None,
+        };
+        let ledger = self.ledger.clone();
+        let client = self.client.clone();
+        let member = member.to_owned();
+        let (rotated, sink) = run_unsendable(TOOL, move || async move {
+            let mut sink = CollectSecrets::default();
+            let now = ledger.now();
+            let r = rotate_member(&ledger, Some(&client), &member, grace, now, &mut sink).await;
+            (r, sink)
+        })
+        .await?;
+        let rotated = rotated.map_err(|e| format!("{TOOL}: {e}"))?;
+        let mut v = to_value(TOOL, &rotated)?;
+        if let Value::Object(m) = &mut v {
+            m.insert("secrets".to_owned(), secrets_json(&sink.0));
+            m.insert("note".to_owned(), json!(SECRETS_NOTE));
+        }
+        pretty(TOOL, &v)
+    }
+
+    #[tool(
+        name = "team_revoke_member",
+        description = "Removes a member from the team in orteam's ledger and kills every key they \
+                       have (gateway keys revoked, their OpenRouter keys deleted). For someone \
+                       leaving or a leaked key. Cannot be undone; re-adding them needs \
+                       team_apply.",
+        annotations(
+            read_only_hint = false,
+            destructive_hint = true,
+            idempotent_hint = true,
+            open_world_hint = true
+        )
+    )]
+    async fn team_revoke_member(
+        &self,
+        Parameters(Args(args)): Parameters<Args<RevokeArgs>>,
+    ) -> ToolResult {
+        const TOOL: &str = "team_revoke_member";
+        let member = required(TOOL, "member", &args.member)?;
+        let revoked = revoke_member(&self.ledger, Some(&self.client), member, self.ledger.now())
+            .await
+            .map_err(|e| format!("{TOOL}: {e}"))?;
+        pretty(TOOL, &to_value(TOOL, &revoked)?)
+    }
+}

@@ -1,0 +1,152 @@
+//! The team tools (a ledger configured): listed only with a database URL, write tools only
+//! with writes; budget status, spend, bad input, and revoking a member through the ledger.
+
+use orteam_core::{Money, Window};
+use orteam_ledger::{BudgetScope, Ledger, LedgerOptions, MemberState};
+use orteam_mcp::{McpConfig, OrteamMcp, TEAM_READ_TOOLS, TEAM_WRITE_TOOLS};
+use orteam_test_support::{Backend, TestDb};
+use secrecy::SecretString;
+use serde_json::{Value, json};
+
+use crate::common::{Mcp, connect};
+
+/// A seeded SQLite ledger (alice/bob/carol, teams core/web, org acme, alice $5/day).
+async fn ledger() -> (TestDb, Ledger) {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let admin = db.open(LedgerOptions::admin()).await;
+    orteam_test_support::seed_directory(&admin, &Default::default()).await;
+    admin
+        .set_budget(
+            BudgetScope::Member,
+            "alice",
+            Window::Daily,
+            Money::parse("5").unwrap(),
+        )
+        .await
+        .unwrap();
+    (db, admin)
+}
+
+async fn start(db: &TestDb, allow_write: bool) -> Mcp {
+    let sim = orteam_test_support::spawn_sim().await;
+    let key = sim.provisioning_key().to_owned();
+    let mut config = McpConfig::new(SecretString::from(key.clone()));
+    config.base_url = Some(sim.base_url());
+    config.allow_write = allow_write;
+    config.database_url = Some(db.url.clone());
+    let server = OrteamMcp::from_config(&config)
+        .await
+        .expect("server builds");
+    connect(sim, &key, server).await
+}
+
+#[tokio::test]
+async fn team_tools_read_write_and_bad_input() {
+    let (db, admin) = ledger().await;
+
+    // Read-only: the 16 OpenRouter read tools and the 4 team read tools.
+    let mcp = start(&db, false).await;
+    let names = mcp.tool_names().await;
+    assert_eq!(names.len(), 20, "{names:?}");
+    for t in TEAM_READ_TOOLS {
+        assert!(names.iter().any(|n| n == t), "{t} missing");
+    }
+    for t in TEAM_WRITE_TOOLS {
+        assert!(!names.iter().any(|n| n == t), "{t} listed read-only");
+    }
+
+    let t = mcp.ok("team_budget_status", json!({})).await;
+    let v: Value = serde_json::from_str(&t).unwrap();
+    let alice = v["budgets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["id"] == "alice" && b["window"] == "daily")
+        .unwrap_or_else(|| panic!("no alice daily budget: {t}"));
+    assert_eq!(alice["scope"], "member");
+    assert_eq!(alice["limit"], "5", "money is an exact string: {t}");
+    assert_eq!(alice["remaining"], "5");
+    let t = mcp
+        .ok("team_budget_status", json!({ "scope": "team" }))
+        .await;
+    assert_eq!(t, "No budgets match the filter.");
+
+    let t = mcp
+        .ok("team_spend", json!({ "group_by": ["member", "day"] }))
+        .await;
+    let v: Value = serde_json::from_str(&t).unwrap();
+    assert_eq!(v["group_by"], json!(["member", "day"]), "{t}");
+    assert_eq!(v["totals"]["cost"], "0", "{t}");
+    assert!(v["rows"].is_array(), "{t}");
+
+    let bad = [
+        ("team_spend", json!({ "group_by": ["color"] }), "color"),
+        (
+            "team_spend",
+            json!({ "since": "2026-05-10", "until": "2026-05-01" }),
+            "empty",
+        ),
+        (
+            "team_budget_status",
+            json!({ "id": " " }),
+            "must not be empty",
+        ),
+        ("team_anomalies", json!({ "day": "May 1" }), "YYYY-MM-DD"),
+        (
+            "team_plan",
+            json!({ "path": "/nonexistent/team.toml" }),
+            "team.toml",
+        ),
+    ];
+    for (tool, args, expected) in &bad {
+        let t = mcp.err(tool, args.clone()).await;
+        assert!(t.contains(expected), "{tool}({args}): {t}");
+    }
+    let err = mcp
+        .call("team_revoke_member", json!({ "member": "alice" }))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("OPENROUTER_ADMIN_ALLOW_WRITE=1"),
+        "{err}"
+    );
+    mcp.assert_alive().await;
+
+    // A plan of a real team file, and today's anomalies.
+    let dir = tempfile::tempdir().unwrap();
+    let team = dir.path().join("team.toml");
+    std::fs::write(
+        &team,
+        "[org]\nname = \"acme\"\n[tiers.all]\nmodels = \"*\"\n[teams.core]\n[[members]]\nid = \"dora\"\nteam = \"core\"\ntier = \"all\"\n",
+    )
+    .unwrap();
+    let t = mcp
+        .ok("team_plan", json!({ "path": team.to_str().unwrap() }))
+        .await;
+    assert!(t.contains("dora"), "the plan creates the new member: {t}");
+    let t = mcp.ok("team_anomalies", json!({})).await;
+    let v: Value = serde_json::from_str(&t).unwrap();
+    assert!(v["flagged"].as_array().unwrap().is_empty(), "{t}");
+
+    // Write mode: the 3 team write tools too; revoking alice removes her from the ledger.
+    let mcp = start(&db, true).await;
+    assert_eq!(mcp.tool_names().await.len(), 33);
+    // Seeded keys were not issued by `team apply`: rotation says what to do instead.
+    let t = mcp.err("team_rotate_key", json!({ "member": "bob" })).await;
+    assert!(t.contains("orteam team apply"), "{t}");
+    let t = mcp
+        .err("team_revoke_member", json!({ "member": "nobody" }))
+        .await;
+    assert!(t.contains("unknown member"), "{t}");
+    let t = mcp
+        .ok("team_revoke_member", json!({ "member": "alice" }))
+        .await;
+    let v: Value = serde_json::from_str(&t).unwrap();
+    assert_eq!(v["member"], "alice");
+    assert_eq!(v["member_removed"], true, "{t}");
+    assert_eq!(v["virtual_keys"].as_array().map(Vec::len), Some(1), "{t}");
+    admin.reload().await.unwrap();
+    let dir = admin.directory();
+    assert_eq!(dir.members["alice"].state, MemberState::Removed);
+    assert_eq!(dir.members["bob"].state, MemberState::Active);
+}
