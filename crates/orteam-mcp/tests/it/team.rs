@@ -149,4 +149,17 @@ async fn team_tools_read_write_and_bad_input() {
     let dir = admin.directory();
     assert_eq!(dir.members["alice"].state, MemberState::Removed);
     assert_eq!(dir.members["bob"].state, MemberState::Active);
+
+    // Last: apply the file (it has only dora, so the others are revoked), then rotate the key
+    // it issued: each new secret is returned once.
+    let t = mcp
+        .ok("team_apply", json!({ "path": team.to_str().unwrap() }))
+        .await;
+    assert!(t.contains("\"dora\"") && t.contains("ot-"), "{t}");
+    let t = mcp
+        .err("team_apply", json!({ "path": "/nonexistent/team.toml" }))
+        .await;
+    assert!(t.contains("team.toml"), "{t}");
+    let t = mcp.ok("team_rotate_key", json!({ "member": "dora" })).await;
+    assert!(t.contains("ot-"), "the new secret is returned once: {t}");
 }
