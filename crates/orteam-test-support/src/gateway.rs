@@ -217,6 +217,27 @@ impl TestGateway {
             .expect("seeded member")
     }
 
+    /// Adds a direct-mode member: an OpenRouter key at the simulator, named the way
+    /// `orteam team apply` names keys, recorded in the ledger by its hash (no secret held).
+    pub async fn add_direct_member(&self, id: &str, team: &str) -> crate::TestKey {
+        self.admin
+            .put_member(NewMember {
+                id: id.into(),
+                display_name: id.to_uppercase(),
+                team_id: team.into(),
+                tier_id: "all".into(),
+            })
+            .await
+            .expect("member");
+        let name = format!("orteam:acme:{id}:1");
+        let (secret, hash) = self.sim.create_key(&name, None, None);
+        self.admin
+            .add_upstream_key(id, &name, &hash, None)
+            .await
+            .expect("upstream key");
+        crate::TestKey { secret, hash }
+    }
+
     /// `http://127.0.0.1:PORT` (no `/v1`).
     pub fn root_url(&self) -> String {
         self.base_url.trim_end_matches("/v1").to_owned()

@@ -7,7 +7,7 @@ use chrono::{DateTime, Days, NaiveDate, TimeDelta, Utc};
 use orteam_core::Money;
 use orteam_core::money::json_number;
 use orteam_insight::Upstream;
-use orteam_ledger::{EventFilter, NewMember};
+use orteam_ledger::EventFilter;
 use orteam_test_support::{Backend, TestGateway};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -156,20 +156,8 @@ impl World {
 /// (llama), carol 1 every other day, dave (direct key) 1 every third day.
 pub async fn seed(backend: Backend) -> World {
     let tg = TestGateway::start(backend).await;
-    tg.admin
-        .put_member(NewMember {
-            id: "dave".into(),
-            display_name: "DAVE".into(),
-            team_id: "web".into(),
-            tier_id: "all".into(),
-        })
-        .await
-        .unwrap();
-    let (dave_secret, dave_hash) = tg.sim.create_key("orteam:acme:dave:1", None, None);
-    tg.admin
-        .add_upstream_key("dave", "orteam:acme:dave:1", &dave_hash, None)
-        .await
-        .unwrap();
+    let dave = tg.add_direct_member("dave", "web").await;
+    let (dave_secret, dave_hash) = (dave.secret, dave.hash);
     let today = sim_today_noon();
     let mut sent = Vec::new();
     for i in 0..30u64 {

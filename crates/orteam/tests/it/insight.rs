@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Days, TimeDelta, Utc};
 use orteam_core::Money;
-use orteam_ledger::{EventFilter, NewMember};
+use orteam_ledger::EventFilter;
 use orteam_test_support::{Backend, TestGateway, backend_tests};
 use serde_json::{Value, json};
 
@@ -56,20 +56,8 @@ fn money(v: &Value) -> Money {
 
 async fn report_and_reconcile_cli(backend: Backend) {
     let tg = TestGateway::start(backend).await;
-    tg.admin
-        .put_member(NewMember {
-            id: "dave".into(),
-            display_name: "DAVE".into(),
-            team_id: "web".into(),
-            tier_id: "all".into(),
-        })
-        .await
-        .unwrap();
-    let (dave_secret, dave_hash) = tg.sim.create_key("orteam:acme:dave:1", None, None);
-    tg.admin
-        .add_upstream_key("dave", "orteam:acme:dave:1", &dave_hash, None)
-        .await
-        .unwrap();
+    let dave = tg.add_direct_member("dave", "web").await;
+    let dave_secret = dave.secret;
     let today = orteam_core::window::midnight(Utc::now().date_naive() + Days::new(12))
         + TimeDelta::hours(12);
     let mut sent = 0;
