@@ -7,6 +7,9 @@
 #
 #   bench/gateway-load.sh [SECONDS=5] [ROUNDS=1]
 #
+# For a quicker look while profiling, narrow it with the environment: TARGETS="nginx
+# orteam-sqlite" CONCURRENCY="1 64" STREAMS="0" MEMORY=0 bench/gateway-load.sh 3 1
+#
 # Method (../shared/performance-notes.md): every server pinned to CPU 1, wrk on CPU 0 (on CPU 1
 # at concurrency 1), one warm-up, exact percentiles from wrk's Lua `done` hook.
 set -euo pipefail
@@ -15,8 +18,10 @@ need wrk wrk; need nginx nginx-light
 SECS=${1:-5}; ROUNDS=${2:-1}
 PG_URL=${ORTEAM_BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}
 
-cargo build --release -q -p orteam --bin orteam
-cargo build --release -q -p orteam-sim --example sim_server
+if [ -z "${SKIP_BUILD:-}" ]; then
+  cargo build --release -q -p orteam --bin orteam
+  cargo build --release -q -p orteam-sim --example sim_server
+fi
 ORTEAM="$ROOT/target/release/orteam"
 
 # Upstream: the simulator on one core.
@@ -71,9 +76,9 @@ declare -A TARGET_URL=([direct]="$SIM_URL" [nginx]="http://127.0.0.1:9201/api/v1
 declare -A TARGET_KEY=([direct]="$SIM_KEY" [nginx]="$SIM_KEY" [orteam-sqlite]="$SQLITE_KEY" [orteam-postgres]="$PG_KEY")
 
 for r in $(seq 1 "$ROUNDS"); do
-  for stream in 0 1; do
-    for c in 1 64 256; do
-      for t in direct nginx orteam-sqlite orteam-postgres; do
+  for stream in ${STREAMS:-0 1}; do
+    for c in ${CONCURRENCY:-1 64 256}; do
+      for t in ${TARGETS:-direct nginx orteam-sqlite orteam-postgres}; do
         KEY=${TARGET_KEY[$t]} STREAM=$stream MAX_TOKENS=16 run_wrk "${TARGET_URL[$t]}/chat/completions" "$c" 1 >/dev/null
         echo "round=$r stream=$stream c=$c target=$t $(KEY=${TARGET_KEY[$t]} STREAM=$stream MAX_TOKENS=16 run_wrk "${TARGET_URL[$t]}/chat/completions" "$c" "$SECS")"
       done
@@ -81,6 +86,7 @@ for r in $(seq 1 "$ROUNDS"); do
   done
 done
 
+if [ "${MEMORY:-1}" = 0 ]; then psql "$PG_URL" -qc "DROP SCHEMA $PG_SCHEMA CASCADE" >/dev/null 2>&1 || true; exit 0; fi
 # Memory: 1,000 concurrent slow streams through the SQLite gateway.
 pid=${GW_PIDS[sqlite]}
 base_rss=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")
@@ -102,4 +108,4 @@ for _ in $(seq 1 70); do
 done
 wait $WRK || true
 echo "memory: rss_before_kib=$base_rss peak_rss_kib=$peak peak_open_streams=${maxopen:-0} ($(grep -E 'requests in' "$WORK/slow.txt" | xargs))"
-psql "$PG_URL" -qc "DROP SCHEMA $PG_SCHEMA CASCADE" >/dev/null || true
+psql "$PG_URL" -qc "DROP SCHEMA $PG_SCHEMA CASCADE" >/dev/null 2>&1 || true

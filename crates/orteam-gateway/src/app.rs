@@ -412,28 +412,40 @@ impl GatewayWorker {
             }
         };
         let info = response::parse_completion(&bytes).unwrap_or_default();
-        // Settle in a tracked task and wait for it: a client that hangs up now cannot cancel
-        // the write, and the answer goes out only once the event is durable.
-        let settled = gw.tasks.spawn(async move {
-            match info.usage.clone() {
-                Some(billed) => {
-                    meta.settle_exact(reservation, &info, billed, Outcome::Ok)
-                        .await
-                }
-                None => {
-                    let generation_id = info
-                        .generation_id
-                        .clone()
-                        .or_else(|| meta.header_generation_id.clone());
-                    meta.settle_unknown(reservation, generation_id, Outcome::Provisional)
-                        .await;
-                    Ok(())
+        // The answer goes out only once its usage event is durable. With the ledger's journal
+        // (SQLite) the exact settle is one append that completes within this poll, so a client
+        // hanging up cannot interrupt it; a settle that must wait for the database, or one that
+        // needs a cost look-up, runs in a tracked task a hang-up cannot cancel.
+        match info.usage.clone() {
+            Some(billed) if gw.ledger.journaling() => {
+                meta.settle_exact(reservation, &info, billed, Outcome::Ok)
+                    .await?;
+            }
+            usage => {
+                let settled = gw.tasks.spawn(async move {
+                    match usage {
+                        Some(billed) => {
+                            meta.settle_exact(reservation, &info, billed, Outcome::Ok)
+                                .await
+                        }
+                        None => {
+                            let generation_id = info
+                                .generation_id
+                                .clone()
+                                .or_else(|| meta.header_generation_id.clone());
+                            meta.settle_unknown(reservation, generation_id, Outcome::Provisional)
+                                .await;
+                            Ok(())
+                        }
+                    }
+                });
+                match settled.await {
+                    Ok(result) => result?,
+                    Err(join) => {
+                        return Err(GatewayError::Internal(format!("settlement task: {join}")));
+                    }
                 }
             }
-        });
-        match settled.await {
-            Ok(result) => result?,
-            Err(join) => return Err(GatewayError::Internal(format!("settlement task: {join}"))),
         }
         let mut out = Response::new(Body::from(bytes));
         out.headers_mut()
@@ -673,7 +685,10 @@ impl Settlement {
     ) -> Result<(), GatewayError> {
         let usage = self.usage(info, billed.cost, outcome);
         self.record_metrics(info, billed.cost);
-        reservation.settle(usage).await.map_err(ledger_error)?;
+        reservation
+            .settle_journaled(usage)
+            .await
+            .map_err(ledger_error)?;
         Ok(())
     }
 

@@ -1,5 +1,7 @@
-//! Throughput of reserve + settle with durable acknowledgement (each settle returns only after
-//! its event is committed).
+//! Throughput of reserve + settle with durable acknowledgement: each settle returns only after
+//! its event is committed (`settle`), or after it is appended to the write-ahead journal
+//! (`settle_journaled`, the gateway's path; the clock stops only once the writer has committed
+//! every event to the database too).
 //!
 //! cargo run --release -p orteam-ledger --example ledger_throughput -- [sqlite|postgres|all] [events]
 //!
@@ -9,6 +11,10 @@
 #![allow(clippy::print_stdout, clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::Instant;
+
+// The allocator the `orteam` binary uses.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use orteam_core::{Money, Window};
 use orteam_ledger::{
@@ -65,7 +71,7 @@ async fn setup(url: &str) -> Ledger {
     l
 }
 
-async fn run(label: &str, url: &str, tasks: usize, events: usize) {
+async fn run(label: &str, url: &str, tasks: usize, events: usize, journaled: bool) {
     let ledger = setup(url).await;
     let per_task = events / tasks;
     let price = Money::parse("0.0000000375").unwrap();
@@ -78,19 +84,24 @@ async fn run(label: &str, url: &str, tasks: usize, events: usize) {
             for i in 0..per_task {
                 let r = ledger.reserve(&member, Money::from_cents(5)).await.unwrap();
                 let cost = price.times(1000 + i as u64).unwrap();
-                r.settle(Usage::new(format!("{t}-{i}"), "bench/model", cost))
-                    .await
-                    .unwrap();
+                let usage = Usage::new(format!("{t}-{i}"), "bench/model", cost);
+                if journaled {
+                    r.settle_journaled(usage).await.unwrap();
+                } else {
+                    r.settle(usage).await.unwrap();
+                }
             }
         }));
     }
     for h in handles {
         h.await.unwrap();
     }
+    // Every event in the database, not only in the journal.
+    ledger.flush().await.unwrap();
     let secs = start.elapsed().as_secs_f64();
     let n = per_task * tasks;
     println!(
-        "{label:<10} tasks={tasks:<3} events={n:<7} {:>9.0} settled events/s ({:.2} s)",
+        "{label:<15} tasks={tasks:<3} events={n:<7} {:>9.0} settled events/s ({:.2} s)",
         n as f64 / secs,
         secs
     );
@@ -107,7 +118,10 @@ async fn main() {
             let dir = tempfile::tempdir().unwrap();
             let url = format!("sqlite://{}", dir.path().join("bench.db").display());
             let n = if tasks == 1 { events / 4 } else { events };
-            run("sqlite", &url, tasks, n).await;
+            run("sqlite", &url, tasks, n, false).await;
+            let dir = tempfile::tempdir().unwrap();
+            let url = format!("sqlite://{}", dir.path().join("bench.db").display());
+            run("sqlite+journal", &url, tasks, n, true).await;
         }
     }
     if which == "postgres" || which == "all" {
@@ -126,7 +140,7 @@ async fn main() {
             let sep = if base.contains('?') { '&' } else { '?' };
             let url = format!("{base}{sep}options=-c%20search_path%3D{schema}");
             let n = if tasks == 1 { events / 20 } else { events / 2 };
-            run("postgres", &url, tasks, n).await;
+            run("postgres", &url, tasks, n, false).await;
             client
                 .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
                 .await

@@ -50,6 +50,8 @@ pub enum WriterMsg {
     TouchKeys(Vec<(String, DateTime<Utc>)>),
     /// Acknowledged once everything queued before it is committed.
     Flush(oneshot::Sender<()>),
+    /// The journal went from empty to non-empty: wake the writer (SQLite).
+    Kick,
 }
 
 pub type WriterTx = mpsc::UnboundedSender<WriterMsg>;
@@ -133,7 +135,7 @@ pub fn finish_batch(
                         });
                         let _ = ack.send(r);
                     }
-                    WriterMsg::TouchKeys(_) => {}
+                    WriterMsg::TouchKeys(_) | WriterMsg::Kick => {}
                     WriterMsg::Flush(ack) => {
                         let _ = ack.send(());
                     }
@@ -161,7 +163,7 @@ pub fn finish_batch(
                             source: text.clone().into(),
                         }));
                     }
-                    WriterMsg::TouchKeys(_) => {}
+                    WriterMsg::TouchKeys(_) | WriterMsg::Kick => {}
                     WriterMsg::Flush(ack) => {
                         let _ = ack.send(());
                     }

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -16,10 +16,11 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::budget::engine::{BudgetEngine, CellKey, Mode, TryReserve};
-use crate::budget::{Reservation, Settled};
+use crate::budget::{Durability, Reservation, Settled};
 use crate::directory::{Directory, DirectoryChange};
 use crate::error::{AuthError, BudgetExceeded, LedgerError};
 use crate::events::{Correction, WriteJob, WriterMsg, WriterTx};
+use crate::journal::Journal;
 use crate::keys::{self, SecretKey};
 use crate::model::*;
 use crate::postgres::PgStore;
@@ -61,6 +62,14 @@ pub struct LedgerOptions {
     /// SQLite `synchronous=FULL` (survives power loss) instead of `NORMAL` (survives process
     /// crashes, the default).
     pub sqlite_synchronous_full: bool,
+    /// PostgreSQL: the event writer commits with `synchronous_commit=on` (each group commit
+    /// waits for the WAL flush: survives a crash of the database server too) instead of `off`
+    /// (survives any crash of the gateway, the default; see `postgres/writer.rs`).
+    pub postgres_synchronous_commit: bool,
+    /// SQLite serving: journal settled events to a local append-only file so
+    /// [`Reservation::settle_journaled`] returns after one `write(2)` instead of a database
+    /// commit (default on; see `journal.rs`).
+    pub journal: bool,
 }
 
 impl std::fmt::Debug for LedgerOptions {
@@ -91,6 +100,8 @@ impl Default for LedgerOptions {
             lease_ttl: Duration::from_secs(30),
             lease_idle: Duration::from_secs(2),
             sqlite_synchronous_full: false,
+            postgres_synchronous_commit: false,
+            journal: true,
         }
     }
 }
@@ -147,6 +158,10 @@ struct Inner {
     opts: LedgerOptions,
     secret_key: Option<SecretKey>,
     writer: Option<WriterTx>,
+    /// SQLite serving: the write-ahead journal of settled events (`journal.rs`).
+    journal: Option<Arc<Journal>>,
+    /// How many times the change watcher has looked for directory changes.
+    change_polls: Arc<AtomicU64>,
     touched: Mutex<HashMap<String, DateTime<Utc>>>,
     tracker: TaskTracker,
     cancel: CancellationToken,
@@ -188,7 +203,7 @@ impl Ledger {
         let serving = opts.role == Role::Serving;
         let tracker = TaskTracker::new();
         let cancel = CancellationToken::new();
-        let (store, pg, engine, writer, backend_name) = if url.starts_with("postgres://")
+        let (store, pg, engine, writer, journal, backend_name) = if url.starts_with("postgres://")
             || url.starts_with("postgresql://")
         {
             let pg = Arc::new(PgStore::open(url).await?);
@@ -201,8 +216,11 @@ impl Ledger {
                     client,
                     rx,
                     engine.clone(),
-                    opts.instance_id.clone(),
-                    opts.flush_interval,
+                    crate::postgres::writer::WriterSettings {
+                        instance: opts.instance_id.clone(),
+                        linger: opts.flush_interval,
+                        synchronous_commit: opts.postgres_synchronous_commit,
+                    },
                     tracker.clone(),
                 ));
                 Some(tx)
@@ -214,6 +232,7 @@ impl Ledger {
                 Some(pg),
                 engine,
                 writer,
+                None,
                 "postgres",
             )
         } else {
@@ -226,7 +245,26 @@ impl Ledger {
                     .await
                     .map_err(|e| LedgerError::storage("opening the sqlite database", e))??;
             let engine = Arc::new(BudgetEngine::new(Mode::Owned, td(opts.reservation_ttl)));
-            let writer = if serving {
+            let (writer, journal) = if serving {
+                let mut conn = target.connect(sync_full)?;
+                // Checkpointing inside the writer's commits costs it a large share of its
+                // time; let the WAL grow and checkpoint from the maintenance task instead.
+                conn.execute_batch(
+                        "PRAGMA wal_autocheckpoint=16384; PRAGMA journal_size_limit=134217728; PRAGMA cache_size=-32768;",
+                    )
+                    .map_err(|e| LedgerError::storage("configuring the sqlite writer", e))?;
+                // Events the previous serving process journaled but may not have committed
+                // go in before the durable spend is loaded.
+                let journal = match (&target, opts.journal) {
+                    (SqliteTarget::File(path), true) => {
+                        let replayed = crate::sqlite::writer::replay_journal(&mut conn, path)?;
+                        if replayed > 0 {
+                            tracing::info!(replayed, "replayed journaled usage events");
+                        }
+                        Some(Arc::new(Journal::create(path)?))
+                    }
+                    _ => None,
+                };
                 // The serving process owns the whole budget: load the durable spend of the
                 // current windows once; from here on the engine is authoritative.
                 let now = opts.clock.now();
@@ -236,24 +274,24 @@ impl Ledger {
                     .collect();
                 let rows = store.run_sync(|c| crate::sqlite::window_rows_sync(c, &starts))?;
                 engine.load_spent(rows.into_iter().map(|r| (r.key, r.spent)));
-                let conn = target.connect(sync_full)?;
-                // Checkpointing inside the writer's commits costs it a large share of its
-                // time; let the WAL grow and checkpoint from the maintenance task instead.
-                conn.execute_batch(
-                        "PRAGMA wal_autocheckpoint=16384; PRAGMA journal_size_limit=134217728; PRAGMA cache_size=-32768;",
-                    )
-                    .map_err(|e| LedgerError::storage("configuring the sqlite writer", e))?;
                 let (tx, rx) = mpsc::unbounded_channel();
-                crate::sqlite::writer::spawn(conn, rx, engine.clone(), opts.flush_interval)?;
-                Some(tx)
+                crate::sqlite::writer::spawn(
+                    conn,
+                    rx,
+                    engine.clone(),
+                    opts.flush_interval,
+                    journal.clone(),
+                )?;
+                (Some(tx), journal)
             } else {
-                None
+                (None, None)
             };
             (
                 AnyStore::Sqlite(Arc::new(store)),
                 None,
                 engine,
                 writer,
+                journal,
                 "sqlite",
             )
         };
@@ -270,6 +308,8 @@ impl Ledger {
             opts,
             secret_key,
             writer,
+            journal,
+            change_polls: Arc::new(AtomicU64::new(0)),
             touched: Mutex::new(HashMap::new()),
             tracker,
             cancel,
@@ -344,15 +384,25 @@ impl Ledger {
         }
         let w = weak.clone();
         let c = cancel.clone();
+        let polls = self.inner.change_polls.clone();
         self.inner.tracker.spawn(async move {
+            // Without a listener (SQLite) or once it is gone, `recv` would answer `None` at once
+            // on every turn: the watcher must then only poll, or it spins.
+            let mut listening = true;
             loop {
                 tokio::select! {
                     _ = c.cancelled() => break,
                     _ = tokio::time::sleep(poll) => {}
-                    _ = wake_rx.recv() => {}
+                    woken = wake_rx.recv(), if listening => {
+                        if woken.is_none() {
+                            listening = false;
+                            continue;
+                        }
+                    }
                 }
                 let Some(inner) = w.upgrade() else { break };
                 let ledger = Ledger { inner };
+                polls.fetch_add(1, Ordering::Relaxed);
                 if let Err(e) = ledger.refresh_if_changed().await {
                     tracing::warn!(error = %e, "directory refresh failed");
                 }
@@ -900,11 +950,12 @@ impl Ledger {
         self.inner.engine.release(id);
     }
 
-    pub(crate) async fn settle_reservation(
+    /// Moves the hold into spend in memory and builds the write job (no waiter yet).
+    fn settle_job(
         &self,
         r: &Reservation,
         usage: Usage,
-    ) -> Result<Settled, LedgerError> {
+    ) -> Result<(&WriterTx, WriteJob), LedgerError> {
         if usage.cost.is_negative() {
             self.release_hold(r.id);
             return Err(LedgerError::Invalid("a cost cannot be negative".into()));
@@ -917,9 +968,10 @@ impl Ledger {
             }
         };
         let keys = CellKey::all_for(&r.member, &r.team, &r.org, r.at);
-        let cost = usage.cost;
-        let takes = self.inner.engine.settle(r.id, &keys, cost, self.now());
-        let request_id = usage.request_id.clone();
+        let takes = self
+            .inner
+            .engine
+            .settle(r.id, &keys, usage.cost, self.now());
         let event = UsageEvent {
             time: r.at,
             member_id: r.member.to_string(),
@@ -927,13 +979,28 @@ impl Ledger {
             org_id: r.org.to_string(),
             usage,
         };
+        Ok((
+            writer,
+            WriteJob {
+                event,
+                keys,
+                takes,
+                ack: None,
+            },
+        ))
+    }
+
+    /// Queues a job for the writer and waits for its commit.
+    async fn commit_job(
+        &self,
+        writer: &WriterTx,
+        mut job: WriteJob,
+    ) -> Result<Settled, LedgerError> {
+        let request_id = job.event.usage.request_id.clone();
+        let cost = job.event.usage.cost;
         let (tx, rx) = oneshot::channel();
-        if let Err(mpsc::error::SendError(msg)) = writer.send(WriterMsg::Event(WriteJob {
-            event,
-            keys,
-            takes,
-            ack: Some(tx),
-        })) {
+        job.ack = Some(tx);
+        if let Err(mpsc::error::SendError(msg)) = writer.send(WriterMsg::Event(job)) {
             if let WriterMsg::Event(job) = msg {
                 self.inner.engine.refund(&job.keys, cost, &job.takes);
             }
@@ -945,6 +1012,72 @@ impl Ledger {
             cost,
             duplicate: !new,
         })
+    }
+
+    pub(crate) async fn settle_reservation(
+        &self,
+        r: &Reservation,
+        usage: Usage,
+    ) -> Result<Settled, LedgerError> {
+        let (writer, job) = self.settle_job(r, usage)?;
+        self.commit_job(writer, job).await
+    }
+
+    /// Journals the settled event and returns (SQLite serving with a journal); otherwise, or
+    /// when the journal cannot take it, waits for the database commit like a plain settle.
+    pub(crate) async fn settle_reservation_journaled(
+        &self,
+        r: &Reservation,
+        usage: Usage,
+    ) -> Result<Durability, LedgerError> {
+        let (writer, job) = self.settle_job(r, usage)?;
+        if let Some(journal) = &self.inner.journal {
+            match crate::journal::encode(&job.event) {
+                Ok(line) => match journal.append(&line, job) {
+                    Ok(wake) => {
+                        if wake {
+                            let _ = writer.send(WriterMsg::Kick);
+                        }
+                        return Ok(Durability::Journaled);
+                    }
+                    Err((_, job)) => {
+                        return self.commit_job(writer, *job).await.map(|s| {
+                            Durability::Committed {
+                                duplicate: s.duplicate,
+                            }
+                        });
+                    }
+                },
+                Err(err) => {
+                    tracing::warn!(%err, "journal encoding failed; committing directly");
+                }
+            }
+        }
+        self.commit_job(writer, job)
+            .await
+            .map(|s| Durability::Committed {
+                duplicate: s.duplicate,
+            })
+    }
+
+    /// How many times this process has looked for directory changes (the change watcher's
+    /// cadence: once per poll interval or notification, never a busy loop).
+    pub fn change_polls(&self) -> u64 {
+        self.inner.change_polls.load(Ordering::Relaxed)
+    }
+
+    /// Whether settles are journaled (SQLite serving with the journal on): then
+    /// [`Reservation::settle_journaled`] completes without waiting.
+    pub fn journaling(&self) -> bool {
+        self.inner.journal.is_some()
+    }
+
+    /// Makes reads see every journaled event: waits for the writer when it is behind.
+    async fn catch_up(&self) -> Result<(), LedgerError> {
+        match &self.inner.journal {
+            Some(j) if j.behind() => self.flush().await,
+            _ => Ok(()),
+        }
     }
 
     /// Replaces a (provisional) event's cost with the exact one and adjusts every budget window
@@ -1122,6 +1255,12 @@ impl Ledger {
             let _ = w.send(WriterMsg::TouchKeys(touched));
         }
         let flushed = self.flush().await;
+        if flushed.is_ok()
+            && let Some(j) = &self.inner.journal
+        {
+            // Everything journaled is committed: a clean stop leaves no segment to replay.
+            j.close();
+        }
         if let Some(pg) = &self.inner.pg {
             let now = self.now();
             let all = self.inner.engine.take_idle_leases(now, now, true);
@@ -1141,6 +1280,7 @@ impl Ledger {
     /// Spend and requests over a period grouped by any combination of member, team, model, day,
     /// provider and key. Sums are exact.
     pub async fn usage(&self, q: &UsageQuery) -> Result<Vec<UsageGroup>, LedgerError> {
+        self.catch_up().await?;
         let events = self
             .inner
             .store
@@ -1161,6 +1301,7 @@ impl Ledger {
         member: &str,
         days: u32,
     ) -> Result<Vec<DailyPoint>, LedgerError> {
+        self.catch_up().await?;
         let today = self.now().date_naive();
         let first = today - chrono::Days::new(u64::from(days.saturating_sub(1)));
         let events = self
@@ -1177,6 +1318,7 @@ impl Ledger {
 
     /// The newest `limit` events.
     pub async fn recent_events(&self, limit: usize) -> Result<Vec<UsageEvent>, LedgerError> {
+        self.catch_up().await?;
         self.inner
             .store
             .events(EventFilter {
@@ -1189,6 +1331,7 @@ impl Ledger {
 
     /// Events still awaiting their exact cost.
     pub async fn provisional_events(&self) -> Result<Vec<UsageEvent>, LedgerError> {
+        self.catch_up().await?;
         self.inner
             .store
             .events(EventFilter {
@@ -1200,10 +1343,12 @@ impl Ledger {
 
     /// Any event filter.
     pub async fn events(&self, filter: EventFilter) -> Result<Vec<UsageEvent>, LedgerError> {
+        self.catch_up().await?;
         self.inner.store.events(filter).await
     }
 
     pub async fn event(&self, request_id: &str) -> Result<Option<UsageEvent>, LedgerError> {
+        self.catch_up().await?;
         self.inner.store.event(request_id.to_owned()).await
     }
 }

@@ -16,6 +16,7 @@ pub mod directory;
 pub mod env;
 pub mod error;
 pub mod events;
+mod journal;
 pub mod keys;
 mod ledger;
 pub mod migrate;
@@ -26,7 +27,7 @@ pub mod query;
 pub mod sqlite;
 pub mod store;
 
-pub use budget::{Reservation, Settled};
+pub use budget::{Durability, Reservation, Settled};
 pub use directory::Directory;
 pub use error::{AuthError, BudgetExceeded, LedgerError};
 pub use events::Correction;

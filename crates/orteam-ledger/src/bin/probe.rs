@@ -1,11 +1,11 @@
 //! orteam-ledger-probe: a small process for multi-process tests and benchmarks.
 //!
 //! `orteam-ledger-probe --url URL --member ID [--tasks N] [--count N] [--max-cents N]
-//!  [--prefix P] [--until-denied]`
+//!  [--prefix P] [--until-denied] [--journaled]`
 //!
 //! Runs `tasks` concurrent loops of reserve(random cost) → settle(random actual ≤ cost) and
 //! prints `ACK <request id> <cost>` on stdout after each settle has returned (the event is then
-//! committed). With `--until-denied` a loop stops at its first budget denial. Prints `DONE` after
+//! committed, or with `--journaled` appended to the write-ahead journal). With `--until-denied` a loop stops at its first budget denial. Prints `DONE` after
 //! a graceful shutdown.
 
 #![allow(clippy::print_stdout, clippy::unwrap_used, clippy::expect_used)]
@@ -25,6 +25,7 @@ async fn main() {
     let mut max_cents = 50i64;
     let mut prefix = uuid::Uuid::new_v4().simple().to_string();
     let mut until_denied = false;
+    let mut journaled = false;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -35,6 +36,7 @@ async fn main() {
             "--max-cents" => max_cents = args.next().unwrap().parse().unwrap(),
             "--prefix" => prefix = args.next().unwrap(),
             "--until-denied" => until_denied = true,
+            "--journaled" => journaled = true,
             other => panic!("unknown argument {other}"),
         }
     }
@@ -56,9 +58,12 @@ async fn main() {
                     Ok(r) => {
                         let actual = Money::from_cents(rand::rng().random_range(0..=cents));
                         let id = format!("{prefix}-{t}-{i}");
-                        r.settle(Usage::new(id.clone(), "probe/model", actual))
-                            .await
-                            .expect("settle");
+                        let usage = Usage::new(id.clone(), "probe/model", actual);
+                        if journaled {
+                            r.settle_journaled(usage).await.expect("settle");
+                        } else {
+                            r.settle(usage).await.expect("settle");
+                        }
                         let mut out = std::io::stdout().lock();
                         writeln!(out, "ACK {id} {actual}").unwrap();
                         out.flush().unwrap();

@@ -4,4 +4,4 @@
 pub mod engine;
 mod reservation;
 
-pub use reservation::{Reservation, Settled};
+pub use reservation::{Durability, Reservation, Settled};

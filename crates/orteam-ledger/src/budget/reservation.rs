@@ -35,6 +35,17 @@ pub struct Settled {
     pub duplicate: bool,
 }
 
+/// How a [`Reservation::settle_journaled`] made its event durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// Appended to the write-ahead journal (survives `kill -9`); the database has it within
+    /// milliseconds, and a restart replays it. Whether the request id was a repeat is decided
+    /// then (a repeat is charged once either way).
+    Journaled,
+    /// Committed to the database (no journal here, or the journal could not take it).
+    Committed { duplicate: bool },
+}
+
 impl Reservation {
     pub fn amount(&self) -> Money {
         self.amount
@@ -61,6 +72,16 @@ impl Reservation {
             return Err(LedgerError::Closed);
         };
         ledger.settle_reservation(&self, usage).await
+    }
+
+    /// Like [`Reservation::settle`], but returns as soon as the event is durable: on a
+    /// serving SQLite ledger that is one append to the write-ahead journal instead of a
+    /// database commit (the gateway's hot path); elsewhere it waits for the commit.
+    pub async fn settle_journaled(mut self, usage: Usage) -> Result<Durability, LedgerError> {
+        let Some(ledger) = self.ledger.take() else {
+            return Err(LedgerError::Closed);
+        };
+        ledger.settle_reservation_journaled(&self, usage).await
     }
 
     /// Frees the hold without recording anything (the request never reached the upstream).

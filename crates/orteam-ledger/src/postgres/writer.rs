@@ -73,15 +73,44 @@ async fn prepare(client: &Client) -> Result<Prepared, tokio_postgres::Error> {
     })
 }
 
+/// The writer's session settings. Without `synchronous_commit`, COMMIT returns once the
+/// transaction is in PostgreSQL's WAL buffers rather than flushed to disk: an acknowledged
+/// event survives any crash of the gateway (the server has it), and only a crash of the
+/// database server itself within its WAL writer delay can lose the newest events — the same
+/// guarantee as SQLite's `synchronous=NORMAL`. Money is never double-granted either way: the
+/// spend and lease moves commit (or vanish) together with their events.
+fn session_setup(synchronous_commit: bool) -> &'static str {
+    if synchronous_commit {
+        "SET synchronous_commit TO on"
+    } else {
+        "SET synchronous_commit TO off"
+    }
+}
+
+/// How the writer runs.
+#[derive(Debug, Clone)]
+pub struct WriterSettings {
+    /// This process's lease owner id.
+    pub instance: String,
+    /// Wait this long after the first queued message to gather a bigger batch.
+    pub linger: Duration,
+    /// See [`session_setup`].
+    pub synchronous_commit: bool,
+}
+
 pub async fn run(
     store: Arc<PgStore>,
     mut client: Client,
     mut rx: mpsc::UnboundedReceiver<WriterMsg>,
     engine: Arc<BudgetEngine>,
-    instance: String,
-    linger: Duration,
+    settings: WriterSettings,
     tracker: tokio_util::task::TaskTracker,
 ) {
+    let WriterSettings {
+        instance,
+        linger,
+        synchronous_commit,
+    } = settings;
     let mut prepared: Option<Prepared> = None;
     while let Some(first) = rx.recv().await {
         if !linger.is_zero() {
@@ -107,6 +136,13 @@ pub async fn run(
                 }
             }
             if prepared.is_none() {
+                if let Err(e) = client
+                    .batch_execute(session_setup(synchronous_commit))
+                    .await
+                {
+                    result = Err(LedgerError::storage("configuring the writer session", e));
+                    continue;
+                }
                 match prepare(&client).await {
                     Ok(p) => prepared = Some(p),
                     Err(e) => {
@@ -373,7 +409,7 @@ async fn write_batch(
                         .await?;
                 }
             }
-            WriterMsg::Event(_) | WriterMsg::Flush(_) => {}
+            WriterMsg::Event(_) | WriterMsg::Flush(_) | WriterMsg::Kick => {}
         }
     }
     for (k, m) in corrections.0 {

@@ -2,6 +2,7 @@
 //! the first queued message, takes everything else queued behind it, writes the lot in one
 //! `BEGIN IMMEDIATE` transaction, commits, then acknowledges each waiter.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,34 +14,146 @@ use tokio::sync::mpsc;
 use super::{EVENT_COLUMNS, event_from_row, insert_event, ts};
 use crate::budget::engine::{BudgetEngine, CellKey};
 use crate::error::LedgerError;
-use crate::events::{BatchOutcome, Correction, MAX_BATCH, SpendDeltas, WriterMsg, finish_batch};
+use crate::events::{
+    BatchOutcome, Correction, MAX_BATCH, SpendDeltas, WriteJob, WriterMsg, finish_batch,
+};
+use crate::journal::{Journal, remove_segments};
 
-pub fn spawn(
+/// How long the writer gathers journaled events after a wake-up before committing them: one
+/// transaction per interval instead of one per event, and no wake-up per event.
+const JOURNAL_LINGER: Duration = Duration::from_millis(10);
+
+/// Pause before retrying journaled events whose commit failed (they stay in the journal).
+const RETRY_PAUSE: Duration = Duration::from_millis(200);
+
+pub(crate) fn spawn(
     mut conn: Connection,
     mut rx: mpsc::UnboundedReceiver<WriterMsg>,
     engine: Arc<BudgetEngine>,
     linger: Duration,
+    journal: Option<Arc<Journal>>,
 ) -> Result<std::thread::JoinHandle<()>, LedgerError> {
     std::thread::Builder::new()
         .name("orteam-ledger-writer".into())
         .spawn(move || {
-            while let Some(first) = rx.blocking_recv() {
-                if !linger.is_zero() {
-                    // Optional: wait a little to make batches larger under light load.
-                    std::thread::sleep(linger);
+            // Journaled events whose commit failed: retried first, never dropped.
+            let mut carry: Vec<WriteJob> = Vec::new();
+            // Journal segments whose events are all committed once `carry` is empty.
+            let mut retired: Vec<PathBuf> = Vec::new();
+            let mut open = true;
+            // After the last sender is gone, failed commits are retried a few times only: what
+            // is left stays in the journal for the next start.
+            let mut retries_after_close = 0u32;
+            while open || (!carry.is_empty() && retries_after_close < 25) {
+                if !open {
+                    retries_after_close += 1;
                 }
-                let mut batch = vec![first];
-                while batch.len() < MAX_BATCH {
+                let first = if carry.is_empty() {
+                    match rx.blocking_recv() {
+                        Some(m) => Some(m),
+                        None => {
+                            open = false;
+                            None
+                        }
+                    }
+                } else {
+                    std::thread::sleep(RETRY_PAUSE);
                     match rx.try_recv() {
-                        Ok(m) => batch.push(m),
+                        Ok(m) => Some(m),
+                        Err(mpsc::error::TryRecvError::Empty) => None,
+                        Err(mpsc::error::TryRecvError::Disconnected) => {
+                            open = false;
+                            None
+                        }
+                    }
+                };
+                let pause = match &first {
+                    Some(WriterMsg::Kick) => JOURNAL_LINGER.max(linger),
+                    Some(_) => linger,
+                    None => Duration::ZERO,
+                };
+                if !pause.is_zero() {
+                    std::thread::sleep(pause);
+                }
+                let mut msgs: Vec<WriterMsg> = first.into_iter().collect();
+                while msgs.len() < MAX_BATCH {
+                    match rx.try_recv() {
+                        Ok(m) => msgs.push(m),
                         Err(_) => break,
                     }
                 }
-                let result = write_batch(&mut conn, &batch);
-                finish_batch(Some(&engine), batch, result);
+                msgs.retain(|m| !matches!(m, WriterMsg::Kick));
+                let flush = msgs.iter().any(|m| matches!(m, WriterMsg::Flush(_)));
+                // Journaled events first: a correction or flush queued after a settle must see
+                // its event.
+                let mut batch: Vec<WriterMsg> = carry.drain(..).map(WriterMsg::Event).collect();
+                let mut journaled = batch.len();
+                if let Some(j) = &journal {
+                    let taken = j.take(flush || !open);
+                    journaled += taken.jobs.len();
+                    batch.extend(taken.jobs.into_iter().map(WriterMsg::Event));
+                    retired.extend(taken.retired);
+                }
+                if batch.is_empty() && msgs.is_empty() {
+                    continue;
+                }
+                batch.extend(msgs);
+                match write_batch(&mut conn, &batch) {
+                    Ok(out) => {
+                        finish_batch(Some(&engine), batch, Ok(out));
+                        if let Some(j) = &journal {
+                            j.committed(journaled);
+                        }
+                        remove_segments(&retired);
+                        retired.clear();
+                    }
+                    Err(err) => {
+                        // Waiters learn of the failure; journaled events stay in the journal
+                        // and are retried until they commit.
+                        let (kept, answered): (Vec<_>, Vec<_>) = batch
+                            .into_iter()
+                            .partition(|m| matches!(m, WriterMsg::Event(job) if job.ack.is_none()));
+                        carry = kept
+                            .into_iter()
+                            .filter_map(|m| match m {
+                                WriterMsg::Event(job) => Some(job),
+                                _ => None,
+                            })
+                            .collect();
+                        finish_batch(Some(&engine), answered, Err(err));
+                    }
+                }
+            }
+            if let Some(j) = &journal {
+                j.close();
             }
         })
         .map_err(|e| LedgerError::storage("starting the sqlite writer thread", e))
+}
+
+/// Replays what a previous process journaled but may not have committed, then removes its
+/// segments. Runs before the engine loads the durable spend, so replayed spend counts.
+pub(crate) fn replay_journal(
+    conn: &mut Connection,
+    db: &std::path::Path,
+) -> Result<usize, LedgerError> {
+    let (events, files) = crate::journal::read_leftovers(db)?;
+    let mut inserted = 0;
+    let mut jobs = events
+        .into_iter()
+        .map(crate::journal::replay_job)
+        .peekable();
+    while jobs.peek().is_some() {
+        let batch: Vec<WriterMsg> = jobs
+            .by_ref()
+            .take(MAX_BATCH)
+            .map(WriterMsg::Event)
+            .collect();
+        let out = write_batch(conn, &batch)?;
+        inserted += out.inserted.iter().filter(|n| **n).count();
+    }
+    remove_segments(&files);
+    Ok(inserted)
 }
 
 fn write_batch(conn: &mut Connection, batch: &[WriterMsg]) -> Result<BatchOutcome, LedgerError> {
@@ -117,7 +230,7 @@ fn write_batch(conn: &mut Connection, batch: &[WriterMsg]) -> Result<BatchOutcom
                         .map_err(err)?;
                     }
                 }
-                WriterMsg::Flush(_) => {}
+                WriterMsg::Flush(_) | WriterMsg::Kick => {}
             }
         }
         let mut get = tx

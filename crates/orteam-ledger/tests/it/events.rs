@@ -236,7 +236,67 @@ async fn provisional_costs_are_corrected(b: Backend) {
     again.shutdown().await.unwrap();
 }
 
+/// A journaled settle is charged at once in memory, readable at once through the ledger's
+/// queries (they wait for the writer), committed with its spend counters, and a repeated
+/// request id is charged once, exactly like a committed settle.
+async fn journaled_settles_are_read_back_and_charged_once(b: Backend) {
+    let db = TestDb::new(b).await;
+    let ledger = db.open(serving()).await;
+    seed(&ledger, &[("alice", "core")]).await;
+    ledger
+        .set_budget(BudgetScope::Member, "alice", Window::Daily, m("10"))
+        .await
+        .unwrap();
+    assert_eq!(ledger.journaling(), b == Backend::Sqlite);
+    let mut ids = Vec::new();
+    for i in 0..50 {
+        let r = ledger.reserve("alice", m("0.1")).await.unwrap();
+        let id = format!("j-{i}");
+        let how = r
+            .settle_journaled(Usage::new(id.clone(), "m", m("0.0100000001")))
+            .await
+            .unwrap();
+        if b == Backend::Sqlite {
+            assert_eq!(how, orteam_ledger::Durability::Journaled);
+        }
+        ids.push(id);
+    }
+    // A repeat of a recorded id, journaled: refunded once the writer sees the conflict.
+    let r = ledger.reserve("alice", m("0.1")).await.unwrap();
+    r.settle_journaled(Usage::new("j-0", "m", m("0.0100000001")))
+        .await
+        .unwrap();
+    let events = ledger.events(Default::default()).await.unwrap();
+    assert_eq!(events.len(), 50, "read-your-writes through the journal");
+    let st = ledger.budget_status("alice").await.unwrap();
+    assert_eq!(st[0].spent, m("0.500000005"), "charged once per request id");
+    assert_eq!(ledger.holds_in_flight(), 0);
+    ledger.shutdown().await.unwrap();
+    // The database has the spend counters too (a fresh process loads them).
+    let again = db.open(serving()).await;
+    let st = again.budget_status("alice").await.unwrap();
+    assert_eq!(st[0].spent, m("0.500000005"));
+    again.shutdown().await.unwrap();
+}
+
+/// The change watcher polls once per interval: it never spins (an idle gateway must not burn
+/// a core; on SQLite there is no notification channel to wait on).
+async fn change_watcher_polls_at_its_interval(b: Backend) {
+    let db = TestDb::new(b).await;
+    let ledger = db.open(serving()).await;
+    let before = ledger.change_polls();
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let polls = ledger.change_polls() - before;
+    // 200 ms interval: about 7 (notifications may add a few on PostgreSQL); a spinning watcher
+    // makes thousands.
+    assert!(polls <= 20, "{polls} change polls in 1.5 s");
+    assert!(polls >= 1, "the watcher polls");
+    ledger.shutdown().await.unwrap();
+}
+
 backend_tests!(
+    journaled_settles_are_read_back_and_charged_once,
+    change_watcher_polls_at_its_interval,
     settle_is_idempotent_by_request_id,
     queries_sum_exactly_in_every_grouping,
     provisional_costs_are_corrected,

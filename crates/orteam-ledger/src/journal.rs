@@ -1,0 +1,404 @@
+//! The write-ahead journal of settled events (SQLite serving process).
+//!
+//! Why: "a request answered is never lost" used to mean one database group commit on every
+//! request's critical path (a hand-off to the writer thread, a SQLite transaction, a hand-off
+//! back). The journal keeps the guarantee at the price of one `write(2)`: a settle appends its
+//! event to an append-only file (which the kernel keeps across `kill -9` of the process) and
+//! returns; the writer thread commits journaled events to SQLite in batches in the background,
+//! and a start replays whatever the previous process journaled but had not committed.
+//!
+//! Format: one line per event, `<crc32 hex> <json>\n`, in numbered segment files
+//! `<db>.pending.<n>` beside the database. A line whose checksum fails was never acknowledged
+//! (its append failed) and is skipped at replay. After the writer commits a batch that covers a
+//! whole segment, it deletes the segment, so the journal holds only recent events.
+//!
+//! Replay is idempotent: events are inserted `ON CONFLICT (request_id) DO NOTHING` and spend
+//! counters move only for newly inserted events, so a segment that was committed but not yet
+//! deleted when the process died changes nothing.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use chrono::{DateTime, Utc};
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+
+use crate::budget::engine::CellKey;
+use crate::error::LedgerError;
+use crate::events::WriteJob;
+use crate::model::{Usage, UsageEvent};
+
+/// A segment is retired (and deleted once committed) past this size.
+const SEGMENT_BYTES: u64 = 8 << 20;
+
+/// Journaled events not yet committed above which settles wait for the database instead:
+/// backpressure, so a writer that cannot keep up never grows memory without bound.
+pub(crate) const HIGH_WATER: usize = 64 * 1024;
+
+/// One journal line's payload. Own struct (not `UsageEvent`, which flattens `usage`) so the
+/// format is explicit and stable.
+#[derive(Serialize, Deserialize)]
+struct Record<'a> {
+    time: DateTime<Utc>,
+    member: std::borrow::Cow<'a, str>,
+    team: std::borrow::Cow<'a, str>,
+    org: std::borrow::Cow<'a, str>,
+    usage: std::borrow::Cow<'a, Usage>,
+}
+
+/// The open journal of a serving SQLite ledger.
+pub(crate) struct Journal {
+    prefix: PathBuf,
+    state: Mutex<State>,
+    /// Events appended / committed by the writer: equal when the database has everything.
+    appended: AtomicU64,
+    committed: AtomicU64,
+}
+
+struct State {
+    file: File,
+    segment: u64,
+    bytes: u64,
+    /// Journaled, not yet taken by the writer.
+    pending: Vec<WriteJob>,
+    /// A failed append may have left a torn line: journaling stops (settles wait for the
+    /// database instead) rather than risk gluing the next record to it.
+    broken: bool,
+}
+
+/// What the writer takes from the journal for one batch.
+pub(crate) struct Taken {
+    pub jobs: Vec<WriteJob>,
+    /// Segments every event of which is in `jobs` or committed before: delete after the commit.
+    pub retired: Vec<PathBuf>,
+}
+
+impl std::fmt::Debug for Journal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Journal")
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+fn io_err(op: &'static str) -> impl Fn(std::io::Error) -> LedgerError {
+    move |e| LedgerError::storage(op, e)
+}
+
+/// `<db>.pending.` — segment `n` is `<db>.pending.<n, 10 digits>`.
+fn prefix_for(db: &Path) -> PathBuf {
+    let mut p = db.as_os_str().to_owned();
+    p.push(".pending.");
+    PathBuf::from(p)
+}
+
+fn segment_path(prefix: &Path, n: u64) -> PathBuf {
+    let mut p = prefix.as_os_str().to_owned();
+    p.push(format!("{n:010}"));
+    PathBuf::from(p)
+}
+
+/// Existing segments of the database at `db`, oldest first.
+fn segments(db: &Path) -> Result<Vec<(u64, PathBuf)>, LedgerError> {
+    let prefix = prefix_for(db);
+    let dir = match prefix.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    let name_prefix = prefix
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(&dir).map_err(io_err("listing the event journal"))? {
+        let entry = entry.map_err(io_err("listing the event journal"))?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if let Some(n) = name
+            .strip_prefix(&name_prefix)
+            .and_then(|rest| rest.parse::<u64>().ok())
+        {
+            out.push((n, entry.path()));
+        }
+    }
+    out.sort_by_key(|(n, _)| *n);
+    Ok(out)
+}
+
+/// Encodes one event as a journal line.
+pub(crate) fn encode(event: &UsageEvent) -> Result<Vec<u8>, LedgerError> {
+    let record = Record {
+        time: event.time,
+        member: event.member_id.as_str().into(),
+        team: event.team_id.as_str().into(),
+        org: event.org_id.as_str().into(),
+        usage: std::borrow::Cow::Borrowed(&event.usage),
+    };
+    let json = serde_json::to_vec(&record)
+        .map_err(|e| LedgerError::storage("encoding a journal record", e))?;
+    let mut line = Vec::with_capacity(json.len() + 10);
+    write!(line, "{:08x} ", crc32fast::hash(&json)).map_err(io_err("encoding a journal record"))?;
+    line.extend_from_slice(&json);
+    line.push(b'\n');
+    Ok(line)
+}
+
+/// Decodes one journal line (without its newline); `None` for a torn or corrupt line.
+fn decode(line: &[u8]) -> Option<UsageEvent> {
+    let (crc, json) = (line.get(..8)?, line.get(9..)?);
+    let crc = u32::from_str_radix(std::str::from_utf8(crc).ok()?, 16).ok()?;
+    if line.get(8) != Some(&b' ') || crc32fast::hash(json) != crc {
+        return None;
+    }
+    let r: Record<'_> = serde_json::from_slice(json).ok()?;
+    Some(UsageEvent {
+        time: r.time,
+        member_id: r.member.into_owned(),
+        team_id: r.team.into_owned(),
+        org_id: r.org.into_owned(),
+        usage: r.usage.into_owned(),
+    })
+}
+
+/// Reads every event a previous process journaled for the database at `db`, oldest first, and
+/// the segment files they came from. Corrupt lines (a torn append) are skipped and counted.
+pub(crate) fn read_leftovers(db: &Path) -> Result<(Vec<UsageEvent>, Vec<PathBuf>), LedgerError> {
+    let mut events = Vec::new();
+    let mut files = Vec::new();
+    let mut corrupt = 0usize;
+    for (_, path) in segments(db)? {
+        let f = File::open(&path).map_err(io_err("reading the event journal"))?;
+        for line in BufReader::new(f).split(b'\n') {
+            let line = line.map_err(io_err("reading the event journal"))?;
+            if line.is_empty() {
+                continue;
+            }
+            match decode(&line) {
+                Some(e) => events.push(e),
+                None => corrupt += 1,
+            }
+        }
+        files.push(path);
+    }
+    if corrupt > 0 {
+        tracing::warn!(
+            corrupt,
+            "skipped torn journal lines (appends that were never acknowledged)"
+        );
+    }
+    Ok((events, files))
+}
+
+/// The write job of a replayed event (no hold, no waiter).
+pub(crate) fn replay_job(event: UsageEvent) -> WriteJob {
+    let keys = CellKey::all_for(
+        &Arc::from(event.member_id.as_str()),
+        &Arc::from(event.team_id.as_str()),
+        &Arc::from(event.org_id.as_str()),
+        event.time,
+    );
+    WriteJob {
+        event,
+        keys,
+        takes: Vec::new(),
+        ack: None,
+    }
+}
+
+/// Removes committed segment files; a failure only leaves work for the next replay.
+pub(crate) fn remove_segments(paths: &[PathBuf]) {
+    for p in paths {
+        if let Err(err) = std::fs::remove_file(p)
+            && err.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(%err, path = %p.display(), "could not remove a committed journal segment");
+        }
+    }
+}
+
+impl Journal {
+    /// Opens a fresh segment after the newest existing one. Call after replaying leftovers.
+    pub(crate) fn create(db: &Path) -> Result<Journal, LedgerError> {
+        let next = segments(db)?.last().map(|(n, _)| n + 1).unwrap_or(1);
+        let prefix = prefix_for(db);
+        let file = open_segment(&prefix, next)?;
+        Ok(Journal {
+            prefix,
+            state: Mutex::new(State {
+                file,
+                segment: next,
+                bytes: 0,
+                pending: Vec::new(),
+                broken: false,
+            }),
+            appended: AtomicU64::new(0),
+            committed: AtomicU64::new(0),
+        })
+    }
+
+    /// Appends an encoded event and queues its job for the writer. `Ok(true)` when the
+    /// journal had nothing pending before (the writer needs a wake-up). On failure the job
+    /// comes back so the caller can commit it the slow way.
+    pub(crate) fn append(
+        &self,
+        line: &[u8],
+        job: WriteJob,
+    ) -> Result<bool, (LedgerError, Box<WriteJob>)> {
+        let mut st = self.state.lock();
+        if st.broken {
+            return Err((LedgerError::Closed, Box::new(job)));
+        }
+        if st.pending.len() >= HIGH_WATER {
+            return Err((
+                LedgerError::Storage {
+                    op: "journaling a usage event",
+                    source: "writer behind: journal at its high-water mark".into(),
+                },
+                Box::new(job),
+            ));
+        }
+        // One write(2): once it returns, the bytes are the kernel's and survive kill -9.
+        if let Err(err) = st.file.write_all(line) {
+            st.broken = true;
+            tracing::error!(%err, "event journal append failed; settles now wait for the database");
+            return Err((
+                LedgerError::storage("journaling a usage event", err),
+                Box::new(job),
+            ));
+        }
+        st.bytes += line.len() as u64;
+        let was_empty = st.pending.is_empty();
+        st.pending.push(job);
+        self.appended.fetch_add(1, Ordering::Release);
+        Ok(was_empty)
+    }
+
+    /// The writer committed `n` journaled events.
+    pub(crate) fn committed(&self, n: usize) {
+        self.committed.fetch_add(n as u64, Ordering::Release);
+    }
+
+    /// Whether some journaled event is not committed to the database yet.
+    pub(crate) fn behind(&self) -> bool {
+        self.appended.load(Ordering::Acquire) != self.committed.load(Ordering::Acquire)
+    }
+
+    /// Takes every pending job; retires the current segment (starting a new one) when it is
+    /// large, or always with `force` (a flush, so a clean stop leaves no committed segment).
+    pub(crate) fn take(&self, force_rotate: bool) -> Taken {
+        let mut st = self.state.lock();
+        let jobs = std::mem::take(&mut st.pending);
+        let mut retired = Vec::new();
+        if (force_rotate && st.bytes > 0) || st.bytes >= SEGMENT_BYTES {
+            match open_segment(&self.prefix, st.segment + 1) {
+                Ok(f) => {
+                    retired.push(segment_path(&self.prefix, st.segment));
+                    st.file = f;
+                    st.segment += 1;
+                    st.bytes = 0;
+                }
+                Err(err) => {
+                    tracing::warn!(%err, "could not start a new journal segment; keeping the current one");
+                }
+            }
+        }
+        Taken { jobs, retired }
+    }
+
+    /// Removes the current (empty or fully committed) segment at a clean stop.
+    pub(crate) fn close(&self) {
+        let st = self.state.lock();
+        if st.pending.is_empty() && !self.behind() {
+            remove_segments(&[segment_path(&self.prefix, st.segment)]);
+        }
+    }
+}
+
+fn open_segment(prefix: &Path, n: u64) -> Result<File, LedgerError> {
+    File::options()
+        .create(true)
+        .append(true)
+        .open(segment_path(prefix, n))
+        .map_err(io_err("opening an event journal segment"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use orteam_core::Money;
+
+    fn event(id: &str) -> UsageEvent {
+        UsageEvent {
+            time: DateTime::from_timestamp(1_700_000_000, 123_000).unwrap_or_default(),
+            member_id: "alice".into(),
+            team_id: "core".into(),
+            org_id: "acme".into(),
+            usage: Usage::new(
+                id,
+                "openai/gpt-4o-mini",
+                Money::parse("0.0000123").unwrap_or_default(),
+            ),
+        }
+    }
+
+    #[test]
+    fn a_line_round_trips_exactly() {
+        let e = event("r1");
+        let line = encode(&e).unwrap_or_default();
+        assert_eq!(line.last(), Some(&b'\n'));
+        let back = decode(&line[..line.len() - 1]);
+        assert_eq!(back, Some(e));
+    }
+
+    #[test]
+    fn a_torn_or_altered_line_is_rejected() {
+        let line = encode(&event("r1")).unwrap_or_default();
+        let body = &line[..line.len() - 1];
+        assert!(decode(&body[..body.len() - 3]).is_none(), "torn tail");
+        let mut altered = body.to_vec();
+        if let Some(b) = altered.iter_mut().rev().find(|b| b.is_ascii_digit()) {
+            *b = if *b == b'9' { b'8' } else { b'9' };
+        }
+        assert!(decode(&altered).is_none(), "altered digit");
+        assert!(decode(b"").is_none());
+        assert!(decode(b"zzzzzzzz {}").is_none());
+    }
+
+    #[test]
+    fn leftovers_are_read_oldest_first_skipping_torn_lines() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let db = dir.path().join("x.db");
+        let j = Journal::create(&db).unwrap_or_else(|e| panic!("{e}"));
+        let job = |id: &str| replay_job(event(id));
+        for id in ["a", "b"] {
+            let line = encode(&event(id)).unwrap_or_default();
+            assert!(j.append(&line, job(id)).is_ok());
+        }
+        let taken = j.take(true);
+        assert_eq!(taken.jobs.len(), 2);
+        assert_eq!(taken.retired.len(), 1);
+        let line = encode(&event("c")).unwrap_or_default();
+        assert!(j.append(&line, job("c")).is_ok());
+        // A torn append at the end of the newest segment.
+        {
+            let mut st = j.state.lock();
+            let _ = st.file.write_all(&line[..line.len() / 2]);
+        }
+        drop(j);
+        let (events, files) = read_leftovers(&db).unwrap_or_else(|e| panic!("{e}"));
+        let ids: Vec<_> = events.iter().map(|e| e.usage.request_id.as_str()).collect();
+        assert_eq!(ids, ["a", "b", "c"]);
+        assert_eq!(files.len(), 2);
+        remove_segments(&files);
+        assert!(
+            read_leftovers(&db)
+                .map(|(e, _)| e.is_empty())
+                .unwrap_or(false)
+        );
+        // The next journal starts after the newest segment number seen.
+        assert!(Journal::create(&db).is_ok());
+    }
+}
