@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The gateway benchmark of docs/BENCHMARKS.md, side by side in one run, simulator upstream:
 #   (a) direct calls to the simulator, (b) nginx as a plain reverse proxy in front of it,
-#   (c) `orteam serve` with the full policy on SQLite, (d) the same on PostgreSQL;
+#   (c) `orteam serve` with the full policy on SQLite, (d) the same on PostgreSQL, and the floor
+#   under (c) and (d): the gateway's server core and upstream pool with no policy at all
+#   (target `passthrough`, crates/orteam-gateway/examples/passthrough.rs);
 # concurrency 1, 64 and 256, non-stream and stream. Then the RSS of `orteam serve` holding
 # 1,000 concurrent streams.
 #
@@ -21,6 +23,7 @@ PG_URL=${ORTEAM_BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}
 if [ -z "${SKIP_BUILD:-}" ]; then
   cargo build --release -q -p orteam --bin orteam
   cargo build --release -q -p orteam-sim --example sim_server
+  cargo build --release -q -p orteam-gateway --example passthrough
 fi
 ORTEAM="$ROOT/target/release/orteam"
 
@@ -33,6 +36,10 @@ SIM_KEY=$(sed -n 's/^KEY=//p' "$WORK/sim.out")
 
 # nginx in front of the simulator.
 start_nginx nginx-proxy.conf 9201 9200
+
+# The bare hop on the gateway's server core, same upstream.
+taskset -c 1 "$ROOT/target/release/examples/passthrough" 127.0.0.1:9204 "$SIM_URL" > /dev/null &
+PIDS+=($!); wait_port 9204
 
 # A team with one member whose budgets are never the limit.
 cat > "$WORK/team.toml" <<'TOML'
@@ -71,14 +78,14 @@ psql "$PG_URL" -qc "CREATE SCHEMA $PG_SCHEMA" >/dev/null
 gateway postgres "$PG_URL?options=-c%20search_path%3D$PG_SCHEMA" 9203
 PG_KEY=$KEY_postgres
 
-declare -A TARGET_URL=([direct]="$SIM_URL" [nginx]="http://127.0.0.1:9201/api/v1"
+declare -A TARGET_URL=([direct]="$SIM_URL" [nginx]="http://127.0.0.1:9201/api/v1" [passthrough]="http://127.0.0.1:9204/api/v1"
   [orteam-sqlite]="http://127.0.0.1:9202/v1" [orteam-postgres]="http://127.0.0.1:9203/v1")
-declare -A TARGET_KEY=([direct]="$SIM_KEY" [nginx]="$SIM_KEY" [orteam-sqlite]="$SQLITE_KEY" [orteam-postgres]="$PG_KEY")
+declare -A TARGET_KEY=([direct]="$SIM_KEY" [nginx]="$SIM_KEY" [passthrough]="$SIM_KEY" [orteam-sqlite]="$SQLITE_KEY" [orteam-postgres]="$PG_KEY")
 
 for r in $(seq 1 "$ROUNDS"); do
   for stream in ${STREAMS:-0 1}; do
     for c in ${CONCURRENCY:-1 64 256}; do
-      for t in ${TARGETS:-direct nginx orteam-sqlite orteam-postgres}; do
+      for t in ${TARGETS:-direct nginx passthrough orteam-sqlite orteam-postgres}; do
         KEY=${TARGET_KEY[$t]} STREAM=$stream MAX_TOKENS=16 run_wrk "${TARGET_URL[$t]}/chat/completions" "$c" 1 >/dev/null
         echo "round=$r stream=$stream c=$c target=$t $(KEY=${TARGET_KEY[$t]} STREAM=$stream MAX_TOKENS=16 run_wrk "${TARGET_URL[$t]}/chat/completions" "$c" "$SECS")"
       done

@@ -18,6 +18,10 @@ use orteam_gateway::server::{self, LocalFuture, Worker};
 use orteam_gateway::upstream::{Upstream, UpstreamSettings};
 use tokio_util::sync::CancellationToken;
 
+// The allocator the `orteam` binary uses, so the floor is measured like the gateway.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 struct Passthrough {
     upstream: Upstream,
 }

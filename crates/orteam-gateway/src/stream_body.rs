@@ -5,8 +5,8 @@
 //! reservation is always settled or released.
 //!
 //! A complete stream's last event (`data: [DONE]`) is held back until the settlement task has
-//! committed the usage event: a client that saw the whole answer is never one the ledger could
-//! lose to a crash.
+//! made the usage event durable (journaled on SQLite, committed on PostgreSQL): a client that
+//! saw the whole answer is never one the ledger could lose to a crash.
 
 use std::future::Future;
 use std::pin::Pin;

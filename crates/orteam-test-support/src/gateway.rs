@@ -248,6 +248,18 @@ impl TestGateway {
         &self.running.as_ref().expect("running").gateway
     }
 
+    /// Makes the running gateway see every directory change made through `admin` (it would
+    /// within one change poll anyway) and commits every usage event it has journaled, so what
+    /// `admin` reads next is exactly what the gateway did.
+    pub async fn sync(&self) {
+        let ledger = &self.gateway().ledger;
+        ledger
+            .reload()
+            .await
+            .expect("reload the gateway's directory");
+        ledger.flush().await.expect("flush the gateway's ledger");
+    }
+
     /// POSTs a chat completion as `member`.
     pub async fn chat(&self, member: &str, body: serde_json::Value) -> reqwest::Response {
         self.http

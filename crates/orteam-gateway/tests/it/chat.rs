@@ -30,7 +30,9 @@ async fn non_stream_is_settled_at_the_exact_cost(backend: Backend) {
     let v: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(v["choices"][0]["message"]["role"], "assistant");
     assert_eq!(v["usage"]["completion_tokens"], 20);
-    // The settle happened before the answer: the event is already durable.
+    // The settle happened before the answer: the event is already durable (journaled; the
+    // kill -9 tests prove it survives), and committed as soon as the gateway is asked to.
+    tg.sync().await;
     let e = tg
         .admin
         .event(&request_id)
@@ -131,6 +133,7 @@ async fn tier_policy_denies_or_downgrades() {
         .to_owned();
     let v: Value = resp.json().await.unwrap();
     assert_eq!(v["model"], "openai/gpt-4o-mini");
+    tg.sync().await;
     let e = tg.admin.event(&request_id).await.unwrap().unwrap();
     assert_eq!(e.usage.requested_model, "anthropic/claude-3.5-sonnet");
     assert_eq!(e.usage.served_model.as_deref(), Some("openai/gpt-4o-mini"));

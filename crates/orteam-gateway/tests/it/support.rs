@@ -65,6 +65,7 @@ pub fn json_money(v: &Value) -> Money {
 
 /// Every event the ledger holds.
 pub async fn all_events(tg: &TestGateway) -> Vec<UsageEvent> {
+    tg.sync().await;
     tg.admin
         .events(orteam_ledger::EventFilter::default())
         .await

@@ -54,6 +54,6 @@ pub async fn seeded_gateway() -> TestGateway {
         }
     }
     tg.clock.set_offset(TimeDelta::zero());
-    tg.admin.flush().await.unwrap();
+    tg.sync().await;
     tg
 }

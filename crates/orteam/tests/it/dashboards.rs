@@ -61,7 +61,7 @@ async fn gateway_with_traffic() -> TestGateway {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    tg.admin.flush().await.unwrap();
+    tg.sync().await;
     tg
 }
 
@@ -89,6 +89,7 @@ async fn keys_list(tg: &TestGateway, format: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keys_list_as_table_json_and_csv() {
     let tg = gateway_with_traffic().await;
+    tg.sync().await;
     let events = tg.admin.recent_events(10).await.unwrap();
     let alice_spend: Money = events
         .iter()
