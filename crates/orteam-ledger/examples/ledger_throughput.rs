@@ -3,7 +3,7 @@
 //! (`settle_journaled`, the gateway's path; the clock stops only once the writer has committed
 //! every event to the database too).
 //!
-//! cargo run --release -p orteam-ledger --example ledger_throughput -- [sqlite|postgres|all] [events]
+//! cargo run --release -p orteam-ledger --example ledger_throughput -- [sqlite|postgres|all|journal] [events]
 //!
 //! PostgreSQL uses ORTEAM_TEST_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/test) in a
 //! fresh schema that is dropped afterwards.
@@ -113,6 +113,13 @@ async fn main() {
     let args: Vec<String> = std::env::args().collect();
     let which = args.get(1).map(String::as_str).unwrap_or("all").to_owned();
     let events: usize = args.get(2).map(|s| s.parse().unwrap()).unwrap_or(200_000);
+    if which == "journal" {
+        // Only the journaled path at 64 tasks (for profiling).
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("bench.db").display());
+        run("sqlite+journal", &url, 64, events, true).await;
+        return;
+    }
     if which == "sqlite" || which == "all" {
         for tasks in [1, 64, 256] {
             let dir = tempfile::tempdir().unwrap();

@@ -12,7 +12,9 @@ use chrono::{DateTime, Utc};
 use orteam_core::Money;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::budget::engine::{BudgetEngine, CellKey, LeaseTakes};
+use chrono::NaiveDate;
+
+use crate::budget::engine::{BudgetEngine, CellKey, FastMap, Id, LeaseTakes};
 use crate::error::LedgerError;
 use crate::model::UsageEvent;
 
@@ -78,6 +80,40 @@ impl SpendDeltas {
         let mut v: Vec<_> = self.0.into_iter().filter(|(_, m)| !m.is_zero()).collect();
         v.sort_by(|a, b| lock_order(&a.0).cmp(&lock_order(&b.0)));
         v
+    }
+}
+
+/// Event costs summed per distinct set of windows before they are spread over the nine
+/// counters: every event of one member on one day has the same nine, so a batch adds nine
+/// counters per member-day rather than per event (the writer's hot loop).
+#[derive(Debug, Default)]
+pub struct EventSpend(FastMap<(Id, Id, Id, [NaiveDate; 3]), (Vec<CellKey>, Money)>);
+
+impl EventSpend {
+    pub fn add(&mut self, keys: &[CellKey], amount: Money, deltas: &mut SpendDeltas) {
+        // `CellKey::all_for`: member, team, org × daily, weekly, monthly.
+        let [m, _, _, t, _, _, o, _, _] = keys else {
+            deltas.add(keys, amount);
+            return;
+        };
+        let group = (
+            m.id.clone(),
+            t.id.clone(),
+            o.id.clone(),
+            [keys[0].start, keys[1].start, keys[2].start],
+        );
+        let e = self
+            .0
+            .entry(group)
+            .or_insert_with(|| (keys.to_vec(), Money::ZERO));
+        e.1 = e.1.checked_add(amount).unwrap_or(e.1);
+    }
+
+    /// Spreads the sums over their counters.
+    pub fn into_deltas(self, deltas: &mut SpendDeltas) {
+        for (keys, amount) in self.0.into_values() {
+            deltas.add(&keys, amount);
+        }
     }
 }
 

@@ -70,7 +70,7 @@ impl FastHasher {
     }
 }
 
-type FastMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<FastHasher>>;
+pub(crate) type FastMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<FastHasher>>;
 
 /// One window instance of one scope's spend.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -15,13 +15,16 @@ use super::{EVENT_COLUMNS, event_from_row, insert_event, ts};
 use crate::budget::engine::{BudgetEngine, CellKey};
 use crate::error::LedgerError;
 use crate::events::{
-    BatchOutcome, Correction, MAX_BATCH, SpendDeltas, WriteJob, WriterMsg, finish_batch,
+    BatchOutcome, Correction, EventSpend, MAX_BATCH, SpendDeltas, WriteJob, WriterMsg, finish_batch,
 };
 use crate::journal::{Journal, remove_segments};
 
 /// How long the writer gathers journaled events after a wake-up before committing them: one
 /// transaction per interval instead of one per event, and no wake-up per event.
 const JOURNAL_LINGER: Duration = Duration::from_millis(10);
+
+/// A batch at least this big means the writer is busy: the next one goes without lingering.
+const BUSY_BATCH: usize = 256;
 
 /// Pause before retrying journaled events whose commit failed (they stay in the journal).
 const RETRY_PAUSE: Duration = Duration::from_millis(200);
@@ -41,6 +44,7 @@ pub(crate) fn spawn(
             // Journal segments whose events are all committed once `carry` is empty.
             let mut retired: Vec<PathBuf> = Vec::new();
             let mut open = true;
+            let mut last_journaled = 0usize;
             // After the last sender is gone, failed commits are retried a few times only: what
             // is left stays in the journal for the next start.
             let mut retries_after_close = 0u32;
@@ -68,6 +72,8 @@ pub(crate) fn spawn(
                     }
                 };
                 let pause = match &first {
+                    // Under load the last batch was big: commit at once rather than idle.
+                    Some(WriterMsg::Kick) if last_journaled >= BUSY_BATCH => linger,
                     Some(WriterMsg::Kick) => JOURNAL_LINGER.max(linger),
                     Some(_) => linger,
                     None => Duration::ZERO,
@@ -91,6 +97,7 @@ pub(crate) fn spawn(
                 if let Some(j) = &journal {
                     let taken = j.take(flush || !open);
                     journaled += taken.jobs.len();
+                    last_journaled = taken.jobs.len();
                     batch.extend(taken.jobs.into_iter().map(WriterMsg::Event));
                     retired.extend(taken.retired);
                 }
@@ -163,6 +170,7 @@ fn write_batch(conn: &mut Connection, batch: &[WriterMsg]) -> Result<BatchOutcom
         .map_err(err)?;
     let mut out = BatchOutcome::default();
     let mut deltas = SpendDeltas::default();
+    let mut event_spend = EventSpend::default();
     {
         let mut ins = tx
             .prepare_cached(&format!(
@@ -176,7 +184,7 @@ fn write_batch(conn: &mut Connection, batch: &[WriterMsg]) -> Result<BatchOutcom
                 WriterMsg::Event(job) => {
                     let new = insert_event(&mut ins, &job.event).map_err(err)? == 1;
                     if new {
-                        deltas.add(&job.keys, job.event.usage.cost);
+                        event_spend.add(&job.keys, job.event.usage.cost, &mut deltas);
                     }
                     out.inserted.push(new);
                 }
@@ -244,6 +252,7 @@ fn write_batch(conn: &mut Connection, batch: &[WriterMsg]) -> Result<BatchOutcom
                  ON CONFLICT(scope, scope_id, win, window_start) DO UPDATE SET spent = excluded.spent",
             )
             .map_err(err)?;
+        event_spend.into_deltas(&mut deltas);
         for (k, delta) in deltas.sorted() {
             let start = date_text(k.start);
             let old: Option<String> = get
