@@ -174,6 +174,16 @@ impl SseScanner {
                 self.done = true;
                 continue;
             }
+            // Content chunks are most of a stream and carry nothing the gateway needs once the
+            // generation id is known: decode only the first chunk and those that can hold the
+            // usage or an error (the test is a superset, the decode decides).
+            if self.info.generation_id.is_some()
+                && !contains(data, b"\"usage\"")
+                && !contains(data, b"\"error\"")
+            {
+                self.chunks += 1;
+                continue;
+            }
             let Ok(chunk) = serde_json::from_slice::<WireCompletion>(data) else {
                 continue;
             };
@@ -220,6 +230,10 @@ fn find_event_end(buf: &[u8]) -> Option<usize> {
         i += 1;
     }
     None
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 #[cfg(test)]

@@ -87,7 +87,10 @@ impl SpendDeltas {
 /// counters: every event of one member on one day has the same nine, so a batch adds nine
 /// counters per member-day rather than per event (the writer's hot loop).
 #[derive(Debug, Default)]
-pub struct EventSpend(FastMap<(Id, Id, Id, [NaiveDate; 3]), (Vec<CellKey>, Money)>);
+pub struct EventSpend(FastMap<MemberDay, (Vec<CellKey>, Money)>);
+
+/// Member, team and org ids and the starts of the daily, weekly and monthly windows.
+type MemberDay = (Id, Id, Id, [NaiveDate; 3]);
 
 impl EventSpend {
     pub fn add(&mut self, keys: &[CellKey], amount: Money, deltas: &mut SpendDeltas) {

@@ -128,6 +128,11 @@ fn segments(db: &Path) -> Result<Vec<(u64, PathBuf)>, LedgerError> {
     Ok(out)
 }
 
+/// Whether a previous serving process left journal segments for the database at `db`.
+pub(crate) fn has_leftovers(db: &Path) -> bool {
+    segments(db).is_ok_and(|s| !s.is_empty())
+}
+
 /// Encodes one event as a journal line.
 pub(crate) fn encode(event: &UsageEvent) -> Result<Vec<u8>, LedgerError> {
     let record = Record {

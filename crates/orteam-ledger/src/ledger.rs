@@ -284,6 +284,22 @@ impl Ledger {
                 )?;
                 (Some(tx), journal)
             } else {
+                // A serving process that died leaves journaled events behind; with no server
+                // running, an admin process commits them so reports never miss them.
+                if let SqliteTarget::File(path) = &target
+                    && crate::journal::has_leftovers(path)
+                    && let Some(lock) = crate::sqlite::try_serve_lock(path)?
+                {
+                    let mut conn = target.connect(sync_full)?;
+                    let replayed = crate::sqlite::writer::replay_journal(&mut conn, path)?;
+                    if replayed > 0 {
+                        tracing::info!(
+                            replayed,
+                            "committed usage events a stopped gateway had journaled"
+                        );
+                    }
+                    drop(lock);
+                }
                 (None, None)
             };
             (

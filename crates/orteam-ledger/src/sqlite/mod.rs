@@ -91,6 +91,25 @@ impl SqliteTarget {
     }
 }
 
+/// Takes the exclusive serve lock of the database at `db` (`<db>.serve-lock`); `None` when a
+/// live serving process holds it. The kernel releases it when the holder dies.
+pub(crate) fn try_serve_lock(db: &std::path::Path) -> Result<Option<std::fs::File>, LedgerError> {
+    let lock_path = format!("{}.serve-lock", db.display());
+    let f = std::fs::File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| LedgerError::storage("opening the serve lock file", e))?;
+    match f.try_lock() {
+        Ok(()) => Ok(Some(f)),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(LedgerError::storage("locking the serve lock file", e))
+        }
+    }
+}
+
 /// The SQLite store: one connection for directory changes and reads (served on the blocking
 /// pool), the writer thread has its own.
 #[derive(Debug)]
@@ -108,26 +127,14 @@ impl SqliteStore {
         synchronous_full: bool,
     ) -> Result<Self, LedgerError> {
         let serve_lock = match (target, serving) {
-            (SqliteTarget::File(p), true) => {
-                let lock_path = format!("{}.serve-lock", p.display());
-                let f = std::fs::File::options()
-                    .create(true)
-                    .truncate(false)
-                    .write(true)
-                    .open(&lock_path)
-                    .map_err(|e| LedgerError::storage("opening the serve lock file", e))?;
-                match f.try_lock() {
-                    Ok(()) => Some(f),
-                    Err(std::fs::TryLockError::WouldBlock) => {
-                        return Err(LedgerError::AlreadyServing {
-                            path: p.display().to_string(),
-                        });
-                    }
-                    Err(std::fs::TryLockError::Error(e)) => {
-                        return Err(LedgerError::storage("locking the serve lock file", e));
-                    }
+            (SqliteTarget::File(p), true) => match try_serve_lock(p)? {
+                Some(f) => Some(f),
+                None => {
+                    return Err(LedgerError::AlreadyServing {
+                        path: p.display().to_string(),
+                    });
                 }
-            }
+            },
             _ => None,
         };
         let mut conn = target.connect(synchronous_full)?;

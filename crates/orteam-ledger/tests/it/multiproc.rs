@@ -157,6 +157,23 @@ async fn kill_9_mid_load(b: Backend, journaled: bool) {
     let status = child.wait().await.unwrap();
     assert!(!status.success());
 
+    if journaled && b == Backend::Sqlite {
+        // With no gateway running, even an admin process (a report) sees every acknowledged
+        // event: it commits what the dead server left in its journal.
+        let admin = db.open(LedgerOptions::admin()).await;
+        let events = admin.events(Default::default()).await.unwrap();
+        let have: HashSet<_> = events.iter().map(|e| e.usage.request_id.as_str()).collect();
+        let missing = acked
+            .iter()
+            .filter(|id| !have.contains(id.as_str()))
+            .count();
+        assert_eq!(
+            missing, 0,
+            "acknowledged events missing for an admin reader"
+        );
+        admin.shutdown().await.unwrap();
+    }
+
     // Reopen as a server (on SQLite this also proves the serve lock died with the process),
     // an hour later so that the dead instance's PostgreSQL leases have expired.
     let clock = Arc::new(ControllableClock::new());
