@@ -63,8 +63,9 @@ pub struct LedgerOptions {
     /// crashes, the default).
     pub sqlite_synchronous_full: bool,
     /// PostgreSQL: the event writer commits with `synchronous_commit=on` (each group commit
-    /// waits for the WAL flush: survives a crash of the database server too) instead of `off`
-    /// (survives any crash of the gateway, the default; see `postgres/writer.rs`).
+    /// waits for the WAL flush: survives a crash of the database server too; the default) or
+    /// `off` (survives any crash of the gateway; see `postgres/writer.rs`). `off` is not the
+    /// default yet: its faster commits expose a false denial in the lease path (DESIGN.md).
     pub postgres_synchronous_commit: bool,
     /// SQLite serving: journal settled events to a local append-only file so
     /// [`Reservation::settle_journaled`] returns after one `write(2)` instead of a database
@@ -100,7 +101,7 @@ impl Default for LedgerOptions {
             lease_ttl: Duration::from_secs(30),
             lease_idle: Duration::from_secs(2),
             sqlite_synchronous_full: false,
-            postgres_synchronous_commit: false,
+            postgres_synchronous_commit: true,
             journal: true,
         }
     }
