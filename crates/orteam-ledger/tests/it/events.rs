@@ -10,12 +10,7 @@ use crate::support::*;
 
 async fn settle_is_idempotent_by_request_id(b: Backend) {
     let db = TestDb::new(b).await;
-    let ledger = db.open(serving()).await;
-    seed(&ledger, &[("alice", "core")]).await;
-    ledger
-        .set_budget(BudgetScope::Member, "alice", Window::Daily, m("10"))
-        .await
-        .unwrap();
+    let ledger = serving_alice_daily(&db, "10").await;
     let r1 = ledger.reserve("alice", m("1")).await.unwrap();
     let r2 = ledger.reserve("alice", m("1")).await.unwrap();
     let r3 = ledger.reserve("alice", m("1")).await.unwrap();
@@ -241,12 +236,7 @@ async fn provisional_costs_are_corrected(b: Backend) {
 /// request id is charged once, exactly like a committed settle.
 async fn journaled_settles_are_read_back_and_charged_once(b: Backend) {
     let db = TestDb::new(b).await;
-    let ledger = db.open(serving()).await;
-    seed(&ledger, &[("alice", "core")]).await;
-    ledger
-        .set_budget(BudgetScope::Member, "alice", Window::Daily, m("10"))
-        .await
-        .unwrap();
+    let ledger = serving_alice_daily(&db, "10").await;
     assert_eq!(ledger.journaling(), b == Backend::Sqlite);
     let mut ids = Vec::new();
     for i in 0..50 {

@@ -2,8 +2,10 @@
 
 use std::sync::Arc;
 
-use orteam_core::{ControllableClock, Money, SharedClock};
-use orteam_ledger::{Ledger, LedgerOptions, ModelAccess, NewMember, OnDisallowed, SecretKey, Tier};
+use orteam_core::{ControllableClock, Money, SharedClock, Window};
+use orteam_ledger::{
+    BudgetScope, Ledger, LedgerOptions, ModelAccess, NewMember, OnDisallowed, SecretKey, Tier,
+};
 
 pub use orteam_test_support::{Backend, TestDb};
 
@@ -24,6 +26,17 @@ pub fn opts_with_clock(clock: &Arc<ControllableClock>) -> LedgerOptions {
 
 pub fn serving() -> LedgerOptions {
     LedgerOptions::serving().with_secret_key(test_key())
+}
+
+/// A serving ledger with member `alice` (team `core`) and a daily member budget of `limit`.
+pub async fn serving_alice_daily(db: &TestDb, limit: &str) -> Ledger {
+    let ledger = db.open(serving()).await;
+    seed(&ledger, &[("alice", "core")]).await;
+    ledger
+        .set_budget(BudgetScope::Member, "alice", Window::Daily, m(limit))
+        .await
+        .unwrap();
+    ledger
 }
 
 /// org `acme` ⊃ teams `core`, `web` ⊃ members; tier `standard` (all models).
