@@ -134,7 +134,7 @@ pub(crate) fn has_leftovers(db: &Path) -> bool {
 }
 
 /// Encodes one event as a journal line.
-pub(crate) fn encode(event: &UsageEvent) -> Result<Vec<u8>, LedgerError> {
+fn encode(event: &UsageEvent) -> Result<Vec<u8>, LedgerError> {
     let record = Record {
         time: event.time,
         member: event.member_id.as_str().into(),
@@ -244,35 +244,27 @@ impl Journal {
         })
     }
 
-    /// Appends an encoded event and queues its job for the writer. `Ok(true)` when the
-    /// journal had nothing pending before (the writer needs a wake-up). On failure the job
+    /// Appends the event of `job` and queues the job for the writer. `Ok(true)` when the
+    /// journal had nothing pending before (the writer needs a wake-up). When the journal cannot
+    /// take it (encoding or append failed, or the writer is at the high-water mark) the job
     /// comes back so the caller can commit it the slow way.
-    pub(crate) fn append(
-        &self,
-        line: &[u8],
-        job: WriteJob,
-    ) -> Result<bool, (LedgerError, Box<WriteJob>)> {
+    pub(crate) fn append(&self, job: WriteJob) -> Result<bool, Box<WriteJob>> {
+        let line = match encode(&job.event) {
+            Ok(line) => line,
+            Err(err) => {
+                tracing::warn!(%err, "journal encoding failed; committing directly");
+                return Err(Box::new(job));
+            }
+        };
         let mut st = self.state.lock();
-        if st.broken {
-            return Err((LedgerError::Closed, Box::new(job)));
-        }
-        if st.pending.len() >= HIGH_WATER {
-            return Err((
-                LedgerError::Storage {
-                    op: "journaling a usage event",
-                    source: "writer behind: journal at its high-water mark".into(),
-                },
-                Box::new(job),
-            ));
+        if st.broken || st.pending.len() >= HIGH_WATER {
+            return Err(Box::new(job));
         }
         // One write(2): once it returns, the bytes are the kernel's and survive kill -9.
-        if let Err(err) = st.file.write_all(line) {
+        if let Err(err) = st.file.write_all(&line) {
             st.broken = true;
             tracing::error!(%err, "event journal append failed; settles now wait for the database");
-            return Err((
-                LedgerError::storage("journaling a usage event", err),
-                Box::new(job),
-            ));
+            return Err(Box::new(job));
         }
         st.bytes += line.len() as u64;
         let was_empty = st.pending.is_empty();
@@ -379,14 +371,13 @@ mod tests {
         let j = Journal::create(&db).unwrap_or_else(|e| panic!("{e}"));
         let job = |id: &str| replay_job(event(id));
         for id in ["a", "b"] {
-            let line = encode(&event(id)).unwrap_or_default();
-            assert!(j.append(&line, job(id)).is_ok());
+            assert!(j.append(job(id)).is_ok());
         }
         let taken = j.take(true);
         assert_eq!(taken.jobs.len(), 2);
         assert_eq!(taken.retired.len(), 1);
+        assert!(j.append(job("c")).is_ok());
         let line = encode(&event("c")).unwrap_or_default();
-        assert!(j.append(&line, job("c")).is_ok());
         // A torn append at the end of the newest segment.
         {
             let mut st = j.state.lock();

@@ -258,10 +258,7 @@ impl Ledger {
                 // go in before the durable spend is loaded.
                 let journal = match (&target, opts.journal) {
                     (SqliteTarget::File(path), true) => {
-                        let replayed = crate::sqlite::writer::replay_journal(&mut conn, path)?;
-                        if replayed > 0 {
-                            tracing::info!(replayed, "replayed journaled usage events");
-                        }
+                        crate::sqlite::writer::replay_journal(&mut conn, path)?;
                         Some(Arc::new(Journal::create(path)?))
                     }
                     _ => None,
@@ -292,13 +289,7 @@ impl Ledger {
                     && let Some(lock) = crate::sqlite::try_serve_lock(path)?
                 {
                     let mut conn = target.connect(sync_full)?;
-                    let replayed = crate::sqlite::writer::replay_journal(&mut conn, path)?;
-                    if replayed > 0 {
-                        tracing::info!(
-                            replayed,
-                            "committed usage events a stopped gateway had journaled"
-                        );
-                    }
+                    crate::sqlite::writer::replay_journal(&mut conn, path)?;
                     drop(lock);
                 }
                 (None, None)
@@ -1047,27 +1038,17 @@ impl Ledger {
         r: &Reservation,
         usage: Usage,
     ) -> Result<Durability, LedgerError> {
-        let (writer, job) = self.settle_job(r, usage)?;
+        let (writer, mut job) = self.settle_job(r, usage)?;
         if let Some(journal) = &self.inner.journal {
-            match crate::journal::encode(&job.event) {
-                Ok(line) => match journal.append(&line, job) {
-                    Ok(wake) => {
-                        if wake {
-                            let _ = writer.send(WriterMsg::Kick);
-                        }
-                        return Ok(Durability::Journaled);
+            match journal.append(job) {
+                Ok(wake) => {
+                    if wake {
+                        let _ = writer.send(WriterMsg::Kick);
                     }
-                    Err((_, job)) => {
-                        return self.commit_job(writer, *job).await.map(|s| {
-                            Durability::Committed {
-                                duplicate: s.duplicate,
-                            }
-                        });
-                    }
-                },
-                Err(err) => {
-                    tracing::warn!(%err, "journal encoding failed; committing directly");
+                    return Ok(Durability::Journaled);
                 }
+                // The journal cannot take it (broken, or the writer too far behind).
+                Err(back) => job = *back,
             }
         }
         self.commit_job(writer, job)

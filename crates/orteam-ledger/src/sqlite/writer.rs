@@ -160,6 +160,12 @@ pub(crate) fn replay_journal(
         inserted += out.inserted.iter().filter(|n| **n).count();
     }
     remove_segments(&files);
+    if inserted > 0 {
+        tracing::info!(
+            inserted,
+            "committed usage events a stopped gateway had journaled"
+        );
+    }
     Ok(inserted)
 }
 
