@@ -922,6 +922,12 @@ impl Ledger {
                             .saturating_sub_floor_zero(spent)
                             .saturating_sub_floor_zero(leased);
                         self.inner.engine.observe(&s.key, id, free, spent);
+                        if free >= s.need {
+                            // The conditional UPDATE judged an older row version than this
+                            // read: a lease return or a settle committed in between, and the
+                            // budget has room after all. Ask again rather than deny.
+                            break;
+                        }
                         last_denial = Some((
                             s.key.clone(),
                             s.need,

@@ -21,6 +21,11 @@ pub const SQLITE: &[Migration] = &[
         name: "insight",
         sql: include_str!("../migrations/sqlite/0002_insight.sql"),
     },
+    Migration {
+        version: 3,
+        name: "event_outcome_check",
+        sql: include_str!("../migrations/sqlite/0003_event_outcome_check.sql"),
+    },
 ];
 
 pub const POSTGRES: &[Migration] = &[
