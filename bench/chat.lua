@@ -1,12 +1,13 @@
 -- wrk script: POST a small chat completion and print exact percentiles (µs) and throughput.
--- KEY (env) is the bearer token; MODEL (env) the model; MAX_TOKENS (env) the answer cap.
+-- KEY (env) is the bearer token; MODEL (env) the model; MAX_TOKENS (env) the answer cap;
+-- EXTRA (env) more top-level fields, e.g. ',"user":"loadgen"'.
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer " .. (os.getenv("KEY") or "none")
 wrk.body = string.format(
   '{"model":"%s","messages":[{"role":"user","content":"Say hello in a few words."}],"max_tokens":%s%s}',
   os.getenv("MODEL") or "openai/gpt-4o-mini", os.getenv("MAX_TOKENS") or "16",
-  (os.getenv("STREAM") == "1") and ',"stream":true' or "")
+  ((os.getenv("STREAM") == "1") and ',"stream":true' or "") .. (os.getenv("EXTRA") or ""))
 
 done = function(summary, latency, requests)
   local errors = summary.errors.status + summary.errors.connect + summary.errors.read

@@ -97,6 +97,8 @@ if [ "${MEMORY:-1}" = 0 ]; then psql "$PG_URL" -qc "DROP SCHEMA $PG_SCHEMA CASCA
 # Memory: 1,000 concurrent slow streams through the SQLite gateway.
 pid=${GW_PIDS[sqlite]}
 base_rss=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")
+rss_parts() { awk '/^(RssAnon|RssFile|RssShmem):/ {printf "%s%s_kib=%s", sep, tolower(substr($1,4,length($1)-4)), $2; sep=" "}' "/proc/$pid/status"; }
+base_parts=$(rss_parts)
 cat > "$WORK/slow.lua" <<'LUA'
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
@@ -109,10 +111,11 @@ WRK=$!
 peak=0
 for _ in $(seq 1 70); do
   sleep 0.1
-  v=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status"); [ "$v" -gt "$peak" ] && peak=$v
+  v=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status"); [ "$v" -gt "$peak" ] && { peak=$v; peak_parts=$(rss_parts); }
   open=$(curl -s "http://127.0.0.1:9202/metrics" | awk '/^orteam_streams_open / {print $2}')
   [ -n "$open" ] && [ "${open%.*}" -gt "${maxopen:-0}" ] && maxopen=${open%.*}
 done
 wait $WRK || true
 echo "memory: rss_before_kib=$base_rss peak_rss_kib=$peak peak_open_streams=${maxopen:-0} ($(grep -E 'requests in' "$WORK/slow.txt" | xargs))"
+echo "memory: before: $base_parts; at peak: ${peak_parts:-}"
 psql "$PG_URL" -qc "DROP SCHEMA $PG_SCHEMA CASCADE" >/dev/null 2>&1 || true

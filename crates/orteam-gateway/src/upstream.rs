@@ -88,6 +88,10 @@ impl Upstream {
             .enable_http1()
             .wrap_connector(http);
         let client = Client::builder(TokioExecutor::new())
+            // A fixed 4 KiB read buffer per upstream connection instead of hyper's adaptive one
+            // (8 KiB at least): SSE events and chat answers are small, and a gateway holds one
+            // such connection per open stream (docs/BENCHMARKS.md, memory).
+            .http1_read_buf_exact_size(4096)
             .pool_idle_timeout(Duration::from_secs(90))
             .pool_max_idle_per_host(1024)
             .build(connector);

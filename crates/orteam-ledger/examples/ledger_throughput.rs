@@ -6,7 +6,8 @@
 //! cargo run --release -p orteam-ledger --example ledger_throughput -- [sqlite|postgres|all|journal] [events]
 //!
 //! PostgreSQL uses ORTEAM_TEST_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/test) in a
-//! fresh schema that is dropped afterwards.
+//! fresh schema that is dropped afterwards. ORTEAM_BENCH_PG_ASYNC_COMMIT=1 measures the writer
+//! with `synchronous_commit=off` (`LedgerOptions::postgres_synchronous_commit`).
 
 #![allow(clippy::print_stdout, clippy::unwrap_used, clippy::expect_used)]
 
@@ -22,7 +23,9 @@ use orteam_ledger::{
 };
 
 async fn setup(url: &str) -> Ledger {
-    let l = Ledger::open(url, LedgerOptions::serving()).await.unwrap();
+    let mut opts = LedgerOptions::serving();
+    opts.postgres_synchronous_commit = std::env::var_os("ORTEAM_BENCH_PG_ASYNC_COMMIT").is_none();
+    let l = Ledger::open(url, opts).await.unwrap();
     l.put_org("org", "Org").await.unwrap();
     l.put_team("team", "org", "Team").await.unwrap();
     l.put_tier(Tier {

@@ -250,8 +250,10 @@ impl Ledger {
                 let mut conn = target.connect(sync_full)?;
                 // Checkpointing inside the writer's commits costs it a large share of its
                 // time; let the WAL grow and checkpoint from the maintenance task instead.
+                // A 4 MiB page cache holds the hot right edges of the table and its indexes;
+                // 32 MiB was slower (more page allocation) and 15 MiB more of the gateway's RSS.
                 conn.execute_batch(
-                        "PRAGMA wal_autocheckpoint=16384; PRAGMA journal_size_limit=134217728; PRAGMA cache_size=-32768;",
+                        "PRAGMA wal_autocheckpoint=16384; PRAGMA journal_size_limit=134217728; PRAGMA cache_size=-4096;",
                     )
                     .map_err(|e| LedgerError::storage("configuring the sqlite writer", e))?;
                 // Events the previous serving process journaled but may not have committed
