@@ -96,7 +96,10 @@ async fn keys_are_checked_and_revocation_is_immediate() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 401);
-    let forged = format!("{}x", &tg.key("alice")[..tg.key("alice").len() - 1]);
+    // Alice's key with its last character changed (to one it is not already).
+    let real = tg.key("alice");
+    let swap = if real.ends_with('x') { 'y' } else { 'x' };
+    let forged = format!("{}{swap}", &real[..real.len() - 1]);
     let resp = tg
         .http
         .post(&url)
