@@ -33,7 +33,7 @@ use crate::request::ChatRequest;
 use crate::response::{self, SseScanner};
 use crate::server::{LocalFuture, Worker};
 use crate::stream_body::{MeteredStream, StreamEnd};
-use crate::upstream::{Upstream, UpstreamError, UpstreamSettings};
+use crate::upstream::{Upstream, UpstreamBody, UpstreamError, UpstreamSettings};
 
 pub const HEADER_MODEL: HeaderName = HeaderName::from_static("x-orteam-model");
 pub const HEADER_MAX_TOKENS: HeaderName = HeaderName::from_static("x-orteam-max-tokens");
@@ -498,7 +498,7 @@ impl GatewayWorker {
         &self,
         route: &Route,
         body: Bytes,
-    ) -> Result<http::Response<Incoming>, GatewayError> {
+    ) -> Result<http::Response<UpstreamBody>, GatewayError> {
         let deadline = Instant::now() + self.gw.config.retry_deadline;
         let mut attempt: u32 = 0;
         loop {
@@ -763,7 +763,7 @@ impl Settlement {
 fn stream_response(
     meta: Settlement,
     reservation: Reservation,
-    upstream: Incoming,
+    upstream: UpstreamBody,
     scanner: SseScanner,
     headers: Vec<(HeaderName, HeaderValue)>,
 ) -> Response<Body> {

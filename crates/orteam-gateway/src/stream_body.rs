@@ -14,10 +14,10 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
-use hyper::body::Incoming;
 use tokio::task::JoinHandle;
 
 use crate::response::SseScanner;
+use crate::upstream::UpstreamBody;
 
 /// How a stream ended.
 #[derive(Debug)]
@@ -48,12 +48,12 @@ enum State {
 
 /// See the module docs.
 pub struct MeteredStream {
-    upstream: Incoming,
+    upstream: UpstreamBody,
     state: State,
 }
 
 impl MeteredStream {
-    pub fn new(upstream: Incoming, scanner: SseScanner, on_end: OnEnd) -> Self {
+    pub fn new(upstream: UpstreamBody, scanner: SseScanner, on_end: OnEnd) -> Self {
         MeteredStream {
             upstream,
             state: State::Streaming { scanner, on_end },

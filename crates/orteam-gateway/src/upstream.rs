@@ -1,20 +1,52 @@
-//! The upstream connection pool: a pooled hyper client per worker thread (HTTP/1.1 keep-alive,
-//! TCP_NODELAY, TLS via rustls for https upstreams). Per-request overhead is a header map and
-//! the body bytes; no JSON tree, no reqwest layer.
+//! The upstream connection pool: HTTP/1.1 keep-alive connections to OpenRouter (TCP_NODELAY,
+//! TLS via rustls for https upstreams), one pool per worker thread. Per-request overhead is a
+//! header map and the body bytes; no JSON tree, no reqwest layer.
+//!
+//! Why not hyper-util's pooled client: it runs every connection as a task of its own, so each
+//! request crosses two tasks (ours and the connection's) through a dispatch channel, and a
+//! response body arrives one HTTP chunk per wake-up — for a stream, one `writev` to the member
+//! per SSE event. Here the request's own task drives its connection (hyper's low-level
+//! `client::conn::http1`): the request is written and the answer read in the same poll, and
+//! [`UpstreamBody`] hands over everything the connection has decoded by then as one frame,
+//! as nginx forwards whatever one read brought. An idle connection sits in the pool unpolled;
+//! one the server closed meanwhile is noticed when checked out (its EOF is already queued) or,
+//! at worst, when the request on it fails before being written, and the request then goes out
+//! on another connection.
 
-use std::time::Duration;
+use std::future::{Future, poll_fn};
+use std::pin::{Pin, pin};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use http::{Method, Request, Uri};
+use http_body::{Body, Frame, SizeHint};
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper_util::client::legacy::Client;
+use hyper::client::conn::http1;
+use hyper_rustls::MaybeHttpsStream;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::TokioIo;
+use parking_lot::Mutex;
+use tokio::net::TcpStream;
+use tower::ServiceExt;
 
 /// Connection type: plain HTTP or HTTPS with rustls.
 pub type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
+
+type Io = MaybeHttpsStream<TokioIo<TcpStream>>;
+
+/// Idle connections kept per worker.
+const MAX_IDLE: usize = 1024;
+/// An idle connection older than this is closed rather than reused.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+/// Pooled connections tried for one request before a fresh one (each found closed by the
+/// server before the request was written).
+const STALE_TRIES: usize = 4;
+/// At most this many bytes are gathered into one frame of an answer.
+const MAX_FRAME: usize = 64 * 1024;
 
 /// Why an upstream call failed before a response arrived.
 #[derive(Debug, thiserror::Error)]
@@ -28,11 +60,39 @@ pub enum UpstreamError {
     Url(String),
 }
 
-/// A pooled HTTP client for one worker.
+/// One HTTP/1.1 connection: the request handle and the connection state machine, which
+/// whoever uses the connection polls (see the module docs).
+struct Link {
+    sender: http1::SendRequest<Full<Bytes>>,
+    conn: http1::Connection<Io, Full<Bytes>>,
+    /// The connection future has completed (closed or failed): never poll it again.
+    finished: bool,
+    idle_since: Instant,
+}
+
+impl Link {
+    /// Lets the connection write and read what it can; false once it is finished.
+    fn drive(&mut self, cx: &mut Context<'_>) -> bool {
+        if !self.finished && Pin::new(&mut self.conn).poll(cx).is_ready() {
+            self.finished = true;
+        }
+        !self.finished
+    }
+}
+
+type Idle = Arc<Mutex<Vec<Link>>>;
+
+/// A connection pool for one worker (clones share it).
 #[derive(Clone)]
 pub struct Upstream {
-    client: Client<Connector, Full<Bytes>>,
+    connector: Connector,
+    h1: http1::Builder,
+    idle: Idle,
+    /// Where the connector connects (scheme, host, port).
     chat_uri: Uri,
+    /// What the request line says (origin form) and the Host header.
+    chat_path: Uri,
+    host: HeaderValue,
     first_byte_timeout: Duration,
 }
 
@@ -48,6 +108,8 @@ impl std::fmt::Debug for Upstream {
 #[derive(Clone)]
 pub struct UpstreamSettings {
     chat_uri: Uri,
+    chat_path: Uri,
+    host: HeaderValue,
     tls: rustls::ClientConfig,
     first_byte_timeout: Duration,
 }
@@ -66,8 +128,20 @@ impl UpstreamSettings {
         let chat_uri: Uri = format!("{}/chat/completions", base_url.trim_end_matches('/'))
             .parse()
             .map_err(|e: http::uri::InvalidUri| UpstreamError::Url(e.to_string()))?;
+        let authority = chat_uri
+            .authority()
+            .ok_or_else(|| UpstreamError::Url(format!("{chat_uri} names no host")))?;
+        let host = HeaderValue::from_str(authority.as_str())
+            .map_err(|e| UpstreamError::Url(e.to_string()))?;
+        let chat_path: Uri = chat_uri
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .parse()
+            .map_err(|e: http::uri::InvalidUri| UpstreamError::Url(e.to_string()))?;
         Ok(UpstreamSettings {
             chat_uri,
+            chat_path,
+            host,
             tls: rustls_config()?,
             first_byte_timeout,
         })
@@ -87,17 +161,18 @@ impl Upstream {
             .https_or_http()
             .enable_http1()
             .wrap_connector(http);
-        let client = Client::builder(TokioExecutor::new())
-            // A fixed 4 KiB read buffer per upstream connection instead of hyper's adaptive one
-            // (8 KiB at least): SSE events and chat answers are small, and a gateway holds one
-            // such connection per open stream (docs/BENCHMARKS.md, memory).
-            .http1_read_buf_exact_size(4096)
-            .pool_idle_timeout(Duration::from_secs(90))
-            .pool_max_idle_per_host(1024)
-            .build(connector);
+        let mut h1 = http1::Builder::new();
+        // A fixed 4 KiB read buffer per upstream connection instead of hyper's adaptive one
+        // (8 KiB at least): SSE events and chat answers are small, and a gateway holds one
+        // such connection per open stream (docs/BENCHMARKS.md, memory).
+        h1.read_buf_exact_size(Some(4096)).writev(true);
         Upstream {
-            client,
+            connector,
+            h1,
+            idle: Arc::new(Mutex::new(Vec::new())),
             chat_uri: settings.chat_uri.clone(),
+            chat_path: settings.chat_path.clone(),
+            host: settings.host.clone(),
             first_byte_timeout: settings.first_byte_timeout,
         }
     }
@@ -108,10 +183,11 @@ impl Upstream {
         authorization: &HeaderValue,
         extra_headers: &[(http::HeaderName, HeaderValue)],
         body: Bytes,
-    ) -> Result<http::Response<Incoming>, UpstreamError> {
+    ) -> Result<http::Response<UpstreamBody>, UpstreamError> {
         let mut builder = Request::builder()
             .method(Method::POST)
-            .uri(self.chat_uri.clone())
+            .uri(self.chat_path.clone())
+            .header(http::header::HOST, self.host.clone())
             .header(AUTHORIZATION, authorization.clone())
             .header(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         for (name, value) in extra_headers {
@@ -120,11 +196,224 @@ impl Upstream {
         let req = builder
             .body(Full::new(body))
             .map_err(|e| UpstreamError::Url(e.to_string()))?;
-        match tokio::time::timeout(self.first_byte_timeout, self.client.request(req)).await {
+        match tokio::time::timeout(self.first_byte_timeout, self.send(req)).await {
             Err(_) => Err(UpstreamError::Timeout(self.first_byte_timeout)),
-            Ok(Err(err)) => Err(UpstreamError::Connect(error_chain(&err))),
-            Ok(Ok(resp)) => Ok(resp),
+            Ok(result) => result,
         }
+    }
+
+    async fn send(
+        &self,
+        mut req: Request<Full<Bytes>>,
+    ) -> Result<http::Response<UpstreamBody>, UpstreamError> {
+        let mut stale_tries = 0;
+        loop {
+            let pooled = if stale_tries < STALE_TRIES {
+                self.checkout()
+            } else {
+                None
+            };
+            let fresh = pooled.is_none();
+            let mut link = match pooled {
+                Some(link) => link,
+                None => self.connect().await?,
+            };
+            // Ready to take a request (a pooled connection the server closed is not).
+            let ready = poll_fn(|cx| {
+                link.drive(cx);
+                link.sender.poll_ready(cx)
+            })
+            .await;
+            if let Err(err) = ready {
+                if fresh {
+                    return Err(UpstreamError::Connect(error_chain(&err)));
+                }
+                stale_tries += 1;
+                continue;
+            }
+            let result = {
+                let mut response = pin!(link.sender.try_send_request(req));
+                poll_fn(|cx| {
+                    // Queue the request, let the connection write it (and read the answer if it
+                    // is already there), then look again.
+                    if let Poll::Ready(r) = response.as_mut().poll(cx) {
+                        return Poll::Ready(r);
+                    }
+                    link.drive(cx);
+                    response.as_mut().poll(cx)
+                })
+                .await
+            };
+            match result {
+                Ok(resp) => {
+                    let idle = self.idle.clone();
+                    return Ok(resp.map(|incoming| UpstreamBody::new(incoming, link, idle)));
+                }
+                Err(mut err) => match err.take_message() {
+                    // Never written: the connection had been closed by the server. Try another.
+                    Some(back) if !fresh => {
+                        req = back;
+                        stale_tries += 1;
+                    }
+                    _ => return Err(UpstreamError::Connect(error_chain(err.error()))),
+                },
+            }
+        }
+    }
+
+    /// The most recently used idle connection that is still open.
+    fn checkout(&self) -> Option<Link> {
+        let waker = std::task::Waker::noop();
+        let mut cx = Context::from_waker(waker);
+        loop {
+            let mut link = self.idle.lock().pop()?;
+            if link.idle_since.elapsed() > IDLE_TIMEOUT {
+                continue;
+            }
+            // A close by the server is already queued on the socket: let the connection see it.
+            if link.drive(&mut cx) && !link.sender.is_closed() {
+                return Some(link);
+            }
+        }
+    }
+
+    async fn connect(&self) -> Result<Link, UpstreamError> {
+        let io = self
+            .connector
+            .clone()
+            .oneshot(self.chat_uri.clone())
+            .await
+            .map_err(|e| UpstreamError::Connect(error_chain(&*e)))?;
+        let (sender, conn) = self
+            .h1
+            .handshake(io)
+            .await
+            .map_err(|e| UpstreamError::Connect(error_chain(&e)))?;
+        Ok(Link {
+            sender,
+            conn,
+            finished: false,
+            idle_since: Instant::now(),
+        })
+    }
+}
+
+/// An upstream answer's body. Polling it drives the connection; every frame carries all the
+/// bytes the connection had decoded at that moment (up to [`MAX_FRAME`]); at the end the
+/// connection goes back to the pool if it can carry another request.
+pub struct UpstreamBody {
+    incoming: Incoming,
+    link: Option<Link>,
+    idle: Idle,
+    /// An error met after some bytes were gathered: returned on the next poll.
+    error: Option<hyper::Error>,
+}
+
+impl UpstreamBody {
+    fn new(incoming: Incoming, link: Link, idle: Idle) -> Self {
+        UpstreamBody {
+            incoming,
+            link: Some(link),
+            idle,
+            error: None,
+        }
+    }
+
+    fn release(&mut self, cx: &mut Context<'_>) {
+        if let Some(mut link) = self.link.take()
+            && link.drive(cx)
+            && !link.sender.is_closed()
+        {
+            link.idle_since = Instant::now();
+            let mut idle = self.idle.lock();
+            if idle.len() < MAX_IDLE {
+                idle.push(link);
+            }
+        }
+    }
+}
+
+impl Body for UpstreamBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let this = &mut *self;
+        if let Some(err) = this.error.take() {
+            return Poll::Ready(Some(Err(err)));
+        }
+        let mut first: Option<Bytes> = None;
+        let mut gathered: Option<BytesMut> = None;
+        let mut drove = false;
+        let ready = |first: Option<Bytes>, gathered: Option<BytesMut>| match gathered {
+            Some(buf) => Some(Frame::data(buf.freeze())),
+            None => first.map(Frame::data),
+        };
+        loop {
+            match Pin::new(&mut this.incoming).poll_frame(cx) {
+                Poll::Ready(Some(Ok(frame))) => {
+                    drove = false;
+                    let data = match frame.into_data() {
+                        Ok(data) => data,
+                        // Trailers: nothing the gateway forwards.
+                        Err(_) => continue,
+                    };
+                    match (&mut first, &mut gathered) {
+                        (None, _) => first = Some(data),
+                        (Some(f), None) => {
+                            let mut buf = BytesMut::with_capacity(f.len() + data.len() * 4);
+                            buf.extend_from_slice(f);
+                            buf.extend_from_slice(&data);
+                            gathered = Some(buf);
+                        }
+                        (Some(_), Some(buf)) => buf.extend_from_slice(&data),
+                    }
+                    let len = gathered
+                        .as_ref()
+                        .map_or_else(|| first.as_ref().map_or(0, Bytes::len), BytesMut::len);
+                    if len >= MAX_FRAME {
+                        return Poll::Ready(ready(first, gathered).map(Ok));
+                    }
+                }
+                Poll::Ready(Some(Err(err))) => {
+                    this.link = None;
+                    return match ready(first, gathered) {
+                        Some(frame) => {
+                            this.error = Some(err);
+                            Poll::Ready(Some(Ok(frame)))
+                        }
+                        None => Poll::Ready(Some(Err(err))),
+                    };
+                }
+                Poll::Ready(None) => {
+                    this.release(cx);
+                    return Poll::Ready(ready(first, gathered).map(Ok));
+                }
+                Poll::Pending => {
+                    // Nothing decoded yet: let the connection read and decode what has arrived,
+                    // then look again; stop once that brought nothing new.
+                    let alive = this.link.as_mut().is_some_and(|l| l.drive(cx));
+                    if drove || !alive {
+                        return match ready(first, gathered) {
+                            Some(frame) => Poll::Ready(Some(Ok(frame))),
+                            None => Poll::Pending,
+                        };
+                    }
+                    drove = true;
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.error.is_none() && self.incoming.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.incoming.size_hint()
     }
 }
 
