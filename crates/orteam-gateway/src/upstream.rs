@@ -305,8 +305,9 @@ pub struct UpstreamBody {
     incoming: Incoming,
     link: Option<Link>,
     idle: Idle,
-    /// An error met after some bytes were gathered: returned on the next poll.
+    /// The connection failed: returned by [`Self::poll_error`].
     error: Option<hyper::Error>,
+    error_deferred: bool,
 }
 
 impl UpstreamBody {
@@ -316,6 +317,25 @@ impl UpstreamBody {
             link: Some(link),
             idle,
             error: None,
+            error_deferred: false,
+        }
+    }
+
+    /// Fails the body, but only after stepping aside once: a server aborts a connection on a
+    /// body error without flushing what it had buffered, so the bytes already handed over get
+    /// their chance to reach the member first (as they would with one frame per read).
+    fn poll_error(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        if !self.error_deferred {
+            self.error_deferred = true;
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        match self.error.take() {
+            Some(err) => Poll::Ready(Some(Err(err))),
+            None => Poll::Ready(None),
         }
     }
 
@@ -342,8 +362,8 @@ impl Body for UpstreamBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         let this = &mut *self;
-        if let Some(err) = this.error.take() {
-            return Poll::Ready(Some(Err(err)));
+        if this.error.is_some() {
+            return this.poll_error(cx);
         }
         let mut first: Option<Bytes> = None;
         let mut gathered: Option<BytesMut> = None;
@@ -380,12 +400,10 @@ impl Body for UpstreamBody {
                 }
                 Poll::Ready(Some(Err(err))) => {
                     this.link = None;
+                    this.error = Some(err);
                     return match ready(first, gathered) {
-                        Some(frame) => {
-                            this.error = Some(err);
-                            Poll::Ready(Some(Ok(frame)))
-                        }
-                        None => Poll::Ready(Some(Err(err))),
+                        Some(frame) => Poll::Ready(Some(Ok(frame))),
+                        None => this.poll_error(cx),
                     };
                 }
                 Poll::Ready(None) => {
