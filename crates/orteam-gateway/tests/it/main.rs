@@ -10,3 +10,4 @@ mod input;
 mod ops;
 mod sdk;
 mod support;
+mod upstream;
