@@ -413,9 +413,11 @@ impl GatewayWorker {
         };
         let info = response::parse_completion(&bytes).unwrap_or_default();
         // The answer goes out only once its usage event is durable. With the ledger's journal
-        // (SQLite) the exact settle is one append that completes within this poll, so a client
-        // hanging up cannot interrupt it; a settle that must wait for the database, or one that
-        // needs a cost look-up, runs in a tracked task a hang-up cannot cancel.
+        // (SQLite) the exact settle is one buffered append, written with the others of this
+        // scheduler tick; a hang-up cannot lose it (the event is already queued for the
+        // database, and a cancelled flusher writes on drop). A settle that must wait for the
+        // database, or one that needs a cost look-up, runs in a tracked task a hang-up cannot
+        // cancel.
         match info.usage.clone() {
             Some(billed) if gw.ledger.journaling() => {
                 meta.settle_exact(reservation, &info, billed, Outcome::Ok)

@@ -12,6 +12,12 @@
 //! (its append failed) and is skipped at replay. After the writer commits a batch that covers a
 //! whole segment, it deletes the segment, so the journal holds only recent events.
 //!
+//! Appends are written in groups: a settle buffers its line, and the first settle of a
+//! scheduler tick that finds no write in flight on its thread steps aside once, then writes
+//! every line buffered meanwhile in one `write(2)`. Every settle still returns only once its
+//! own line is written, so the guarantee is unchanged; at 64 concurrent requests one write
+//! carries several events instead of one.
+//!
 //! Replay is idempotent: events are inserted `ON CONFLICT (request_id) DO NOTHING` and spend
 //! counters move only for newly inserted events, so a segment that was committed but not yet
 //! deleted when the process died changes nothing.
@@ -20,7 +26,7 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use chrono::{DateTime, Utc};
 use parking_lot::Mutex;
@@ -56,6 +62,50 @@ pub(crate) struct Journal {
     /// Events appended / committed by the writer: equal when the database has everything.
     appended: AtomicU64,
     committed: AtomicU64,
+    /// Sequence number of the last line written (lines are numbered from 1 by `append`).
+    written: AtomicU64,
+    /// A write failed: lines buffered then are lost (their events are still committed to the
+    /// database by the writer thread).
+    failed: AtomicBool,
+    /// `write(2)` calls made (one per group).
+    writes: AtomicU64,
+}
+
+/// One thread's group write: whether one of its tasks is about to write, and how its other
+/// tasks learn that it has.
+#[derive(Default)]
+struct LocalFlush {
+    flushing: AtomicBool,
+    done: tokio::sync::Notify,
+}
+
+thread_local! {
+    static LOCAL_FLUSH: Arc<LocalFlush> = Arc::new(LocalFlush::default());
+}
+
+/// Writes the buffered lines when dropped (also when its task is cancelled mid-wait).
+struct Flusher<'a> {
+    journal: &'a Journal,
+    local: &'a LocalFlush,
+}
+
+impl Drop for Flusher<'_> {
+    fn drop(&mut self) {
+        {
+            let mut st = self.journal.state.lock();
+            self.journal.write_buffered(&mut st);
+        }
+        self.local.flushing.store(false, Ordering::Release);
+        self.local.done.notify_waiters();
+    }
+}
+
+/// What `append` did.
+pub(crate) struct Appended {
+    /// The journal had nothing pending before: the writer thread needs a wake-up.
+    pub wake: bool,
+    /// The line's sequence number, for [`Journal::written`].
+    pub seq: u64,
 }
 
 struct State {
@@ -67,6 +117,10 @@ struct State {
     /// A failed append may have left a torn line: journaling stops (settles wait for the
     /// database instead) rather than risk gluing the next record to it.
     broken: bool,
+    /// Lines appended, not yet written, and the sequence number of the last of them.
+    buffered: Vec<u8>,
+    buffered_through: u64,
+    last_seq: u64,
 }
 
 /// What the writer takes from the journal for one batch.
@@ -238,17 +292,23 @@ impl Journal {
                 bytes: 0,
                 pending: Vec::new(),
                 broken: false,
+                buffered: Vec::new(),
+                buffered_through: 0,
+                last_seq: 0,
             }),
             appended: AtomicU64::new(0),
             committed: AtomicU64::new(0),
+            written: AtomicU64::new(0),
+            failed: AtomicBool::new(false),
+            writes: AtomicU64::new(0),
         })
     }
 
-    /// Appends the event of `job` and queues the job for the writer. `Ok(true)` when the
-    /// journal had nothing pending before (the writer needs a wake-up). When the journal cannot
-    /// take it (encoding or append failed, or the writer is at the high-water mark) the job
-    /// comes back so the caller can commit it the slow way.
-    pub(crate) fn append(&self, job: WriteJob) -> Result<bool, Box<WriteJob>> {
+    /// Buffers the event of `job` for the journal and queues the job for the writer; await
+    /// [`Journal::written`] with the returned sequence number before acknowledging it. When the
+    /// journal cannot take it (encoding failed, the journal is broken, or the writer is at the
+    /// high-water mark) the job comes back so the caller can commit it the slow way.
+    pub(crate) fn append(&self, job: WriteJob) -> Result<Appended, Box<WriteJob>> {
         let line = match encode(&job.event) {
             Ok(line) => line,
             Err(err) => {
@@ -260,17 +320,71 @@ impl Journal {
         if st.broken || st.pending.len() >= HIGH_WATER {
             return Err(Box::new(job));
         }
-        // One write(2): once it returns, the bytes are the kernel's and survive kill -9.
-        if let Err(err) = st.file.write_all(&line) {
-            st.broken = true;
-            tracing::error!(%err, "event journal append failed; settles now wait for the database");
-            return Err(Box::new(job));
-        }
-        st.bytes += line.len() as u64;
-        let was_empty = st.pending.is_empty();
+        st.buffered.extend_from_slice(&line);
+        st.last_seq += 1;
+        let seq = st.last_seq;
+        st.buffered_through = seq;
+        let wake = st.pending.is_empty();
         st.pending.push(job);
         self.appended.fetch_add(1, Ordering::Release);
-        Ok(was_empty)
+        Ok(Appended { wake, seq })
+    }
+
+    /// Returns once line `seq` is written — then its bytes are the kernel's and survive
+    /// `kill -9`. `Err` when the write failed: the event is still committed to the database by
+    /// the writer thread, which the caller must wait for instead.
+    pub(crate) async fn written(&self, seq: u64) -> Result<(), ()> {
+        let local = LOCAL_FLUSH.with(Arc::clone);
+        loop {
+            if self.written.load(Ordering::Acquire) >= seq {
+                return Ok(());
+            }
+            if self.failed.load(Ordering::Acquire) {
+                return Err(());
+            }
+            let mut done = std::pin::pin!(local.done.notified());
+            done.as_mut().enable();
+            if !local.flushing.swap(true, Ordering::AcqRel) {
+                let _flusher = Flusher {
+                    journal: self,
+                    local: &local,
+                };
+                // Step aside once, so that the other requests finishing in this scheduler
+                // tick buffer their lines too; the flusher's drop writes them all at once.
+                tokio::task::yield_now().await;
+                continue;
+            }
+            if self.written.load(Ordering::Acquire) >= seq || self.failed.load(Ordering::Acquire) {
+                continue;
+            }
+            done.await;
+        }
+    }
+
+    /// One `write(2)` of every buffered line.
+    fn write_buffered(&self, st: &mut State) {
+        if st.buffered.is_empty() {
+            return;
+        }
+        let lines = std::mem::take(&mut st.buffered);
+        self.writes.fetch_add(1, Ordering::Relaxed);
+        match st.file.write_all(&lines) {
+            Ok(()) => {
+                st.bytes += lines.len() as u64;
+                self.written.store(st.buffered_through, Ordering::Release);
+            }
+            Err(err) => {
+                st.broken = true;
+                self.failed.store(true, Ordering::Release);
+                tracing::error!(%err, "event journal append failed; settles now wait for the database");
+            }
+        }
+        // Keep the buffer's allocation for the next group, unless a burst made it large.
+        if lines.capacity() <= 64 * 1024 {
+            let mut lines = lines;
+            lines.clear();
+            st.buffered = lines;
+        }
     }
 
     /// The writer committed `n` journaled events.
@@ -287,6 +401,8 @@ impl Journal {
     /// large, or always with `force` (a flush, so a clean stop leaves no committed segment).
     pub(crate) fn take(&self, force_rotate: bool) -> Taken {
         let mut st = self.state.lock();
+        // Every job taken has its line in the segment it may retire.
+        self.write_buffered(&mut st);
         let jobs = std::mem::take(&mut st.pending);
         let mut retired = Vec::new();
         if (force_rotate && st.bytes > 0) || st.bytes >= SEGMENT_BYTES {
@@ -307,7 +423,8 @@ impl Journal {
 
     /// Removes the current (empty or fully committed) segment at a clean stop.
     pub(crate) fn close(&self) {
-        let st = self.state.lock();
+        let mut st = self.state.lock();
+        self.write_buffered(&mut st);
         if st.pending.is_empty() && !self.behind() {
             remove_segments(&[segment_path(&self.prefix, st.segment)]);
         }
@@ -376,7 +493,12 @@ mod tests {
         let taken = j.take(true);
         assert_eq!(taken.jobs.len(), 2);
         assert_eq!(taken.retired.len(), 1);
-        assert!(j.append(job("c")).is_ok());
+        let c = j.append(job("c")).unwrap_or_else(|_| panic!("append"));
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap_or_else(|e| panic!("{e}"))
+            .block_on(j.written(c.seq))
+            .unwrap_or_else(|()| panic!("written"));
         let line = encode(&event("c")).unwrap_or_default();
         // A torn append at the end of the newest segment.
         {
@@ -396,5 +518,44 @@ mod tests {
         );
         // The next journal starts after the newest segment number seen.
         assert!(Journal::create(&db).is_ok());
+    }
+
+    #[test]
+    fn concurrent_settles_share_writes_and_each_waits_for_its_own_line() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let db = dir.path().join("x.db");
+        let j = Arc::new(Journal::create(&db).unwrap_or_else(|e| panic!("{e}")));
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let ids: Vec<String> = (0..64).map(|i| format!("r{i}")).collect();
+        rt.block_on(async {
+            let mut tasks = tokio::task::JoinSet::new();
+            for id in ids.clone() {
+                let j = j.clone();
+                let db = db.clone();
+                tasks.spawn(async move {
+                    let a = j
+                        .append(replay_job(event(&id)))
+                        .unwrap_or_else(|_| panic!("append"));
+                    j.written(a.seq)
+                        .await
+                        .unwrap_or_else(|()| panic!("written"));
+                    // Acknowledged: the line must be in the file now.
+                    let (events, _) = read_leftovers(&db).unwrap_or_else(|e| panic!("{e}"));
+                    assert!(events.iter().any(|e| e.usage.request_id == id), "{id}");
+                });
+            }
+            while let Some(r) = tasks.join_next().await {
+                r.unwrap_or_else(|e| panic!("{e}"));
+            }
+        });
+        let (events, _) = read_leftovers(&db).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(events.len(), 64);
+        let writes = j.writes.load(Ordering::Relaxed);
+        assert!(
+            writes < 64 / 4,
+            "{writes} writes for 64 settles in one tick"
+        );
     }
 }

@@ -1049,11 +1049,16 @@ impl Ledger {
         let (writer, mut job) = self.settle_job(r, usage)?;
         if let Some(journal) = &self.inner.journal {
             match journal.append(job) {
-                Ok(wake) => {
-                    if wake {
+                Ok(appended) => {
+                    if appended.wake {
                         let _ = writer.send(WriterMsg::Kick);
                     }
-                    return Ok(Durability::Journaled);
+                    if journal.written(appended.seq).await.is_ok() {
+                        return Ok(Durability::Journaled);
+                    }
+                    // The journal write failed; the event is queued for the database.
+                    self.flush().await?;
+                    return Ok(Durability::Committed { duplicate: false });
                 }
                 // The journal cannot take it (broken, or the writer too far behind).
                 Err(back) => job = *back,
