@@ -11,7 +11,7 @@
 //! as nginx forwards whatever one read brought. An idle connection sits in the pool unpolled;
 //! one the server closed meanwhile is noticed when checked out (its EOF is already queued) or,
 //! at worst, when the request on it fails before being written, and the request then goes out
-//! on another connection.
+//! on another connection. A reaper task closes connections idle past the idle timeout.
 
 use std::future::{Future, poll_fn};
 use std::pin::{Pin, pin};
@@ -40,7 +40,7 @@ type Io = MaybeHttpsStream<TokioIo<TcpStream>>;
 
 /// Idle connections kept per worker.
 const MAX_IDLE: usize = 1024;
-/// An idle connection older than this is closed rather than reused.
+/// An idle connection older than this is closed rather than reused (the default).
 const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 /// Pooled connections tried for one request before a fresh one (each found closed by the
 /// server before the request was written).
@@ -94,6 +94,7 @@ pub struct Upstream {
     chat_path: Uri,
     host: HeaderValue,
     first_byte_timeout: Duration,
+    idle_timeout: Duration,
 }
 
 impl std::fmt::Debug for Upstream {
@@ -112,6 +113,7 @@ pub struct UpstreamSettings {
     host: HeaderValue,
     tls: rustls::ClientConfig,
     first_byte_timeout: Duration,
+    idle_timeout: Duration,
 }
 
 impl std::fmt::Debug for UpstreamSettings {
@@ -144,12 +146,21 @@ impl UpstreamSettings {
             host,
             tls: rustls_config()?,
             first_byte_timeout,
+            idle_timeout: IDLE_TIMEOUT,
         })
+    }
+
+    /// How long an idle pooled connection is kept (default 90 s).
+    pub fn with_idle_timeout(mut self, idle_timeout: Duration) -> Self {
+        self.idle_timeout = idle_timeout;
+        self
     }
 }
 
 impl Upstream {
-    /// A fresh connection pool (one per worker thread).
+    /// A fresh connection pool (one per worker thread). Inside a tokio runtime it also starts
+    /// a task that closes connections idle for longer than the idle timeout, which ends with
+    /// the pool.
     pub fn new(settings: &UpstreamSettings) -> Self {
         let mut http = HttpConnector::new();
         http.set_nodelay(true);
@@ -166,14 +177,19 @@ impl Upstream {
         // (8 KiB at least): SSE events and chat answers are small, and a gateway holds one
         // such connection per open stream (docs/BENCHMARKS.md, memory).
         h1.read_buf_exact_size(Some(4096)).writev(true);
+        let idle: Idle = Arc::new(Mutex::new(Vec::new()));
+        if tokio::runtime::Handle::try_current().is_ok() {
+            tokio::spawn(reap_idle(Arc::downgrade(&idle), settings.idle_timeout));
+        }
         Upstream {
             connector,
             h1,
-            idle: Arc::new(Mutex::new(Vec::new())),
+            idle: idle.clone(),
             chat_uri: settings.chat_uri.clone(),
             chat_path: settings.chat_path.clone(),
             host: settings.host.clone(),
             first_byte_timeout: settings.first_byte_timeout,
+            idle_timeout: settings.idle_timeout,
         }
     }
 
@@ -267,7 +283,7 @@ impl Upstream {
         let mut cx = Context::from_waker(waker);
         loop {
             let mut link = self.idle.lock().pop()?;
-            if link.idle_since.elapsed() > IDLE_TIMEOUT {
+            if link.idle_since.elapsed() > self.idle_timeout {
                 continue;
             }
             // A close by the server is already queued on the socket: let the connection see it.
@@ -295,6 +311,23 @@ impl Upstream {
             finished: false,
             idle_since: Instant::now(),
         })
+    }
+}
+
+/// Closes pooled connections idle for longer than `timeout` (the oldest are first in the
+/// pool: connections are pushed and popped at the end), until the pool is gone.
+async fn reap_idle(idle: std::sync::Weak<Mutex<Vec<Link>>>, timeout: Duration) {
+    let period = (timeout / 2).clamp(Duration::from_millis(10), Duration::from_secs(15));
+    loop {
+        tokio::time::sleep(period).await;
+        let Some(idle) = idle.upgrade() else { return };
+        let expired: Vec<Link> = {
+            let mut links = idle.lock();
+            let n = links.partition_point(|l| l.idle_since.elapsed() > timeout);
+            links.drain(..n).collect()
+        };
+        // Dropped outside the lock: closing sockets is a system call each.
+        drop(expired);
     }
 }
 

@@ -149,3 +149,37 @@ async fn kept_alive_connections_are_reused_and_chunks_that_arrive_together_come_
         "one kept-alive connection for sequential calls"
     );
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn idle_connections_are_closed_after_the_idle_timeout() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (closed_tx, mut closed) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        loop {
+            let (mut sock, _) = listener.accept().await.unwrap();
+            let closed_tx = closed_tx.clone();
+            tokio::spawn(async move {
+                while read_request(&mut sock).await {
+                    sock.write_all(ANSWER.as_bytes()).await.unwrap();
+                }
+                // The client closed its end.
+                closed_tx.send(()).unwrap();
+            });
+        }
+    });
+    let settings = UpstreamSettings::new(
+        &format!("http://127.0.0.1:{port}/api/v1"),
+        Duration::from_secs(5),
+    )
+    .unwrap()
+    .with_idle_timeout(Duration::from_millis(100));
+    let up = Upstream::new(&settings);
+    assert_eq!(&call(&up).await[..], b"{}");
+    tokio::time::timeout(Duration::from_secs(5), closed.recv())
+        .await
+        .expect("the idle connection was closed by the pool")
+        .unwrap();
+    // The pool still works afterwards, on a new connection.
+    assert_eq!(&call(&up).await[..], b"{}");
+}
