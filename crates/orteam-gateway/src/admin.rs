@@ -105,7 +105,7 @@ async fn require_admin(State(state): State<AdminState>, req: Request, next: Next
         )
         .to_response();
     };
-    let presented = bearer_token(req.headers());
+    let presented = crate::auth::bearer_token(req.headers());
     let ok = presented.is_some_and(|p| {
         let digest: [u8; 32] = Sha256::digest(p.as_bytes()).into();
         bool::from(digest.ct_eq(&expected))
@@ -117,15 +117,6 @@ async fn require_admin(State(state): State<AdminState>, req: Request, next: Next
         .to_response();
     }
     next.run(req).await
-}
-
-fn bearer_token(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get(header::AUTHORIZATION)?
-        .to_str()
-        .ok()?
-        .strip_prefix("Bearer ")
-        .map(str::trim)
 }
 
 async fn healthz(State(state): State<AdminState>) -> Json<serde_json::Value> {
@@ -179,19 +170,51 @@ struct ModelPricing {
     request: Option<Money>,
 }
 
-/// `GET /v1/models`: the models the caller's tier allows, OpenAI-style.
-async fn models(
-    State(state): State<AdminState>,
-    headers: HeaderMap,
-) -> Result<Response, GatewayError> {
-    let presented = bearer_token(&headers).ok_or_else(|| {
-        GatewayError::Unauthorized("missing API key: send `Authorization: Bearer ot-…`".into())
-    })?;
-    let auth = state
-        .ledger
-        .authenticate(&SecretString::from(presented.to_owned()))
-        .map_err(|e| GatewayError::Unauthorized(e.to_string()))?;
+/// One model in Anthropic's list shape (Claude Code's model discovery reads these).
+#[derive(Serialize)]
+struct AnthropicModel {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    id: String,
+    display_name: String,
+    created_at: String,
+}
+
+/// `GET /v1/models`: the models the caller's tier allows, OpenAI-style, or Anthropic-style
+/// when the client sends `anthropic-version` (the Anthropic SDKs and Claude Code do).
+async fn models(State(state): State<AdminState>, headers: HeaderMap) -> Response {
+    let anthropic = headers.contains_key("anthropic-version");
+    let shape = if anthropic {
+        crate::wire::ErrorShape::Anthropic
+    } else {
+        crate::wire::ErrorShape::OpenAi
+    };
+    let auth = match crate::auth::authenticate(&state.ledger, &headers) {
+        Ok(auth) => auth,
+        Err(e) => return e.to_response_as(shape),
+    };
     let table = state.catalog.snapshot();
+    if anthropic {
+        let data: Vec<AnthropicModel> = table
+            .models
+            .iter()
+            .filter(|m| policy::allows(&auth.tier, &m.id))
+            .map(|m| AnthropicModel {
+                kind: "model",
+                id: m.id.clone(),
+                display_name: m.name.clone(),
+                created_at: DateTime::<Utc>::from_timestamp(m.created.unwrap_or(0), 0)
+                    .unwrap_or_default()
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            })
+            .collect();
+        let first_id = data.first().map(|m| m.id.clone());
+        let last_id = data.last().map(|m| m.id.clone());
+        return Json(serde_json::json!({
+            "data": data, "has_more": false, "first_id": first_id, "last_id": last_id,
+        }))
+        .into_response();
+    }
     let data: Vec<ModelEntry> = table
         .models
         .iter()
@@ -210,7 +233,7 @@ async fn models(
             },
         })
         .collect();
-    Ok(Json(serde_json::json!({ "object": "list", "data": data })).into_response())
+    Json(serde_json::json!({ "object": "list", "data": data })).into_response()
 }
 
 #[derive(Serialize)]

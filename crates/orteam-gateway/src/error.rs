@@ -1,12 +1,15 @@
-//! Every way a gateway request can fail, and the one place each becomes an OpenAI-style error
-//! response: `{"error":{"message","type","code","param"}}` with the matching HTTP status.
+//! Every way a gateway request can fail, and the one place each becomes an error response in
+//! the caller's own format: OpenAI's `{"error":{"message","type","code","param"}}` or
+//! Anthropic's `{"type":"error","error":{"type","message"}}`, with the matching HTTP status.
 //! Messages are for the member who sent the request: they name what to fix and never carry a
 //! key, a database detail or an internal path.
 
 use axum::body::Body;
 use chrono::{DateTime, Utc};
-use http::{HeaderValue, Response, StatusCode};
+use http::{HeaderName, HeaderValue, Response, StatusCode};
 use serde::Serialize;
+
+use crate::wire::ErrorShape;
 
 /// A request the gateway refuses or could not complete.
 #[derive(Debug, thiserror::Error)]
@@ -72,6 +75,21 @@ struct Body_<'a> {
     param: Option<&'a str>,
 }
 
+#[derive(Serialize)]
+struct AnthropicEnvelope<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    error: AnthropicBody<'a>,
+    request_id: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct AnthropicBody<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    message: String,
+}
+
 impl GatewayError {
     pub fn status(&self) -> StatusCode {
         match self {
@@ -126,25 +144,91 @@ impl GatewayError {
         self.kind_and_code().1
     }
 
-    /// The HTTP response a client sees.
+    /// Anthropic's `error.type` for this error.
+    fn anthropic_type(&self) -> &'static str {
+        match self {
+            GatewayError::Unauthorized(_) => "authentication_error",
+            GatewayError::ModelNotAllowed { .. } => "permission_error",
+            GatewayError::UnknownModel(_) | GatewayError::NotFound(_) => "not_found_error",
+            GatewayError::RateLimited { .. } => "rate_limit_error",
+            GatewayError::BudgetExhausted { .. } => "billing_error",
+            GatewayError::PayloadTooLarge { .. } => "request_too_large",
+            GatewayError::BadRequest { .. }
+            | GatewayError::UnsupportedMediaType
+            | GatewayError::MethodNotAllowed(_) => "invalid_request_error",
+            GatewayError::Upstream { status, .. } => match status.as_u16() {
+                401 => "authentication_error",
+                402 => "billing_error",
+                403 => "permission_error",
+                404 => "not_found_error",
+                413 => "request_too_large",
+                429 => "rate_limit_error",
+                529 => "overloaded_error",
+                400..=499 => "invalid_request_error",
+                _ => "api_error",
+            },
+            GatewayError::ShuttingDown | GatewayError::Internal(_) => "api_error",
+        }
+    }
+
+    /// Whether a client retrying the same request could succeed. Refusals of policy and
+    /// budget are final: Claude Code honours `x-should-retry: false` and stops instead of
+    /// looping (every retry of a real answer would be billed again).
+    fn retry_is_futile(&self) -> bool {
+        matches!(
+            self,
+            GatewayError::BudgetExhausted { .. }
+                | GatewayError::ModelNotAllowed { .. }
+                | GatewayError::UnknownModel(_)
+        )
+    }
+
+    /// The HTTP response an OpenAI-style client sees.
     pub fn to_response(&self) -> Response<Body> {
+        self.to_response_as(ErrorShape::OpenAi)
+    }
+
+    /// The HTTP response a client of the given wire format sees.
+    pub fn to_response_as(&self, shape: ErrorShape) -> Response<Body> {
         if let GatewayError::Internal(detail) = self {
             tracing::error!(detail = %detail, "internal gateway error");
         }
-        let (kind, code) = self.kind_and_code();
-        let envelope = Envelope {
-            error: Body_ {
-                message: self.to_string(),
-                kind,
-                code,
-                param: self.param(),
-            },
-        };
-        let bytes = serde_json::to_vec(&envelope).unwrap_or_else(|_| {
+        let quota = shape == ErrorShape::OpenAiQuota
+            && matches!(self, GatewayError::BudgetExhausted { .. });
+        let bytes = match shape {
+            ErrorShape::OpenAi | ErrorShape::OpenAiQuota => {
+                let (kind, code) = if quota {
+                    ("insufficient_quota", "insufficient_quota")
+                } else {
+                    self.kind_and_code()
+                };
+                serde_json::to_vec(&Envelope {
+                    error: Body_ {
+                        message: self.to_string(),
+                        kind,
+                        code,
+                        param: self.param(),
+                    },
+                })
+            }
+            ErrorShape::Anthropic => serde_json::to_vec(&AnthropicEnvelope {
+                kind: "error",
+                error: AnthropicBody {
+                    kind: self.anthropic_type(),
+                    message: self.to_string(),
+                },
+                request_id: None,
+            }),
+        }
+        .unwrap_or_else(|_| {
             br#"{"error":{"message":"internal error","type":"server_error","code":"internal_error","param":null}}"#.to_vec()
         });
         let mut resp = Response::new(Body::from(bytes));
-        *resp.status_mut() = self.status();
+        *resp.status_mut() = if quota {
+            StatusCode::TOO_MANY_REQUESTS
+        } else {
+            self.status()
+        };
         let headers = resp.headers_mut();
         headers.insert(
             http::header::CONTENT_TYPE,
@@ -159,6 +243,12 @@ impl GatewayError {
                 HeaderValue::from(*retry_after_secs),
             );
         }
+        if self.retry_is_futile() {
+            headers.insert(
+                HeaderName::from_static("x-should-retry"),
+                HeaderValue::from_static("false"),
+            );
+        }
         if matches!(self, GatewayError::Unauthorized(_)) {
             headers.insert(
                 http::header::WWW_AUTHENTICATE,
@@ -169,8 +259,8 @@ impl GatewayError {
     }
 }
 
-impl From<crate::request::RequestError> for GatewayError {
-    fn from(e: crate::request::RequestError) -> Self {
+impl From<crate::wire::RequestError> for GatewayError {
+    fn from(e: crate::wire::RequestError) -> Self {
         GatewayError::BadRequest {
             message: e.message,
             param: e.param,
@@ -214,5 +304,23 @@ mod tests {
         let (s, v, _) = json(GatewayError::Internal("db said: password=hunter2".into())).await;
         assert_eq!(s, 500);
         assert!(!v.to_string().contains("hunter2"));
+    }
+
+    #[tokio::test]
+    async fn anthropic_shaped_errors() {
+        let resp = GatewayError::BudgetExhausted {
+            scope: "member \"alice\"".into(),
+            window: "daily".into(),
+            detail: "limit 1".into(),
+            reset_at: chrono::DateTime::UNIX_EPOCH,
+        }
+        .to_response_as(ErrorShape::Anthropic);
+        assert_eq!(resp.status(), 402);
+        assert_eq!(resp.headers()["x-should-retry"], "false");
+        let v: serde_json::Value =
+            serde_json::from_slice(&resp.into_body().collect().await.unwrap().to_bytes()).unwrap();
+        assert_eq!(v["type"], "error");
+        assert_eq!(v["error"]["type"], "billing_error");
+        assert!(v["error"]["message"].as_str().unwrap().contains("alice"));
     }
 }

@@ -1,30 +1,40 @@
-//! The orteam gateway: an OpenAI-compatible proxy that authenticates `ot-…` keys, applies the
-//! member's tier policy, clamps `max_tokens` to what the tightest budget can still pay, reserves
-//! the worst case, forwards to OpenRouter and settles at the exact `usage.cost`.
+//! The orteam gateway: a proxy in front of OpenRouter for every API a team's tools speak
+//! (OpenAI chat completions, Anthropic Messages, OpenAI Responses, embeddings, legacy
+//! completions). It authenticates `ot-…` keys, applies the member's tier policy, clamps the
+//! output cap to what the tightest budget can still pay, reserves the worst case, forwards to
+//! OpenRouter and settles at the exact cost.
 //!
-//! Each stage of a request lives in its own module, in request order: [`server`] (workers) →
-//! [`app`] (the pipeline: authenticate) → [`request`] (parse only the fields we need) →
-//! [`policy`] (tier allowlist, downgrade) → [`pricing`] (worst case, budget-aware max_tokens) →
-//! [`ratelimit`] → reserve (ledger) → [`upstream`] (forward) → [`response`] /
-//! [`stream_body`] (read the bill, pass bytes through) → settle (ledger).
-//! [`admin`] serves everything else; [`serve`] starts and drains it all.
+//! One module per stage, in request order: [`server`] (workers) → [`gateway`] (dispatch by
+//! path) → [`pipeline`] (the stages in sequence): [`auth`] → [`body`] → [`wire`] (the route's
+//! adapter: parse, rewrite, read the bill) → [`policy`] → [`pricing`] → [`reserve`] (rate
+//! limits, budget-aware cap, hold) → [`forward`] ([`upstream`] connections) → [`respond`]
+//! ([`sse`], [`stream_body`]) → [`settle`]. [`admin`] serves everything else; [`serve`] starts
+//! and drains it all.
 
 pub mod admin;
-pub mod app;
+pub mod auth;
+pub mod body;
 pub mod catalog;
 pub mod config;
 pub mod error;
+pub mod forward;
+pub mod gateway;
 pub mod metrics;
+pub mod pipeline;
 pub mod policy;
 pub mod pricing;
 pub mod ratelimit;
-pub mod request;
-pub mod response;
+pub mod reserve;
+pub mod respond;
 pub mod serve;
 pub mod server;
+pub mod settle;
+pub mod sse;
 pub mod stream_body;
 pub mod upstream;
+pub mod wire;
 
 pub use config::GatewayConfig;
 pub use error::GatewayError;
+pub use gateway::Gateway;
 pub use serve::{RunningGateway, StartError, start};

@@ -21,6 +21,8 @@ use prometheus_client::registry::Registry;
 pub struct RequestLabels {
     pub status: u16,
     pub stream: bool,
+    /// The API: `chat`, `messages`, `responses`, `embeddings`, `completions`.
+    pub route: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -32,6 +34,7 @@ pub struct ErrorLabels {
 pub struct UsageLabels {
     pub member: String,
     pub model: String,
+    pub route: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -87,7 +90,7 @@ impl Metrics {
         let requests = Family::<RequestLabels, Counter>::default();
         registry.register(
             "requests",
-            "Chat completion requests answered, by status",
+            "Requests answered, by status, stream and route",
             requests.clone(),
         );
         let errors = Family::<ErrorLabels, Counter>::default();
@@ -212,21 +215,25 @@ mod tests {
             .get_or_create(&RequestLabels {
                 status: 200,
                 stream: false,
+                route: "chat",
             })
             .inc();
         m.cost_nanodollars
             .get_or_create(&UsageLabels {
                 member: "alice".into(),
                 model: "a/b".into(),
+                route: "messages",
             })
             .inc_by(nanodollars(Money::parse("0.0000123456789").unwrap()));
         let text = m.render();
         assert!(
-            text.contains("orteam_requests_total{status=\"200\",stream=\"false\"} 1"),
+            text.contains(
+                "orteam_requests_total{status=\"200\",stream=\"false\",route=\"chat\"} 1"
+            ),
             "{text}"
         );
         assert!(
-            text.contains("orteam_cost_nanodollars_total{member=\"alice\",model=\"a/b\"} 12345"),
+            text.contains("orteam_cost_nanodollars_total{member=\"alice\",model=\"a/b\",route=\"messages\"} 12345"),
             "{text}"
         );
     }

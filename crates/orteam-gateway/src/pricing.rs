@@ -1,8 +1,10 @@
-//! Stage 3: price the worst case and fit `max_tokens` to what the tightest budget can pay.
+//! Pricing: the worst case of a request and the output cap the tightest budget can pay.
 //!
-//! worst case = prompt upper bound × prompt price + max_tokens × completion price + request price.
-//! The prompt bound comes from [`crate::request::ChatRequest::messages_bytes`], so the
-//! reservation is never below what upstream can bill.
+//! worst case = prompt upper bound × prompt price + request price
+//! \+ max_tokens × completion price × answers. The prompt bound comes from the route's adapter
+//! ([`crate::wire::WireRequest::prompt_bound`]), so the reservation is never below what
+//! upstream can bill. This module is pure arithmetic; [`crate::reserve`] applies it to live
+//! budgets.
 
 use orteam_core::Money;
 
@@ -28,6 +30,18 @@ impl ModelPrice {
             .checked_mul_u64(prompt_tokens)?
             .checked_add(self.completion.checked_mul_u64(completion_tokens)?)?
             .checked_add(self.request)
+    }
+
+    /// The price of a request that generates `answers` completions (`n`): every completion
+    /// token is paid that many times.
+    pub fn for_answers(&self, answers: u64) -> Option<ModelPrice> {
+        if answers <= 1 {
+            return Some(self.clone());
+        }
+        Some(ModelPrice {
+            completion: self.completion.checked_mul_u64(answers)?,
+            ..self.clone()
+        })
     }
 
     /// The largest answer the model allows.
@@ -112,6 +126,33 @@ pub fn quote(
     })
 }
 
+/// Quotes a request that generates no output (embeddings): the worst case is the input alone,
+/// refused when it does not fit in what remains.
+pub fn quote_input(
+    price: &ModelPrice,
+    prompt_tokens_bound: u64,
+    remaining: Option<Money>,
+) -> Result<Quote, Unaffordable> {
+    let worst_case = price
+        .prompt
+        .checked_mul_u64(prompt_tokens_bound)
+        .and_then(|p| p.checked_add(price.request))
+        .unwrap_or(Money::from_decimal(rust_decimal_max()));
+    if let Some(remaining) = remaining
+        && worst_case > remaining
+    {
+        return Err(Unaffordable {
+            minimum: worst_case,
+            remaining,
+        });
+    }
+    Ok(Quote {
+        max_tokens: 0,
+        worst_case,
+        adjusted: false,
+    })
+}
+
 fn rust_decimal_max() -> orteam_core::rust_decimal::Decimal {
     orteam_core::rust_decimal::Decimal::MAX
 }
@@ -163,6 +204,21 @@ mod tests {
     fn refuses_when_not_even_a_minimal_answer_fits() {
         let e = quote(&gpt4o(), 100, Some(100), Some(m("0.0004")), 16, 4096).unwrap_err();
         assert_eq!(e.minimum, m("0.00041"));
+    }
+
+    #[test]
+    fn several_answers_are_held_several_times() {
+        let p = gpt4o().for_answers(3).unwrap();
+        let q = quote(&p, 100, Some(100), None, 16, 4096).unwrap();
+        assert_eq!(q.worst_case, m("0.00325"), "0.00025 + 3 × 100 × 0.00001");
+    }
+
+    #[test]
+    fn input_only_quotes() {
+        let q = quote_input(&gpt4o(), 1000, Some(m("0.01"))).unwrap();
+        assert_eq!((q.max_tokens, q.worst_case), (0, m("0.0025")));
+        let e = quote_input(&gpt4o(), 1000, Some(m("0.002"))).unwrap_err();
+        assert_eq!(e.minimum, m("0.0025"));
     }
 
     #[test]

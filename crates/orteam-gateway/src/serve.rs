@@ -11,12 +11,11 @@ use orteam_ledger::{Ledger, LedgerOptions};
 use tokio_util::sync::CancellationToken;
 
 use crate::admin::{self, AdminState};
-use crate::app::{Gateway, GatewayWorker};
 use crate::catalog::Catalog;
 use crate::config::GatewayConfig;
+use crate::gateway::{Gateway, GatewayWorker};
 use crate::metrics::Metrics;
 use crate::server::{self, ServerHandle};
-use crate::upstream::UpstreamSettings;
 
 /// Why the gateway could not start.
 #[derive(Debug, thiserror::Error)]
@@ -116,7 +115,8 @@ pub async fn start(
         admin,
         metrics,
     ));
-    let upstream = UpstreamSettings::new(&config.upstream_base_url, config.first_byte_timeout)?;
+    let upstream =
+        crate::gateway::upstream_settings(&config.upstream_base_url, config.first_byte_timeout)?;
     let gw = gateway.clone();
     let server = server::spawn(
         listener,

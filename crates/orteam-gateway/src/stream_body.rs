@@ -4,7 +4,7 @@
 //! disconnected — the `on_end` callback runs exactly once with what was seen, so the
 //! reservation is always settled or released.
 //!
-//! A complete stream's last event (`data: [DONE]`) is held back until the settlement task has
+//! A complete stream's terminal event (`data: [DONE]`, `message_stop`, `response.completed`…) is held back until the settlement task has
 //! made the usage event durable (journaled on SQLite, committed on PostgreSQL): a client that
 //! saw the whole answer is never one the ledger could lose to a crash.
 
@@ -16,7 +16,7 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use tokio::task::JoinHandle;
 
-use crate::response::SseScanner;
+use crate::sse::SseScanner;
 use crate::upstream::UpstreamBody;
 
 /// How a stream ended.
@@ -33,6 +33,9 @@ pub enum StreamEnd {
 /// Runs once when the stream ends; returns the settlement task.
 pub type OnEnd = Box<dyn FnOnce(StreamEnd) -> JoinHandle<()> + Send>;
 
+// The whole body is boxed once by the response; boxing the scanner too would add an
+// allocation per stream for nothing.
+#[allow(clippy::large_enum_variant)]
 enum State {
     Streaming {
         scanner: SseScanner,
@@ -111,7 +114,7 @@ impl Body for MeteredStream {
                                 continue; // trailers: nothing to forward
                             };
                             let out = scanner.feed(&data);
-                            if scanner.done {
+                            if scanner.state.done {
                                 this.settle_then_send(out);
                                 continue;
                             }

@@ -92,6 +92,10 @@ pub struct Upstream {
     chat_uri: Uri,
     /// What the request line says (origin form) and the Host header.
     chat_path: Uri,
+    /// The API root's path (`/api/v1`), for the other routes.
+    base_path: Arc<str>,
+    /// Paths set with [`UpstreamSettings::with_routes`], by index.
+    routes: Arc<[Uri]>,
     host: HeaderValue,
     first_byte_timeout: Duration,
     idle_timeout: Duration,
@@ -110,6 +114,8 @@ impl std::fmt::Debug for Upstream {
 pub struct UpstreamSettings {
     chat_uri: Uri,
     chat_path: Uri,
+    base_path: Arc<str>,
+    routes: Arc<[Uri]>,
     host: HeaderValue,
     tls: rustls::ClientConfig,
     first_byte_timeout: Duration,
@@ -140,14 +146,31 @@ impl UpstreamSettings {
             .map_or("/", |p| p.as_str())
             .parse()
             .map_err(|e: http::uri::InvalidUri| UpstreamError::Url(e.to_string()))?;
+        let base_path: Arc<str> = chat_path
+            .path()
+            .trim_end_matches("/chat/completions")
+            .into();
         Ok(UpstreamSettings {
             chat_uri,
             chat_path,
+            base_path,
+            routes: Arc::from(Vec::new()),
             host,
             tls: rustls_config()?,
             first_byte_timeout,
             idle_timeout: IDLE_TIMEOUT,
         })
+    }
+
+    /// Validates the paths below the API root the gateway posts to (`"messages"` …); each
+    /// worker's [`Upstream::route`] hands them out by index.
+    pub fn with_routes(mut self, below_root: &[&str]) -> Result<Self, UpstreamError> {
+        self.routes = below_root
+            .iter()
+            .map(|r| join_path(&self.base_path, r, None))
+            .collect::<Result<Vec<_>, _>>()?
+            .into();
+        Ok(self)
     }
 
     /// How long an idle pooled connection is kept (default 90 s).
@@ -187,10 +210,23 @@ impl Upstream {
             idle: idle.clone(),
             chat_uri: settings.chat_uri.clone(),
             chat_path: settings.chat_path.clone(),
+            base_path: settings.base_path.clone(),
+            routes: settings.routes.clone(),
             host: settings.host.clone(),
             first_byte_timeout: settings.first_byte_timeout,
             idle_timeout: settings.idle_timeout,
         }
+    }
+
+    /// The origin-form URI of a path below the API root (`"messages"` → `/api/v1/messages`),
+    /// with an optional query string.
+    pub fn path(&self, below_root: &str, query: Option<&str>) -> Result<Uri, UpstreamError> {
+        join_path(&self.base_path, below_root, query)
+    }
+
+    /// The path number `index` of [`UpstreamSettings::with_routes`].
+    pub fn route(&self, index: usize) -> Option<Uri> {
+        self.routes.get(index).cloned()
     }
 
     /// POSTs a chat completion body; resolves when the response head arrives.
@@ -200,13 +236,33 @@ impl Upstream {
         extra_headers: &[(http::HeaderName, HeaderValue)],
         body: Bytes,
     ) -> Result<http::Response<UpstreamBody>, UpstreamError> {
+        self.post(
+            self.chat_path.clone(),
+            authorization,
+            extra_headers,
+            &[],
+            body,
+        )
+        .await
+    }
+
+    /// POSTs a JSON body to `path` (see [`Upstream::path`]) with the given headers; resolves
+    /// when the response head arrives.
+    pub async fn post(
+        &self,
+        path: Uri,
+        authorization: &HeaderValue,
+        extra_headers: &[(http::HeaderName, HeaderValue)],
+        more_headers: &[(http::HeaderName, HeaderValue)],
+        body: Bytes,
+    ) -> Result<http::Response<UpstreamBody>, UpstreamError> {
         let mut builder = Request::builder()
             .method(Method::POST)
-            .uri(self.chat_path.clone())
+            .uri(path)
             .header(http::header::HOST, self.host.clone())
             .header(AUTHORIZATION, authorization.clone())
             .header(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        for (name, value) in extra_headers {
+        for (name, value) in extra_headers.iter().chain(more_headers) {
             builder = builder.header(name, value.clone());
         }
         let req = builder
@@ -312,6 +368,16 @@ impl Upstream {
             idle_since: Instant::now(),
         })
     }
+}
+
+fn join_path(base: &str, below_root: &str, query: Option<&str>) -> Result<Uri, UpstreamError> {
+    let mut s = format!("{base}/{below_root}");
+    if let Some(q) = query {
+        s.push('?');
+        s.push_str(q);
+    }
+    s.parse()
+        .map_err(|e: http::uri::InvalidUri| UpstreamError::Url(e.to_string()))
 }
 
 /// Closes pooled connections idle for longer than `timeout` (the oldest are first in the

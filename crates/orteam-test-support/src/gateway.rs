@@ -244,7 +244,7 @@ impl TestGateway {
     }
 
     /// The running gateway's shared state (ledger, metrics…).
-    pub fn gateway(&self) -> &Arc<orteam_gateway::app::Gateway> {
+    pub fn gateway(&self) -> &Arc<orteam_gateway::Gateway> {
         &self.running.as_ref().expect("running").gateway
     }
 
@@ -264,6 +264,22 @@ impl TestGateway {
     pub async fn chat(&self, member: &str, body: serde_json::Value) -> reqwest::Response {
         self.http
             .post(format!("{}/chat/completions", self.base_url))
+            .bearer_auth(self.key(member))
+            .json(&body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// POSTs `body` as `member` to a path below `/v1` (`"/messages"`, `"/responses"` …).
+    pub async fn post(
+        &self,
+        member: &str,
+        path: &str,
+        body: serde_json::Value,
+    ) -> reqwest::Response {
+        self.http
+            .post(format!("{}{path}", self.base_url))
             .bearer_auth(self.key(member))
             .json(&body)
             .send()

@@ -8,6 +8,7 @@ mod chat;
 mod faults;
 mod input;
 mod ops;
+mod routes;
 mod sdk;
 mod support;
 mod upstream;

@@ -43,7 +43,7 @@ async fn health_metrics_and_admin_api() {
         .await
         .unwrap();
     for series in [
-        "orteam_requests_total{status=\"200\",stream=\"false\"} 3",
+        "orteam_requests_total{status=\"200\",stream=\"false\",route=\"chat\"} 3",
         "orteam_request_duration_seconds_bucket",
         "orteam_tokens_total{member=\"alice\",model=\"openai/gpt-4o-mini\",kind=\"completion\"}",
         "orteam_cost_nanodollars_total{member=\"alice\"",

@@ -1,0 +1,185 @@
+//! The request pipeline, the same for every route; the route's adapter ([`crate::wire`]) only
+//! says how to read and rewrite its format.
+//!
+//! authenticate → read the body → parse → tier policy → price → rate limits, budget-aware
+//! output cap, reserve → forward → answer and settle (release on failure).
+
+use std::time::Instant;
+
+use axum::body::Body;
+use http::header::CONTENT_TYPE;
+use http::{HeaderName, HeaderValue, Request, Response};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+
+use crate::error::GatewayError;
+use crate::gateway::{
+    GatewayWorker, HEADER_GENERATION_ID, HEADER_MAX_TOKENS, HEADER_MODEL, HEADER_REQUEST_ID,
+};
+use crate::policy::{self, ModelDecision};
+use crate::settle::Settlement;
+use crate::sse::SseScanner;
+use crate::wire::{Wire, json};
+use crate::{auth, body, forward, reserve, respond};
+
+/// Runs one request of `wire`; returns the response and whether it is a stream.
+pub async fn run(
+    worker: &GatewayWorker,
+    wire: Wire,
+    req: Request<Incoming>,
+    started: Instant,
+) -> Result<(Response<Body>, bool), GatewayError> {
+    let gw = &worker.gw;
+    let auth = auth::authenticate(&gw.ledger, req.headers())?;
+    let path = worker.upstream_path(wire, req.uri().query())?;
+    let forwarded = forwarded_headers(wire, req.headers());
+    let bytes = body::read(req, gw.config.max_body_bytes).await?;
+    let request = wire.parse(&bytes)?;
+    let served = served_model(&auth, &request.model)?;
+    let model = served.as_deref().unwrap_or(&request.model);
+    // A model missing from the catalog is never free.
+    let price = gw
+        .catalog
+        .price(model)
+        .await
+        .ok_or_else(|| GatewayError::UnknownModel(model.to_owned()))?;
+    let credentials = auth::upstream_credentials(gw, &auth)?;
+    let (quote, reservation) = reserve::reserve(gw, &auth, &price, &request).await?;
+
+    let upstream_body = request.upstream_body(model, quote.max_tokens, &auth.member_id);
+    let resp = match forward::forward(worker, path, &credentials, &forwarded, upstream_body).await {
+        Ok(resp) => resp,
+        Err(err) => {
+            reservation.release();
+            return Err(err);
+        }
+    };
+    gw.metrics
+        .upstream_first_byte
+        .observe(started.elapsed().as_secs_f64());
+    let header_generation_id = resp
+        .headers()
+        .get(HEADER_GENERATION_ID)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let is_stream = resp
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream"));
+    let meta = Settlement {
+        gw: gw.clone(),
+        wire,
+        request_id: gw.next_request_id(),
+        auth,
+        credentials,
+        requested_model: request.model.clone(),
+        served_model: model.to_owned(),
+        streamed: is_stream,
+        started,
+        header_generation_id,
+    };
+    let mut headers = vec![(HEADER_REQUEST_ID, header_value(&meta.request_id))];
+    if served.is_some() {
+        headers.push((HEADER_MODEL, header_value(model)));
+    }
+    if quote.adjusted {
+        headers.push((HEADER_MAX_TOKENS, HeaderValue::from(quote.max_tokens)));
+    }
+    if let Some(g) = resp.headers().get(HEADER_GENERATION_ID) {
+        headers.push((HEADER_GENERATION_ID, g.clone()));
+    }
+    let status = resp.status();
+    if !status.is_success() {
+        // Upstream refused after its own checks: nothing was generated.
+        reservation.release();
+        let bytes = resp
+            .into_body()
+            .collect()
+            .await
+            .map(|c| c.to_bytes())
+            .unwrap_or_default();
+        return Ok((
+            respond::upstream_error(&meta, status, bytes, headers),
+            false,
+        ));
+    }
+    if is_stream {
+        let scanner = SseScanner::new(wire, request.client_wants_stream_usage);
+        let response = respond::stream(meta, reservation, resp.into_body(), scanner, headers);
+        return Ok((response, true));
+    }
+    Ok((
+        respond::whole(meta, reservation, resp.into_body(), headers).await?,
+        false,
+    ))
+}
+
+/// The tier policy: `None` to serve the requested model, `Some` to serve another.
+fn served_model(
+    auth: &orteam_ledger::AuthContext,
+    requested: &str,
+) -> Result<Option<String>, GatewayError> {
+    match policy::decide(&auth.tier, requested) {
+        ModelDecision::Allowed => Ok(None),
+        ModelDecision::Downgraded(to) => Ok(Some(to)),
+        ModelDecision::Denied { allowed } => Err(GatewayError::ModelNotAllowed {
+            model: requested.to_owned(),
+            tier: auth.tier.id.clone(),
+            allowed,
+        }),
+    }
+}
+
+/// The client headers a route passes upstream unchanged.
+fn forwarded_headers(wire: Wire, headers: &http::HeaderMap) -> Vec<(HeaderName, HeaderValue)> {
+    wire.forwarded_headers()
+        .iter()
+        .filter_map(|name| Some((name.clone(), headers.get(name)?.clone())))
+        .collect()
+}
+
+/// `POST /v1/messages/count_tokens`: Anthropic's free token count, which OpenRouter does not
+/// serve. Answered here from the same prompt bound the budget uses, divided by a typical
+/// four bytes per token; authenticated and checked against the tier, never reserved or billed.
+pub async fn count_tokens(
+    worker: &GatewayWorker,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, GatewayError> {
+    let gw = &worker.gw;
+    let auth = auth::authenticate(&gw.ledger, req.headers())?;
+    let bytes = body::read(req, gw.config.max_body_bytes).await?;
+    let members = json::Members::parse(&bytes)?;
+    let mut model = None;
+    let mut has_messages = false;
+    for (key, raw) in members.iter() {
+        match key {
+            "model" => model = Some(json::non_empty_string(raw, "model")?),
+            "messages" => {
+                json::object_array(raw, "messages")?;
+                has_messages = true;
+            }
+            _ => {}
+        }
+    }
+    let model = model.ok_or_else(|| GatewayError::BadRequest {
+        message: "model: Field required".into(),
+        param: Some("model"),
+    })?;
+    if !has_messages {
+        return Err(GatewayError::BadRequest {
+            message: "messages: Field required".into(),
+            param: Some("messages"),
+        });
+    }
+    served_model(&auth, &model)?;
+    let input_tokens = bytes.len().div_ceil(4);
+    let mut out = Response::new(Body::from(format!("{{\"input_tokens\":{input_tokens}}}")));
+    out.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    Ok(out)
+}
+
+fn header_value(s: &str) -> HeaderValue {
+    HeaderValue::from_str(s).unwrap_or(HeaderValue::from_static("invalid"))
+}

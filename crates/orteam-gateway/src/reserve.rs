@@ -1,0 +1,116 @@
+//! Stages: rate limits, the budget-aware output cap, and the reservation.
+//!
+//! The cap reads the budgets from memory ([`orteam_ledger::Ledger::tightest_remaining`]); if a
+//! concurrent request takes the room between that quote and the reservation, the reservation
+//! is refused and the quote is redone against the fresh figures (twice at most), so the output
+//! cap is clamped to what is really left rather than refused.
+
+use std::sync::Arc;
+
+use orteam_ledger::{AuthContext, LedgerError, Reservation};
+
+use crate::error::GatewayError;
+use crate::gateway::Gateway;
+use crate::pricing::{self, ModelPrice, Quote};
+use crate::ratelimit::Limits;
+use crate::wire::WireRequest;
+
+/// Checks the member's rate limits, fits the request to the tightest budget and holds its
+/// worst case against every budget that applies.
+pub async fn reserve(
+    gw: &Gateway,
+    auth: &AuthContext,
+    price: &ModelPrice,
+    request: &WireRequest<'_>,
+) -> Result<(Quote, Reservation), GatewayError> {
+    let price = price
+        .for_answers(request.choices)
+        .ok_or_else(|| GatewayError::BadRequest {
+            message: format!("`n` = {} is more than any budget can hold", request.choices),
+            param: Some("n"),
+        })?;
+    let limits = Limits {
+        requests_per_minute: auth.tier.requests_per_minute,
+        tokens_per_minute: auth.tier.tokens_per_minute,
+    };
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let quote = quote(gw, auth, &price, request)?;
+        if attempt == 1 {
+            let member: Arc<str> = Arc::from(auth.member_id.as_str());
+            gw.rate_limits.check(
+                &member,
+                limits,
+                request
+                    .prompt_bound
+                    .saturating_add(quote.max_tokens.saturating_mul(request.choices)),
+            )?;
+        }
+        match gw.ledger.reserve(&auth.member_id, quote.worst_case).await {
+            Ok(r) => return Ok((quote, r)),
+            Err(e) if attempt < 3 && e.budget_exceeded().is_some() => continue,
+            Err(e) => return Err(ledger_error(e)),
+        }
+    }
+}
+
+/// Fits the request to the tightest budget (see [`pricing::quote`]).
+fn quote(
+    gw: &Gateway,
+    auth: &AuthContext,
+    price: &ModelPrice,
+    request: &WireRequest<'_>,
+) -> Result<Quote, GatewayError> {
+    let tightest = gw
+        .ledger
+        .tightest_remaining(&auth.member_id)
+        .map_err(ledger_error)?;
+    let remaining = tightest.as_ref().map(|t| t.remaining);
+    let quoted = if request.generates {
+        pricing::quote(
+            price,
+            request.prompt_bound,
+            request.max_output,
+            remaining,
+            gw.config.min_answer_tokens,
+            gw.config.default_max_tokens,
+        )
+    } else {
+        pricing::quote_input(price, request.prompt_bound, remaining)
+    };
+    quoted.map_err(|e| match &tightest {
+        Some(t) => GatewayError::BudgetExhausted {
+            scope: format!("{} {:?}", t.scope.as_str(), t.scope_id),
+            window: t.window.to_string(),
+            detail: format!(
+                "{} remains, a minimal answer costs {}",
+                e.remaining.to_usd(6),
+                e.minimum.to_usd(6)
+            ),
+            reset_at: t.reset_at,
+        },
+        None => GatewayError::Internal("quote refused without a budget".into()),
+    })
+}
+
+/// A ledger refusal as the member sees it.
+pub fn ledger_error(e: LedgerError) -> GatewayError {
+    if let Some(b) = e.budget_exceeded() {
+        return GatewayError::BudgetExhausted {
+            scope: format!("{} {:?}", b.scope.as_str(), b.scope_id),
+            window: b.window.to_string(),
+            detail: format!(
+                "limit {}, spent {}, held by requests in flight {}",
+                b.limit.to_usd(6),
+                b.spent.to_usd(6),
+                b.held.to_usd(6)
+            ),
+            reset_at: b.reset_at,
+        };
+    }
+    match e {
+        LedgerError::Closed => GatewayError::ShuttingDown,
+        other => GatewayError::Internal(other.to_string()),
+    }
+}

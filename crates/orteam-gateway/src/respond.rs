@@ -1,0 +1,156 @@
+//! Stage: answer the member and settle.
+//!
+//! Non-stream: the answer's bill is read from the body bytes, the usage event is made durable,
+//! then the bytes go to the client unchanged. Stream: events pass through as they arrive
+//! ([`crate::stream_body`]); the route's terminal event is held back until the usage event is
+//! durable, so a client that saw a whole answer is never one the ledger could lose.
+
+use axum::body::Body;
+use bytes::Bytes;
+use http::header::CONTENT_TYPE;
+use http::{HeaderName, HeaderValue, Response, StatusCode};
+use http_body_util::BodyExt;
+use orteam_ledger::{Outcome, Reservation};
+
+use crate::error::GatewayError;
+use crate::metrics::RequestLabels;
+use crate::settle::Settlement;
+use crate::sse::SseScanner;
+use crate::stream_body::{MeteredStream, StreamEnd};
+use crate::upstream::UpstreamBody;
+
+/// Reads a whole answer, settles it, and answers with upstream's bytes.
+pub async fn whole(
+    meta: Settlement,
+    reservation: Reservation,
+    upstream: UpstreamBody,
+    headers: Vec<(HeaderName, HeaderValue)>,
+) -> Result<Response<Body>, GatewayError> {
+    let gw = meta.gw.clone();
+    let bytes = match upstream.collect().await {
+        Ok(c) => c.to_bytes(),
+        Err(err) => {
+            // The answer was generated and billed but not delivered: charge provisionally and
+            // look the exact cost up.
+            meta.settle_unknown(reservation, &Default::default()).await;
+            return Err(GatewayError::Upstream {
+                status: StatusCode::BAD_GATEWAY,
+                message: format!("upstream answer broke off: {err}"),
+            });
+        }
+    };
+    let info = meta.wire.read_answer(&bytes).unwrap_or_default();
+    // The answer goes out only once its usage event is durable. With the ledger's journal
+    // (SQLite) the exact settle is one buffered append, written with the others of this
+    // scheduler tick; a hang-up cannot lose it (the event is already queued for the database,
+    // and a cancelled flusher writes on drop). A settle that must wait for the database, or
+    // one that needs a cost look-up, runs in a tracked task a hang-up cannot cancel.
+    match info.cost() {
+        Some(cost) if gw.ledger.journaling() => {
+            meta.settle_exact(reservation, &info, cost, Outcome::Ok)
+                .await?;
+        }
+        _ => {
+            let settled = gw
+                .tasks
+                .spawn(async move { meta.settle(reservation, &info, Outcome::Ok).await });
+            match settled.await {
+                Ok(result) => result?,
+                Err(join) => {
+                    return Err(GatewayError::Internal(format!("settlement task: {join}")));
+                }
+            }
+        }
+    }
+    Ok(with_headers(
+        Response::new(Body::from(bytes)),
+        "application/json",
+        headers,
+    ))
+}
+
+/// Passes a stream through, settling when it ends however it ends.
+pub fn stream(
+    meta: Settlement,
+    reservation: Reservation,
+    upstream: UpstreamBody,
+    scanner: SseScanner,
+    headers: Vec<(HeaderName, HeaderValue)>,
+) -> Response<Body> {
+    let gw = meta.gw.clone();
+    gw.metrics.streams_open.inc();
+    let on_end = Box::new(move |end: StreamEnd| {
+        let gw = meta.gw.clone();
+        gw.metrics.streams_open.dec();
+        let labels = RequestLabels {
+            status: 200,
+            stream: true,
+            route: meta.wire.as_str(),
+        };
+        gw.metrics
+            .request_duration
+            .get_or_create(&labels)
+            .observe(meta.started.elapsed().as_secs_f64());
+        gw.tasks.clone().spawn(async move {
+            let (scanner, complete) = match end {
+                StreamEnd::Finished(s) => {
+                    let complete = s.state.done && s.state.error.is_none();
+                    (s, complete)
+                }
+                StreamEnd::UpstreamError(s, _) | StreamEnd::ClientGone(s) => (s, false),
+            };
+            let outcome = if complete {
+                Outcome::Ok
+            } else {
+                Outcome::Partial
+            };
+            if let Err(err) = meta.settle(reservation, &scanner.state.info, outcome).await {
+                tracing::error!(%err, request_id = %meta.request_id, "stream settle failed");
+            }
+        })
+    });
+    let body = MeteredStream::new(upstream, scanner, on_end);
+    let mut out = with_headers(Response::new(Body::new(body)), "text/event-stream", headers);
+    out.headers_mut().insert(
+        http::header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache"),
+    );
+    out
+}
+
+/// An upstream error answer passed on as is when it is JSON with an `error` (OpenRouter
+/// answers in each route's own error shape), else wrapped in the route's shape.
+pub fn upstream_error(
+    meta: &Settlement,
+    status: StatusCode,
+    bytes: Bytes,
+    headers: Vec<(HeaderName, HeaderValue)>,
+) -> Response<Body> {
+    if serde_json::from_slice::<serde_json::Value>(&bytes).is_ok_and(|v| v.get("error").is_some()) {
+        let mut out = with_headers(
+            Response::new(Body::from(bytes)),
+            "application/json",
+            headers,
+        );
+        *out.status_mut() = status;
+        return out;
+    }
+    GatewayError::Upstream {
+        status,
+        message: String::from_utf8_lossy(&bytes).chars().take(300).collect(),
+    }
+    .to_response_as(meta.wire.error_shape())
+}
+
+fn with_headers(
+    mut out: Response<Body>,
+    content_type: &'static str,
+    headers: Vec<(HeaderName, HeaderValue)>,
+) -> Response<Body> {
+    let h = out.headers_mut();
+    h.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    for (k, v) in headers {
+        h.insert(k, v);
+    }
+    out
+}

@@ -1,0 +1,191 @@
+//! Stage: settle a request at the exact cost upstream reported, or, when the cost is unknown
+//! (a cut stream, a client gone before the usage arrived, a Messages stream, which carries no
+//! cost), charge the reserved worst case provisionally and correct it from `/generation`.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use orteam_core::Money;
+use orteam_ledger::{AuthContext, Outcome, Reservation, Usage};
+
+use crate::auth::UpstreamCredentials;
+use crate::error::GatewayError;
+use crate::gateway::Gateway;
+use crate::metrics::{self, TokenLabels, UsageLabels};
+use crate::reserve::ledger_error;
+use crate::wire::{CompletionInfo, Wire};
+
+/// Everything needed to record a request once its cost is known.
+#[derive(Clone)]
+pub struct Settlement {
+    pub gw: Arc<Gateway>,
+    pub wire: Wire,
+    pub request_id: String,
+    pub auth: AuthContext,
+    pub credentials: UpstreamCredentials,
+    pub requested_model: String,
+    pub served_model: String,
+    pub streamed: bool,
+    pub started: Instant,
+    /// Upstream's `X-Generation-Id` header: known even when the client hangs up before the
+    /// first byte, and the id `/generation` knows on every route (a Responses body's own id
+    /// may differ).
+    pub header_generation_id: Option<String>,
+}
+
+impl Settlement {
+    /// The generation to look up: the header's, else the answer's own id.
+    fn generation_id(&self, info: &CompletionInfo) -> Option<String> {
+        self.header_generation_id
+            .clone()
+            .or_else(|| info.generation_id.clone())
+    }
+
+    fn usage(&self, info: &CompletionInfo, cost: Money, outcome: Outcome) -> Usage {
+        let billed = info.usage.clone().unwrap_or_default();
+        Usage {
+            request_id: self.request_id.clone(),
+            virtual_key_id: Some(self.auth.key_id.clone()),
+            upstream_key_hash: self.credentials.upstream_key_hash.clone(),
+            requested_model: self.requested_model.clone(),
+            served_model: Some(
+                info.model
+                    .clone()
+                    .unwrap_or_else(|| self.served_model.clone()),
+            ),
+            provider: info.provider.clone(),
+            prompt_tokens: billed.prompt_tokens,
+            completion_tokens: billed.completion_tokens,
+            reasoning_tokens: billed.reasoning_tokens,
+            cached_tokens: billed.cached_tokens,
+            cost,
+            generation_id: self.generation_id(info),
+            streamed: self.streamed,
+            outcome,
+            latency_ms: u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            title: Some(self.gw.config.attribution_title.clone()),
+        }
+    }
+
+    fn record_metrics(&self, info: &CompletionInfo, cost: Money) {
+        let m = &self.gw.metrics;
+        let model = info
+            .model
+            .clone()
+            .unwrap_or_else(|| self.served_model.clone());
+        if let Some(b) = &info.usage {
+            for (kind, n) in [
+                ("prompt", b.prompt_tokens),
+                ("completion", b.completion_tokens),
+            ] {
+                m.tokens
+                    .get_or_create(&TokenLabels {
+                        member: self.auth.member_id.clone(),
+                        model: model.clone(),
+                        kind,
+                    })
+                    .inc_by(n);
+            }
+        }
+        m.cost_nanodollars
+            .get_or_create(&UsageLabels {
+                member: self.auth.member_id.clone(),
+                model,
+                route: self.wire.as_str(),
+            })
+            .inc_by(metrics::nanodollars(cost));
+    }
+
+    /// Settles at `cost`, the cost upstream reported. The usage event is journaled (SQLite) or
+    /// committed (PostgreSQL) when this returns.
+    pub async fn settle_exact(
+        &self,
+        reservation: Reservation,
+        info: &CompletionInfo,
+        cost: Money,
+        outcome: Outcome,
+    ) -> Result<(), GatewayError> {
+        let usage = self.usage(info, cost, outcome);
+        self.record_metrics(info, cost);
+        reservation
+            .settle_journaled(usage)
+            .await
+            .map_err(ledger_error)?;
+        Ok(())
+    }
+
+    /// Settles exactly when `info` states a cost, else provisionally (see
+    /// [`Settlement::settle_unknown`]).
+    pub async fn settle(
+        &self,
+        reservation: Reservation,
+        info: &CompletionInfo,
+        outcome: Outcome,
+    ) -> Result<(), GatewayError> {
+        match info.cost() {
+            Some(cost) => self.settle_exact(reservation, info, cost, outcome).await,
+            None => {
+                self.settle_unknown(reservation, info).await;
+                Ok(())
+            }
+        }
+    }
+
+    /// Upstream generated something whose cost we did not see: charge the reserved amount
+    /// provisionally (with whatever token counts were seen), then look the exact cost up by
+    /// generation id in the background. With no generation id nothing was generated, so the
+    /// hold is released.
+    pub async fn settle_unknown(&self, reservation: Reservation, info: &CompletionInfo) {
+        let Some(generation_id) = self.generation_id(info) else {
+            reservation.release();
+            return;
+        };
+        let provisional = reservation.amount();
+        let usage = self.usage(info, provisional, Outcome::Provisional);
+        if let Err(err) = reservation.settle(usage).await {
+            tracing::error!(%err, request_id = %self.request_id, "provisional settle failed");
+            return;
+        }
+        let this = self.clone();
+        self.gw.tasks.spawn(async move {
+            this.correct_from_generation(generation_id).await;
+        });
+    }
+
+    /// Polls `/generation` until upstream knows the exact cost (it may lag the request).
+    async fn correct_from_generation(&self, generation_id: String) {
+        let client = self
+            .gw
+            .openrouter
+            .with_api_key(self.credentials.secret.clone());
+        let mut wait = Duration::from_millis(200);
+        for _ in 0..20 {
+            match client.generation(&generation_id).await {
+                Ok(g) => {
+                    if let Some(cost) = g.total_cost {
+                        match self.gw.ledger.correct_cost(&self.request_id, cost).await {
+                            Ok(_) => {
+                                let info = CompletionInfo {
+                                    model: g.model.clone(),
+                                    ..Default::default()
+                                };
+                                self.record_metrics(&info, cost);
+                            }
+                            Err(err) => {
+                                tracing::warn!(%err, request_id = %self.request_id, "cost correction failed");
+                            }
+                        }
+                        return;
+                    }
+                }
+                Err(err) if err.is_not_found() => {}
+                Err(err) => {
+                    tracing::debug!(%err, %generation_id, "generation look-up failed; retrying");
+                }
+            }
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(Duration::from_secs(30));
+        }
+        tracing::warn!(%generation_id, request_id = %self.request_id, "exact cost still unknown; left provisional for reconciliation");
+    }
+}
