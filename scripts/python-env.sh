@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Creates (once) the Python environment the tests drive orteam with: the official `openai`
-# SDK (gateway tests) and the official `mcp` SDK (MCP tests). Prints the interpreter's path.
+# SDK and the official `anthropic` SDK (gateway tests) and the official `mcp` SDK (MCP tests).
+# Prints the interpreter's path.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv="${ORTEAM_PYENV:-target/pyenv}"
-want="openai==3.54.0 mcp==2.3.0 pytest==9.2.0"
+want="openai==3.54.0 anthropic==2.10.0 mcp==2.3.0 pytest==9.2.0"
 stamp="$venv/.orteam-requirements"
 if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv" >&2

@@ -92,10 +92,20 @@ impl Catalog {
         self.table.read().clone()
     }
 
-    /// Fetches `/models` and swaps the table in.
+    /// Fetches `/models` and `/embeddings/models` (OpenRouter lists embedding models apart)
+    /// and swaps the table in. A failed embeddings list leaves embedding models unknown (so
+    /// refused, never free) rather than failing the whole refresh.
     pub async fn refresh(&self) -> Result<usize, orteam_openrouter::ClientError> {
-        let list = self.client.models(&Default::default()).await?;
-        let table = Arc::new(PriceTable::from_models(list.data));
+        let mut models = self.client.models(&Default::default()).await?.data;
+        match self.client.embedding_models().await {
+            Ok(list) => {
+                let known: std::collections::HashSet<String> =
+                    models.iter().map(|m| m.id.clone()).collect();
+                models.extend(list.data.into_iter().filter(|m| !known.contains(&m.id)));
+            }
+            Err(err) => tracing::debug!(%err, "no embedding models listed upstream"),
+        }
+        let table = Arc::new(PriceTable::from_models(models));
         let n = table.len();
         *self.table.write() = table;
         Ok(n)

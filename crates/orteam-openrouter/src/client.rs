@@ -817,6 +817,11 @@ impl Client {
         self.call(Call::get("/models").query(params.query())).await
     }
 
+    /// `GET /embeddings/models`: the embedding models, in `/models`' shape. Never cached.
+    pub async fn embedding_models(&self) -> Result<ModelList, ClientError> {
+        self.call(Call::get("/embeddings/models")).await
+    }
+
     /// `GET /models/{author}/{slug}/endpoints`.
     pub async fn model_endpoints(
         &self,
