@@ -1,12 +1,23 @@
--- wrk script: POST a small chat completion and print exact percentiles (µs) and throughput.
+-- wrk script: POST a small request of one route and print exact percentiles (µs) and
+-- throughput. ROUTE (env): chat (default), messages, responses, embeddings, completions.
 -- KEY (env) is the bearer token; MODEL (env) the model; MAX_TOKENS (env) the answer cap;
 -- EXTRA (env) more top-level fields, e.g. ',"user":"loadgen"'.
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer " .. (os.getenv("KEY") or "none")
-wrk.body = string.format(
-  '{"model":"%s","messages":[{"role":"user","content":"Say hello in a few words."}],"max_tokens":%s%s}',
-  os.getenv("MODEL") or "openai/gpt-4o-mini", os.getenv("MAX_TOKENS") or "16",
+local route = os.getenv("ROUTE") or "chat"
+local model = os.getenv("MODEL") or "openai/gpt-4o-mini"
+local max_tokens = os.getenv("MAX_TOKENS") or "16"
+local prompt = '"Say hello in a few words."'
+local inputs = {
+  chat = '"messages":[{"role":"user","content":' .. prompt .. '}],"max_tokens":' .. max_tokens,
+  messages = '"messages":[{"role":"user","content":' .. prompt .. '}],"max_tokens":' .. max_tokens,
+  responses = '"input":' .. prompt .. ',"max_output_tokens":' .. max_tokens,
+  embeddings = '"input":' .. prompt,
+  completions = '"prompt":' .. prompt .. ',"max_tokens":' .. max_tokens,
+}
+if route == "embeddings" and not os.getenv("MODEL") then model = "openai/text-embedding-3-small" end
+wrk.body = string.format('{"model":"%s",%s%s}', model, inputs[route],
   ((os.getenv("STREAM") == "1") and ',"stream":true' or "") .. (os.getenv("EXTRA") or ""))
 
 done = function(summary, latency, requests)

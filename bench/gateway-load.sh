@@ -4,13 +4,15 @@
 #   (c) `orteam serve` with the full policy on SQLite, (d) the same on PostgreSQL, and the floor
 #   under (c) and (d): the gateway's server core and upstream pool with no policy at all
 #   (target `passthrough`, crates/orteam-gateway/examples/passthrough.rs);
-# concurrency 1, 64 and 256, non-stream and stream. Then the RSS of `orteam serve` holding
-# 1,000 concurrent streams.
+# concurrency 1, 64 and 256, non-stream and stream, for each route in ROUTES (default: chat;
+# also messages, responses, embeddings, completions; embeddings has no stream rows). Then the
+# RSS of `orteam serve` holding 1,000 concurrent streams.
 #
 #   bench/gateway-load.sh [SECONDS=5] [ROUNDS=1]
 #
 # For a quicker look while profiling, narrow it with the environment: TARGETS="nginx
 # orteam-sqlite" CONCURRENCY="1 64" STREAMS="0" MEMORY=0 bench/gateway-load.sh 3 1
+# Every route side by side: ROUTES="chat messages responses embeddings completions" …
 #
 # Method (../shared/performance-notes.md): every server pinned to CPU 1, wrk on CPU 0 (on CPU 1
 # at concurrency 1), one warm-up, exact percentiles from wrk's Lua `done` hook.
@@ -82,12 +84,18 @@ declare -A TARGET_URL=([direct]="$SIM_URL" [nginx]="http://127.0.0.1:9201/api/v1
   [orteam-sqlite]="http://127.0.0.1:9202/v1" [orteam-postgres]="http://127.0.0.1:9203/v1")
 declare -A TARGET_KEY=([direct]="$SIM_KEY" [nginx]="$SIM_KEY" [passthrough]="$SIM_KEY" [orteam-sqlite]="$SQLITE_KEY" [orteam-postgres]="$PG_KEY")
 
+declare -A ROUTE_PATH=([chat]=chat/completions [messages]=messages [responses]=responses
+  [embeddings]=embeddings [completions]=completions)
 for r in $(seq 1 "$ROUNDS"); do
-  for stream in ${STREAMS:-0 1}; do
-    for c in ${CONCURRENCY:-1 64 256}; do
-      for t in ${TARGETS:-direct nginx passthrough orteam-sqlite orteam-postgres}; do
-        KEY=${TARGET_KEY[$t]} STREAM=$stream MAX_TOKENS=16 run_wrk "${TARGET_URL[$t]}/chat/completions" "$c" 1 >/dev/null
-        echo "round=$r stream=$stream c=$c target=$t $(KEY=${TARGET_KEY[$t]} STREAM=$stream MAX_TOKENS=16 run_wrk "${TARGET_URL[$t]}/chat/completions" "$c" "$SECS")"
+  for route in ${ROUTES:-chat}; do
+    for stream in ${STREAMS:-0 1}; do
+      [ "$route" = embeddings ] && [ "$stream" = 1 ] && continue
+      for c in ${CONCURRENCY:-1 64 256}; do
+        for t in ${TARGETS:-direct nginx passthrough orteam-sqlite orteam-postgres}; do
+          url="${TARGET_URL[$t]}/${ROUTE_PATH[$route]}"
+          ROUTE=$route KEY=${TARGET_KEY[$t]} STREAM=$stream MAX_TOKENS=16 run_wrk "$url" "$c" 1 >/dev/null
+          echo "round=$r route=$route stream=$stream c=$c target=$t $(ROUTE=$route KEY=${TARGET_KEY[$t]} STREAM=$stream MAX_TOKENS=16 run_wrk "$url" "$c" "$SECS")"
+        done
       done
     done
   done

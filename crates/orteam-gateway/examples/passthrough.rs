@@ -38,8 +38,18 @@ impl Worker for Passthrough {
                 .get(http::header::AUTHORIZATION)
                 .cloned()
                 .unwrap_or(HeaderValue::from_static(""));
+            // The same route upstream: `/api/v1/messages` → `<base>/messages`.
+            let path = req
+                .uri()
+                .path()
+                .strip_prefix("/api/v1/")
+                .and_then(|rest| self.upstream.path(rest, None).ok());
             let body = req.into_body().collect().await.unwrap().to_bytes();
-            match self.upstream.chat(&auth, &[], body).await {
+            let sent = match path {
+                Some(path) => self.upstream.post(path, &auth, &[], &[], body).await,
+                None => self.upstream.chat(&auth, &[], body).await,
+            };
+            match sent {
                 Ok(resp) => {
                     let (parts, body) = resp.into_parts();
                     let bytes = body.collect().await.unwrap().to_bytes();
