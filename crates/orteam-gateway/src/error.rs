@@ -28,6 +28,8 @@ pub enum GatewayError {
         tier: String,
         allowed: Vec<String>,
     },
+    #[error("`{field}` is not allowed through this gateway: {reason}")]
+    FieldNotAllowed { field: &'static str, reason: String },
     #[error("model {0:?} does not exist in the catalog")]
     UnknownModel(String),
     #[error("rate limit reached ({what}); retry in {retry_after_secs} s")]
@@ -97,7 +99,9 @@ impl GatewayError {
             GatewayError::BadRequest { .. } | GatewayError::UnknownModel(_) => {
                 StatusCode::BAD_REQUEST
             }
-            GatewayError::ModelNotAllowed { .. } => StatusCode::FORBIDDEN,
+            GatewayError::ModelNotAllowed { .. } | GatewayError::FieldNotAllowed { .. } => {
+                StatusCode::FORBIDDEN
+            }
             GatewayError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             GatewayError::BudgetExhausted { .. } => StatusCode::PAYMENT_REQUIRED,
             GatewayError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -117,6 +121,7 @@ impl GatewayError {
             GatewayError::BadRequest { .. } => ("invalid_request_error", "invalid_request"),
             GatewayError::UnknownModel(_) => ("invalid_request_error", "model_not_found"),
             GatewayError::ModelNotAllowed { .. } => ("permission_error", "model_not_allowed"),
+            GatewayError::FieldNotAllowed { .. } => ("permission_error", "field_not_allowed"),
             GatewayError::RateLimited { .. } => ("rate_limit_error", "rate_limit_exceeded"),
             GatewayError::BudgetExhausted { .. } => ("insufficient_quota", "budget_exceeded"),
             GatewayError::PayloadTooLarge { .. } => ("invalid_request_error", "payload_too_large"),
@@ -135,6 +140,7 @@ impl GatewayError {
         match self {
             GatewayError::BadRequest { param, .. } => *param,
             GatewayError::UnknownModel(_) | GatewayError::ModelNotAllowed { .. } => Some("model"),
+            GatewayError::FieldNotAllowed { field, .. } => Some(field),
             _ => None,
         }
     }
@@ -148,7 +154,9 @@ impl GatewayError {
     fn anthropic_type(&self) -> &'static str {
         match self {
             GatewayError::Unauthorized(_) => "authentication_error",
-            GatewayError::ModelNotAllowed { .. } => "permission_error",
+            GatewayError::ModelNotAllowed { .. } | GatewayError::FieldNotAllowed { .. } => {
+                "permission_error"
+            }
             GatewayError::UnknownModel(_) | GatewayError::NotFound(_) => "not_found_error",
             GatewayError::RateLimited { .. } => "rate_limit_error",
             GatewayError::BudgetExhausted { .. } => "billing_error",
@@ -179,6 +187,7 @@ impl GatewayError {
             self,
             GatewayError::BudgetExhausted { .. }
                 | GatewayError::ModelNotAllowed { .. }
+                | GatewayError::FieldNotAllowed { .. }
                 | GatewayError::UnknownModel(_)
         )
     }

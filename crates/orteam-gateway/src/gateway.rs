@@ -28,6 +28,8 @@ use crate::{auth, pipeline};
 pub const HEADER_MODEL: HeaderName = HeaderName::from_static("x-orteam-model");
 pub const HEADER_MAX_TOKENS: HeaderName = HeaderName::from_static("x-orteam-max-tokens");
 pub const HEADER_REQUEST_ID: HeaderName = HeaderName::from_static("x-orteam-request-id");
+/// What the gateway removed from the request before forwarding it (priced server tools).
+pub const HEADER_REMOVED: HeaderName = HeaderName::from_static("x-orteam-removed");
 pub const HEADER_GENERATION_ID: HeaderName = HeaderName::from_static("x-generation-id");
 
 /// State shared by every worker.

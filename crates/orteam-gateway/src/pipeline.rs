@@ -14,12 +14,14 @@ use hyper::body::Incoming;
 
 use crate::error::GatewayError;
 use crate::gateway::{
-    GatewayWorker, HEADER_GENERATION_ID, HEADER_MAX_TOKENS, HEADER_MODEL, HEADER_REQUEST_ID,
+    Gateway, GatewayWorker, HEADER_GENERATION_ID, HEADER_MAX_TOKENS, HEADER_MODEL, HEADER_REMOVED,
+    HEADER_REQUEST_ID,
 };
 use crate::policy::{self, ModelDecision};
+use crate::pricing::ModelPrice;
 use crate::settle::Settlement;
 use crate::sse::SseScanner;
-use crate::wire::{Wire, json};
+use crate::wire::{Wire, json, routing};
 use crate::{auth, body, forward, reserve, respond};
 
 /// Runs one request of `wire`; returns the response and whether it is a stream.
@@ -35,14 +37,15 @@ pub async fn run(
     let forwarded = forwarded_headers(wire, req.headers());
     let bytes = body::read(req, gw.config.max_body_bytes).await?;
     let request = wire.parse(&bytes)?;
+    if let Some((field, reason)) = &request.routing.refused {
+        return Err(GatewayError::FieldNotAllowed {
+            field,
+            reason: reason.clone(),
+        });
+    }
     let served = served_model(&auth, &request.model)?;
     let model = served.as_deref().unwrap_or(&request.model);
-    // A model missing from the catalog is never free.
-    let price = gw
-        .catalog
-        .price(model)
-        .await
-        .ok_or_else(|| GatewayError::UnknownModel(model.to_owned()))?;
+    let price = price_of_every_model(gw, &auth, model, &request.routing.fallback_models).await?;
     let credentials = auth::upstream_credentials(gw, &auth)?;
     let (quote, reservation) = reserve::reserve(gw, &auth, &price, &request).await?;
 
@@ -86,6 +89,12 @@ pub async fn run(
     if quote.adjusted {
         headers.push((HEADER_MAX_TOKENS, HeaderValue::from(quote.max_tokens)));
     }
+    if !request.routing.removed.is_empty() {
+        headers.push((
+            HEADER_REMOVED,
+            header_value(&request.routing.removed.join(", ")),
+        ));
+    }
     if let Some(g) = resp.headers().get(HEADER_GENERATION_ID) {
         headers.push((HEADER_GENERATION_ID, g.clone()));
     }
@@ -113,6 +122,47 @@ pub async fn run(
         respond::whole(meta, reservation, resp.into_body(), headers).await?,
         false,
     ))
+}
+
+/// The price to quote: the dearest of `model` and every fallback model upstream may serve
+/// instead, each of which the tier must allow outright. A model missing from the catalog is
+/// never free.
+async fn price_of_every_model(
+    gw: &Gateway,
+    auth: &orteam_ledger::AuthContext,
+    model: &str,
+    fallbacks: &[String],
+) -> Result<ModelPrice, GatewayError> {
+    let price_of = |m: &str| {
+        let m = m.to_owned();
+        async move {
+            if routing::is_preset(&m) {
+                return Err(GatewayError::FieldNotAllowed {
+                    field: "model",
+                    reason: "a preset chooses the model upstream, where the budget cannot price it"
+                        .into(),
+                });
+            }
+            gw.catalog
+                .price(&m)
+                .await
+                .ok_or(GatewayError::UnknownModel(m))
+        }
+    };
+    let mut price = (*price_of(model).await?).clone();
+    for fallback in fallbacks {
+        if !policy::allows(&auth.tier, fallback) {
+            return Err(GatewayError::FieldNotAllowed {
+                field: "models",
+                reason: format!(
+                    "the fallback model {fallback:?} is not available to your tier ({})",
+                    auth.tier.id
+                ),
+            });
+        }
+        price = price.dearest(&*price_of(fallback).await?);
+    }
+    Ok(price)
 }
 
 /// The tier policy: `None` to serve the requested model, `Some` to serve another.

@@ -44,6 +44,22 @@ impl ModelPrice {
         })
     }
 
+    /// The price that bounds both this and `other`: the dearer rate of each kind, the
+    /// smaller of the caps (an answer never exceeds what either model allows).
+    pub fn dearest(&self, other: &ModelPrice) -> ModelPrice {
+        let min_cap = |a: Option<u64>, b: Option<u64>| match (a, b) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        ModelPrice {
+            prompt: self.prompt.max(other.prompt),
+            completion: self.completion.max(other.completion),
+            request: self.request.max(other.request),
+            max_completion_tokens: min_cap(self.max_completion_tokens, other.max_completion_tokens),
+            context_length: min_cap(self.context_length, other.context_length),
+        }
+    }
+
     /// The largest answer the model allows.
     pub fn completion_cap(&self, fallback: u64) -> u64 {
         self.max_completion_tokens

@@ -9,12 +9,14 @@
 use orteam_core::Money;
 use serde::Deserialize;
 
-use super::json::{self, Members, RequestError};
+use super::json::{self, Members, RequestError, Rewrite};
+use super::routing::Routing;
 use super::{Billed, CompletionInfo, SseEvent, StreamError, StreamState, Wire, WireRequest};
 
 /// Parses and validates a chat completion body.
 pub fn parse(body: &[u8]) -> Result<WireRequest<'_>, RequestError> {
     let members = Members::parse(body)?;
+    let mut routing = Routing::default();
     let mut model = None;
     let mut stream = false;
     let mut max_tokens = None;
@@ -36,7 +38,7 @@ pub fn parse(body: &[u8]) -> Result<WireRequest<'_>, RequestError> {
             }
             "n" => choices = json::token_count(raw, "n")?.unwrap_or(1),
             "stream_options" => wants_usage = stream_usage_requested(raw)?,
-            _ => {}
+            _ => routing.inspect(key, raw)?,
         }
     }
     let model = model.ok_or_else(|| RequestError::new("`model` is required", Some("model")))?;
@@ -55,6 +57,7 @@ pub fn parse(body: &[u8]) -> Result<WireRequest<'_>, RequestError> {
         generates: true,
         client_wants_stream_usage: wants_usage,
         thinking_budget: None,
+        routing,
     })
 }
 
@@ -71,31 +74,14 @@ pub(super) fn stream_usage_requested(
     Ok(o.and_then(|o| o.include_usage).unwrap_or(false))
 }
 
-/// Rewrites `model`, `max_tokens` (in place of `max_completion_tokens` too), `user` (the
-/// member id, for attribution) and `stream_options.include_usage` (always on for streams, so
-/// the final chunk carries the cost).
-pub fn upstream_body(r: &WireRequest<'_>, model: &str, max_tokens: u64, user: &str) -> Vec<u8> {
-    let model = json::json_string(model);
-    let max_tokens = max_tokens.to_string();
-    let user = json::json_string(user);
-    let mut extra: Vec<(&str, &[u8])> = vec![
-        ("model", &model),
-        ("max_tokens", max_tokens.as_bytes()),
-        ("user", &user),
-    ];
+/// Sets `max_tokens` (in place of `max_completion_tokens` too) and
+/// `stream_options.include_usage` (always on for streams, so the final chunk carries the cost).
+pub fn rewrite(r: &WireRequest<'_>, max_tokens: u64, rw: &mut Rewrite) {
+    rw.remove("max_completion_tokens")
+        .set("max_tokens", max_tokens.to_string());
     if r.stream {
-        extra.push(("stream_options", br#"{"include_usage":true}"#));
+        rw.set("stream_options", &br#"{"include_usage":true}"#[..]);
     }
-    r.members.write(
-        &[
-            "model",
-            "max_tokens",
-            "max_completion_tokens",
-            "user",
-            "stream_options",
-        ],
-        &extra,
-    )
 }
 
 #[derive(Deserialize)]

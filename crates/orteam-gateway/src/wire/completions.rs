@@ -3,10 +3,12 @@
 //! rewrite, the answer and the stream are chat's.
 
 use super::json::{self, Members, RequestError};
+use super::routing::Routing;
 use super::{Wire, WireRequest};
 
 pub fn parse(body: &[u8]) -> Result<WireRequest<'_>, RequestError> {
     let members = Members::parse(body)?;
+    let mut routing = Routing::default();
     let mut model = None;
     let mut stream = false;
     let mut max_tokens = None;
@@ -32,7 +34,7 @@ pub fn parse(body: &[u8]) -> Result<WireRequest<'_>, RequestError> {
             "n" => choices = json::token_count(raw, "n")?.unwrap_or(1),
             "best_of" => best_of = json::token_count(raw, "best_of")?.unwrap_or(1),
             "stream_options" => wants_usage = super::chat::stream_usage_requested(raw)?,
-            _ => {}
+            _ => routing.inspect(key, raw)?,
         }
     }
     let model = model.ok_or_else(|| RequestError::new("`model` is required", Some("model")))?;
@@ -51,6 +53,7 @@ pub fn parse(body: &[u8]) -> Result<WireRequest<'_>, RequestError> {
         generates: true,
         client_wants_stream_usage: wants_usage,
         thinking_budget: None,
+        routing,
     })
 }
 

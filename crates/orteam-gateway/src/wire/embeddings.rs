@@ -3,10 +3,12 @@
 //! shape is chat's: `id`, `model`, `usage`).
 
 use super::json::{self, Members, RequestError};
+use super::routing::Routing;
 use super::{CompletionInfo, Wire, WireRequest};
 
 pub fn parse(body: &[u8]) -> Result<WireRequest<'_>, RequestError> {
     let members = Members::parse(body)?;
+    let mut routing = Routing::default();
     let mut model = None;
     let mut has_input = false;
     for (key, raw) in members.iter() {
@@ -28,7 +30,7 @@ pub fn parse(body: &[u8]) -> Result<WireRequest<'_>, RequestError> {
                     Some("stream"),
                 ));
             }
-            _ => {}
+            _ => routing.inspect(key, raw)?,
         }
     }
     let model = model.ok_or_else(|| RequestError::new("`model` is required", Some("model")))?;
@@ -46,15 +48,8 @@ pub fn parse(body: &[u8]) -> Result<WireRequest<'_>, RequestError> {
         generates: false,
         client_wants_stream_usage: false,
         thinking_budget: None,
+        routing,
     })
-}
-
-/// Rewrites `model` and `user` (the member id).
-pub fn upstream_body(r: &WireRequest<'_>, model: &str, user: &str) -> Vec<u8> {
-    let model = json::json_string(model);
-    let user = json::json_string(user);
-    r.members
-        .write(&["model", "user"], &[("model", &model), ("user", &user)])
 }
 
 pub fn read_answer(body: &[u8]) -> Option<CompletionInfo> {

@@ -56,20 +56,42 @@ impl<'de: 'a, 'a> Deserialize<'de> for Members<'a> {
 }
 
 impl<'a> Members<'a> {
-    /// Splits a body that must be a JSON object.
+    /// Splits a body that must be a JSON object. A member given twice is refused: JSON
+    /// parsers disagree on which copy wins, so the gateway could check one copy while
+    /// upstream reads another.
     pub fn parse(body: &'a [u8]) -> Result<Self, RequestError> {
-        serde_json::from_slice(body).map_err(|e| {
+        let members: Members<'a> = serde_json::from_slice(body).map_err(|e| {
             let what = if e.is_data() {
                 "the request body must be a JSON object"
             } else {
                 "the request body is not valid JSON"
             };
             RequestError::new(format!("{what}: {e}"), None)
-        })
+        })?;
+        let m = &members.0;
+        for (i, (key, _)) in m.iter().enumerate() {
+            if m[..i].iter().any(|(k, _)| k == key) {
+                return Err(RequestError::new(
+                    format!("the member `{key}` appears more than once"),
+                    None,
+                ));
+            }
+        }
+        Ok(members)
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&str, &'a RawValue)> {
         self.0.iter().map(|(k, v)| (k.as_ref(), *v))
+    }
+
+    /// Writes the object back with `rewrite` applied.
+    pub fn rewritten(&self, rewrite: &Rewrite) -> Vec<u8> {
+        let extra: Vec<(&str, &[u8])> = rewrite
+            .set
+            .iter()
+            .map(|(k, v)| (*k, v.as_slice()))
+            .collect();
+        self.write(&rewrite.replaced, &extra)
     }
 
     /// Writes the object back: every member except those named in `replaced`, then `extra`
@@ -107,6 +129,31 @@ impl<'a> Members<'a> {
         }
         out.push(b'}');
         out
+    }
+}
+
+/// The members the gateway replaces or removes in a body it forwards.
+#[derive(Debug, Default)]
+pub struct Rewrite {
+    replaced: Vec<&'static str>,
+    set: Vec<(&'static str, Vec<u8>)>,
+}
+
+impl Rewrite {
+    /// Replaces (or adds) `key` with a JSON-encoded value.
+    pub fn set(&mut self, key: &'static str, json: impl Into<Vec<u8>>) -> &mut Self {
+        self.remove(key);
+        self.set.push((key, json.into()));
+        self
+    }
+
+    /// Removes `key`.
+    pub fn remove(&mut self, key: &'static str) -> &mut Self {
+        if !self.replaced.contains(&key) {
+            self.replaced.push(key);
+        }
+        self.set.retain(|(k, _)| *k != key);
+        self
     }
 }
 
@@ -157,6 +204,16 @@ pub fn token_count(raw: &RawValue, name: &'static str) -> Result<Option<u64>, Re
 /// Decodes a member into `T`, naming the member when it does not fit.
 pub fn decode<T: DeserializeOwned>(
     raw: &RawValue,
+    name: &'static str,
+    expected: &str,
+) -> Result<T, RequestError> {
+    serde_json::from_str(raw.get())
+        .map_err(|_| RequestError::new(format!("`{name}` must be {expected}"), Some(name)))
+}
+
+/// Decodes a member into `T` borrowing from the body, naming the member when it does not fit.
+pub fn decode_borrowed<'a, T: Deserialize<'a>>(
+    raw: &'a RawValue,
     name: &'static str,
     expected: &str,
 ) -> Result<T, RequestError> {

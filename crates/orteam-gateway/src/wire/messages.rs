@@ -16,7 +16,8 @@
 use orteam_core::Money;
 use serde::Deserialize;
 
-use super::json::{self, Members, RequestError};
+use super::json::{self, Members, RequestError, Rewrite};
+use super::routing::Routing;
 use super::{Billed, CompletionInfo, SseEvent, StreamError, StreamState, Wire, WireRequest};
 
 /// Anthropic's smallest thinking budget.
@@ -24,6 +25,7 @@ const MIN_THINKING_BUDGET: u64 = 1024;
 
 pub fn parse(body: &[u8]) -> Result<WireRequest<'_>, RequestError> {
     let members = Members::parse(body)?;
+    let mut routing = Routing::default();
     let mut model = None;
     let mut stream = false;
     let mut max_tokens = None;
@@ -53,7 +55,7 @@ pub fn parse(body: &[u8]) -> Result<WireRequest<'_>, RequestError> {
                     thinking_budget = t.budget_tokens;
                 }
             }
-            _ => {}
+            _ => routing.inspect(key, raw)?,
         }
     }
     let model = model.ok_or_else(|| RequestError::new("model: Field required", Some("model")))?;
@@ -74,28 +76,20 @@ pub fn parse(body: &[u8]) -> Result<WireRequest<'_>, RequestError> {
         generates: true,
         client_wants_stream_usage: true,
         thinking_budget,
+        routing,
     })
 }
 
-/// Rewrites `model`, `max_tokens`, `user` (the member id: OpenRouter's attribution field on
-/// this route; Claude Code's own `metadata.user_id` passes through) and, when the clamp cut
-/// below it, `thinking`.
-pub fn upstream_body(r: &WireRequest<'_>, model: &str, max_tokens: u64, user: &str) -> Vec<u8> {
-    let model = json::json_string(model);
-    let max = max_tokens.to_string();
-    let user = json::json_string(user);
-    let mut replaced = vec!["model", "max_tokens", "user"];
-    let mut extra: Vec<(&str, &[u8])> = vec![
-        ("model", &model),
-        ("max_tokens", max.as_bytes()),
-        ("user", &user),
-    ];
+/// Sets `max_tokens` and, when the clamp cut below it, `thinking`. (`user`, set for every
+/// route, is OpenRouter's attribution field here; Claude Code's own `metadata.user_id` passes
+/// through.)
+pub fn rewrite(r: &WireRequest<'_>, max_tokens: u64, rw: &mut Rewrite) {
+    rw.set("max_tokens", max_tokens.to_string());
     // The thinking budget must stay below max_tokens.
-    let thinking;
     if let Some(budget) = r.thinking_budget
         && budget >= max_tokens
     {
-        thinking = if max_tokens > MIN_THINKING_BUDGET {
+        let thinking = if max_tokens > MIN_THINKING_BUDGET {
             format!(
                 r#"{{"type":"enabled","budget_tokens":{}}}"#,
                 (max_tokens - 1).max(MIN_THINKING_BUDGET)
@@ -103,10 +97,8 @@ pub fn upstream_body(r: &WireRequest<'_>, model: &str, max_tokens: u64, user: &s
         } else {
             r#"{"type":"disabled"}"#.to_owned()
         };
-        replaced.push("thinking");
-        extra.push(("thinking", thinking.as_bytes()));
+        rw.set("thinking", thinking);
     }
-    r.members.write(&replaced, &extra)
 }
 
 #[derive(Deserialize, Default)]

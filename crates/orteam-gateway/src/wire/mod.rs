@@ -19,11 +19,13 @@ pub mod embeddings;
 pub mod json;
 pub mod messages;
 pub mod responses;
+pub mod routing;
 
 use bytes::Bytes;
 use orteam_core::Money;
 
-pub use json::{Members, RequestError};
+pub use json::{Members, RequestError, Rewrite};
+pub use routing::Routing;
 
 /// One API the gateway serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -150,18 +152,27 @@ pub struct WireRequest<'a> {
     pub client_wants_stream_usage: bool,
     /// Messages: `thinking.budget_tokens` when extended thinking is on.
     pub thinking_budget: Option<u64>,
+    /// OpenRouter's fields that choose models or add paid work ([`routing`]).
+    pub routing: Routing<'a>,
 }
 
 impl WireRequest<'_> {
     /// The body to send upstream: the client's members untouched except the served model,
     /// the output cap the budget allows, and the member id for attribution.
     pub fn upstream_body(&self, model: &str, max_output: u64, member: &str) -> Bytes {
-        Bytes::from(match self.wire {
-            Wire::Chat | Wire::Completions => chat::upstream_body(self, model, max_output, member),
-            Wire::Messages => messages::upstream_body(self, model, max_output, member),
-            Wire::Responses => responses::upstream_body(self, model, max_output, member),
-            Wire::Embeddings => embeddings::upstream_body(self, model, member),
-        })
+        let mut rw = Rewrite::default();
+        rw.set("model", json::json_string(model))
+            .set("user", json::json_string(member));
+        if let Some(tools) = self.routing.tools_json() {
+            rw.set("tools", tools);
+        }
+        match self.wire {
+            Wire::Chat | Wire::Completions => chat::rewrite(self, max_output, &mut rw),
+            Wire::Messages => messages::rewrite(self, max_output, &mut rw),
+            Wire::Responses => responses::rewrite(max_output, &mut rw),
+            Wire::Embeddings => {}
+        }
+        Bytes::from(self.members.rewritten(&rw))
     }
 }
 

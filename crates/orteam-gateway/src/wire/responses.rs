@@ -13,11 +13,13 @@
 use orteam_core::Money;
 use serde::Deserialize;
 
-use super::json::{self, Members, RequestError};
+use super::json::{self, Members, RequestError, Rewrite};
+use super::routing::Routing;
 use super::{Billed, CompletionInfo, SseEvent, StreamError, StreamState, Wire, WireRequest};
 
 pub fn parse(body: &[u8]) -> Result<WireRequest<'_>, RequestError> {
     let members = Members::parse(body)?;
+    let mut routing = Routing::default();
     let mut model = None;
     let mut stream = false;
     let mut max_output = None;
@@ -37,7 +39,7 @@ pub fn parse(body: &[u8]) -> Result<WireRequest<'_>, RequestError> {
             }
             "stream" => stream = json::boolean(raw, "stream")?,
             "max_output_tokens" => max_output = json::token_count(raw, "max_output_tokens")?,
-            _ => {}
+            _ => routing.inspect(key, raw)?,
         }
     }
     let model = model.ok_or_else(|| RequestError::new("`model` is required", Some("model")))?;
@@ -55,23 +57,14 @@ pub fn parse(body: &[u8]) -> Result<WireRequest<'_>, RequestError> {
         generates: true,
         client_wants_stream_usage: true,
         thinking_budget: None,
+        routing,
     })
 }
 
-/// Rewrites `model`, `max_output_tokens` and `user` (the member id; OpenRouter records it as
-/// the generation's user). `safety_identifier` passes through untouched.
-pub fn upstream_body(r: &WireRequest<'_>, model: &str, max_output: u64, user: &str) -> Vec<u8> {
-    let model = json::json_string(model);
-    let max = max_output.to_string();
-    let user = json::json_string(user);
-    r.members.write(
-        &["model", "max_output_tokens", "user"],
-        &[
-            ("model", &model),
-            ("max_output_tokens", max.as_bytes()),
-            ("user", &user),
-        ],
-    )
+/// Sets `max_output_tokens`. (`user`, set for every route, is the member id OpenRouter records
+/// as the generation's user; `safety_identifier` passes through untouched.)
+pub fn rewrite(max_output: u64, rw: &mut Rewrite) {
+    rw.set("max_output_tokens", max_output.to_string());
 }
 
 #[derive(Deserialize)]

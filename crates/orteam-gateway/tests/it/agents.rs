@@ -95,10 +95,19 @@ async fn claude_code_and_codex_work_through_the_gateway(backend: Backend) {
     )
     .await;
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("402"), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("402"),
+        "{}",
+        text(&out)
+    );
     let out = agent(
         "codex.sh",
-        &[&tg.base_url, tg.key("carol"), "openai/gpt-4o-mini", "Say hello"],
+        &[
+            &tg.base_url,
+            tg.key("carol"),
+            "openai/gpt-4o-mini",
+            "Say hello",
+        ],
     )
     .await;
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
@@ -118,5 +127,9 @@ async fn claude_code_and_codex_work_through_the_gateway(backend: Backend) {
     assert_eq!(refused, ["2"], "one refusal per agent, no retry loop");
     assert_eq!(tg.sim.request_count("POST", "/api/v1/messages"), 1);
     assert_eq!(tg.sim.request_count("POST", "/api/v1/responses"), 1);
-    assert_eq!(all_events(&tg).await.len(), 2, "nothing charged for refusals");
+    assert_eq!(
+        all_events(&tg).await.len(),
+        2,
+        "nothing charged for refusals"
+    );
 }

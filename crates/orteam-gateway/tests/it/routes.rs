@@ -500,3 +500,104 @@ async fn count_tokens_and_models_speak_anthropic() {
     assert_eq!(v["data"][0]["type"], "model");
     assert_eq!(v["has_more"], false);
 }
+
+#[tokio::test]
+async fn routing_fields_cannot_reach_what_the_tier_forbids() {
+    let tg = TestGateway::builder(Backend::Sqlite)
+        .budget(BudgetScope::Member, "alice", Window::Daily, "0.01")
+        .start()
+        .await;
+    let generating = [Api::Chat, Api::Messages, Api::Responses, Api::Completions];
+    for api in generating {
+        let forbidden: Vec<(&str, Value)> = vec![
+            ("models", json!(["openai/gpt-4o"])),
+            ("plugins", json!([{"id": "web"}])),
+            ("preset", json!("team-default")),
+        ];
+        for (field, value) in forbidden {
+            let mut b = api.body("", Some(10), false);
+            b[field] = value;
+            let resp = tg.post("carol", api.path(), b).await;
+            assert_eq!(resp.status(), 403, "{api:?} {field}");
+            let v: Value = resp.json().await.unwrap();
+            api.error_kind(&v);
+            let msg = v["error"]["message"].as_str().unwrap();
+            assert!(
+                msg.contains(&format!("`{field}`")),
+                "{api:?} {field}: {msg}"
+            );
+        }
+        // A preset named in the model, and a duplicated member, are refused too.
+        let mut b = api.body("", Some(10), false);
+        b["model"] = "openai/gpt-4o-mini@preset/cheap".into();
+        assert_eq!(
+            tg.post("alice", api.path(), b).await.status(),
+            403,
+            "{api:?}"
+        );
+        let good = serde_json::to_string(&api.body("", Some(10), false)).unwrap();
+        let dup = format!(
+            "{},\"model\":\"openai/gpt-4o\"}}",
+            good.trim_end_matches('}')
+        );
+        let resp = tg
+            .http
+            .post(format!("{}{}", tg.base_url, api.path()))
+            .bearer_auth(tg.key("alice"))
+            .header("content-type", "application/json")
+            .body(dup)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 400, "{api:?}: duplicate member");
+        let v: Value = resp.json().await.unwrap();
+        api.error_kind(&v);
+        // Nothing forbidden reached upstream.
+        assert_eq!(
+            tg.sim.request_count("POST", &api.upstream_path()),
+            0,
+            "{api:?}"
+        );
+    }
+    // Messages' own fallback field and fast mode.
+    let mut b = Api::Messages.body("", Some(10), false);
+    b["fallbacks"] = json!([{"model": "openai/gpt-4o"}]);
+    assert_eq!(tg.post("carol", "/messages", b).await.status(), 403);
+    let mut b = Api::Messages.body("", Some(10), false);
+    b["speed"] = "fast".into();
+    assert_eq!(tg.post("alice", "/messages", b).await.status(), 403);
+    assert!(all_events(&tg).await.is_empty());
+
+    // Fallbacks the tier allows are quoted at the dearest of them: the same budget pays for
+    // fewer tokens when gpt-4o may serve.
+    let cap = |resp: &reqwest::Response| -> u64 {
+        resp.headers()["x-orteam-max-tokens"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let cheap = tg
+        .post(
+            "alice",
+            "/chat/completions",
+            Api::Chat.body("[[sim:tokens=3]]", Some(1_000_000), false),
+        )
+        .await;
+    assert_eq!(cheap.status(), 200);
+    let mut b = Api::Chat.body("[[sim:tokens=3]]", Some(1_000_000), false);
+    b["models"] = json!(["openai/gpt-4o"]);
+    let dear = tg.post("alice", "/chat/completions", b).await;
+    assert_eq!(dear.status(), 200);
+    assert!(cap(&dear) < cap(&cheap), "{} < {}", cap(&dear), cap(&cheap));
+
+    // Priced server tools are removed, and the answer says so.
+    let mut b = Api::Chat.body("[[sim:tokens=3]]", Some(10), false);
+    b["tools"] = json!([{"type": "function", "function": {"name": "f", "parameters": {}}}, {"type": "openrouter:web_search"}]);
+    let resp = tg.post("alice", "/chat/completions", b).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        resp.headers()["x-orteam-removed"],
+        "tools.openrouter:web_search"
+    );
+}
