@@ -88,7 +88,10 @@ fn main() {
     let handle = server::spawn(
         listener,
         workers,
-        Duration::from_secs(1),
+        server::ServerLimits {
+            drain: Duration::from_secs(1),
+            ..Default::default()
+        },
         CancellationToken::new(),
         move |_| Passthrough {
             upstream: Upstream::new(&settings),

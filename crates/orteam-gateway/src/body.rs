@@ -1,4 +1,7 @@
-//! Stage: read the request body (JSON only, bounded by `max_body_bytes`).
+//! Stage: read the request body (JSON only, bounded by `max_body_bytes` and
+//! `body_read_timeout`).
+
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::Request;
@@ -8,7 +11,12 @@ use hyper::body::Incoming;
 
 use crate::error::GatewayError;
 
-pub async fn read(req: Request<Incoming>, limit: usize) -> Result<Bytes, GatewayError> {
+/// Reads the body, refusing one larger than `limit` bytes or slower than `deadline`.
+pub async fn read(
+    req: Request<Incoming>,
+    limit: usize,
+    deadline: Duration,
+) -> Result<Bytes, GatewayError> {
     if let Some(ct) = req.headers().get(CONTENT_TYPE) {
         let ct = ct.to_str().unwrap_or("");
         if !ct
@@ -28,7 +36,10 @@ pub async fn read(req: Request<Incoming>, limit: usize) -> Result<Bytes, Gateway
     {
         return Err(GatewayError::PayloadTooLarge { limit });
     }
-    match Limited::new(req.into_body(), limit).collect().await {
+    let collected = tokio::time::timeout(deadline, Limited::new(req.into_body(), limit).collect())
+        .await
+        .map_err(|_| GatewayError::RequestTimeout)?;
+    match collected {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(err) if err.is::<http_body_util::LengthLimitError>() => {
             Err(GatewayError::PayloadTooLarge { limit })

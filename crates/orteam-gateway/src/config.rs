@@ -73,6 +73,9 @@ struct FileLimits {
     min_answer_tokens: Option<u64>,
     default_max_tokens: Option<u64>,
     drain: Option<String>,
+    header_read_timeout: Option<String>,
+    body_read_timeout: Option<String>,
+    max_connections: Option<usize>,
 }
 
 /// Validated gateway settings.
@@ -99,6 +102,12 @@ pub struct GatewayConfig {
     pub default_max_tokens: u64,
     /// Graceful shutdown: how long open requests and streams may take to finish.
     pub drain: Duration,
+    /// How long a request head may take, and a kept-alive connection may idle.
+    pub header_read_timeout: Duration,
+    /// How long a request body may take to arrive (408 after it).
+    pub body_read_timeout: Duration,
+    /// Open connections across workers; past it new ones are closed at once.
+    pub max_connections: usize,
 }
 
 impl std::fmt::Debug for GatewayConfig {
@@ -201,6 +210,21 @@ impl GatewayConfig {
             min_answer_tokens: parsed.limits.min_answer_tokens.unwrap_or(16).max(1),
             default_max_tokens: parsed.limits.default_max_tokens.unwrap_or(4096).max(1),
             drain: duration("limits.drain", parsed.limits.drain, Duration::from_secs(30))?,
+            header_read_timeout: duration(
+                "limits.header_read_timeout",
+                parsed.limits.header_read_timeout,
+                Duration::from_secs(30),
+            )?,
+            body_read_timeout: duration(
+                "limits.body_read_timeout",
+                parsed.limits.body_read_timeout,
+                Duration::from_secs(30),
+            )?,
+            max_connections: parsed
+                .limits
+                .max_connections
+                .unwrap_or_else(crate::server::default_max_connections)
+                .max(1),
         })
     }
 }

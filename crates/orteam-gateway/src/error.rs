@@ -47,6 +47,8 @@ pub enum GatewayError {
     },
     #[error("request body is larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
+    #[error("the request body did not arrive in time")]
+    RequestTimeout,
     #[error("content type must be application/json")]
     UnsupportedMediaType,
     #[error("no route for {0}")]
@@ -106,6 +108,7 @@ impl GatewayError {
             GatewayError::BudgetExhausted { .. } => StatusCode::PAYMENT_REQUIRED,
             GatewayError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             GatewayError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            GatewayError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             GatewayError::NotFound(_) => StatusCode::NOT_FOUND,
             GatewayError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             GatewayError::Upstream { status, .. } => *status,
@@ -128,6 +131,7 @@ impl GatewayError {
             GatewayError::UnsupportedMediaType => {
                 ("invalid_request_error", "unsupported_media_type")
             }
+            GatewayError::RequestTimeout => ("invalid_request_error", "request_timeout"),
             GatewayError::NotFound(_) => ("invalid_request_error", "not_found"),
             GatewayError::MethodNotAllowed(_) => ("invalid_request_error", "method_not_allowed"),
             GatewayError::Upstream { .. } => ("upstream_error", "upstream_error"),
@@ -163,6 +167,7 @@ impl GatewayError {
             GatewayError::PayloadTooLarge { .. } => "request_too_large",
             GatewayError::BadRequest { .. }
             | GatewayError::UnsupportedMediaType
+            | GatewayError::RequestTimeout
             | GatewayError::MethodNotAllowed(_) => "invalid_request_error",
             GatewayError::Upstream { status, .. } => match status.as_u16() {
                 401 => "authentication_error",

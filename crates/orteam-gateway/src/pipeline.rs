@@ -35,7 +35,7 @@ pub async fn run(
     let auth = auth::authenticate(&gw.ledger, req.headers())?;
     let path = worker.upstream_path(wire, req.uri().query())?;
     let forwarded = forwarded_headers(wire, req.headers());
-    let bytes = body::read(req, gw.config.max_body_bytes).await?;
+    let bytes = body::read(req, gw.config.max_body_bytes, gw.config.body_read_timeout).await?;
     let request = wire.parse(&bytes)?;
     if let Some((field, reason)) = &request.routing.refused {
         return Err(GatewayError::FieldNotAllowed {
@@ -198,7 +198,7 @@ pub async fn count_tokens(
 ) -> Result<Response<Body>, GatewayError> {
     let gw = &worker.gw;
     let auth = auth::authenticate(&gw.ledger, req.headers())?;
-    let bytes = body::read(req, gw.config.max_body_bytes).await?;
+    let bytes = body::read(req, gw.config.max_body_bytes, gw.config.body_read_timeout).await?;
     let members = json::Members::parse(&bytes)?;
     let mut model = None;
     let mut has_messages = false;

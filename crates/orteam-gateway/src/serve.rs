@@ -121,7 +121,11 @@ pub async fn start(
     let server = server::spawn(
         listener,
         config.workers,
-        config.drain,
+        server::ServerLimits {
+            header_read_timeout: config.header_read_timeout,
+            max_connections: config.max_connections,
+            drain: config.drain,
+        },
         shutdown.clone(),
         move |_| GatewayWorker::new(gw.clone(), &upstream),
     )
