@@ -89,10 +89,12 @@ mod extract;
 mod fasthash;
 mod faults;
 mod guardrails;
+mod inference;
 mod keys;
 mod models;
 mod org;
 mod server;
+mod sse;
 mod state;
 
 use std::net::SocketAddr;

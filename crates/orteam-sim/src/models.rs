@@ -58,9 +58,19 @@ pub(crate) struct EndpointDef {
     pub zdr: bool,
 }
 
+/// What a model does: generate text (chat, Messages, Responses, completions) or embed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ModelKind {
+    Text,
+    Embedding,
+}
+
 #[derive(Debug, Clone)]
 pub(crate) struct Model {
     pub id: Arc<str>,
+    pub kind: ModelKind,
+    /// The native vector size of an embedding model (0 for text models).
+    pub embedding_dims: u32,
     pub canonical_slug: Arc<str>,
     pub name: &'static str,
     pub created: i64,
@@ -159,6 +169,7 @@ const OPEN_PARAMS: &[&str] = &[
 ];
 const FREE_PARAMS: &[&str] = &["max_tokens", "stop", "temperature", "top_p"];
 const TEXT: &[&str] = &["text"];
+const EMBEDDINGS: &[&str] = &["embeddings"];
 const TEXT_IMAGE: &[&str] = &["text", "image"];
 const TEXT_IMAGE_FILE: &[&str] = &["text", "image", "file"];
 
@@ -187,6 +198,8 @@ struct Def {
     hf: Option<&'static str>,
     cutoff: Option<&'static str>,
     moderated: bool,
+    kind: ModelKind,
+    embedding_dims: u32,
     /// (provider, quantization, zdr)
     providers: &'static [(&'static str, Option<&'static str>, bool)],
 }
@@ -216,6 +229,8 @@ const fn def(id: &'static str, slug: &'static str, name: &'static str) -> Def {
         hf: None,
         cutoff: None,
         moderated: false,
+        kind: ModelKind::Text,
+        embedding_dims: 0,
         providers: &[],
     }
 }
@@ -594,6 +609,8 @@ pub(crate) fn build_catalog() -> Catalog {
             .collect();
         models.push(Model {
             id: d.id.into(),
+            kind: d.kind,
+            embedding_dims: d.embedding_dims,
             canonical_slug: d.slug.into(),
             name: d.name,
             created: d.created,
@@ -601,7 +618,10 @@ pub(crate) fn build_catalog() -> Catalog {
             context_length: d.context,
             max_completion_tokens: d.max_out,
             input_modalities: d.input,
-            output_modalities: TEXT,
+            output_modalities: match d.kind {
+                ModelKind::Text => TEXT,
+                ModelKind::Embedding => EMBEDDINGS,
+            },
             tokenizer: d.tokenizer,
             instruct_type: d.instruct,
             pricing: PricingStrings {

@@ -148,6 +148,13 @@ impl Shared {
         }
     }
 
+    /// After a generation was recorded and the state lock released: marks the state dirty and
+    /// wakes generation waiters.
+    pub fn generation_recorded_after_unlock(&self) {
+        self.mark_dirty();
+        self.notify_generation();
+    }
+
     /// Writes the state file if one is configured and something changed.
     pub fn persist(&self) -> Result<(), SimError> {
         let Some(path) = &self.state_file else {
