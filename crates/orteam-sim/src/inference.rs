@@ -129,12 +129,6 @@ impl<'de: 'a, 'a> Deserialize<'de> for BStr<'a> {
     }
 }
 
-impl BStr<'_> {
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
 /// FNV-1a, stable across runs and Rust versions (unlike `DefaultHasher`).
 pub(crate) fn fnv1a(mut h: u64, bytes: &[u8]) -> u64 {
     for b in bytes {

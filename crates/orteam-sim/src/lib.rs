@@ -84,6 +84,8 @@ mod activity;
 mod admin;
 mod auth;
 mod chat;
+mod completions;
+mod embeddings;
 mod error;
 mod extract;
 mod fasthash;
@@ -91,8 +93,10 @@ mod faults;
 mod guardrails;
 mod inference;
 mod keys;
+mod messages;
 mod models;
 mod org;
+mod responses;
 mod server;
 mod sse;
 mod state;
@@ -108,7 +112,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use error::SimError;
-pub use faults::{Fault, FaultRule};
+pub use faults::{Fault, FaultRule, Route};
 
 use server::Shared;
 

@@ -167,6 +167,7 @@ const OPEN_PARAMS: &[&str] = &[
     "top_k",
     "top_p",
 ];
+const EMBEDDING_PARAMS: &[&str] = &["dimensions", "encoding_format", "input_type"];
 const FREE_PARAMS: &[&str] = &["max_tokens", "stop", "temperature", "top_p"];
 const TEXT: &[&str] = &["text"];
 const EMBEDDINGS: &[&str] = &["embeddings"];
@@ -550,6 +551,61 @@ fn defs() -> Vec<Def> {
             providers: &[("Perplexity", None, false)],
             ..def("perplexity/sonar", "perplexity/sonar", "Perplexity: Sonar")
         },
+        // Embedding models: served by `/embeddings` and listed at `/embeddings/models`; `/models`
+        // shows them only when asked for (`output_modalities=embeddings` or `all`), since its
+        // `output_modalities` filter defaults to `text` in OpenRouter's spec.
+        Def {
+            created: 1_706_140_800,
+            description: "text-embedding-3-small: OpenAI's small third-generation embedding model, 1536 dimensions (shortenable).",
+            context: 8_192,
+            max_out: 0,
+            tokenizer: "GPT",
+            prompt: "0.00000002",
+            params: EMBEDDING_PARAMS,
+            kind: ModelKind::Embedding,
+            embedding_dims: 1_536,
+            providers: &[("OpenAI", None, true)],
+            ..def(
+                "openai/text-embedding-3-small",
+                "openai/text-embedding-3-small",
+                "OpenAI: Text Embedding 3 Small",
+            )
+        },
+        Def {
+            created: 1_706_140_800,
+            description: "text-embedding-3-large: OpenAI's most capable embedding model, 3072 dimensions (shortenable).",
+            context: 8_192,
+            max_out: 0,
+            tokenizer: "GPT",
+            prompt: "0.00000013",
+            params: EMBEDDING_PARAMS,
+            kind: ModelKind::Embedding,
+            embedding_dims: 3_072,
+            providers: &[("OpenAI", None, true)],
+            ..def(
+                "openai/text-embedding-3-large",
+                "openai/text-embedding-3-large",
+                "OpenAI: Text Embedding 3 Large",
+            )
+        },
+        Def {
+            created: 1_749_513_600,
+            description: "Qwen3-Embedding-8B: multilingual embedding model of the Qwen3 family, 4096 dimensions, 32K context.",
+            context: 32_768,
+            max_out: 0,
+            tokenizer: "Qwen3",
+            prompt: "0.00000001",
+            params: EMBEDDING_PARAMS,
+            hf: Some("Qwen/Qwen3-Embedding-8B"),
+            kind: ModelKind::Embedding,
+            embedding_dims: 4_096,
+            providers: &[("DeepInfra", Some("fp8"), false), ("Nebius", None, false)],
+            ..def(
+                "qwen/qwen3-embedding-8b",
+                "qwen/qwen3-embedding-8b",
+                "Qwen: Qwen3 Embedding 8B",
+            )
+        },
     ]
 }
 
@@ -659,7 +715,11 @@ pub(crate) fn build_catalog() -> Catalog {
     for (i, m) in models.iter().enumerate() {
         index.insert(m.id.clone(), i);
     }
-    let views: Vec<ModelView<'_>> = models.iter().map(ModelView::from).collect();
+    let views: Vec<ModelView<'_>> = models
+        .iter()
+        .filter(|m| m.kind == ModelKind::Text)
+        .map(ModelView::from)
+        .collect();
     let all_models_json = serde_json::to_vec(&DataList { data: views })
         .unwrap_or_default()
         .into();
@@ -834,7 +894,7 @@ pub(crate) struct ModelsQuery {
     output_modalities: Option<String>,
 }
 
-fn json_response(body: impl Into<axum::body::Body>) -> Response {
+pub(crate) fn json_response(body: impl Into<axum::body::Body>) -> Response {
     (
         [(
             header::CONTENT_TYPE,
@@ -862,7 +922,9 @@ fn matches(m: &Model, q: &ModelsQuery) -> bool {
         }
     }
     match q.output_modalities.as_deref().map(str::trim) {
-        None | Some("") | Some("all") => true,
+        // OpenRouter's default is `text`.
+        None | Some("") => m.output_modalities.contains(&"text"),
+        Some("all") => true,
         Some(list) => list
             .split(',')
             .map(str::trim)
