@@ -959,6 +959,8 @@ pub(crate) async fn list_user_models(
     let allowed: Vec<usize> = {
         let st = shared.state.lock();
         (0..shared.catalog.models.len())
+            // Like `/models` without `output_modalities`: text models only.
+            .filter(|&i| shared.catalog.model(i).kind == ModelKind::Text)
             .filter(|&i| match &caller {
                 crate::auth::Caller::Management => true,
                 crate::auth::Caller::Inference(hash) => st
