@@ -328,3 +328,88 @@ async fn faults_on_the_messages_route() {
     assert_eq!(g.json["data"]["cancelled"], true);
     assert_eq!(g.json["data"]["tokens_completion"], 1);
 }
+
+#[tokio::test]
+async fn client_hang_up_bills_what_was_streamed() {
+    let c = Ctx::new().await;
+    let (key, hash) = c.sim.create_key("dc", None, None);
+    let mut r = c
+        .http
+        .post(format!("{}/messages", c.sim.base_url()))
+        .bearer_auth(&key)
+        .json(&json!({"model": MODEL, "max_tokens": 4096, "stream": true,
+            "messages": [{"role": "user", "content": "[[sim:tokens=2000]] [[sim:delay_ms=5]]"}]}))
+        .send()
+        .await
+        .unwrap();
+    let id = r.headers()["x-generation-id"].to_str().unwrap().to_owned();
+    let mut seen = String::new();
+    while seen.matches("text_delta").count() < 2 {
+        seen.push_str(std::str::from_utf8(&r.chunk().await.unwrap().unwrap()).unwrap());
+    }
+    drop(r);
+    let g = generation(&c, &key, &id).await;
+    assert_eq!(g.json["data"]["cancelled"], true);
+    let produced = g.json["data"]["tokens_completion"].as_u64().unwrap();
+    assert!((2..2000).contains(&produced), "{produced}");
+    assert_eq!(
+        c.key_info(&hash).await.money("/data/usage"),
+        g.money("/data/total_cost")
+    );
+}
+
+#[tokio::test]
+async fn every_route_feeds_activity() {
+    let c = Ctx::frozen_at(crate::utc(2026, 6, 10, 12, 0)).await;
+    let key = c.key("k");
+    let mgmt = c.mgmt();
+    let a = c
+        .post("/messages", Some(&key), body("hi [[sim:tokens=3]]"))
+        .await;
+    let b = c
+        .post(
+            "/responses",
+            Some(&key),
+            json!({"model": MODEL, "input": "hi [[sim:tokens=3]]"}),
+        )
+        .await;
+    let d = c
+        .post(
+            "/completions",
+            Some(&key),
+            json!({"model": MODEL, "prompt": "hi [[sim:tokens=3]]"}),
+        )
+        .await;
+    let e = c
+        .post(
+            "/embeddings",
+            Some(&key),
+            json!({"model": "openai/text-embedding-3-small", "input": "hello"}),
+        )
+        .await;
+    c.sim.clock().advance(chrono::TimeDelta::days(1));
+    let act = c.get("/activity", Some(&mgmt)).await;
+    assert_eq!(act.status, 200, "{}", act.text);
+    let rows = act.json["data"].as_array().unwrap();
+    let row = |model: &str| {
+        rows.iter()
+            .position(|r| r["model"] == model)
+            .unwrap_or_else(|| panic!("no {model} row in {}", act.text))
+    };
+    let text = row(MODEL);
+    assert_eq!(rows[text]["requests"], 3);
+    assert_eq!(
+        act.money(&format!("/data/{text}/usage")),
+        a.money("/usage/cost")
+            .plus(b.money("/usage/cost"))
+            .unwrap()
+            .plus(d.money("/usage/cost"))
+            .unwrap()
+    );
+    let emb = row("openai/text-embedding-3-small");
+    assert_eq!(
+        act.money(&format!("/data/{emb}/usage")),
+        e.money("/usage/cost")
+    );
+    assert_eq!(rows[emb]["prompt_tokens"], 2);
+}
