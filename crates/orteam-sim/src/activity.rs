@@ -225,7 +225,7 @@ pub(crate) async fn generation(
         http_referer: g.http_referer.as_deref(),
         user_agent: g.user_agent.as_deref(),
         external_user: g.external_user.as_deref(),
-        api_type: "completions",
+        api_type: g.api_type.as_str(),
         router: None,
         request_id: format!("req-{}", g.id.trim_start_matches("gen-")),
         session_id: g.session_id.as_deref(),

@@ -157,3 +157,76 @@ impl IntoResponse for ApiError {
         resp
     }
 }
+
+/// Anthropic's `error.type` for an HTTP status, as OpenRouter's `/messages` maps them.
+pub(crate) fn anthropic_error_type(status: u16) -> &'static str {
+    match status {
+        400 | 422 => "invalid_request_error",
+        401 => "authentication_error",
+        402 => "billing_error",
+        403 => "permission_error",
+        404 => "not_found_error",
+        408 | 504 | 524 => "timeout_error",
+        413 => "request_too_large",
+        429 => "rate_limit_error",
+        529 => "overloaded_error",
+        s if s < 500 => "invalid_request_error",
+        _ => "api_error",
+    }
+}
+
+/// `{"type":"error","error":{"type":…,"message":…[,"error_type":…]},"request_id":…}`.
+pub(crate) fn anthropic_error_body(
+    status: u16,
+    message: &str,
+    metadata: Option<&serde_json::Value>,
+    request_id: Option<&str>,
+) -> String {
+    let mut error = serde_json::json!({
+        "type": anthropic_error_type(status),
+        "message": message,
+    });
+    if let Some(t) = metadata.and_then(|m| m.get("error_type")) {
+        error["error_type"] = t.clone();
+    }
+    serde_json::json!({"type": "error", "error": error, "request_id": request_id}).to_string()
+}
+
+impl ApiError {
+    /// The error in Anthropic's shape (`/messages`), same status and headers.
+    pub fn into_anthropic_response(self) -> Response {
+        let body = anthropic_error_body(
+            self.status.as_u16(),
+            &self.message,
+            self.metadata.as_ref(),
+            None,
+        );
+        let mut resp = (
+            self.status,
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            body,
+        )
+            .into_response();
+        for (name, value) in self.headers {
+            resp.headers_mut().append(name, value);
+        }
+        resp
+    }
+
+    /// The error in the shape the route at `path` uses (Anthropic's on `/api/v1/messages`).
+    pub fn into_response_for(self, path: &str) -> Response {
+        if is_messages_path(path) {
+            self.into_anthropic_response()
+        } else {
+            self.into_response()
+        }
+    }
+}
+
+/// Whether `path` is the Anthropic Messages route (whose errors use Anthropic's shape).
+pub(crate) fn is_messages_path(path: &str) -> bool {
+    path == "/api/v1/messages"
+}

@@ -12,8 +12,95 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::SimError;
 
+/// An inference route, for rules that target one route by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Route {
+    /// `POST /api/v1/chat/completions`
+    Chat,
+    /// `POST /api/v1/messages` (Anthropic Messages)
+    Messages,
+    /// `POST /api/v1/responses` (OpenAI Responses)
+    Responses,
+    /// `POST /api/v1/completions` (legacy text completions)
+    Completions,
+    /// `POST /api/v1/embeddings`
+    Embeddings,
+}
+
+impl Route {
+    /// The route's path (what a rule's `path_prefix` becomes).
+    pub fn path(self) -> &'static str {
+        match self {
+            Route::Chat => "/api/v1/chat/completions",
+            Route::Messages => "/api/v1/messages",
+            Route::Responses => "/api/v1/responses",
+            Route::Completions => "/api/v1/completions",
+            Route::Embeddings => "/api/v1/embeddings",
+        }
+    }
+}
+
+impl FromStr for Route {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(match s.trim() {
+            "chat" | "chat_completions" => Route::Chat,
+            "messages" => Route::Messages,
+            "responses" => Route::Responses,
+            "completions" => Route::Completions,
+            "embeddings" => Route::Embeddings,
+            other => {
+                return Err(format!(
+                    "unknown route {other:?}: expected chat, messages, responses, completions or embeddings"
+                ));
+            }
+        })
+    }
+}
+
+/// The JSON form of a rule: a FaultRule plus an optional `route` name (`chat`, `messages`,
+/// `responses`, `completions`, `embeddings`), which sets `method` POST (unless given) and
+/// `path_prefix` to the route's path.
+#[derive(Deserialize)]
+struct FaultRuleIn {
+    #[serde(default)]
+    method: Option<String>,
+    #[serde(default)]
+    path_prefix: Option<String>,
+    #[serde(default)]
+    route: Option<String>,
+    #[serde(default)]
+    times: Option<u32>,
+    fault: Fault,
+}
+
+impl TryFrom<FaultRuleIn> for FaultRule {
+    type Error = String;
+
+    fn try_from(r: FaultRuleIn) -> Result<Self, String> {
+        let mut rule = FaultRule {
+            method: r.method,
+            path_prefix: r.path_prefix,
+            times: r.times,
+            fault: r.fault,
+        };
+        if let Some(route) = r.route {
+            if rule.path_prefix.is_some() {
+                return Err("give either route or path_prefix, not both".into());
+            }
+            rule = rule.on_route(route.parse()?);
+        }
+        Ok(rule)
+    }
+}
+
 /// One injected fault and the requests it applies to.
+///
+/// In JSON a rule may name a `route` instead of a `path_prefix` (see [`Route`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "FaultRuleIn")]
 pub struct FaultRule {
     /// HTTP method to match (case-insensitive); `None` matches any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -83,6 +170,15 @@ impl FaultRule {
         self
     }
 
+    /// Restricts the rule to one inference route (POST on its path).
+    pub fn on_route(mut self, route: Route) -> Self {
+        if self.method.is_none() {
+            self.method = Some("POST".to_owned());
+        }
+        self.path_prefix = Some(route.path().to_owned());
+        self
+    }
+
     /// Limits the rule to the next `n` matching requests.
     pub fn times(mut self, n: u32) -> Self {
         self.times = Some(n);
@@ -108,7 +204,8 @@ impl FaultRule {
 /// - `stream_cut:3`
 /// - `stream_error:2[:code=502][:message=Provider returned error]`
 ///
-/// Every kind also takes `times=N`, `method=POST` and `path=/api/v1/chat/completions`. A segment
+/// Every kind also takes `times=N`, `method=POST`, `path=/api/v1/chat/completions` and
+/// `route=chat|messages|responses|completions|embeddings` (POST on that route's path). A segment
 /// without `=` continues the previous value, so HTTP dates and messages may contain colons.
 impl FromStr for FaultRule {
     type Err = SimError;
@@ -146,6 +243,7 @@ impl FromStr for FaultRule {
         let mut retry_after = None;
         let mut message = None;
         let mut code = None;
+        let mut route = None;
         for (k, v) in opts {
             match k.as_str() {
                 "times" => rule.times = Some(num("times", &v)? as u32),
@@ -154,6 +252,7 @@ impl FromStr for FaultRule {
                 "retry_after" => retry_after = Some(v.trim().to_owned()),
                 "message" => message = Some(v),
                 "code" => code = Some(num("code", &v)? as u16),
+                "route" => route = Some(v.parse::<Route>().map_err(fail)?),
                 other => return Err(fail(format!("unknown option {other:?}"))),
             }
         }
@@ -186,6 +285,9 @@ impl FromStr for FaultRule {
                 )));
             }
         };
+        if let Some(route) = route {
+            rule = rule.on_route(route);
+        }
         Ok(rule)
     }
 }
@@ -306,6 +408,21 @@ mod tests {
         assert!("status".parse::<FaultRule>().is_err());
         assert!("status:200".parse::<FaultRule>().is_err());
         assert!("latency:x".parse::<FaultRule>().is_err());
+        let r: FaultRule = "stream_cut:2:route=messages".parse().unwrap();
+        assert_eq!(r.method.as_deref(), Some("POST"));
+        assert_eq!(r.path_prefix.as_deref(), Some("/api/v1/messages"));
+        assert!("status:500:route=nope".parse::<FaultRule>().is_err());
+        let j: FaultRule = serde_json::from_str(
+            r#"{"route":"embeddings","fault":{"kind":"status","status":503}}"#,
+        )
+        .unwrap();
+        assert_eq!(j.path_prefix.as_deref(), Some("/api/v1/embeddings"));
+        assert!(
+            serde_json::from_str::<FaultRule>(
+                r#"{"route":"x","fault":{"kind":"status","status":503}}"#
+            )
+            .is_err()
+        );
     }
 
     #[test]

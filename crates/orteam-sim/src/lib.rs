@@ -3,8 +3,9 @@
 //! The simulator serves OpenRouter's API under `/api/v1` with its JSON shapes, status codes and
 //! error bodies (`{"error":{"code":N,"message":"…"}}`, HTTP status == code): API keys with
 //! limits that reset on UTC day/week/month boundaries, credits, a model catalog with real-looking
-//! per-token prices, chat completions (plain and streamed) billed exactly, `/generation`,
-//! `/activity`, guardrails and organization members. Time comes from a [`ControllableClock`], so
+//! per-token prices, chat completions (plain and streamed) billed exactly, the other inference
+//! routes (Anthropic `/messages`, OpenAI `/responses`, legacy `/completions`, `/embeddings`),
+//! `/generation`, `/activity`, guardrails and organization members. Time comes from a [`ControllableClock`], so
 //! tests can cross a UTC midnight, a Monday or the 1st of a month instantly.
 //!
 //! ```no_run
@@ -36,8 +37,38 @@
 //!   `pricing.request`. It is exact decimal arithmetic, written as a JSON number with every
 //!   digit. Failed requests (4xx/5xx, injected status faults) are never billed.
 //!
+//! # Other inference routes
+//! All take the same Bearer inference key, pre-checks (key limit, credits, guardrails), model
+//! fallbacks (`models`), directives, faults and exact billing as chat, record a generation
+//! (`X-Generation-Id` on every answer, the body `id` is the same `gen-…` id) and activity:
+//! - `POST /messages` (Anthropic Messages): `system` and every message count as chat messages
+//!   (text, thinking and tool-use/tool-result text count as text, images/documents as media).
+//!   `thinking` enabled/adaptive → a thinking block first (half of the output tokens, rounded
+//!   down, unless `[[sim:reasoning=N]]`); `tool_choice` `{"type":"tool","name":X}` /
+//!   `{"type":"any"}` → one `tool_use` block with `input:{}` and `stop_reason:"tool_use"`.
+//!   Errors, including injected status faults, use Anthropic's shape
+//!   `{"type":"error","error":{"type","message"},"request_id":null}`; a key limit is
+//!   `permission_error` (403) or `billing_error` (402). Streams carry no `cost` (OpenRouter's
+//!   spec) and no `[DONE]`; a `stream_error` fault is an `event: error` whose `request_id` is the
+//!   generation id. `/messages/count_tokens` is 404, as on OpenRouter.
+//! - `POST /responses` (OpenAI Responses, stateless): `store:true` or a non-null
+//!   `previous_response_id` → 400. `instructions` counts as a system message, a string `input`
+//!   as a user message, items as messages (`function_call`: name + arguments;
+//!   `function_call_output`: output). `reasoning` → a reasoning item (as thinking above);
+//!   `tool_choice` `"required"` / `{"type":"function","name":X}` → a `function_call` item. An
+//!   answer cut by `max_output_tokens` is `status:"incomplete"` (stream: `response.incomplete`);
+//!   a `stream_error` fault ends the stream with `response.failed`.
+//! - `POST /completions` (legacy): `prompt` strings count `ceil(bytes / 4)` each (token ids one
+//!   each, no message framing); `n` (≤ 16) answers n choices and bills n × completion tokens.
+//! - `POST /embeddings`: see the `embeddings` module docs; `GET /embeddings/models` lists the
+//!   embedding models, which `/models` shows only with `output_modalities=embeddings|all`.
+//!   Text routes refuse embedding models and vice versa (400).
+//!
+//! `/generation`'s `api_type` is `embeddings` for embeddings and `completions` for the rest.
+//!
 //! # Directives
-//! Written anywhere in the **last user message**:
+//! Written anywhere in the **last user message** (legacy completions and embeddings: anywhere
+//! in the prompt), on every route:
 //! - `[[sim:tokens=N]]`: exactly `min(N, max_tokens)` completion tokens.
 //! - `[[sim:reasoning=N]]`: N of the completion tokens are reasoning tokens.
 //! - `[[sim:cached=N]]`: N prompt tokens (at most all of them) are cache reads.
@@ -58,7 +89,11 @@
 //!   "fault":{"kind":"status","status":429,"retry_after":"1"}}`; kinds are `status`, `latency`
 //!   (`ms`), `stream_cut` (`after_chunks`) and `stream_error` (`after_chunks`, `code`,
 //!   `message`). The compact CLI form (`status:429:retry_after=1:times=2`, `latency:50`,
-//!   `stream_cut:3`) parses with [`FaultRule`]'s `FromStr`.
+//!   `stream_cut:3`) parses with [`FaultRule`]'s `FromStr`. A rule can target one inference
+//!   route by name: `"route":"messages"` in JSON, `route=messages` in the compact form, or
+//!   [`FaultRule::on_route`] with a [`Route`] (POST on that route's path). Status faults answer in
+//!   the route's error shape; stream faults apply to whichever route streams (`after_chunks`
+//!   counts content chunks; a forced tool call is one chunk).
 //! - `GET /__sim/clock` → `{"now","offset_seconds","frozen"}`; `POST /__sim/clock` with one of
 //!   `{"offset_seconds":n}`, `{"advance_seconds":n}`, `{"freeze_at":"<rfc3339>"}`,
 //!   `{"unfreeze":true}`.
@@ -84,15 +119,21 @@ mod activity;
 mod admin;
 mod auth;
 mod chat;
+mod completions;
+mod embeddings;
 mod error;
 mod extract;
 mod fasthash;
 mod faults;
 mod guardrails;
+mod inference;
 mod keys;
+mod messages;
 mod models;
 mod org;
+mod responses;
 mod server;
+mod sse;
 mod state;
 
 use std::net::SocketAddr;
@@ -106,7 +147,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use error::SimError;
-pub use faults::{Fault, FaultRule};
+pub use faults::{Fault, FaultRule, Route};
 
 use server::Shared;
 

@@ -58,9 +58,19 @@ pub(crate) struct EndpointDef {
     pub zdr: bool,
 }
 
+/// What a model does: generate text (chat, Messages, Responses, completions) or embed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ModelKind {
+    Text,
+    Embedding,
+}
+
 #[derive(Debug, Clone)]
 pub(crate) struct Model {
     pub id: Arc<str>,
+    pub kind: ModelKind,
+    /// The native vector size of an embedding model (0 for text models).
+    pub embedding_dims: u32,
     pub canonical_slug: Arc<str>,
     pub name: &'static str,
     pub created: i64,
@@ -157,8 +167,10 @@ const OPEN_PARAMS: &[&str] = &[
     "top_k",
     "top_p",
 ];
+const EMBEDDING_PARAMS: &[&str] = &["dimensions", "encoding_format", "input_type"];
 const FREE_PARAMS: &[&str] = &["max_tokens", "stop", "temperature", "top_p"];
 const TEXT: &[&str] = &["text"];
+const EMBEDDINGS: &[&str] = &["embeddings"];
 const TEXT_IMAGE: &[&str] = &["text", "image"];
 const TEXT_IMAGE_FILE: &[&str] = &["text", "image", "file"];
 
@@ -187,6 +199,8 @@ struct Def {
     hf: Option<&'static str>,
     cutoff: Option<&'static str>,
     moderated: bool,
+    kind: ModelKind,
+    embedding_dims: u32,
     /// (provider, quantization, zdr)
     providers: &'static [(&'static str, Option<&'static str>, bool)],
 }
@@ -216,6 +230,8 @@ const fn def(id: &'static str, slug: &'static str, name: &'static str) -> Def {
         hf: None,
         cutoff: None,
         moderated: false,
+        kind: ModelKind::Text,
+        embedding_dims: 0,
         providers: &[],
     }
 }
@@ -535,6 +551,61 @@ fn defs() -> Vec<Def> {
             providers: &[("Perplexity", None, false)],
             ..def("perplexity/sonar", "perplexity/sonar", "Perplexity: Sonar")
         },
+        // Embedding models: served by `/embeddings` and listed at `/embeddings/models`; `/models`
+        // shows them only when asked for (`output_modalities=embeddings` or `all`), since its
+        // `output_modalities` filter defaults to `text` in OpenRouter's spec.
+        Def {
+            created: 1_706_140_800,
+            description: "text-embedding-3-small: OpenAI's small third-generation embedding model, 1536 dimensions (shortenable).",
+            context: 8_192,
+            max_out: 0,
+            tokenizer: "GPT",
+            prompt: "0.00000002",
+            params: EMBEDDING_PARAMS,
+            kind: ModelKind::Embedding,
+            embedding_dims: 1_536,
+            providers: &[("OpenAI", None, true)],
+            ..def(
+                "openai/text-embedding-3-small",
+                "openai/text-embedding-3-small",
+                "OpenAI: Text Embedding 3 Small",
+            )
+        },
+        Def {
+            created: 1_706_140_800,
+            description: "text-embedding-3-large: OpenAI's most capable embedding model, 3072 dimensions (shortenable).",
+            context: 8_192,
+            max_out: 0,
+            tokenizer: "GPT",
+            prompt: "0.00000013",
+            params: EMBEDDING_PARAMS,
+            kind: ModelKind::Embedding,
+            embedding_dims: 3_072,
+            providers: &[("OpenAI", None, true)],
+            ..def(
+                "openai/text-embedding-3-large",
+                "openai/text-embedding-3-large",
+                "OpenAI: Text Embedding 3 Large",
+            )
+        },
+        Def {
+            created: 1_749_513_600,
+            description: "Qwen3-Embedding-8B: multilingual embedding model of the Qwen3 family, 4096 dimensions, 32K context.",
+            context: 32_768,
+            max_out: 0,
+            tokenizer: "Qwen3",
+            prompt: "0.00000001",
+            params: EMBEDDING_PARAMS,
+            hf: Some("Qwen/Qwen3-Embedding-8B"),
+            kind: ModelKind::Embedding,
+            embedding_dims: 4_096,
+            providers: &[("DeepInfra", Some("fp8"), false), ("Nebius", None, false)],
+            ..def(
+                "qwen/qwen3-embedding-8b",
+                "qwen/qwen3-embedding-8b",
+                "Qwen: Qwen3 Embedding 8B",
+            )
+        },
     ]
 }
 
@@ -594,6 +665,8 @@ pub(crate) fn build_catalog() -> Catalog {
             .collect();
         models.push(Model {
             id: d.id.into(),
+            kind: d.kind,
+            embedding_dims: d.embedding_dims,
             canonical_slug: d.slug.into(),
             name: d.name,
             created: d.created,
@@ -601,7 +674,10 @@ pub(crate) fn build_catalog() -> Catalog {
             context_length: d.context,
             max_completion_tokens: d.max_out,
             input_modalities: d.input,
-            output_modalities: TEXT,
+            output_modalities: match d.kind {
+                ModelKind::Text => TEXT,
+                ModelKind::Embedding => EMBEDDINGS,
+            },
             tokenizer: d.tokenizer,
             instruct_type: d.instruct,
             pricing: PricingStrings {
@@ -639,7 +715,11 @@ pub(crate) fn build_catalog() -> Catalog {
     for (i, m) in models.iter().enumerate() {
         index.insert(m.id.clone(), i);
     }
-    let views: Vec<ModelView<'_>> = models.iter().map(ModelView::from).collect();
+    let views: Vec<ModelView<'_>> = models
+        .iter()
+        .filter(|m| m.kind == ModelKind::Text)
+        .map(ModelView::from)
+        .collect();
     let all_models_json = serde_json::to_vec(&DataList { data: views })
         .unwrap_or_default()
         .into();
@@ -814,7 +894,7 @@ pub(crate) struct ModelsQuery {
     output_modalities: Option<String>,
 }
 
-fn json_response(body: impl Into<axum::body::Body>) -> Response {
+pub(crate) fn json_response(body: impl Into<axum::body::Body>) -> Response {
     (
         [(
             header::CONTENT_TYPE,
@@ -842,7 +922,9 @@ fn matches(m: &Model, q: &ModelsQuery) -> bool {
         }
     }
     match q.output_modalities.as_deref().map(str::trim) {
-        None | Some("") | Some("all") => true,
+        // OpenRouter's default is `text`.
+        None | Some("") => m.output_modalities.contains(&"text"),
+        Some("all") => true,
         Some(list) => list
             .split(',')
             .map(str::trim)
@@ -877,6 +959,8 @@ pub(crate) async fn list_user_models(
     let allowed: Vec<usize> = {
         let st = shared.state.lock();
         (0..shared.catalog.models.len())
+            // Like `/models` without `output_modalities`: text models only.
+            .filter(|&i| shared.catalog.model(i).kind == ModelKind::Text)
             .filter(|&i| match &caller {
                 crate::auth::Caller::Management => true,
                 crate::auth::Caller::Inference(hash) => st

@@ -10,7 +10,7 @@ use axum::Router;
 use axum::extract::{Request, State};
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{get, post};
 use axum::serve::ListenerExt;
 use orteam_core::{Clock, ControllableClock};
@@ -25,7 +25,10 @@ use crate::fasthash::FastMap;
 use crate::faults::{Fault, Faults};
 use crate::models::{Catalog, build_catalog};
 use crate::state::{State as SimState, write_atomically};
-use crate::{SimConfig, activity, admin, chat, guardrails, keys, models, org};
+use crate::{
+    SimConfig, activity, admin, chat, completions, embeddings, guardrails, keys, messages, models,
+    org, responses,
+};
 
 /// How often a dirty state is written to the state file.
 const PERSIST_INTERVAL: Duration = Duration::from_secs(2);
@@ -148,6 +151,18 @@ impl Shared {
         }
     }
 
+    /// The simulator clock as a unix timestamp.
+    pub fn clock_now_ts(&self) -> i64 {
+        self.clock.now().timestamp()
+    }
+
+    /// After a generation was recorded and the state lock released: marks the state dirty and
+    /// wakes generation waiters.
+    pub fn generation_recorded_after_unlock(&self) {
+        self.mark_dirty();
+        self.notify_generation();
+    }
+
     /// Writes the state file if one is configured and something changed.
     pub fn persist(&self) -> Result<(), SimError> {
         let Some(path) = &self.state_file else {
@@ -197,7 +212,7 @@ async fn stats_and_faults(State(shared): State<Arc<Shared>>, req: Request, next:
             if let Some(ra) = retry_after.and_then(|v| HeaderValue::from_str(&v).ok()) {
                 err = err.with_header(HeaderName::from_static("retry-after"), ra);
             }
-            return err.into_response();
+            return err.into_response_for(path);
         }
     }
     next.run(req).await
@@ -225,6 +240,11 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         )
         .route("/endpoints/zdr", get(models::zdr_endpoints))
         .route("/chat/completions", post(chat::chat_completions))
+        .route("/messages", post(messages::messages))
+        .route("/responses", post(responses::responses))
+        .route("/completions", post(completions::completions))
+        .route("/embeddings", post(embeddings::embeddings))
+        .route("/embeddings/models", get(embeddings::list_embedding_models))
         .route("/key", get(keys::current_key))
         .route("/auth/key", get(keys::current_key))
         .route("/credits", get(keys::credits))

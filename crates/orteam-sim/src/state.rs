@@ -140,6 +140,28 @@ pub(crate) struct Generation {
     pub cached_tokens: u64,
     pub total_cost: Money,
     pub cache_discount: Option<Money>,
+    /// `/generation`'s `api_type` (snapshots from before the field read as `completions`).
+    #[serde(default)]
+    pub api_type: ApiType,
+}
+
+/// Which API family a generation came from, as `/generation` reports it: `completions` for
+/// chat, Messages, Responses and legacy completions; `embeddings` for embeddings.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum ApiType {
+    #[default]
+    Completions,
+    Embeddings,
+}
+
+impl ApiType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApiType::Completions => "completions",
+            ApiType::Embeddings => "embeddings",
+        }
+    }
 }
 
 /// Everything that changes while the simulator runs.

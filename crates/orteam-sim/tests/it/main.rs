@@ -7,11 +7,15 @@ mod admin;
 mod auth;
 mod bad_input;
 mod chat;
+mod completions;
+mod embeddings;
 mod faults;
 mod guardrails;
 mod keys;
 mod limits;
+mod messages;
 mod models;
+mod responses;
 mod state_file;
 
 use std::collections::HashMap;
@@ -235,9 +239,19 @@ impl Ctx {
 
     /// Reads a whole SSE stream (or up to the error that cut it).
     pub async fn stream(&self, key: &str, body: Value) -> (StatusCode, HeaderMap, StreamText) {
+        self.stream_at("/chat/completions", key, body).await
+    }
+
+    /// Reads a whole SSE stream from `path` (or up to the error that cut it).
+    pub async fn stream_at(
+        &self,
+        path: &str,
+        key: &str,
+        body: Value,
+    ) -> (StatusCode, HeaderMap, StreamText) {
         let mut r = self
             .http
-            .post(format!("{}/chat/completions", self.sim.base_url()))
+            .post(format!("{}{path}", self.sim.base_url()))
             .bearer_auth(key)
             .json(&body)
             .send()
@@ -296,9 +310,54 @@ impl StreamText {
             .collect()
     }
 
+    /// Named events (`event: <name>\ndata: <json>`) in order.
+    pub fn events(&self) -> Vec<(String, Value)> {
+        self.text
+            .split("\n\n")
+            .filter_map(|ev| {
+                let (name, data) = ev.strip_prefix("event: ")?.split_once("\ndata: ")?;
+                Some((name.to_owned(), serde_json::from_str(data).unwrap()))
+            })
+            .collect()
+    }
+
+    /// The raw `data:` JSON of named events, in order (for exact money reads).
+    pub fn event_data(&self) -> Vec<String> {
+        self.text
+            .split("\n\n")
+            .filter_map(|ev| {
+                let (_, data) = ev.strip_prefix("event: ")?.split_once("\ndata: ")?;
+                Some(data.to_owned())
+            })
+            .collect()
+    }
+
+    /// The names of [`StreamText::events`].
+    pub fn event_names(&self) -> Vec<String> {
+        self.events().into_iter().map(|(n, _)| n).collect()
+    }
+
     pub fn has_done(&self) -> bool {
         self.text.ends_with("data: [DONE]\n\n")
     }
+}
+
+/// The `/generation` record of `id` (waiting until it exists), read with `key`.
+pub async fn generation(c: &Ctx, key: &str, id: &str) -> Resp {
+    wait_generation(&c.sim, id).await;
+    let g = c.get(&format!("/generation?id={id}"), Some(key)).await;
+    assert_eq!(g.status, 200, "{}", g.text);
+    g
+}
+
+/// A key whose limit is used up (one chat request spends past it).
+pub async fn spent_key(c: &Ctx) -> String {
+    let (key, _) = c.key_with_limit("spent", "0.000001", None);
+    let r = c
+        .chat(&key, "openai/gpt-4o-mini", "hi [[sim:tokens=10]]")
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    key
 }
 
 /// Waits (bounded) until the simulator has recorded generation `id`.
