@@ -238,10 +238,11 @@ impl GatewayError {
             br#"{"error":{"message":"internal error","type":"server_error","code":"internal_error","param":null}}"#.to_vec()
         });
         let mut resp = Response::new(Body::from(bytes));
-        *resp.status_mut() = if quota {
-            StatusCode::TOO_MANY_REQUESTS
-        } else {
-            self.status()
+        *resp.status_mut() = match (shape, self) {
+            _ if quota => StatusCode::TOO_MANY_REQUESTS,
+            // Anthropic's API answers an unknown model with 404 `not_found_error`.
+            (ErrorShape::Anthropic, GatewayError::UnknownModel(_)) => StatusCode::NOT_FOUND,
+            _ => self.status(),
         };
         let headers = resp.headers_mut();
         headers.insert(

@@ -169,7 +169,9 @@ async fn hammer(backend: Backend, api: Api) {
                         let _ = resp.bytes().await.unwrap();
                         ok += 1;
                     }
+                    // Responses answers an exhausted budget with OpenAI's 429 quota error.
                     402 => break,
+                    429 if api == Api::Responses => break,
                     other => panic!(
                         "{api:?}: unexpected status {other}: {}",
                         resp.text().await.unwrap()
