@@ -66,12 +66,14 @@ gateway() { # NAME DB_URL PORT; sets KEY_<NAME> and GW_PIDS[NAME] (not in a subs
   OPENROUTER_BASE_URL=$SIM_URL OPENROUTER_PROVISIONING_KEY=$MGMT ORTEAM_DATABASE_URL=$db \
     "$ORTEAM" team apply -f "$WORK/team.toml" --yes --secrets-out "$WORK/$name.secrets" > /dev/null
   OPENROUTER_BASE_URL=$SIM_URL OPENROUTER_API_KEY=$SIM_KEY ORTEAM_DATABASE_URL=$db ORTEAM_LOG=warn \
+    ORTEAM_ADMIN_TOKEN=$ADMIN_TOKEN \
     taskset -c 1 "$ORTEAM" serve --listen "127.0.0.1:$port" --workers 1 > "$WORK/$name.out" 2> "$WORK/$name.err" &
   PIDS+=($!); GW_PIDS[$name]=$!
   wait_port "$port"
   printf -v "KEY_$name" '%s' "$(python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).readline())["secret"])' "$WORK/$name.secrets")"
 }
 declare -A GW_PIDS
+ADMIN_TOKEN="bench-admin-token-$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 rm -f "$WORK/bench.db"*
 gateway sqlite "sqlite://$WORK/bench.db" 9202
 SQLITE_KEY=$KEY_sqlite
@@ -120,7 +122,7 @@ peak=0
 for _ in $(seq 1 70); do
   sleep 0.1
   v=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status"); [ "$v" -gt "$peak" ] && { peak=$v; peak_parts=$(rss_parts); }
-  open=$(curl -s "http://127.0.0.1:9202/metrics" | awk '/^orteam_streams_open / {print $2}')
+  open=$(curl -s -H "Authorization: Bearer $ADMIN_TOKEN" "http://127.0.0.1:9202/metrics" | awk '/^orteam_streams_open / {print $2}')
   [ -n "$open" ] && [ "${open%.*}" -gt "${maxopen:-0}" ] && maxopen=${open%.*}
 done
 wait $WRK || true

@@ -31,6 +31,8 @@ pub struct AdminState {
     pub metrics: Arc<Metrics>,
     /// SHA-256 of the admin token; `None` disables the admin API.
     admin_token_digest: Option<[u8; 32]>,
+    /// SHA-256 of the metrics-only token, if one is set.
+    metrics_token_digest: Option<[u8; 32]>,
 }
 
 impl AdminState {
@@ -44,10 +46,32 @@ impl AdminState {
             ledger,
             catalog,
             metrics,
-            admin_token_digest: admin_token
-                .map(|t| Sha256::digest(t.expose_secret().as_bytes()).into()),
+            admin_token_digest: admin_token.map(digest),
+            metrics_token_digest: None,
         }
     }
+
+    /// Also accept `token` on `/metrics`.
+    pub fn with_metrics_token(mut self, token: Option<&SecretString>) -> Self {
+        self.metrics_token_digest = token.map(digest);
+        self
+    }
+
+    /// Whether `headers` carry one of `accepted` as a Bearer token (constant-time compare).
+    fn presents(headers: &HeaderMap, accepted: &[Option<[u8; 32]>]) -> bool {
+        let Some(presented) = crate::auth::bearer_token(headers) else {
+            return false;
+        };
+        let d: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+        accepted
+            .iter()
+            .flatten()
+            .fold(false, |ok, expected| ok | bool::from(d.ct_eq(expected)))
+    }
+}
+
+fn digest(token: &SecretString) -> [u8; 32] {
+    Sha256::digest(token.expose_secret().as_bytes()).into()
 }
 
 impl IntoResponse for GatewayError {
@@ -84,10 +108,17 @@ pub fn router(state: AdminState) -> Router {
         .merge(orteam_web::api(orteam_web::WebState::new(
             state.ledger.clone(),
         )))
-        .route_layer(middleware::from_fn_with_state(state.clone(), require_admin));
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_admin))
+        .layer(middleware::map_response(private_response));
     Router::new()
         .route("/healthz", get(healthz))
-        .route("/metrics", get(render_metrics))
+        .route(
+            "/metrics",
+            get(render_metrics).route_layer(middleware::from_fn_with_state(
+                state.clone(),
+                require_metrics_token,
+            )),
+        )
         .route("/v1/models", get(models))
         .route("/api/v1/models", get(models))
         .nest("/admin/v1", admin)
@@ -95,7 +126,43 @@ pub fn router(state: AdminState) -> Router {
         .fallback(|req: Request| async move {
             GatewayError::NotFound(format!("{} {}", req.method(), req.uri().path()))
         })
+        // axum adds the `Allow` header; the body is an error like every other.
+        .method_not_allowed_fallback(|req: Request| async move {
+            GatewayError::MethodNotAllowedHere(format!("{} {}", req.method(), req.uri().path()))
+        })
         .with_state(state)
+}
+
+/// Admin answers are about people and money: never cached, never sniffed.
+async fn private_response(mut resp: Response) -> Response {
+    let h = resp.headers_mut();
+    h.insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        header::HeaderValue::from_static("nosniff"),
+    );
+    resp
+}
+
+/// `/metrics` names members, their models and spend: it needs the admin token or the
+/// metrics token.
+async fn require_metrics_token(
+    State(state): State<AdminState>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let accepted = [state.admin_token_digest, state.metrics_token_digest];
+    if AdminState::presents(req.headers(), &accepted) {
+        return next.run(req).await;
+    }
+    GatewayError::Unauthorized(
+        "/metrics needs `Authorization: Bearer` with ORTEAM_METRICS_TOKEN or ORTEAM_ADMIN_TOKEN"
+            .into(),
+    )
+    .to_response()
 }
 
 async fn require_admin(State(state): State<AdminState>, req: Request, next: Next) -> Response {

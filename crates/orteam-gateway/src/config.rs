@@ -12,6 +12,9 @@ use serde::Deserialize;
 /// Environment variables the gateway reads.
 pub mod env {
     pub const ORTEAM_ADMIN_TOKEN: &str = "ORTEAM_ADMIN_TOKEN";
+    /// A token for `/metrics` alone (Prometheus' `authorization: credentials`); the admin
+    /// token works too.
+    pub const ORTEAM_METRICS_TOKEN: &str = "ORTEAM_METRICS_TOKEN";
     pub const ORTEAM_DATABASE_URL: &str = "ORTEAM_DATABASE_URL";
     pub const OPENROUTER_BASE_URL: &str = "OPENROUTER_BASE_URL";
     /// The team's shared OpenRouter (inference) key.
@@ -19,6 +22,9 @@ pub mod env {
     /// The management key, for catalog-independent management calls and provisioned keys.
     pub const OPENROUTER_PROVISIONING_KEY: &str = "OPENROUTER_PROVISIONING_KEY";
 }
+
+/// The shortest admin or metrics token accepted.
+pub const MIN_TOKEN_BYTES: usize = 32;
 
 /// Why the configuration is unusable.
 #[derive(Debug, thiserror::Error)]
@@ -89,6 +95,8 @@ pub struct GatewayConfig {
     /// The team's shared OpenRouter key (members in shared-upstream mode).
     pub upstream_key: Option<SecretString>,
     pub admin_token: Option<SecretString>,
+    /// Also accepted on `/metrics`.
+    pub metrics_token: Option<SecretString>,
     /// Time allowed for upstream to start answering, including retries of 429/5xx.
     pub first_byte_timeout: Duration,
     pub retry_deadline: Duration,
@@ -124,6 +132,10 @@ impl std::fmt::Debug for GatewayConfig {
                 "admin_token",
                 &self.admin_token.as_ref().map(|_| "[redacted]"),
             )
+            .field(
+                "metrics_token",
+                &self.metrics_token.as_ref().map(|_| "[redacted]"),
+            )
             .field("max_body_bytes", &self.max_body_bytes)
             .finish_non_exhaustive()
     }
@@ -155,6 +167,14 @@ impl GatewayConfig {
                 .map_err(|e| ConfigError::Invalid(format!("{field} = {text:?}: {e}"))),
         };
         let nonempty = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        // A short token can be guessed; refuse it rather than serve the admin API behind it.
+        let token = |name: &str| match nonempty(name) {
+            Some(t) if t.len() < MIN_TOKEN_BYTES => Err(ConfigError::Invalid(format!(
+                "{name} is {} bytes long; use at least {MIN_TOKEN_BYTES} (e.g. `head -c32 /dev/urandom | base64`)",
+                t.len()
+            ))),
+            t => Ok(t.map(SecretString::from)),
+        };
         let workers = parsed
             .workers
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
@@ -188,7 +208,8 @@ impl GatewayConfig {
                 .unwrap_or_else(|| "sqlite://orteam.db".into()),
             upstream_base_url,
             upstream_key: nonempty(env::OPENROUTER_API_KEY).map(SecretString::from),
-            admin_token: nonempty(env::ORTEAM_ADMIN_TOKEN).map(SecretString::from),
+            admin_token: token(env::ORTEAM_ADMIN_TOKEN)?,
+            metrics_token: token(env::ORTEAM_METRICS_TOKEN)?,
             first_byte_timeout: duration(
                 "upstream.first_byte_timeout",
                 parsed.upstream.first_byte_timeout,
@@ -246,7 +267,10 @@ mod tests {
         let env: HashMap<&str, &str> = [
             ("ORTEAM_DATABASE_URL", "postgres://x/y"),
             ("OPENROUTER_API_KEY", "sk-or-v1-secret-value"),
-            ("ORTEAM_ADMIN_TOKEN", "admintoken"),
+            (
+                "ORTEAM_ADMIN_TOKEN",
+                "admintoken-0123456789abcdef0123456789",
+            ),
         ]
         .into();
         let c = GatewayConfig::load(Some(&path), |k| env.get(k).map(|v| v.to_string())).unwrap();
@@ -259,6 +283,14 @@ mod tests {
         assert!(
             !debug.contains("secret-value") && !debug.contains("admintoken"),
             "{debug}"
+        );
+        let short: HashMap<&str, &str> = [("ORTEAM_ADMIN_TOKEN", "hunter2")].into();
+        let e = GatewayConfig::load(None, |k| short.get(k).map(|v| v.to_string()))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("ORTEAM_ADMIN_TOKEN") && e.contains("32") && !e.contains("hunter2"),
+            "{e}"
         );
     }
 

@@ -55,6 +55,8 @@ pub enum GatewayError {
     NotFound(String),
     #[error("method not allowed; use {0}")]
     MethodNotAllowed(&'static str),
+    #[error("method not allowed: {0}")]
+    MethodNotAllowedHere(String),
     /// Upstream answered with an error or could not be reached; nothing was charged.
     #[error("upstream error: {message}")]
     Upstream { status: StatusCode, message: String },
@@ -110,7 +112,9 @@ impl GatewayError {
             GatewayError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             GatewayError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             GatewayError::NotFound(_) => StatusCode::NOT_FOUND,
-            GatewayError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            GatewayError::MethodNotAllowed(_) | GatewayError::MethodNotAllowedHere(_) => {
+                StatusCode::METHOD_NOT_ALLOWED
+            }
             GatewayError::Upstream { status, .. } => *status,
             GatewayError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             GatewayError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -133,7 +137,9 @@ impl GatewayError {
             }
             GatewayError::RequestTimeout => ("invalid_request_error", "request_timeout"),
             GatewayError::NotFound(_) => ("invalid_request_error", "not_found"),
-            GatewayError::MethodNotAllowed(_) => ("invalid_request_error", "method_not_allowed"),
+            GatewayError::MethodNotAllowed(_) | GatewayError::MethodNotAllowedHere(_) => {
+                ("invalid_request_error", "method_not_allowed")
+            }
             GatewayError::Upstream { .. } => ("upstream_error", "upstream_error"),
             GatewayError::ShuttingDown => ("server_error", "shutting_down"),
             GatewayError::Internal(_) => ("server_error", "internal_error"),
@@ -168,7 +174,8 @@ impl GatewayError {
             GatewayError::BadRequest { .. }
             | GatewayError::UnsupportedMediaType
             | GatewayError::RequestTimeout
-            | GatewayError::MethodNotAllowed(_) => "invalid_request_error",
+            | GatewayError::MethodNotAllowed(_)
+            | GatewayError::MethodNotAllowedHere(_) => "invalid_request_error",
             GatewayError::Upstream { status, .. } => match status.as_u16() {
                 401 => "authentication_error",
                 402 => "billing_error",
@@ -257,6 +264,9 @@ impl GatewayError {
                 http::header::RETRY_AFTER,
                 HeaderValue::from(*retry_after_secs),
             );
+        }
+        if let GatewayError::MethodNotAllowed(allowed) = self {
+            headers.insert(http::header::ALLOW, HeaderValue::from_static(allowed));
         }
         if self.retry_is_futile() {
             headers.insert(

@@ -100,8 +100,15 @@ pub async fn run(
     }
     let status = resp.status();
     if !status.is_success() {
-        // Upstream refused after its own checks: nothing was generated.
+        // Upstream refused after its own checks: nothing was generated. Its advice on when to
+        // come back goes to the member (a Retry-After longer than the retry window was not
+        // waited out).
         reservation.release();
+        for (name, value) in resp.headers() {
+            if name == http::header::RETRY_AFTER || name.as_str().starts_with("x-ratelimit-") {
+                headers.push((name.clone(), value.clone()));
+            }
+        }
         let bytes = resp
             .into_body()
             .collect()

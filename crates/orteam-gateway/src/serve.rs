@@ -100,12 +100,15 @@ pub async fn start(
         Ok(n) => tracing::info!(models = n, "model catalog loaded"),
         Err(err) => tracing::warn!(%err, "model catalog unavailable at start; will retry"),
     }
-    let admin = admin::router(AdminState::new(
-        ledger.clone(),
-        catalog.clone(),
-        metrics.clone(),
-        config.admin_token.as_ref(),
-    ));
+    let admin = admin::router(
+        AdminState::new(
+            ledger.clone(),
+            catalog.clone(),
+            metrics.clone(),
+            config.admin_token.as_ref(),
+        )
+        .with_metrics_token(config.metrics_token.as_ref()),
+    );
     let gateway = Arc::new(Gateway::new(
         config.clone(),
         ledger,

@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 use crate::db::{Backend, TestDb};
 
 /// The admin token of test gateways.
-pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789abcdef";
 
 /// A change to the gateway's configuration before it starts.
 type Configure = Box<dyn FnOnce(&mut GatewayConfig) + Send>;

@@ -201,7 +201,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
 
     // 3. The gateway.
     let admin_token =
-        format!("demo-{}", &SecretKey::generate_base64()[..16]).replace(['/', '+', '='], "x");
+        format!("demo-{}", &SecretKey::generate_base64()[..32]).replace(['/', '+', '='], "x");
     let env: HashMap<&str, String> = [
         ("OPENROUTER_BASE_URL", sim.base_url()),
         ("ORTEAM_DATABASE_URL", db_url.clone()),
@@ -291,7 +291,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         out,
         "Dashboard: {root}/dashboard   admin token: {admin_token}"
     )?;
-    writeln!(out, "Metrics:   {root}/metrics")?;
+    writeln!(out, "Metrics:   {root}/metrics   (Bearer: the admin token)")?;
     writeln!(out, "Files:     {}", dir.display())?;
     out.flush()?;
     if args.no_wait {

@@ -83,6 +83,7 @@ async fn rate_limits_and_server_errors_are_retried_before_the_first_byte() {
     let metrics = tg
         .http
         .get(format!("{}/metrics", tg.root_url()))
+        .bearer_auth(orteam_test_support::ADMIN_TOKEN)
         .send()
         .await
         .unwrap()

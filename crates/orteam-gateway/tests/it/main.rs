@@ -7,6 +7,7 @@ mod agents;
 mod budget;
 mod chat;
 mod faults;
+mod hardening;
 mod input;
 mod ops;
 mod routes;

@@ -36,6 +36,7 @@ async fn health_metrics_and_admin_api() {
     let metrics = tg
         .http
         .get(format!("{root}/metrics"))
+        .bearer_auth(ADMIN_TOKEN)
         .send()
         .await
         .unwrap()
