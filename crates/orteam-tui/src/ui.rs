@@ -497,13 +497,13 @@ fn render_requests(f: &mut Frame, area: Rect, s: &Snapshot, scroll: usize) {
     ]);
     header.extend(["model", "tokens", "cost", "result"]);
     let table = Table::new(rows, widths)
-    .header(Row::new(header).style(HEAD))
-    .block(table_block(
-        "Recent requests",
-        shown,
-        s.recent.len(),
-        scroll,
-    ));
+        .header(Row::new(header).style(HEAD))
+        .block(table_block(
+            "Recent requests",
+            shown,
+            s.recent.len(),
+            scroll,
+        ));
     f.render_widget(table, area);
 }
 

@@ -35,6 +35,18 @@ async fn settle_is_idempotent_by_request_id(b: Backend) {
     ledger.shutdown().await.unwrap();
 }
 
+/// Member, team, model, day, provider, key, cost, route of one settled request.
+type Expected = (
+    String,
+    String,
+    String,
+    chrono::NaiveDate,
+    String,
+    String,
+    Money,
+    ApiRoute,
+);
+
 /// Prices with more digits than a nano-dollar, times token counts, over members, teams, models,
 /// providers, keys, API routes and days: every grouping sums exactly to the expected totals.
 async fn queries_sum_exactly_in_every_grouping(b: Backend) {
@@ -57,16 +69,7 @@ async fn queries_sum_exactly_in_every_grouping(b: Backend) {
     let members = ["alice", "bob", "dave"];
     let models = ["openai/gpt-4o-mini", "anthropic/claude-3.5-haiku"];
     let providers = ["OpenAI", "Anthropic", "Azure"];
-    let mut expected: Vec<(
-        String,
-        String,
-        String,
-        chrono::NaiveDate,
-        String,
-        String,
-        Money,
-        ApiRoute,
-    )> = Vec::new();
+    let mut expected: Vec<Expected> = Vec::new();
     let mut n = 0u64;
     for day in 0..3 {
         clock.freeze(start + TimeDelta::days(day));

@@ -174,7 +174,11 @@ async fn snapshot_has_spend_by_route_and_recent_routes() {
         .unwrap();
     let rows = s["by_route"].as_array().unwrap();
     let routes: Vec<&str> = rows.iter().map(|r| r["route"].as_str().unwrap()).collect();
-    assert_eq!(routes, ["chat", "messages", "embeddings"], "largest first: {rows:?}");
+    assert_eq!(
+        routes,
+        ["chat", "messages", "embeddings"],
+        "largest first: {rows:?}"
+    );
     let requests: u64 = rows
         .iter()
         .map(|r| r["requests_today"].as_u64().unwrap())
@@ -184,7 +188,11 @@ async fn snapshot_has_spend_by_route_and_recent_routes() {
         .iter()
         .map(|r| m(r["spend_today"].as_str().unwrap()))
         .sum();
-    assert_eq!(spend, m(s["totals"]["spend_today"].as_str().unwrap()), "exact");
+    assert_eq!(
+        spend,
+        m(s["totals"]["spend_today"].as_str().unwrap()),
+        "exact"
+    );
     assert_eq!(rows[1]["spend_today"], "0.0002000375");
     assert_eq!(rows[1]["requests_month"], 2);
     assert_eq!(rows[2]["spend_month"], "0.000001");
@@ -192,7 +200,10 @@ async fn snapshot_has_spend_by_route_and_recent_routes() {
     let recent = s["recent"].as_array().unwrap();
     assert_eq!(recent[0]["request_id"], "emb-1");
     assert_eq!(recent[0]["route"], "embeddings");
-    assert!(recent[3..].iter().all(|r| r["route"] == "chat"), "{recent:?}");
+    assert!(
+        recent[3..].iter().all(|r| r["route"] == "chat"),
+        "{recent:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
