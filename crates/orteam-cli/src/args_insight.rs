@@ -3,7 +3,9 @@
 
 use std::path::PathBuf;
 
+use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Args, Subcommand, ValueEnum};
+use orteam_core::ApiRoute;
 
 use crate::args_team::ConnectArgs;
 
@@ -31,6 +33,14 @@ pub enum ByArg {
     Day,
     Provider,
     Key,
+    /// The gateway API route (chat, messages, responses, embeddings, completions).
+    Route,
+}
+
+/// Parses a gateway API route name, listing the names in `--help` and in the error.
+pub fn route_parser() -> impl TypedValueParser<Value = ApiRoute> {
+    PossibleValuesParser::new(ApiRoute::ALL.map(ApiRoute::as_str))
+        .try_map(|s| s.parse::<ApiRoute>())
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
@@ -77,9 +87,13 @@ pub struct SpendReportArgs {
     #[arg(long)]
     pub until: Option<String>,
     /// Group by these dimensions (comma-separated or repeated): member, team, model, day,
-    /// provider, key. None: one total row per source.
+    /// provider, key, route. None: one total row per source.
     #[arg(long = "by", value_enum, value_delimiter = ',')]
     pub by: Vec<ByArg>,
+    /// Only requests of this gateway API route. Direct-mode keys are then left out (OpenRouter
+    /// does not say which API their requests used).
+    #[arg(long, value_name = "NAME", value_parser = route_parser())]
+    pub route: Option<ApiRoute>,
     #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
     pub format: ReportFormat,
     /// Leave out direct-mode keys (no OpenRouter /activity calls).

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
-use orteam_core::{Money, Window};
+use orteam_core::{ApiRoute, Money, Window};
 use orteam_ledger::{BudgetScope, GroupBy, Ledger, LedgerError, UsageQuery};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
@@ -465,10 +465,13 @@ async fn raise_budget(
 struct UsageParams {
     since: Option<DateTime<Utc>>,
     until: Option<DateTime<Utc>>,
-    /// Comma-separated: member,team,model,day,provider,key.
+    /// Comma-separated: member,team,model,day,provider,key,route (also `group_by=`).
+    #[serde(alias = "group_by")]
     by: Option<String>,
     member: Option<String>,
     team: Option<String>,
+    /// Only requests of this API route (chat, messages, responses, embeddings, completions).
+    route: Option<String>,
 }
 
 async fn usage(
@@ -482,21 +485,30 @@ async fn usage(
             .split(',')
             .filter(|s| !s.is_empty())
     {
-        let g: GroupBy = serde_json::from_value(serde_json::Value::String(part.trim().to_owned()))
-            .map_err(|_| GatewayError::BadRequest {
-                message: format!(
-                    "unknown grouping {part:?}: use member, team, model, day, provider or key"
-                ),
-                param: Some("by"),
-            })?;
+        let g: GroupBy = part.trim().parse().map_err(|_| GatewayError::BadRequest {
+            message: format!(
+                "unknown grouping {part:?}: use member, team, model, day, provider, key or route"
+            ),
+            param: Some("by"),
+        })?;
         group_by.push(g);
     }
+    let route = p
+        .route
+        .as_deref()
+        .map(str::parse::<ApiRoute>)
+        .transpose()
+        .map_err(|e| GatewayError::BadRequest {
+            message: e.to_string(),
+            param: Some("route"),
+        })?;
     let q = UsageQuery {
         from: p.since,
         to: p.until,
         group_by,
         member: p.member,
         team: p.team,
+        route,
     };
     Ok(Json(state.ledger.usage(&q).await.map_err(ledger_err)?))
 }

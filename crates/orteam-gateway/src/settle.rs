@@ -64,6 +64,7 @@ impl Settlement {
             outcome,
             latency_ms: u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX),
             title: Some(self.gw.config.attribution_title.clone()),
+            route: self.wire.route(),
         }
     }
 

@@ -1,5 +1,5 @@
 //! `orteam report`: spend and requests over a period, grouped by any combination of member,
-//! team, model, day, provider and key, from two sources:
+//! team, model, day, provider, key and API route, from two sources:
 //!
 //! - **gateway**: every request the gateway recorded in the ledger (exact costs, any period);
 //! - **openrouter**: direct-mode keys (members who call OpenRouter with their own key, which the
@@ -9,14 +9,16 @@
 //!   report says so in `notes`.
 //!
 //! The `key` column is the virtual key id (`ot-<id>…` without the decoration) for gateway rows
-//! and the OpenRouter key hash for openrouter rows. Rows of the two sources are never summed into
+//! and the OpenRouter key hash for openrouter rows. The `route` column is the gateway API route
+//! (chat, messages, responses, embeddings, completions); openrouter rows have none (`/activity`
+//! does not say which API a request used), and a route filter leaves them out. Rows of the two sources are never summed into
 //! one row; `totals` adds them up. Every amount is exact (`Money`), written as a decimal string
 //! in JSON and CSV.
 
 use std::collections::{BTreeMap, HashSet};
 
 use chrono::{DateTime, Days, NaiveDate, Utc};
-use orteam_core::Money;
+use orteam_core::{ApiRoute, Money};
 use orteam_ledger::{Directory, GroupBy, Ledger, UsageQuery};
 use orteam_openrouter::types::activity::ActivityParams;
 use serde::{Deserialize, Serialize};
@@ -56,6 +58,9 @@ pub struct ReportRow {
     pub day: Option<NaiveDate>,
     pub provider: Option<String>,
     pub key: Option<String>,
+    /// The gateway API route; `None` on openrouter rows (and when not grouped by).
+    #[serde(default)]
+    pub route: Option<ApiRoute>,
     pub requests: u64,
     pub cost: Money,
     pub prompt_tokens: u64,
@@ -91,6 +96,9 @@ impl Totals {
 pub struct ReportOptions {
     pub range: Range,
     pub group_by: Vec<GroupBy>,
+    /// Only requests of this gateway API route (direct-mode keys are then left out: their
+    /// route is unknown).
+    pub route: Option<ApiRoute>,
     /// Include direct-mode keys from `/activity` (needs the management key).
     pub direct: bool,
     /// Flag anomalies of this day (normally today), with this rule; `None` skips detection.
@@ -103,6 +111,9 @@ pub struct Report {
     pub from: DateTime<Utc>,
     pub to: DateTime<Utc>,
     pub group_by: Vec<GroupBy>,
+    /// The route filter, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route: Option<ApiRoute>,
     pub rows: Vec<ReportRow>,
     pub totals: Totals,
     pub totals_by_source: BTreeMap<Source, Totals>,
@@ -165,12 +176,20 @@ pub async fn build_report(
     progress: &dyn Progress,
 ) -> Result<Report, InsightError> {
     let dir = ledger.directory();
-    let direct = if opts.direct {
-        direct_keys(&dir)
-    } else {
-        Vec::new()
-    };
     let mut notes = Vec::new();
+    let direct = if !opts.direct {
+        Vec::new()
+    } else if let Some(route) = opts.route {
+        let n = direct_keys(&dir).len();
+        if n > 0 {
+            notes.push(format!(
+                "{n} direct-mode key(s) not included: OpenRouter's /activity does not say which API a request used, so it cannot be filtered by route {route}"
+            ));
+        }
+        Vec::new()
+    } else {
+        direct_keys(&dir)
+    };
     progress.begin("report", 1 + direct.len() as u64);
     let groups = ledger
         .usage(&UsageQuery {
@@ -179,6 +198,7 @@ pub async fn build_report(
             group_by: opts.group_by.clone(),
             member: None,
             team: None,
+            route: opts.route,
         })
         .await
         .map_err(InsightError::ledger("reading usage"))?;
@@ -194,6 +214,7 @@ pub async fn build_report(
             day: g.day,
             provider: g.provider,
             key: g.key,
+            route: g.route,
             requests: g.requests,
             cost: g.cost,
             prompt_tokens: g.prompt_tokens,
@@ -261,6 +282,7 @@ pub async fn build_report(
                             day: key.3,
                             provider: key.4,
                             key: key.5,
+                            route: None,
                             requests: 0,
                             cost: Money::ZERO,
                             prompt_tokens: 0,
@@ -310,6 +332,7 @@ pub async fn build_report(
         from: opts.range.from,
         to: opts.range.to,
         group_by: opts.group_by.clone(),
+        route: opts.route,
         rows,
         totals,
         totals_by_source: by_source,
@@ -319,7 +342,7 @@ pub async fn build_report(
 }
 
 /// The fixed CSV header: every dimension column is always present (empty when not grouped by).
-pub const CSV_HEADER: &str = "source,member,team,model,day,provider,key,requests,cost,prompt_tokens,completion_tokens,reasoning_tokens,anomaly";
+pub const CSV_HEADER: &str = "source,member,team,model,day,provider,key,route,requests,cost,prompt_tokens,completion_tokens,reasoning_tokens,anomaly";
 
 /// Quotes a CSV field when it needs it (RFC 4180).
 pub fn csv_field(s: &str) -> String {
@@ -335,7 +358,7 @@ impl ReportRow {
     pub fn to_csv(&self) -> String {
         let f = |s: &Option<String>| csv_field(s.as_deref().unwrap_or(""));
         format!(
-            "{},{},{},{},{},{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
             self.source.as_str(),
             f(&self.member),
             f(&self.team),
@@ -343,6 +366,7 @@ impl ReportRow {
             self.day.map(|d| d.to_string()).unwrap_or_default(),
             f(&self.provider),
             f(&self.key),
+            self.route.map(ApiRoute::as_str).unwrap_or_default(),
             self.requests,
             self.cost.to_canonical_string(),
             self.prompt_tokens,
@@ -361,6 +385,7 @@ impl ReportRow {
             GroupBy::Day => self.day.map(|d| d.to_string()),
             GroupBy::Provider => self.provider.clone(),
             GroupBy::Key => self.key.clone(),
+            GroupBy::Route => self.route.map(|r| r.as_str().to_owned()),
         }
         .unwrap_or_default()
     }
@@ -383,18 +408,11 @@ impl Report {
 
 /// The name of a grouping dimension.
 pub fn group_name(g: GroupBy) -> &'static str {
-    match g {
-        GroupBy::Member => "member",
-        GroupBy::Team => "team",
-        GroupBy::Model => "model",
-        GroupBy::Day => "day",
-        GroupBy::Provider => "provider",
-        GroupBy::Key => "key",
-    }
+    g.as_str()
 }
 
-/// Parses `member`, `team`, `model`, `day`, `provider`, `key` (comma-separated lists allowed),
-/// keeping the first occurrence of each.
+/// Parses `member`, `team`, `model`, `day`, `provider`, `key`, `route` (comma-separated lists
+/// allowed), keeping the first occurrence of each.
 pub fn parse_group_by<S: AsRef<str>>(items: &[S]) -> Result<Vec<GroupBy>, InsightError> {
     let mut out = Vec::new();
     for item in items {
@@ -404,19 +422,11 @@ pub fn parse_group_by<S: AsRef<str>>(items: &[S]) -> Result<Vec<GroupBy>, Insigh
             .map(str::trim)
             .filter(|p| !p.is_empty())
         {
-            let g = match part {
-                "member" => GroupBy::Member,
-                "team" => GroupBy::Team,
-                "model" => GroupBy::Model,
-                "day" => GroupBy::Day,
-                "provider" => GroupBy::Provider,
-                "key" => GroupBy::Key,
-                other => {
-                    return Err(InsightError::Invalid(format!(
-                        "cannot group by {other:?} (member, team, model, day, provider, key)"
-                    )));
-                }
-            };
+            let g: GroupBy = part.parse().map_err(|_| {
+                InsightError::Invalid(format!(
+                    "cannot group by {part:?} (member, team, model, day, provider, key, route)"
+                ))
+            })?;
             if !out.contains(&g) {
                 out.push(g);
             }

@@ -2,15 +2,16 @@
 //!
 //! It covers the last complete week (Monday 00:00 UTC to Monday 00:00 UTC) and compares it with
 //! the week before: spend and requests per member (gateway and direct-mode keys) next to their
-//! budgets, the top models, the week-over-week change, the anomalies flagged on any day of the
-//! week or today, and the keys that expire or are due for rotation within 14 days.
+//! budgets, the top models, spend by gateway API route (when more than one route has spend), the
+//! week-over-week change, the anomalies flagged on any day of the week or today, and the keys
+//! that expire or are due for rotation within 14 days.
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Days, NaiveDate, TimeDelta, Utc};
-use orteam_core::Money;
 use orteam_core::rust_decimal::Decimal;
 use orteam_core::window::midnight;
+use orteam_core::{ApiRoute, Money};
 use orteam_ledger::{BudgetScope, GroupBy, Ledger};
 use orteam_team::naming::KeyLabel;
 use serde::{Deserialize, Serialize};
@@ -66,6 +67,16 @@ pub struct ModelWeek {
     pub change: Option<String>,
 }
 
+/// A gateway API route's week.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouteWeek {
+    pub route: ApiRoute,
+    pub spend: Money,
+    pub requests: u64,
+    pub previous: Money,
+    pub change: Option<String>,
+}
+
 /// A key that needs attention.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyNotice {
@@ -91,6 +102,10 @@ pub struct WeeklyReport {
     pub members: Vec<MemberWeek>,
     /// The five most expensive models of the week.
     pub top_models: Vec<ModelWeek>,
+    /// Gateway spend per API route, most expensive first; empty unless more than one route had
+    /// spend in the week (direct-mode keys have no route and are not in it).
+    #[serde(default)]
+    pub routes: Vec<RouteWeek>,
     /// Team and org budget windows now.
     pub budgets: Vec<BudgetLine>,
     pub anomalies: Vec<Anomaly>,
@@ -142,7 +157,13 @@ pub async fn weekly_report(
                 from: midnight(prev),
                 to: midnight(end),
             },
-            group_by: vec![GroupBy::Member, GroupBy::Model, GroupBy::Day],
+            group_by: vec![
+                GroupBy::Member,
+                GroupBy::Model,
+                GroupBy::Day,
+                GroupBy::Route,
+            ],
+            route: None,
             direct: true,
             anomalies: None,
         },
@@ -153,6 +174,7 @@ pub async fn weekly_report(
     // member -> (spend, requests, gateway, openrouter, previous)
     let mut members: BTreeMap<String, (Money, u64, Money, Money, Money)> = BTreeMap::new();
     let mut models: BTreeMap<String, (Money, u64, Money)> = BTreeMap::new();
+    let mut routes: BTreeMap<ApiRoute, (Money, u64, Money)> = BTreeMap::new();
     let (mut spend, mut requests, mut previous) = (Money::ZERO, 0u64, Money::ZERO);
     let add = |a: &mut Money, b: Money| *a = a.checked_add(b).unwrap_or(*a);
     for r in &rep.rows {
@@ -161,7 +183,14 @@ pub async fn weekly_report(
         let model = r.model.clone().unwrap_or_default();
         let m = members.entry(member).or_default();
         let md = models.entry(model).or_default();
+        let mut no_route = (Money::ZERO, 0, Money::ZERO);
+        let rt = match r.route {
+            Some(route) => routes.entry(route).or_default(),
+            None => &mut no_route,
+        };
         if day >= start {
+            add(&mut rt.0, r.cost);
+            rt.1 += r.requests;
             add(&mut m.0, r.cost);
             m.1 += r.requests;
             match r.source {
@@ -173,6 +202,7 @@ pub async fn weekly_report(
             add(&mut spend, r.cost);
             requests += r.requests;
         } else {
+            add(&mut rt.2, r.cost);
             add(&mut m.4, r.cost);
             add(&mut md.2, r.cost);
             add(&mut previous, r.cost);
@@ -229,6 +259,21 @@ pub async fn weekly_report(
         .collect();
     model_rows.sort_by(|a, b| b.spend.cmp(&a.spend).then(a.model.cmp(&b.model)));
     model_rows.truncate(5);
+    let mut route_rows: Vec<RouteWeek> = routes
+        .into_iter()
+        .filter(|(_, (s, _, _))| !s.is_zero())
+        .map(|(route, (s, n, p))| RouteWeek {
+            route,
+            spend: s,
+            requests: n,
+            previous: p,
+            change: change(s, p),
+        })
+        .collect();
+    if route_rows.len() < 2 {
+        route_rows.clear();
+    }
+    route_rows.sort_by(|a, b| b.spend.cmp(&a.spend).then(a.route.cmp(&b.route)));
 
     // Anomalies of each day of the week, and today.
     let events = anomaly::events_for(
@@ -332,6 +377,7 @@ pub async fn weekly_report(
         change: change(spend, previous),
         members: member_rows,
         top_models: model_rows,
+        routes: route_rows,
         budgets: status
             .iter()
             .filter(|b| b.scope != BudgetScope::Member)

@@ -468,6 +468,29 @@ mod tests {
     }
 
     #[test]
+    fn every_route_round_trips() {
+        for route in orteam_core::ApiRoute::ALL {
+            let mut e = event("r1");
+            e.usage.route = route;
+            let line = encode(&e).unwrap_or_default();
+            assert_eq!(decode(&line[..line.len() - 1]), Some(e));
+        }
+    }
+
+    /// A line written before routes were recorded (no `route` member) replays as chat.
+    #[test]
+    fn a_line_from_before_routes_replays_as_chat() {
+        let json = br#"{"time":"2023-11-14T22:13:20.000123Z","member":"alice","team":"core","org":"acme","usage":{"request_id":"old-1","virtual_key_id":null,"upstream_key_hash":null,"requested_model":"openai/gpt-4o-mini","served_model":null,"provider":null,"prompt_tokens":3,"completion_tokens":4,"reasoning_tokens":0,"cached_tokens":0,"cost":"0.0000123","generation_id":null,"streamed":false,"outcome":"ok","latency_ms":7,"title":null}}"#;
+        let mut line = format!("{:08x} ", crc32fast::hash(json)).into_bytes();
+        line.extend_from_slice(json);
+        let e = decode(&line).unwrap_or_else(|| panic!("an old line must decode"));
+        assert_eq!(e.usage.route, orteam_core::ApiRoute::Chat);
+        assert_eq!(e.usage.request_id, "old-1");
+        assert_eq!(e.usage.prompt_tokens, 3);
+        assert_eq!(e.usage.cost, Money::parse("0.0000123").unwrap_or_default());
+    }
+
+    #[test]
     fn a_torn_or_altered_line_is_rejected() {
         let line = encode(&event("r1")).unwrap_or_default();
         let body = &line[..line.len() - 1];

@@ -1289,7 +1289,7 @@ impl Ledger {
     // ---------------------------------------------------------------- queries
 
     /// Spend and requests over a period grouped by any combination of member, team, model, day,
-    /// provider and key. Sums are exact.
+    /// provider, key and API route. Sums are exact.
     pub async fn usage(&self, q: &UsageQuery) -> Result<Vec<UsageGroup>, LedgerError> {
         self.catch_up().await?;
         let events = self
@@ -1300,6 +1300,7 @@ impl Ledger {
                 to: q.to,
                 member: q.member.clone(),
                 team: q.team.clone(),
+                route: q.route,
                 ..EventFilter::default()
             })
             .await?;

@@ -26,6 +26,11 @@ pub const SQLITE: &[Migration] = &[
         name: "event_outcome_check",
         sql: include_str!("../migrations/sqlite/0003_event_outcome_check.sql"),
     },
+    Migration {
+        version: 4,
+        name: "event_route",
+        sql: include_str!("../migrations/sqlite/0004_event_route.sql"),
+    },
 ];
 
 pub const POSTGRES: &[Migration] = &[
@@ -38,6 +43,11 @@ pub const POSTGRES: &[Migration] = &[
         version: 2,
         name: "insight",
         sql: include_str!("../migrations/postgres/0002_insight.sql"),
+    },
+    Migration {
+        version: 3,
+        name: "event_route",
+        sql: include_str!("../migrations/postgres/0003_event_route.sql"),
     },
 ];
 

@@ -6,7 +6,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use orteam_core::{Money, Window};
+use orteam_core::{ApiRoute, Money, Window};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
@@ -339,10 +339,15 @@ pub struct Usage {
     pub latency_ms: u64,
     /// Attribution title (`X-Title`).
     pub title: Option<String>,
+    /// The gateway API route the request came in on. Absent from journal lines and JSON
+    /// written before routes were recorded: those are chat.
+    #[serde(default)]
+    pub route: ApiRoute,
 }
 
 impl Usage {
-    /// A usage record with only the required fields set (handy in tests and tools).
+    /// A usage record with only the required fields set (handy in tests and tools); the route
+    /// is chat.
     pub fn new(request_id: impl Into<String>, model: impl Into<String>, cost: Money) -> Self {
         Usage {
             request_id: request_id.into(),
@@ -361,7 +366,14 @@ impl Usage {
             outcome: Outcome::Ok,
             latency_ms: 0,
             title: None,
+            route: ApiRoute::Chat,
         }
+    }
+
+    /// The same record on another API route.
+    pub fn with_route(mut self, route: ApiRoute) -> Self {
+        self.route = route;
+        self
     }
 }
 
@@ -384,5 +396,10 @@ impl UsageEvent {
             .served_model
             .as_deref()
             .unwrap_or(&self.usage.requested_model)
+    }
+
+    /// The API route the request came in on.
+    pub fn route(&self) -> ApiRoute {
+        self.usage.route
     }
 }

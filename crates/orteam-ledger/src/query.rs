@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Days, NaiveDate, Utc};
-use orteam_core::Money;
+use orteam_core::{ApiRoute, Money};
 use serde::{Deserialize, Serialize};
 
 use crate::model::UsageEvent;
@@ -18,6 +18,8 @@ pub struct EventFilter {
     pub to: Option<DateTime<Utc>>,
     pub member: Option<String>,
     pub team: Option<String>,
+    /// Only events of this API route.
+    pub route: Option<ApiRoute>,
     pub provisional_only: bool,
     pub newest_first: bool,
     pub limit: Option<usize>,
@@ -36,6 +38,52 @@ pub enum GroupBy {
     Provider,
     /// Virtual key id.
     Key,
+    /// The gateway API route (chat, messages, responses, embeddings, completions).
+    Route,
+}
+
+impl GroupBy {
+    pub const ALL: [GroupBy; 7] = [
+        GroupBy::Member,
+        GroupBy::Team,
+        GroupBy::Model,
+        GroupBy::Day,
+        GroupBy::Provider,
+        GroupBy::Key,
+        GroupBy::Route,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GroupBy::Member => "member",
+            GroupBy::Team => "team",
+            GroupBy::Model => "model",
+            GroupBy::Day => "day",
+            GroupBy::Provider => "provider",
+            GroupBy::Key => "key",
+            GroupBy::Route => "route",
+        }
+    }
+}
+
+impl std::fmt::Display for GroupBy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for GroupBy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        GroupBy::ALL
+            .into_iter()
+            .find(|g| g.as_str() == s)
+            .ok_or_else(|| {
+                format!(
+                    "unknown dimension {s:?}: expected member, team, model, day, provider, key or route"
+                )
+            })
+    }
 }
 
 /// Spend and requests over a period, grouped by any combination of dimensions.
@@ -46,6 +94,8 @@ pub struct UsageQuery {
     pub group_by: Vec<GroupBy>,
     pub member: Option<String>,
     pub team: Option<String>,
+    /// Only events of this API route.
+    pub route: Option<ApiRoute>,
 }
 
 /// One group of a [`UsageQuery`]. Dimensions not grouped by are `None`.
@@ -57,6 +107,9 @@ pub struct UsageGroup {
     pub day: Option<NaiveDate>,
     pub provider: Option<String>,
     pub key: Option<String>,
+    /// Absent from JSON written before routes were grouped by.
+    #[serde(default)]
+    pub route: Option<ApiRoute>,
     pub requests: u64,
     pub cost: Money,
     pub prompt_tokens: u64,
@@ -66,19 +119,20 @@ pub struct UsageGroup {
 }
 
 impl UsageGroup {
-    pub const CSV_HEADER: &'static str = "member,team,model,day,provider,key,requests,cost,prompt_tokens,completion_tokens,reasoning_tokens,cached_tokens";
+    pub const CSV_HEADER: &'static str = "member,team,model,day,provider,key,route,requests,cost,prompt_tokens,completion_tokens,reasoning_tokens,cached_tokens";
 
     /// One CSV line (no newline). Money is the exact canonical decimal.
     pub fn to_csv_row(&self) -> String {
         let f = |s: &Option<String>| csv_field(s.as_deref().unwrap_or(""));
         format!(
-            "{},{},{},{},{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{}",
             f(&self.member),
             f(&self.team),
             f(&self.model),
             self.day.map(|d| d.to_string()).unwrap_or_default(),
             f(&self.provider),
             f(&self.key),
+            self.route.map(ApiRoute::as_str).unwrap_or_default(),
             self.requests,
             self.cost.to_canonical_string(),
             self.prompt_tokens,
@@ -104,6 +158,7 @@ type GroupKey = (
     Option<NaiveDate>,
     Option<String>,
     Option<String>,
+    Option<ApiRoute>,
 );
 
 /// Groups events by `group_by` (no dimension: one total row), sorted by the group key.
@@ -118,6 +173,7 @@ pub fn aggregate(events: &[UsageEvent], group_by: &[GroupBy]) -> Vec<UsageGroup>
             has(GroupBy::Day).then(|| e.time.date_naive()),
             has(GroupBy::Provider).then(|| e.usage.provider.clone().unwrap_or_default()),
             has(GroupBy::Key).then(|| e.usage.virtual_key_id.clone().unwrap_or_default()),
+            has(GroupBy::Route).then_some(e.usage.route),
         );
         let g = groups.entry(key.clone()).or_insert_with(|| UsageGroup {
             member: key.0,
@@ -126,6 +182,7 @@ pub fn aggregate(events: &[UsageEvent], group_by: &[GroupBy]) -> Vec<UsageGroup>
             day: key.3,
             provider: key.4,
             key: key.5,
+            route: key.6,
             ..UsageGroup::default()
         });
         g.requests += 1;

@@ -461,39 +461,54 @@ fn render_requests(f: &mut Frame, area: Rect, s: &Snapshot, scroll: usize) {
         return;
     }
     let shown = area.height.saturating_sub(3) as usize;
+    // The API route gets a column when it fits beside a model column wide enough for a
+    // downgrade (`claude-3.5-sonnet→gpt-4o-mini`): from 92 columns. At 80 there is no room.
+    let with_route = area.width >= ROUTE_COLUMN_FROM;
     let rows = s.recent.iter().skip(scroll).map(|r| {
         let model = model_text(r);
         let outcome = r.outcome.as_str();
         let style = outcome_style(outcome);
-        Row::new(vec![
+        let mut cells = vec![
             Cell::from(r.time.format("%H:%M:%S").to_string()),
             Cell::from(trunc(&r.member, 8)),
+        ];
+        if with_route {
+            cells.push(Cell::from(r.route.as_str()));
+        }
+        cells.extend([
             Cell::from(model),
             Cell::from(format!("{}/{}", r.prompt_tokens, r.completion_tokens)),
             Cell::from(usd(r.cost)),
             Cell::from(Span::styled(outcome, style)),
-        ])
+        ]);
+        Row::new(cells)
     });
-    let table = Table::new(
-        rows,
-        [
-            Constraint::Length(8),
-            Constraint::Length(8),
-            Constraint::Min(20),
-            Constraint::Length(9),
-            Constraint::Length(9),
-            Constraint::Length(7),
-        ],
-    )
-    .header(Row::new(["time", "member", "model", "tokens", "cost", "result"]).style(HEAD))
-    .block(table_block(
-        "Recent requests",
-        shown,
-        s.recent.len(),
-        scroll,
-    ));
+    let mut widths = vec![Constraint::Length(8), Constraint::Length(8)];
+    let mut header = vec!["time", "member"];
+    if with_route {
+        widths.push(Constraint::Length(11));
+        header.push("route");
+    }
+    widths.extend([
+        Constraint::Min(20),
+        Constraint::Length(9),
+        Constraint::Length(9),
+        Constraint::Length(7),
+    ]);
+    header.extend(["model", "tokens", "cost", "result"]);
+    let table = Table::new(rows, widths)
+        .header(Row::new(header).style(HEAD))
+        .block(table_block(
+            "Recent requests",
+            shown,
+            s.recent.len(),
+            scroll,
+        ));
     f.render_widget(table, area);
 }
+
+/// Terminal width from which the requests tab shows each request's API route.
+pub const ROUTE_COLUMN_FROM: u16 = 92;
 
 /// `openai/gpt-4o-mini` → `gpt-4o-mini`: the provider is clear from the name at 80 columns.
 fn short_model(m: &str) -> &str {

@@ -199,6 +199,7 @@ function render(snap) {
   renderAlerts($("alerts"), snap.alerts,
     "All clear: no budget above 80 %, no key overdue for rotation, no failed requests.");
   renderAnomalies(snap);
+  renderRoutes(snap.by_route || []);
   renderRecent(snap.recent);
   renderKeys(snap.keys, snap.key_totals);
 }
@@ -283,10 +284,24 @@ function renderAnomalies(snap) {
   renderAlerts($("anomalies"), snap.anomalies, text);
 }
 
+function renderRoutes(routes) {
+  const body = $("routes").tBodies[0];
+  if (!routes.length) {
+    body.replaceChildren(el("tr", {}, el("td", { colspan: 5, class: "muted" }, "No requests this month.")));
+    return;
+  }
+  body.replaceChildren(...routes.map((r) => el("tr", { "data-route": r.route },
+    el("td", {}, r.route),
+    el("td", { class: "num" }, usd(r.spend_today)),
+    el("td", { class: "num" }, String(r.requests_today)),
+    el("td", { class: "num" }, usd(r.spend_month)),
+    el("td", { class: "num" }, String(r.requests_month)))));
+}
+
 function renderRecent(recent) {
   const body = $("recent").tBodies[0];
   if (!recent.length) {
-    body.replaceChildren(el("tr", {}, el("td", { colspan: 7, class: "muted" },
+    body.replaceChildren(el("tr", {}, el("td", { colspan: 8, class: "muted" },
       "No requests yet — send one through the gateway, or run ", el("code", {}, "orteam demo"), ".")));
     return;
   }
@@ -297,7 +312,7 @@ function renderRecent(recent) {
       ? [r.requested_model, el("span", { class: "muted" }, " → "), r.served_model, el("span", { class: "muted" }, " (downgraded)")]
       : [r.served_model || r.requested_model];
     const tr = el("tr", { "data-request-id": r.request_id, class: !first && !state.seen.has(r.request_id) ? "fresh" : null },
-      el("td", {}, clock(r.time)), el("td", {}, r.member), el("td", {}, ...model),
+      el("td", {}, clock(r.time)), el("td", {}, r.member), el("td", {}, r.route || "chat"), el("td", {}, ...model),
       el("td", { class: "num" }, `${r.prompt_tokens} / ${r.completion_tokens}`),
       el("td", { class: "num" }, usd(r.cost)),
       el("td", {}, pill(r.outcome), r.streamed ? el("span", { class: "muted" }, " stream") : null),

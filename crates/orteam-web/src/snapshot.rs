@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, TimeDelta, Utc};
-use orteam_core::{Money, Window};
+use orteam_core::{ApiRoute, Money, Window};
 use orteam_ledger::{
     BudgetScope, BudgetStatus, EventFilter, Ledger, LedgerError, Outcome, UsageEvent,
 };
@@ -82,6 +82,10 @@ pub struct Snapshot {
     pub members: Vec<MemberRow>,
     /// Spend by model today and this month, largest first.
     pub by_model: Vec<ModelRow>,
+    /// Spend by gateway API route today and this month, largest first (routes with requests
+    /// this month only).
+    #[serde(default)]
+    pub by_route: Vec<RouteRow>,
     pub series: Series,
     pub keys: Vec<KeyRow>,
     pub key_totals: KeyTotals,
@@ -209,6 +213,16 @@ pub struct ModelRow {
     pub spend_month: Money,
 }
 
+/// One gateway API route's spend (chat, messages, responses, embeddings, completions).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouteRow {
+    pub route: ApiRoute,
+    pub requests_today: u64,
+    pub spend_today: Money,
+    pub requests_month: u64,
+    pub spend_month: Money,
+}
+
 /// Spend per bucket over the chosen range, split by member and by model.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Series {
@@ -253,6 +267,9 @@ pub struct RecentRequest {
     pub streamed: bool,
     pub latency_ms: u64,
     pub request_id: String,
+    /// The gateway API route (absent from snapshots of gateways that did not record it: chat).
+    #[serde(default)]
+    pub route: ApiRoute,
 }
 
 impl From<&UsageEvent> for RecentRequest {
@@ -269,6 +286,7 @@ impl From<&UsageEvent> for RecentRequest {
             streamed: e.usage.streamed,
             latency_ms: e.usage.latency_ms,
             request_id: e.usage.request_id.clone(),
+            route: e.usage.route,
         }
     }
 }
@@ -313,6 +331,7 @@ pub async fn build(ledger: &Ledger, opts: Options) -> Result<Snapshot, LedgerErr
     };
     let mut member_spend: HashMap<&str, (Money, Money, u64)> = HashMap::new();
     let mut models: BTreeMap<String, ModelRow> = BTreeMap::new();
+    let mut routes: BTreeMap<ApiRoute, RouteRow> = BTreeMap::new();
     for e in events.iter().filter(|e| e.time >= month) {
         let cost = e.usage.cost;
         let is_today = e.time >= today;
@@ -333,7 +352,18 @@ pub async fn build(ledger: &Ledger, opts: Options) -> Result<Snapshot, LedgerErr
             });
         row.requests_month += 1;
         row.spend_month = add(row.spend_month, cost);
+        let route = routes.entry(e.usage.route).or_insert_with(|| RouteRow {
+            route: e.usage.route,
+            requests_today: 0,
+            spend_today: Money::ZERO,
+            requests_month: 0,
+            spend_month: Money::ZERO,
+        });
+        route.requests_month += 1;
+        route.spend_month = add(route.spend_month, cost);
         if is_today {
+            route.requests_today += 1;
+            route.spend_today = add(route.spend_today, cost);
             totals.spend_today = add(totals.spend_today, cost);
             totals.requests_today += 1;
             if e.usage.outcome == Outcome::Failed {
@@ -370,6 +400,10 @@ pub async fn build(ledger: &Ledger, opts: Options) -> Result<Snapshot, LedgerErr
     by_model.sort_by(|a, b| {
         (b.spend_today, b.spend_month, &a.model).cmp(&(a.spend_today, a.spend_month, &b.model))
     });
+    let mut by_route: Vec<RouteRow> = routes.into_values().collect();
+    by_route.sort_by(|a, b| {
+        (b.spend_today, b.spend_month, a.route).cmp(&(a.spend_today, a.spend_month, b.route))
+    });
 
     let in_range: Vec<&UsageEvent> = events.iter().filter(|e| e.time >= first).collect();
     let bucket_of = |e: &UsageEvent| -> Option<usize> {
@@ -400,6 +434,7 @@ pub async fn build(ledger: &Ledger, opts: Options) -> Result<Snapshot, LedgerErr
         budgets,
         members,
         by_model,
+        by_route,
         series,
         keys,
         key_totals,

@@ -133,6 +133,7 @@ fn group_by(by: &[ByArg]) -> Vec<GroupBy> {
             ByArg::Day => GroupBy::Day,
             ByArg::Provider => GroupBy::Provider,
             ByArg::Key => GroupBy::Key,
+            ByArg::Route => GroupBy::Route,
         };
         if !out.contains(&g) {
             out.push(g);
@@ -151,6 +152,7 @@ async fn spend(args: SpendReportArgs) -> anyhow::Result<ExitCode> {
     let opts = ReportOptions {
         range,
         group_by: group_by(&args.by),
+        route: args.route,
         direct: !args.no_direct,
         anomalies: Some((today, rule)),
     };
@@ -182,12 +184,16 @@ fn money(m: Money) -> Cell {
 }
 
 fn write_table(out: &mut impl Write, r: &Report) -> anyhow::Result<()> {
-    writeln!(
+    write!(
         out,
         "Spend from {} to {} (UTC)",
         r.from.format("%Y-%m-%d %H:%M"),
         r.to.format("%Y-%m-%d %H:%M")
     )?;
+    match r.route {
+        Some(route) => writeln!(out, ", route {route}")?,
+        None => writeln!(out)?,
+    }
     let mut t = Table::new();
     t.load_preset(presets::UTF8_FULL_CONDENSED);
     let mut header: Vec<&str> = vec!["source"];
@@ -329,6 +335,19 @@ pub(crate) fn write_weekly(out: &mut impl Write, r: &WeeklyReport) -> anyhow::Re
             m.requests,
             change(&m.change)
         )?;
+    }
+    if !r.routes.is_empty() {
+        writeln!(out, "\nSpend by API route (gateway):")?;
+        for rt in &r.routes {
+            writeln!(
+                out,
+                "  - {:<45} {:>12} {:>6} req  ({})",
+                rt.route,
+                rt.spend.to_usd(4),
+                rt.requests,
+                change(&rt.change)
+            )?;
+        }
     }
     writeln!(out, "\nAnomalies:")?;
     if r.anomalies.is_empty() {

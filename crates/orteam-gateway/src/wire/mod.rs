@@ -22,7 +22,7 @@ pub mod responses;
 pub mod routing;
 
 use bytes::Bytes;
-use orteam_core::Money;
+use orteam_core::{ApiRoute, Money};
 
 pub use json::{Members, RequestError, Rewrite};
 pub use routing::Routing;
@@ -66,15 +66,20 @@ impl Wire {
         Wire::ALL.into_iter().find(|w| w.upstream_path() == rest)
     }
 
-    /// The name used in metrics, usage events and reports.
-    pub fn as_str(self) -> &'static str {
+    /// The route recorded in usage events and reports.
+    pub fn route(self) -> ApiRoute {
         match self {
-            Wire::Chat => "chat",
-            Wire::Messages => "messages",
-            Wire::Responses => "responses",
-            Wire::Embeddings => "embeddings",
-            Wire::Completions => "completions",
+            Wire::Chat => ApiRoute::Chat,
+            Wire::Messages => ApiRoute::Messages,
+            Wire::Responses => ApiRoute::Responses,
+            Wire::Embeddings => ApiRoute::Embeddings,
+            Wire::Completions => ApiRoute::Completions,
         }
+    }
+
+    /// The name used in metrics (the route's name).
+    pub fn as_str(self) -> &'static str {
+        self.route().as_str()
     }
 
     /// The path below OpenRouter's API root.

@@ -87,6 +87,13 @@ async fn claude_code_and_codex_work_through_the_gateway(backend: Backend) {
     assert_eq!(events.len(), 2, "{events:?}");
     let spent: Money = events.iter().map(|e| e.usage.cost).sum();
     assert!(spent > Money::ZERO);
+    let mut routes: Vec<_> = events.iter().map(|e| e.usage.route.as_str()).collect();
+    routes.sort_unstable();
+    assert_eq!(
+        routes,
+        ["messages", "responses"],
+        "what each agent cost, by route"
+    );
     assert_eq!(spent, sim_total_usage(&tg).await);
 
     // A member with no budget left: each agent is refused once and stops.

@@ -92,6 +92,42 @@ async fn health_metrics_and_admin_api() {
     assert_eq!(events.as_array().unwrap().len(), 2);
     let resp = get("/usage?by=colour").await.unwrap();
     assert_eq!(resp.status(), 400);
+    // The API route: a dimension and a filter like the others.
+    let by_route: Value = get("/usage?group_by=route")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(by_route.as_array().unwrap().len(), 1, "{by_route}");
+    assert_eq!(by_route[0]["route"], "chat");
+    assert_eq!(by_route[0]["requests"], 3);
+    let chat: Value = get("/usage?by=member,route&route=chat")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(chat[0]["member"], "alice");
+    assert_eq!(chat[0]["route"], "chat");
+    let messages: Value = get("/usage?route=messages")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(messages.as_array().unwrap().is_empty(), "{messages}");
+    let resp = get("/usage?route=graphql").await.unwrap();
+    assert_eq!(resp.status(), 400);
+    let err: Value = resp.json().await.unwrap();
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("embeddings"),
+        "{err}"
+    );
+    assert_eq!(events[0]["route"], "chat");
     let anomalies: Value = get("/anomalies?all=true")
         .await
         .unwrap()

@@ -44,6 +44,18 @@ impl Api {
         }
     }
 
+    /// The route usage events record.
+    pub fn route(self) -> orteam_core::ApiRoute {
+        use orteam_core::ApiRoute;
+        match self {
+            Api::Chat => ApiRoute::Chat,
+            Api::Messages => ApiRoute::Messages,
+            Api::Responses => ApiRoute::Responses,
+            Api::Embeddings => ApiRoute::Embeddings,
+            Api::Completions => ApiRoute::Completions,
+        }
+    }
+
     pub fn upstream_path(self) -> String {
         format!("/api/v1{}", self.path())
     }
@@ -206,6 +218,7 @@ async fn hammer(backend: Backend, api: Api) {
     );
     for e in &events {
         assert!(e.usage.generation_id.is_some(), "{api:?}: {e:?}");
+        assert_eq!(e.usage.route, api.route(), "{api:?}: the route is recorded");
     }
 }
 

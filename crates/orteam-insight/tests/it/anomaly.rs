@@ -90,6 +90,7 @@ async fn spike_is_flagged_normal_day_is_not(backend: Backend) {
         &ReportOptions {
             range: Period::Today.range(w.today),
             group_by: vec![GroupBy::Member],
+            route: None,
             direct: false,
             anomalies: Some((today, rule.clone())),
         },

@@ -6,4 +6,5 @@ mod alerts;
 mod anomaly;
 mod reconcile;
 mod report;
+mod route;
 mod support;

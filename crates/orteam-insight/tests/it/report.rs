@@ -26,6 +26,9 @@ fn sent_dims(w: &World, s: &Sent, g: &[GroupBy], keys: &BTreeMap<String, String>
             GroupBy::Model => s.model.clone(),
             GroupBy::Day => s.day.to_string(),
             GroupBy::Provider => s.provider.clone(),
+            // The gateway serves chat completions; /activity knows no route.
+            GroupBy::Route if s.direct => String::new(),
+            GroupBy::Route => "chat".to_owned(),
             GroupBy::Key => {
                 if s.direct {
                     w.dave_hash.clone()
@@ -79,6 +82,7 @@ async fn report_matches_activity_and_billing(backend: Backend) {
         vec![GroupBy::Member, GroupBy::Model],
         vec![GroupBy::Day, GroupBy::Model],
         vec![GroupBy::Team, GroupBy::Provider, GroupBy::Day],
+        vec![GroupBy::Member, GroupBy::Route],
         vec![
             GroupBy::Member,
             GroupBy::Team,
@@ -95,6 +99,7 @@ async fn report_matches_activity_and_billing(backend: Backend) {
             &ReportOptions {
                 range,
                 group_by: g.clone(),
+                route: None,
                 direct: true,
                 anomalies: None,
             },
@@ -190,6 +195,7 @@ async fn report_matches_activity_and_billing(backend: Backend) {
         &ReportOptions {
             range: Period::Today.range(w.today),
             group_by: vec![GroupBy::Member],
+            route: None,
             direct: true,
             anomalies: None,
         },

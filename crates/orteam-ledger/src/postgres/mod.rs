@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
-use orteam_core::{Money, Window};
+use orteam_core::{ApiRoute, Money, Window};
 use tokio_postgres::{NoTls, Row};
 
 use crate::budget::engine::CellKey;
@@ -142,10 +142,11 @@ impl PgStore {
 
 const EVENT_COLUMNS: &str = "time, member_id, team_id, org_id, request_id, virtual_key_id, upstream_key_hash, \
      requested_model, served_model, provider, prompt_tokens, completion_tokens, reasoning_tokens, cached_tokens, \
-     cost, generation_id, streamed, outcome, latency_ms, title";
+     cost, generation_id, streamed, outcome, latency_ms, title, route";
 
 pub(crate) fn event_from_row(r: &Row) -> Result<UsageEvent, LedgerError> {
     let outcome: String = r.get(17);
+    let route: String = r.get(20);
     Ok(UsageEvent {
         time: r.get(0),
         member_id: r.get(1),
@@ -168,6 +169,7 @@ pub(crate) fn event_from_row(r: &Row) -> Result<UsageEvent, LedgerError> {
             outcome: parse_col(&outcome)?,
             latency_ms: u64_of(r.get(18)),
             title: r.get(19),
+            route: parse_col(&route)?,
         },
     })
 }
@@ -500,7 +502,8 @@ impl Store for PgStore {
         let sql = format!(
             "SELECT {EVENT_COLUMNS} FROM usage_events WHERE ($1::timestamptz IS NULL OR time >= $1) \
              AND ($2::timestamptz IS NULL OR time < $2) AND ($3::text IS NULL OR member_id = $3) \
-             AND ($4::text IS NULL OR team_id = $4) AND (NOT $5 OR outcome = 'provisional') ORDER BY {order} LIMIT $6"
+             AND ($4::text IS NULL OR team_id = $4) AND (NOT $5 OR outcome = 'provisional') \
+             AND ($7::text IS NULL OR route = $7) ORDER BY {order} LIMIT $6"
         );
         let limit = f.limit.map(|l| i64::try_from(l).unwrap_or(i64::MAX));
         let rows = c
@@ -513,6 +516,7 @@ impl Store for PgStore {
                     &f.team,
                     &f.provisional_only,
                     &limit,
+                    &f.route.map(ApiRoute::as_str),
                 ],
             )
             .await

@@ -56,7 +56,7 @@ async fn prepare(client: &Client) -> Result<Prepared, tokio_postgres::Error> {
             "INSERT INTO usage_events ({EVENT_COLUMNS}) SELECT * FROM UNNEST(\
              $1::timestamptz[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], \
              $8::text[], $9::text[], $10::text[], $11::int8[], $12::int8[], $13::int8[], $14::int8[], \
-             $15::numeric[], $16::text[], $17::bool[], $18::text[], $19::int8[], $20::text[]) \
+             $15::numeric[], $16::text[], $17::bool[], $18::text[], $19::int8[], $20::text[], $21::text[]) \
              ON CONFLICT (request_id) DO NOTHING RETURNING request_id"
         ))
         .await?;
@@ -273,6 +273,7 @@ async fn write_batch(
         .collect();
     let latency = num(&|u| u.latency_ms);
     let title = col(&|e| e.usage.title.clone());
+    let route: Vec<&str> = uniq.iter().map(|j| j.event.usage.route.as_str()).collect();
     // Sorted so that concurrent instances lock window rows in one order.
     let spend_rows = deltas.sorted();
     let (s1, s2, s3, s4, s5) = spend_arrays(&spend_rows);
@@ -308,6 +309,7 @@ async fn write_batch(
                     &outcome,
                     &latency,
                     &title,
+                    &route,
                 ],
             )
             .await

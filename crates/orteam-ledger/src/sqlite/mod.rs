@@ -16,7 +16,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use orteam_core::{Money, Window};
+use orteam_core::{ApiRoute, Money, Window};
 use parking_lot::Mutex;
 use rusqlite::types::Type;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
@@ -226,7 +226,7 @@ fn i64_of(v: u64) -> i64 {
 
 pub(crate) const EVENT_COLUMNS: &str = "time, member_id, team_id, org_id, request_id, virtual_key_id, upstream_key_hash, \
      requested_model, served_model, provider, prompt_tokens, completion_tokens, reasoning_tokens, cached_tokens, \
-     cost, generation_id, streamed, outcome, latency_ms, title";
+     cost, generation_id, streamed, outcome, latency_ms, title, route";
 
 pub(crate) fn event_from_row(r: &Row<'_>) -> rusqlite::Result<UsageEvent> {
     Ok(UsageEvent {
@@ -251,6 +251,7 @@ pub(crate) fn event_from_row(r: &Row<'_>) -> rusqlite::Result<UsageEvent> {
             outcome: parsed(r, 17)?,
             latency_ms: u64_col(r, 18)?,
             title: r.get(19)?,
+            route: parsed(r, 20)?,
         },
     })
 }
@@ -281,6 +282,7 @@ pub(crate) fn insert_event(
         u.outcome.as_str(),
         i64_of(u.latency_ms),
         u.title,
+        u.route.as_str(),
     ])
 }
 
@@ -607,12 +609,20 @@ impl Store for SqliteStore {
             let sql = format!(
                 "SELECT {EVENT_COLUMNS} FROM usage_events WHERE (?1 IS NULL OR time >= ?1) AND (?2 IS NULL OR time < ?2) \
                  AND (?3 IS NULL OR member_id = ?3) AND (?4 IS NULL OR team_id = ?4) AND (?5 = 0 OR outcome = 'provisional') \
-                 ORDER BY {order} LIMIT ?6"
+                 AND (?7 IS NULL OR route = ?7) ORDER BY {order} LIMIT ?6"
             );
             let limit = f.limit.map(|l| i64::try_from(l).unwrap_or(i64::MAX)).unwrap_or(-1);
             let mut stmt = c.prepare_cached(&sql).map_err(db("reading events"))?;
             stmt.query_map(
-                params![f.from.map(ts), f.to.map(ts), f.member, f.team, f.provisional_only, limit],
+                params![
+                    f.from.map(ts),
+                    f.to.map(ts),
+                    f.member,
+                    f.team,
+                    f.provisional_only,
+                    limit,
+                    f.route.map(ApiRoute::as_str),
+                ],
                 event_from_row,
             )
             .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())

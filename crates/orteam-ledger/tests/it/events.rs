@@ -3,8 +3,10 @@
 use std::sync::Arc;
 
 use chrono::{TimeDelta, TimeZone, Utc};
-use orteam_core::{ControllableClock, Money, Window};
-use orteam_ledger::{BudgetScope, GroupBy, LedgerError, Outcome, Usage, UsageQuery};
+use orteam_core::{ApiRoute, ControllableClock, Money, Window};
+use orteam_ledger::{
+    BudgetScope, EventFilter, GroupBy, LedgerError, Outcome, Usage, UsageGroup, UsageQuery,
+};
 
 use crate::support::*;
 
@@ -33,8 +35,20 @@ async fn settle_is_idempotent_by_request_id(b: Backend) {
     ledger.shutdown().await.unwrap();
 }
 
+/// Member, team, model, day, provider, key, cost, route of one settled request.
+type Expected = (
+    String,
+    String,
+    String,
+    chrono::NaiveDate,
+    String,
+    String,
+    Money,
+    ApiRoute,
+);
+
 /// Prices with more digits than a nano-dollar, times token counts, over members, teams, models,
-/// providers, keys and days: every grouping sums exactly to the expected totals.
+/// providers, keys, API routes and days: every grouping sums exactly to the expected totals.
 async fn queries_sum_exactly_in_every_grouping(b: Backend) {
     let db = TestDb::new(b).await;
     let start = Utc.with_ymd_and_hms(2026, 11, 20, 12, 0, 0).unwrap();
@@ -55,15 +69,7 @@ async fn queries_sum_exactly_in_every_grouping(b: Backend) {
     let members = ["alice", "bob", "dave"];
     let models = ["openai/gpt-4o-mini", "anthropic/claude-3.5-haiku"];
     let providers = ["OpenAI", "Anthropic", "Azure"];
-    let mut expected: Vec<(
-        String,
-        String,
-        String,
-        chrono::NaiveDate,
-        String,
-        String,
-        Money,
-    )> = Vec::new();
+    let mut expected: Vec<Expected> = Vec::new();
     let mut n = 0u64;
     for day in 0..3 {
         clock.freeze(start + TimeDelta::days(day));
@@ -75,8 +81,9 @@ async fn queries_sum_exactly_in_every_grouping(b: Backend) {
                 let cost = price.times(tokens).unwrap();
                 let provider = providers[(i + j) % providers.len()];
                 let key = format!("key-{member}-{}", j % 2);
+                let route = ApiRoute::ALL[n as usize % ApiRoute::ALL.len()];
                 let r = ledger.reserve(member, cost).await.unwrap();
-                let mut u = Usage::new(format!("q-{n}"), *model, cost);
+                let mut u = Usage::new(format!("q-{n}"), *model, cost).with_route(route);
                 u.served_model = Some((*model).to_owned());
                 u.provider = Some(provider.to_owned());
                 u.virtual_key_id = Some(key.clone());
@@ -91,6 +98,7 @@ async fn queries_sum_exactly_in_every_grouping(b: Backend) {
                     provider.into(),
                     key,
                     cost,
+                    route,
                 ));
             }
         }
@@ -103,8 +111,9 @@ async fn queries_sum_exactly_in_every_grouping(b: Backend) {
         GroupBy::Day,
         GroupBy::Provider,
         GroupBy::Key,
+        GroupBy::Route,
     ];
-    for mask in 0u32..64 {
+    for mask in 0u32..128 {
         let group_by: Vec<GroupBy> = dims
             .iter()
             .enumerate()
@@ -134,6 +143,7 @@ async fn queries_sum_exactly_in_every_grouping(b: Backend) {
                         && g.day.is_none_or(|v| v == e.3)
                         && g.provider.as_ref().is_none_or(|v| *v == e.4)
                         && g.key.as_ref().is_none_or(|v| *v == e.5)
+                        && g.route.is_none_or(|v| v == e.7)
                 })
                 .map(|e| e.6)
                 .sum();
@@ -153,6 +163,28 @@ async fn queries_sum_exactly_in_every_grouping(b: Backend) {
         .unwrap();
     assert_eq!(day2.len(), 1);
     assert_eq!(day2[0].requests, 2);
+    // A route filter.
+    let messages = ledger
+        .usage(&UsageQuery {
+            route: Some(ApiRoute::Messages),
+            ..UsageQuery::default()
+        })
+        .await
+        .unwrap();
+    let want: Money = expected
+        .iter()
+        .filter(|e| e.7 == ApiRoute::Messages)
+        .map(|e| e.6)
+        .sum();
+    assert_eq!(messages.len(), 1);
+    assert_eq!(messages[0].cost, want);
+    assert_eq!(
+        messages[0].requests,
+        expected
+            .iter()
+            .filter(|e| e.7 == ApiRoute::Messages)
+            .count() as u64
+    );
 
     // Trailing series, zero-filled.
     clock.freeze(start + TimeDelta::days(4));
@@ -282,6 +314,302 @@ async fn change_watcher_polls_at_its_interval(b: Backend) {
     assert!(polls <= 20, "{polls} change polls in 1.5 s");
     assert!(polls >= 1, "the watcher polls");
     ledger.shutdown().await.unwrap();
+}
+
+fn routed(id: &str, route: ApiRoute, cost: &str) -> Usage {
+    Usage::new(id, "openai/gpt-4o-mini", m(cost)).with_route(route)
+}
+
+/// Events of several API routes: each is recorded with its route (journaled or committed),
+/// grouped by route alone and with other dimensions, filtered by route, and kept across a
+/// restart.
+async fn routes_are_recorded_grouped_and_filtered(b: Backend) {
+    let db = TestDb::new(b).await;
+    let ledger = db.open(serving()).await;
+    seed(&ledger, &[("alice", "core"), ("bob", "web")]).await;
+    let plan = [
+        ("alice", "c1", ApiRoute::Chat, "0.1"),
+        ("alice", "c2", ApiRoute::Chat, "0.2"),
+        ("alice", "m1", ApiRoute::Messages, "0.0000000375"),
+        ("bob", "m2", ApiRoute::Messages, "0.3"),
+        ("bob", "r1", ApiRoute::Responses, "0.05"),
+        ("bob", "e1", ApiRoute::Embeddings, "0.000001"),
+        ("alice", "l1", ApiRoute::Completions, "0.4"),
+    ];
+    for (i, (member, id, route, cost)) in plan.iter().enumerate() {
+        let r = ledger.reserve(member, m("1")).await.unwrap();
+        // Both settle paths carry the route.
+        if i % 2 == 0 {
+            r.settle(routed(id, *route, cost)).await.unwrap();
+        } else {
+            r.settle_journaled(routed(id, *route, cost)).await.unwrap();
+        }
+    }
+    let check = |groups: Vec<UsageGroup>| {
+        let got: Vec<_> = groups
+            .iter()
+            .map(|g| (g.route.unwrap(), g.requests, g.cost))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (ApiRoute::Chat, 2, m("0.3")),
+                (ApiRoute::Messages, 2, m("0.3000000375")),
+                (ApiRoute::Responses, 1, m("0.05")),
+                (ApiRoute::Embeddings, 1, m("0.000001")),
+                (ApiRoute::Completions, 1, m("0.4")),
+            ]
+        );
+        assert!(
+            groups
+                .iter()
+                .all(|g| g.member.is_none() && g.model.is_none())
+        );
+    };
+    let by_route = UsageQuery {
+        group_by: vec![GroupBy::Route],
+        ..UsageQuery::default()
+    };
+    check(ledger.usage(&by_route).await.unwrap());
+
+    // Member × route.
+    let groups = ledger
+        .usage(&UsageQuery {
+            group_by: vec![GroupBy::Member, GroupBy::Route],
+            ..UsageQuery::default()
+        })
+        .await
+        .unwrap();
+    let got: Vec<_> = groups
+        .iter()
+        .map(|g| (g.member.as_deref().unwrap(), g.route.unwrap(), g.requests))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("alice", ApiRoute::Chat, 2),
+            ("alice", ApiRoute::Messages, 1),
+            ("alice", ApiRoute::Completions, 1),
+            ("bob", ApiRoute::Messages, 1),
+            ("bob", ApiRoute::Responses, 1),
+            ("bob", ApiRoute::Embeddings, 1),
+        ]
+    );
+
+    // A route filter, alone and with a member filter and a grouping.
+    let messages = ledger
+        .usage(&UsageQuery {
+            route: Some(ApiRoute::Messages),
+            ..UsageQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(messages.len(), 1);
+    assert_eq!(messages[0].requests, 2);
+    assert_eq!(messages[0].cost, m("0.3000000375"));
+    assert_eq!(messages[0].route, None, "not grouped by route");
+    let bob_messages = ledger
+        .usage(&UsageQuery {
+            route: Some(ApiRoute::Messages),
+            member: Some("bob".into()),
+            group_by: vec![GroupBy::Model],
+            ..UsageQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(bob_messages.len(), 1);
+    assert_eq!(bob_messages[0].cost, m("0.3"));
+    let none = ledger
+        .usage(&UsageQuery {
+            route: Some(ApiRoute::Embeddings),
+            member: Some("alice".into()),
+            ..UsageQuery::default()
+        })
+        .await
+        .unwrap();
+    assert!(none.iter().all(|g| g.requests == 0), "{none:?}");
+    let events = ledger
+        .events(EventFilter {
+            route: Some(ApiRoute::Chat),
+            ..EventFilter::default()
+        })
+        .await
+        .unwrap();
+    let ids: Vec<_> = events.iter().map(|e| e.usage.request_id.as_str()).collect();
+    assert_eq!(ids, ["c1", "c2"]);
+
+    // Single events and the recent list carry the route.
+    let e = ledger.event("r1").await.unwrap().unwrap();
+    assert_eq!(e.route(), ApiRoute::Responses);
+    let recent = ledger.recent_events(1).await.unwrap();
+    assert_eq!(recent[0].usage.route, ApiRoute::Completions);
+    // JSON of an event names the route.
+    let json = serde_json::to_value(&e).unwrap();
+    assert_eq!(json["route"], "responses");
+    // At rest: the lowercase name.
+    let rows = db
+        .raw("SELECT request_id, route FROM usage_events ORDER BY request_id")
+        .await;
+    let at_rest: Vec<_> = rows
+        .iter()
+        .map(|r| (r[0].clone().unwrap(), r[1].clone().unwrap()))
+        .collect();
+    assert!(
+        at_rest.contains(&("e1".into(), "embeddings".into())),
+        "{at_rest:?}"
+    );
+    assert!(
+        at_rest.contains(&("l1".into(), "completions".into())),
+        "{at_rest:?}"
+    );
+    ledger.shutdown().await.unwrap();
+
+    // Durable: a reopened ledger reads the same routes.
+    let again = db.open(serving()).await;
+    check(again.usage(&by_route).await.unwrap());
+    again.shutdown().await.unwrap();
+}
+
+/// The schema refuses a route name outside the five (the CHECK constraint).
+async fn the_schema_refuses_unknown_routes(b: Backend) {
+    let db = TestDb::new(b).await;
+    let ledger = db.open(serving()).await;
+    seed(&ledger, &[("alice", "core")]).await;
+    ledger.shutdown().await.unwrap();
+    let insert = |route: &str| {
+        format!(
+            "INSERT INTO usage_events (request_id, time, member_id, team_id, org_id, requested_model, \
+             prompt_tokens, completion_tokens, reasoning_tokens, cached_tokens, cost, streamed, outcome, \
+             latency_ms, route) VALUES ('x-{route}', {time}, 'alice', 'core', 'acme', 'm', 0, 0, 0, 0, '0', \
+             {no}, 'ok', 0, '{route}')",
+            time = match b {
+                Backend::Sqlite => "0",
+                Backend::Postgres => "now()",
+            },
+            no = match b {
+                Backend::Sqlite => "0",
+                Backend::Postgres => "false",
+            },
+        )
+    };
+    for route in ApiRoute::ALL {
+        assert!(exec(&db, &insert(route.as_str())).await.is_ok(), "{route}");
+    }
+    for bad in ["Chat", "chat/completions", ""] {
+        assert!(exec(&db, &insert(bad)).await.is_err(), "{bad:?} accepted");
+    }
+}
+
+/// Runs one statement on the test database; `Err` with the database's message.
+async fn exec(db: &TestDb, sql: &str) -> Result<(), String> {
+    match db.backend {
+        Backend::Sqlite => rusqlite::Connection::open(db.sqlite_path())
+            .and_then(|c| c.execute_batch(sql))
+            .map_err(|e| e.to_string()),
+        Backend::Postgres => orteam_test_support::pg_connect(&db.url)
+            .await
+            .batch_execute(sql)
+            .await
+            .map_err(|e| e.to_string()),
+    }
+}
+
+/// A ledger created before routes were recorded upgrades in place: the migration adds the
+/// column, old events read back as chat (in reports too), and new events record their route.
+async fn an_existing_ledger_upgrades_with_old_events_as_chat(b: Backend) {
+    let db = TestDb::new(b).await;
+    // The schema as it was before the route migration, with one event in it.
+    let (migrations, time, no): (&[orteam_ledger::migrate::Migration], _, _) = match b {
+        Backend::Sqlite => (orteam_ledger::migrate::SQLITE, "1700000000000000", "0"),
+        Backend::Postgres => (
+            orteam_ledger::migrate::POSTGRES,
+            "'2023-11-14T22:13:20Z'",
+            "false",
+        ),
+    };
+    let mut sql = String::from(
+        "CREATE TABLE schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL);\n",
+    );
+    for mig in migrations.iter().filter(|mig| mig.name != "event_route") {
+        sql.push_str(mig.sql);
+        sql.push_str(&format!(
+            ";\nINSERT INTO schema_migrations VALUES ({}, '{}', '2026-01-01T00:00:00Z');\n",
+            mig.version, mig.name
+        ));
+    }
+    sql.push_str(&format!(
+        "INSERT INTO usage_events (request_id, time, member_id, team_id, org_id, requested_model, \
+         prompt_tokens, completion_tokens, reasoning_tokens, cached_tokens, cost, streamed, outcome, \
+         latency_ms) VALUES ('old-1', {time}, 'alice', 'core', 'acme', 'openai/gpt-4o-mini', 10, 20, 0, 0, \
+         '0.25', {no}, 'ok', 5);"
+    ));
+    exec(&db, &sql).await.unwrap();
+
+    let ledger = db.open(serving()).await;
+    seed(&ledger, &[("alice", "core")]).await;
+    let old = ledger.event("old-1").await.unwrap().unwrap();
+    assert_eq!(old.usage.route, ApiRoute::Chat);
+    assert_eq!(old.usage.cost, m("0.25"));
+    assert_eq!(old.usage.prompt_tokens, 10);
+    let r = ledger.reserve("alice", m("1")).await.unwrap();
+    r.settle(routed("new-1", ApiRoute::Embeddings, "0.5"))
+        .await
+        .unwrap();
+    let groups = ledger
+        .usage(&UsageQuery {
+            group_by: vec![GroupBy::Route],
+            ..UsageQuery::default()
+        })
+        .await
+        .unwrap();
+    let got: Vec<_> = groups.iter().map(|g| (g.route.unwrap(), g.cost)).collect();
+    assert_eq!(
+        got,
+        [
+            (ApiRoute::Chat, m("0.25")),
+            (ApiRoute::Embeddings, m("0.5"))
+        ]
+    );
+    ledger.shutdown().await.unwrap();
+    let versions = db
+        .raw("SELECT name FROM schema_migrations ORDER BY version")
+        .await;
+    assert_eq!(
+        versions.last().and_then(|r| r[0].clone()).as_deref(),
+        Some("event_route")
+    );
+}
+
+backend_tests!(
+    routes_are_recorded_grouped_and_filtered,
+    the_schema_refuses_unknown_routes,
+    an_existing_ledger_upgrades_with_old_events_as_chat,
+);
+
+/// A journal line written before routes were recorded (no `route` member), left by a process
+/// that died before committing it, replays at the next start as a chat event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_old_journal_line_replays_as_chat() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let ledger = db.open(serving()).await;
+    seed(&ledger, &[("alice", "core")]).await;
+    ledger.shutdown().await.unwrap();
+    let json = br#"{"time":"2026-03-02T10:00:00Z","member":"alice","team":"core","org":"acme","usage":{"request_id":"journal-old","virtual_key_id":null,"upstream_key_hash":null,"requested_model":"openai/gpt-4o-mini","served_model":null,"provider":null,"prompt_tokens":1,"completion_tokens":2,"reasoning_tokens":0,"cached_tokens":0,"cost":"0.125","generation_id":null,"streamed":true,"outcome":"ok","latency_ms":3,"title":null}}"#;
+    let mut line = format!("{:08x} ", crc32fast::hash(json)).into_bytes();
+    line.extend_from_slice(json);
+    line.push(b'\n');
+    std::fs::write(format!("{}.pending.0000000001", db.sqlite_path()), line).unwrap();
+
+    let again = db.open(serving()).await;
+    let e = again.event("journal-old").await.unwrap().unwrap();
+    assert_eq!(e.usage.route, ApiRoute::Chat);
+    assert_eq!(e.usage.cost, m("0.125"));
+    assert!(e.usage.streamed);
+    let rows = db
+        .raw("SELECT route FROM usage_events WHERE request_id = 'journal-old'")
+        .await;
+    assert_eq!(rows, [[Some("chat".to_owned())]]);
+    again.shutdown().await.unwrap();
 }
 
 backend_tests!(

@@ -8,6 +8,7 @@
 use std::path::Path;
 
 use chrono::NaiveDate;
+use orteam_core::ApiRoute;
 use orteam_insight::report::{ReportOptions, build_report, group_name};
 use orteam_insight::{AnomalyQuery, NoProgress, Range, Upstream, anomalies_endpoint};
 use orteam_ledger::{BudgetScope, GroupBy, Ledger, SecretKey};
@@ -108,6 +109,8 @@ pub(crate) enum Dimension {
     Day,
     Provider,
     Key,
+    /// The gateway API route (chat, messages, responses, embeddings, completions).
+    Route,
 }
 
 impl From<Dimension> for GroupBy {
@@ -119,6 +122,34 @@ impl From<Dimension> for GroupBy {
             Dimension::Day => GroupBy::Day,
             Dimension::Provider => GroupBy::Provider,
             Dimension::Key => GroupBy::Key,
+            Dimension::Route => GroupBy::Route,
+        }
+    }
+}
+
+/// A gateway API route, as team_spend's `route` filter takes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum RouteArg {
+    /// OpenAI chat completions.
+    Chat,
+    /// Anthropic Messages.
+    Messages,
+    /// OpenAI Responses.
+    Responses,
+    Embeddings,
+    /// Legacy text completions.
+    Completions,
+}
+
+impl From<RouteArg> for ApiRoute {
+    fn from(r: RouteArg) -> ApiRoute {
+        match r {
+            RouteArg::Chat => ApiRoute::Chat,
+            RouteArg::Messages => ApiRoute::Messages,
+            RouteArg::Responses => ApiRoute::Responses,
+            RouteArg::Embeddings => ApiRoute::Embeddings,
+            RouteArg::Completions => ApiRoute::Completions,
         }
     }
 }
@@ -134,9 +165,14 @@ pub(crate) struct SpendArgs {
     /// Default: the end of today (UTC).
     #[serde(default)]
     until: Option<String>,
-    /// Dimensions to group by, e.g. ["member"], ["member","model"], ["day"]. Default ["member"].
+    /// Dimensions to group by, e.g. ["member"], ["member","model"], ["day"], ["route"],
+    /// ["member","route"]. Default ["member"].
     #[serde(default)]
     group_by: Option<Vec<Dimension>>,
+    /// Only requests of this gateway API route. Members' direct OpenRouter keys are then left
+    /// out (OpenRouter does not say which API their requests used).
+    #[serde(default)]
+    route: Option<RouteArg>,
 }
 
 /// A budget scope filter.
@@ -281,9 +317,11 @@ impl TeamTools {
         name = "team_spend",
         description = "Who spent what in the team over a period, from orteam's ledger: spend \
                        (exact USD strings), requests and tokens grouped by member, team, model, \
-                       day, provider or key (any combination), plus totals. Covers traffic \
-                       through the orteam gateway and members' direct OpenRouter keys. Use it for \
-                       \"who burned the budget this week?\" or \"spend per model per day\". \
+                       day, provider, key or API route (chat, messages, responses, embeddings, \
+                       completions; any combination), plus totals; `route` keeps one API route. \
+                       Covers traffic through the orteam gateway and members' direct OpenRouter \
+                       keys. Use it for \"who burned the budget this week?\", \"spend per model \
+                       per day\" or \"how much goes through the Messages API?\". \
                        Default: the last 30 days by member.",
         annotations(read_only_hint = true, open_world_hint = true)
     )]
@@ -299,7 +337,7 @@ impl TeamTools {
         if dims.is_empty() {
             return Err(format!(
                 "{TOOL}: `group_by` must name at least one of member, team, model, day, \
-                 provider, key"
+                 provider, key, route"
             ));
         }
         let mut group_by: Vec<GroupBy> = Vec::new();
@@ -316,6 +354,7 @@ impl TeamTools {
             &ReportOptions {
                 range,
                 group_by: group_by.clone(),
+                route: args.route.map(ApiRoute::from),
                 direct: true,
                 anomalies: None,
             },

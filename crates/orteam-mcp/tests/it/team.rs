@@ -1,8 +1,8 @@
 //! The team tools (a ledger configured): listed only with a database URL, write tools only
 //! with writes; budget status, spend, bad input, and revoking a member through the ledger.
 
-use orteam_core::{Money, Window};
-use orteam_ledger::{BudgetScope, Ledger, LedgerOptions, MemberState};
+use orteam_core::{ApiRoute, Money, Window};
+use orteam_ledger::{BudgetScope, Ledger, LedgerOptions, MemberState, Usage};
 use orteam_mcp::{McpConfig, OrteamMcp, TEAM_READ_TOOLS, TEAM_WRITE_TOOLS};
 use orteam_test_support::{Backend, TestDb};
 use secrecy::SecretString;
@@ -162,4 +162,75 @@ async fn team_tools_read_write_and_bad_input() {
     assert!(t.contains("team.toml"), "{t}");
     let t = mcp.ok("team_rotate_key", json!({ "member": "dora" })).await;
     assert!(t.contains("ot-"), "the new secret is returned once: {t}");
+}
+
+/// team_spend groups by API route and filters by it; every row names its route.
+#[tokio::test]
+async fn team_spend_by_route() {
+    let (db, admin) = ledger().await;
+    drop(admin);
+    let serving = db.open(LedgerOptions::serving()).await;
+    for (member, id, route, cost) in [
+        ("alice", "r1", ApiRoute::Chat, "0.10"),
+        ("alice", "r2", ApiRoute::Messages, "0.25"),
+        ("bob", "r3", ApiRoute::Messages, "0.0000000375"),
+        ("bob", "r4", ApiRoute::Embeddings, "0.002"),
+    ] {
+        let r = serving
+            .reserve(member, Money::parse("1").unwrap())
+            .await
+            .unwrap();
+        r.settle(
+            Usage::new(id, "openai/gpt-4o-mini", Money::parse(cost).unwrap()).with_route(route),
+        )
+        .await
+        .unwrap();
+    }
+    serving.shutdown().await.unwrap();
+
+    let mcp = start(&db, false).await;
+    let t = mcp.ok("team_spend", json!({ "group_by": ["route"] })).await;
+    let v: Value = serde_json::from_str(&t).unwrap();
+    assert_eq!(v["group_by"], json!(["route"]), "{t}");
+    let rows: Vec<(String, String)> = v["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["route"].as_str().unwrap().to_owned(),
+                r["cost"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("chat".to_owned(), "0.1".to_owned()),
+            ("messages".to_owned(), "0.2500000375".to_owned()),
+            ("embeddings".to_owned(), "0.002".to_owned()),
+        ],
+        "{t}"
+    );
+
+    let t = mcp
+        .ok(
+            "team_spend",
+            json!({ "group_by": ["member", "route"], "route": "messages" }),
+        )
+        .await;
+    let v: Value = serde_json::from_str(&t).unwrap();
+    assert_eq!(v["route"], "messages", "{t}");
+    let rows: Vec<(&str, &str)> = v["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["member"].as_str().unwrap(), r["route"].as_str().unwrap()))
+        .collect();
+    assert_eq!(rows, [("alice", "messages"), ("bob", "messages")], "{t}");
+    assert_eq!(v["totals"]["cost"], "0.2500000375", "{t}");
+
+    let t = mcp.err("team_spend", json!({ "route": "graphql" })).await;
+    assert!(t.contains("graphql"), "{t}");
+    mcp.assert_alive().await;
 }

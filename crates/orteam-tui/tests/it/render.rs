@@ -1,6 +1,6 @@
 use chrono::{DateTime, TimeDelta, Utc};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-use orteam_core::{Money, Window};
+use orteam_core::{ApiRoute, Money, Window};
 use orteam_ledger::{BudgetScope, Outcome};
 use orteam_tui::{App, Tab, ui};
 use orteam_web::Range;
@@ -70,6 +70,7 @@ fn request(secs_ago: i64, member: &str, model: &str, served: &str, cost: &str) -
         streamed: false,
         latency_ms: 3,
         request_id: format!("req-{secs_ago}"),
+        route: ApiRoute::Chat,
     }
 }
 
@@ -122,7 +123,10 @@ pub fn fixture() -> Snapshot {
             "openai/gpt-4o-mini",
             "0.000092",
         ),
-        request(66, "alice", "openai/gpt-4o", "openai/gpt-4o", "0.003035"),
+        RecentRequest {
+            route: ApiRoute::Messages,
+            ..request(66, "alice", "openai/gpt-4o", "openai/gpt-4o", "0.003035")
+        },
     ];
     let alerts = derive_alerts(&budgets, &keys, &recent, now());
     Snapshot {
@@ -139,6 +143,7 @@ pub fn fixture() -> Snapshot {
         },
         budgets,
         members: vec![],
+        by_route: vec![],
         by_model: vec![
             model("anthropic/claude-3.5-sonnet", "0.01896", 5),
             model("openai/gpt-4o", "0.015175", 5),
@@ -162,7 +167,11 @@ pub fn fixture() -> Snapshot {
 }
 
 fn draw(app: &App) -> Terminal<TestBackend> {
-    let mut t = Terminal::new(TestBackend::new(80, 24)).unwrap();
+    draw_at(app, 80)
+}
+
+fn draw_at(app: &App, width: u16) -> Terminal<TestBackend> {
+    let mut t = Terminal::new(TestBackend::new(width, 24)).unwrap();
     t.draw(|f| ui::render(f, app)).unwrap();
     t
 }
@@ -224,6 +233,7 @@ fn every_tab_fits_80x24() {
             Tab::Requests => {
                 assert!(got.contains("10:15:25 carol"), "{got}");
                 assert!(got.contains("claude-3.5-sonnet→gpt-4o-mini"), "{got}");
+                assert!(!got.contains("route"), "no room for the route at 80: {got}");
             }
             Tab::Keys => {
                 assert!(got.contains("ot-cIA5xG6c7UNS…"), "{got}");
@@ -235,6 +245,23 @@ fn every_tab_fits_80x24() {
     }
     press(&mut app, KeyCode::Char('q'));
     assert!(app.should_quit());
+}
+
+/// From 92 columns the requests tab shows each request's API route, and the downgrade text
+/// still fits.
+#[test]
+fn requests_show_the_route_when_wide_enough() {
+    let mut app = app();
+    for _ in 0..2 {
+        press(&mut app, KeyCode::Right);
+    }
+    assert_eq!(app.tab, Tab::Requests);
+    let got = lines(&draw_at(&app, orteam_tui::ui::ROUTE_COLUMN_FROM)).join("\n");
+    println!("{got}");
+    assert!(got.contains("route"), "{got}");
+    assert!(got.contains("carol    chat"), "{got}");
+    assert!(got.contains("alice    messages"), "{got}");
+    assert!(got.contains("claude-3.5-sonnet→gpt-4o-mini"), "{got}");
 }
 
 #[test]

@@ -75,11 +75,14 @@ try {
   assert.match(await page.locator("#keys tfoot").textContent(), /keys, \d+ live/);
   assert.ok(await page.locator("#recent tbody tr[data-request-id]").count() >= 20, "recent requests");
   assert.match(await page.locator("#recent tbody").textContent(), /downgraded/);
+  assert.equal(await page.locator("#recent thead th:nth-child(3)").textContent(), "Route");
+  assert.equal(await page.locator("#recent tbody tr[data-request-id] td:nth-child(3)").first().textContent(), "chat");
+  assert.match(await page.locator('#routes tbody tr[data-route="chat"]').textContent(), /^chat\$/);
   assert.ok(await page.locator('#alerts li[data-kind="budget"]').count() >= 1, "budget alert");
   assert.ok(await page.locator('#alerts li[data-kind="rotation"]').count() >= 1, "rotation alert");
   assert.match(await page.locator("#anomalies").textContent(), /No anomalies/);
   assert.match(await page.locator("#kpi-today").textContent(), /^\$\d+\.\d+$/);
-  step("spend chart, model chart, gauges for member/team/org, keys, recent requests, alerts and anomalies render");
+  step("spend chart, model chart, spend by route, gauges for member/team/org, keys, recent requests, alerts and anomalies render");
 
   // The by-model toggle redraws the chart split by model.
   await page.click('button[data-by="model"]');

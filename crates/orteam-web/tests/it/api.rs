@@ -1,6 +1,7 @@
 //! `GET /admin/v1/dashboard` and the embedded page, over real HTTP.
 
-use orteam_core::Money;
+use orteam_core::{ApiRoute, Money};
+use orteam_ledger::Usage;
 use orteam_test_support::ADMIN_TOKEN;
 use serde_json::Value;
 
@@ -141,6 +142,67 @@ async fn snapshot_has_every_panel_and_needs_the_token() {
             .as_str()
             .unwrap()
             .contains("range=1h|24h|7d|30d")
+    );
+}
+
+/// Spend by API route: the gateway's chat traffic plus requests of other routes settled
+/// straight into its ledger (the gateway serves chat only so far).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshot_has_spend_by_route_and_recent_routes() {
+    let tg = seeded_gateway().await;
+    let ledger = &tg.gateway().ledger;
+    let m = |s: &str| Money::parse(s).unwrap();
+    for (id, route, cost) in [
+        ("msg-1", ApiRoute::Messages, "0.0002"),
+        ("msg-2", ApiRoute::Messages, "0.0000000375"),
+        ("emb-1", ApiRoute::Embeddings, "0.000001"),
+    ] {
+        let r = ledger.reserve("carol", m("0.01")).await.unwrap();
+        r.settle(Usage::new(id, "openai/gpt-4o-mini", m(cost)).with_route(route))
+            .await
+            .unwrap();
+    }
+    let s: Value = tg
+        .http
+        .get(format!("{}/admin/v1/dashboard", tg.root_url()))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let rows = s["by_route"].as_array().unwrap();
+    let routes: Vec<&str> = rows.iter().map(|r| r["route"].as_str().unwrap()).collect();
+    assert_eq!(
+        routes,
+        ["chat", "messages", "embeddings"],
+        "largest first: {rows:?}"
+    );
+    let requests: u64 = rows
+        .iter()
+        .map(|r| r["requests_today"].as_u64().unwrap())
+        .sum();
+    assert_eq!(requests, s["totals"]["requests_today"].as_u64().unwrap());
+    let spend: Money = rows
+        .iter()
+        .map(|r| m(r["spend_today"].as_str().unwrap()))
+        .sum();
+    assert_eq!(
+        spend,
+        m(s["totals"]["spend_today"].as_str().unwrap()),
+        "exact"
+    );
+    assert_eq!(rows[1]["spend_today"], "0.0002000375");
+    assert_eq!(rows[1]["requests_month"], 2);
+    assert_eq!(rows[2]["spend_month"], "0.000001");
+    // Recent requests name their route.
+    let recent = s["recent"].as_array().unwrap();
+    assert_eq!(recent[0]["request_id"], "emb-1");
+    assert_eq!(recent[0]["route"], "embeddings");
+    assert!(
+        recent[3..].iter().all(|r| r["route"] == "chat"),
+        "{recent:?}"
     );
 }
 

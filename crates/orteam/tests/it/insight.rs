@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Days, TimeDelta, Utc};
-use orteam_core::Money;
-use orteam_ledger::EventFilter;
+use orteam_core::{ApiRoute, Money};
+use orteam_ledger::{EventFilter, Usage};
 use orteam_test_support::{Backend, TestGateway, backend_tests};
 use serde_json::{Value, json};
 
@@ -233,3 +233,127 @@ async fn report_and_reconcile_cli(backend: Backend) {
 }
 
 backend_tests!(report_and_reconcile_cli);
+
+/// `orteam report --by route` (alone and with other dimensions) and `--route NAME`, over a
+/// ledger holding requests of several API routes.
+async fn report_by_route_cli(backend: Backend) {
+    let db = orteam_test_support::TestDb::new(backend).await;
+    let ledger = db.open(orteam_ledger::LedgerOptions::serving()).await;
+    orteam_test_support::seed_directory(&ledger, &Default::default()).await;
+    for (member, id, route, cost) in [
+        ("alice", "c1", ApiRoute::Chat, "0.10"),
+        ("alice", "m1", ApiRoute::Messages, "0.0000000375"),
+        ("bob", "m2", ApiRoute::Messages, "0.25"),
+        ("bob", "e1", ApiRoute::Embeddings, "0.002"),
+    ] {
+        let r = ledger
+            .reserve(member, Money::parse("1").unwrap())
+            .await
+            .unwrap();
+        r.settle(
+            Usage::new(id, "openai/gpt-4o-mini", Money::parse(cost).unwrap()).with_route(route),
+        )
+        .await
+        .unwrap();
+    }
+    ledger.shutdown().await.unwrap();
+    let today = Utc::now().date_naive();
+    let since = (today - Days::new(1)).to_string();
+    let until = (today + Days::new(1)).to_string();
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "report",
+            "--since",
+            &since,
+            "--until",
+            &until,
+            "--no-direct",
+        ];
+        args.extend_from_slice(extra);
+        let args: Vec<String> = args.into_iter().map(str::to_owned).collect();
+        let url = db.url.clone();
+        async move {
+            let out = tokio::process::Command::new(crate::support::bin())
+                .args(&args)
+                .env_clear()
+                .env("PATH", std::env::var("PATH").unwrap_or_default())
+                .env("ORTEAM_DATABASE_URL", url)
+                .kill_on_drop(true)
+                .output()
+                .await
+                .unwrap();
+            Run {
+                code: out.status.code().unwrap_or(-1),
+                stdout: String::from_utf8(out.stdout).unwrap(),
+                stderr: String::from_utf8(out.stderr).unwrap(),
+            }
+        }
+    };
+
+    // CSV by route: one row per route, the route column filled, exact sums.
+    let out = run(&["--by", "route", "--format", "csv"]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let mut lines = out.stdout.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let col = |n: &str| header.iter().position(|h| *h == n).unwrap();
+    let rows: Vec<(String, String, String)> = lines
+        .map(|l| {
+            let c: Vec<&str> = l.split(',').collect();
+            (
+                c[col("route")].to_owned(),
+                c[col("requests")].to_owned(),
+                c[col("cost")].to_owned(),
+            )
+        })
+        .collect();
+    let row = |r: &str, n: &str, c: &str| (r.to_owned(), n.to_owned(), c.to_owned());
+    assert_eq!(
+        rows,
+        [
+            row("chat", "1", "0.1"),
+            row("messages", "2", "0.2500000375"),
+            row("embeddings", "1", "0.002"),
+        ],
+        "{}",
+        out.stdout
+    );
+
+    // JSON by member and route.
+    let out = run(&["--by", "member,route", "--format", "json"]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let v: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(v["group_by"], json!(["member", "route"]));
+    let got: Vec<(&str, &str)> = v["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["member"].as_str().unwrap(), r["route"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("alice", "chat"),
+            ("alice", "messages"),
+            ("bob", "messages"),
+            ("bob", "embeddings"),
+        ]
+    );
+
+    // The table, filtered to one route.
+    let out = run(&["--by", "member,route", "--route", "messages"]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stdout.contains(", route messages"), "{}", out.stdout);
+    assert!(out.stdout.contains("┆ route "), "{}", out.stdout);
+    assert!(out.stdout.contains("0.250000"), "{}", out.stdout);
+    assert!(!out.stdout.contains("embeddings"), "{}", out.stdout);
+    assert!(!out.stdout.contains("chat"), "{}", out.stdout);
+
+    // An unknown route name is refused with the valid ones.
+    let out = run(&["--route", "graphql"]).await;
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    for name in ["chat", "messages", "responses", "embeddings", "completions"] {
+        assert!(out.stderr.contains(name), "{}", out.stderr);
+    }
+}
+
+backend_tests!(report_by_route_cli);
