@@ -222,9 +222,9 @@ async fn hammer(backend: Backend, api: Api) {
     }
 }
 
-backend_tests!(cut_streams_and_hang_ups_are_charged_exactly_on_every_route);
+backend_tests!(cut_streams_errors_and_hang_ups_are_charged_exactly_on_every_route);
 
-async fn cut_streams_and_hang_ups_are_charged_exactly_on_every_route(backend: Backend) {
+async fn cut_streams_errors_and_hang_ups_are_charged_exactly_on_every_route(backend: Backend) {
     for api in ALL.into_iter().filter(|a| a.streams()) {
         let tg = TestGateway::start(backend).await;
         tg.sim.set_faults(vec![FaultRule {
@@ -256,6 +256,40 @@ async fn cut_streams_and_hang_ups_are_charged_exactly_on_every_route(backend: Ba
         );
         assert!(e.usage.cost > Money::ZERO, "{api:?}");
 
+        // A mid-stream error from upstream (in the route's own form: an error chunk, an
+        // Anthropic `error` event, `response.failed`) is charged what upstream billed.
+        tg.sim.set_faults(vec![FaultRule {
+            method: Some("POST".into()),
+            path_prefix: Some(api.upstream_path()),
+            times: Some(1),
+            fault: Fault::StreamError {
+                after_chunks: 2,
+                code: 502,
+                message: None,
+            },
+        }]);
+        let resp = tg
+            .post(
+                "alice",
+                api.path(),
+                api.body("[[sim:tokens=30]]", Some(40), true),
+            )
+            .await;
+        assert_eq!(resp.status(), 200, "{api:?}");
+        let request_id = resp.headers()["x-orteam-request-id"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let _ = resp.text().await;
+        let e = event(&tg, &request_id, true).await;
+        let gen_id = e.usage.generation_id.clone().expect("generation id");
+        let g = sim_generation(&tg, &gen_id).await;
+        assert_eq!(
+            e.usage.cost,
+            json_money(&g["total_cost"]),
+            "{api:?}: mid-stream error"
+        );
+
         // A client that hangs up mid-stream is charged what was generated.
         tg.sim.clear_faults();
         let mut resp = tg
@@ -279,7 +313,7 @@ async fn cut_streams_and_hang_ups_are_charged_exactly_on_every_route(backend: Ba
             json_money(&g["total_cost"]),
             "{api:?}: hang-up"
         );
-        let events = settled_events(&tg, 2).await;
+        let events = settled_events(&tg, 3).await;
         let total: Money = events.iter().map(|e| e.usage.cost).sum();
         assert_eq!(total, sim_total_usage(&tg).await, "{api:?}");
     }
