@@ -9,8 +9,9 @@
 //!    recorded **once per threshold per window**, however many runs or gateway instances see it.
 //! 2. **Deliver.** Due rows are claimed for a short lease (so concurrent senders never post the
 //!    same row), POSTed, and marked delivered on a 2xx. A failure schedules the next attempt
-//!    with exponential backoff (`backoff_base × 2^(attempts−1)`, capped at `backoff_max`); after
-//!    `max_attempts` the row is dead (kept, with its last error).
+//!    after [`AlertsConfig::retry`]'s delay (the client's [`RetryPolicy`], the product's one
+//!    retry policy: `base_delay × 2^(attempts−1)`, capped at `max_delay`); after
+//!    `max_retries` retries the row is dead (kept, with its last error).
 //!
 //! Crash safety: the row is committed before any delivery, so a crash never loses an alert; a
 //! delivered row is never sent again, so a restart does not repeat one. The one window for a
@@ -23,6 +24,7 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, Utc};
 use orteam_core::Money;
 use orteam_ledger::{BudgetStatus, Ledger, NewAlert, OutboxEntry};
+use orteam_openrouter::{Jitter, RetryPolicy};
 use orteam_team::file::AlertsSpec;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
@@ -38,12 +40,10 @@ pub struct AlertsConfig {
     pub thresholds: Vec<u32>,
     /// Alert on today's anomalies with this rule; `None` disables anomaly alerts.
     pub anomalies: Option<AnomalyConfig>,
-    /// Failed attempts before a row is given up (default 10).
-    pub max_attempts: u32,
-    /// First retry delay (default 30 s), doubled per attempt.
-    pub backoff_base: Duration,
-    /// Longest retry delay (default 1 h).
-    pub backoff_max: Duration,
+    /// When a failed delivery is tried again: the wait before retry `n` is
+    /// [`RetryPolicy::delay`]`(n, None)`, and a row is given up after `max_retries` retries.
+    /// Default: 9 retries (10 attempts), 30 s doubled per retry up to 1 h, no jitter.
+    pub retry: RetryPolicy,
     /// How long a sender holds a claimed row (default 2 min).
     pub claim_lease: Duration,
     /// Per-request timeout of a webhook POST (default 10 s).
@@ -58,9 +58,13 @@ impl Default for AlertsConfig {
             webhooks: Vec::new(),
             thresholds: vec![50, 80, 100],
             anomalies: Some(AnomalyConfig::default()),
-            max_attempts: 10,
-            backoff_base: Duration::from_secs(30),
-            backoff_max: Duration::from_secs(3600),
+            retry: RetryPolicy {
+                max_retries: 9,
+                base_delay: Duration::from_secs(30),
+                max_delay: Duration::from_secs(3600),
+                jitter: Jitter::None,
+                max_retry_after: Duration::from_secs(3600),
+            },
             claim_lease: Duration::from_secs(120),
             request_timeout: Duration::from_secs(10),
             batch: 100,
@@ -78,12 +82,15 @@ impl AlertsConfig {
         }
     }
 
+    /// The wait after failed attempt number `attempts` (1-based), i.e. before retry
+    /// `attempts − 1` (0-based).
     fn backoff(&self, attempts: u32) -> Duration {
-        let exp = attempts.saturating_sub(1).min(30);
-        self.backoff_base
-            .checked_mul(1u32 << exp)
-            .unwrap_or(self.backoff_max)
-            .min(self.backoff_max)
+        self.retry.delay(attempts.saturating_sub(1), None)
+    }
+
+    /// Whether a row that has failed `attempts` times is given up.
+    fn gives_up(&self, attempts: u32) -> bool {
+        attempts > self.retry.max_retries
     }
 }
 
@@ -302,7 +309,7 @@ pub async fn deliver_due(
             }
             Err(err) => {
                 let attempts = e.attempts + 1;
-                let give_up = attempts >= cfg.max_attempts;
+                let give_up = cfg.gives_up(attempts);
                 let next = ledger.now()
                     + TimeDelta::from_std(cfg.backoff(attempts)).unwrap_or(TimeDelta::MAX);
                 ledger
@@ -396,5 +403,7 @@ mod tests {
         assert_eq!(c.backoff(1), Duration::from_secs(30));
         assert_eq!(c.backoff(2), Duration::from_secs(60));
         assert_eq!(c.backoff(20), Duration::from_secs(3600));
+        assert!(!c.gives_up(9));
+        assert!(c.gives_up(10));
     }
 }

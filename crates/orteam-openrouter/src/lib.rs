@@ -101,6 +101,3 @@ pub use error::{ApiError, ClientError, ErrorCategory, ErrorKind};
 pub use retry::{Jitter, RetryEvent, RetryPolicy, is_retryable_status, parse_retry_after};
 pub use stream::{ChatStream, StreamSummary};
 pub use types::{Deleted, Page, Pagination, Patch};
-
-#[cfg(test)]
-mod wire_tests;

@@ -12,11 +12,12 @@ use orteam_core::money::json_number;
 use orteam_core::{Clock, Money};
 use serde::{Deserialize, Serialize};
 
-use crate::auth::Caller;
+use crate::auth::{Caller, Management};
+use crate::envelope::Envelope;
 use crate::error::ApiError;
 use crate::extract::ApiQuery;
 use crate::keys::{DEFAULT_WORKSPACE_ID, fmt_ts};
-use crate::server::Shared;
+use crate::shared::Shared;
 use crate::state::{ActivityAgg, add_money};
 
 /// How many completed UTC days `/activity` covers.
@@ -46,19 +47,13 @@ struct ActivityRow {
     reasoning_tokens: u64,
 }
 
-#[derive(Serialize)]
-struct Data<T> {
-    data: T,
-}
-
 /// `GET /activity` (management key): the last 30 completed UTC days (never today), one row per
 /// (date, model, endpoint); filters narrow which buckets are summed, rows never name a key.
 pub(crate) async fn activity(
     State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
+    _: Management,
     ApiQuery(q): ApiQuery<ActivityQuery>,
 ) -> Result<Response, ApiError> {
-    shared.require_management(&headers)?;
     let date = match q.date.as_deref().filter(|d| !d.is_empty()) {
         None => None,
         Some(d) => Some(NaiveDate::parse_from_str(d, "%Y-%m-%d").map_err(|_| {
@@ -112,7 +107,7 @@ pub(crate) async fn activity(
             .then(a.model.cmp(&b.model))
             .then(a.endpoint_id.cmp(&b.endpoint_id))
     });
-    Ok(Json(Data { data: rows }).into_response())
+    Ok(Json(Envelope::data(rows)).into_response())
 }
 
 #[derive(Deserialize)]
@@ -237,5 +232,5 @@ pub(crate) async fn generation(
         service_tier: None,
         workspace_id: DEFAULT_WORKSPACE_ID,
     };
-    Ok(Json(Data { data: view }).into_response())
+    Ok(Json(Envelope::data(view)).into_response())
 }

@@ -12,12 +12,13 @@ use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use orteam_core::{Clock, Money};
 use serde::{Deserialize, Serialize};
 
+use crate::envelope::Envelope;
 use crate::error::ApiError;
 use crate::extract::ApiJson;
 use crate::faults::FaultRule;
-use crate::keys::{Data, credits_view};
+use crate::keys::credits_view;
 use crate::org::Member;
-use crate::server::Shared;
+use crate::shared::Shared;
 
 #[derive(Serialize, Deserialize)]
 struct Rules {
@@ -131,10 +132,7 @@ async fn add_credits(
     }
     shared.state.lock().add_credits(body.add);
     shared.mark_dirty();
-    Ok(Json(Data {
-        data: credits_view(&shared),
-    })
-    .into_response())
+    Ok(Json(Envelope::data(credits_view(&shared))).into_response())
 }
 
 #[derive(Deserialize)]
@@ -175,7 +173,7 @@ async fn add_member(
         role,
         created_at: now,
     };
-    let resp = Json(Data { data: &member }).into_response();
+    let resp = Json(Envelope::data(&member)).into_response();
     st.members.push(member);
     drop(st);
     shared.mark_dirty();

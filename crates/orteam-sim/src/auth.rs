@@ -3,12 +3,14 @@
 
 use std::sync::Arc;
 
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
 use chrono::{DateTime, Utc};
 use orteam_core::Clock;
 
 use crate::error::ApiError;
-use crate::server::Shared;
+use crate::shared::Shared;
 use crate::state::{KeyRecord, State};
 
 /// Who is calling.
@@ -69,12 +71,27 @@ impl Shared {
     }
 
     /// The management key only: other valid keys get 403.
-    pub fn require_management(&self, headers: &HeaderMap) -> Result<(), ApiError> {
+    fn require_management(&self, headers: &HeaderMap) -> Result<(), ApiError> {
         match self.authenticate(headers)? {
             Caller::Management => Ok(()),
             Caller::Inference(_) => Err(ApiError::forbidden(
                 "Only management keys can perform this operation",
             )),
         }
+    }
+}
+
+/// A caller holding the management key. Handlers of management routes take it as an argument,
+/// so the check is written once: a missing or unknown key is rejected with 401, an inference
+/// key with 403, before the handler runs.
+pub(crate) struct Management;
+
+impl FromRequestParts<Arc<Shared>> for Management {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, shared: &Arc<Shared>) -> Result<Self, ApiError> {
+        shared
+            .require_management(&parts.headers)
+            .map(|()| Management)
     }
 }

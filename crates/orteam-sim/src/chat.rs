@@ -26,7 +26,7 @@ use crate::inference::{
     parse_max_tokens, resolve_models, session_id, tokens_for,
 };
 use crate::models::ModelKind;
-use crate::server::Shared;
+use crate::shared::Shared;
 use crate::sse::{
     Produced, SseFormat, StreamSetup, push_json_str, set_generation_id, sse_response,
 };

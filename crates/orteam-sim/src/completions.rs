@@ -22,7 +22,7 @@ use crate::inference::{
     session_id, tokens_for, words,
 };
 use crate::models::ModelKind;
-use crate::server::Shared;
+use crate::shared::Shared;
 use crate::sse::{Produced, SseFormat, StreamSetup, push_json_str, sse_response};
 use crate::state::ApiType;
 

@@ -20,13 +20,14 @@ use serde_json::Value;
 
 use crate::chat::json_with_id;
 use crate::completions::count_prompt;
+use crate::envelope::Envelope;
 use crate::error::ApiError;
 use crate::extract::{RawBody, parse_json};
 use crate::inference::{
     FNV_OFFSET, Plan, PromptCounter, Tokens, admit, bad, fnv1a, resolve_models,
 };
-use crate::models::{DataList, ModelKind, ModelView, json_response};
-use crate::server::Shared;
+use crate::models::{ModelKind, ModelView, json_response};
+use crate::shared::Shared;
 use crate::state::ApiType;
 
 /// Vector size when the request gives no `dimensions`.
@@ -281,7 +282,7 @@ pub(crate) async fn list_embedding_models(State(shared): State<Arc<Shared>>) -> 
         .filter(|m| m.kind == ModelKind::Embedding)
         .map(ModelView::from)
         .collect();
-    json_response(serde_json::to_vec(&DataList { data }).unwrap_or_default())
+    json_response(serde_json::to_vec(&Envelope::data(data)).unwrap_or_default())
 }
 
 #[cfg(test)]

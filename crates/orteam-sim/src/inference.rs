@@ -24,7 +24,7 @@ use crate::auth::bearer;
 use crate::error::ApiError;
 use crate::guardrails;
 use crate::models::{Model, ModelKind, Prices};
-use crate::server::Shared;
+use crate::shared::Shared;
 use crate::sse::StreamSetup;
 use crate::state::{ApiType, Charge, Generation, State as SimState};
 

@@ -14,13 +14,14 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::auth::Caller;
+use crate::auth::{Caller, Management};
+use crate::envelope::Envelope;
 use crate::error::ApiError;
 use crate::extract::{
     ApiJson, ApiPath, ApiQuery, Field, RawField, money_field, parse_usize_param, string_field,
     typed_field, utc_time_field, window_field,
 };
-use crate::server::Shared;
+use crate::shared::Shared;
 use crate::state::{KeyRecord, State as SimState};
 
 /// The workspace every key belongs to unless told otherwise.
@@ -185,11 +186,6 @@ impl<'a> KeyView<'a> {
 }
 
 #[derive(Serialize)]
-pub(crate) struct Data<T> {
-    pub data: T,
-}
-
-#[derive(Serialize)]
 struct RateLimit {
     requests: i64,
     interval: &'static str,
@@ -266,7 +262,7 @@ pub(crate) async fn current_key(
             }
         }
     };
-    Ok(Json(Data { data: view }).into_response())
+    Ok(Json(Envelope::data(view)).into_response())
 }
 
 #[derive(Serialize)]
@@ -288,13 +284,9 @@ pub(crate) fn credits_view(shared: &Shared) -> CreditsView {
 /// `GET /credits` (management key).
 pub(crate) async fn credits(
     State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
+    _: Management,
 ) -> Result<Response, ApiError> {
-    shared.require_management(&headers)?;
-    Ok(Json(Data {
-        data: credits_view(&shared),
-    })
-    .into_response())
+    Ok(Json(Envelope::data(credits_view(&shared))).into_response())
 }
 
 #[derive(Deserialize)]
@@ -307,10 +299,9 @@ pub(crate) struct ListKeysQuery {
 /// `GET /keys` (management key): pages of 100, newest first.
 pub(crate) async fn list_keys(
     State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
+    _: Management,
     ApiQuery(q): ApiQuery<ListKeysQuery>,
 ) -> Result<Response, ApiError> {
-    shared.require_management(&headers)?;
     let offset = parse_usize_param("offset", q.offset.as_deref(), 0)?;
     let include_disabled = match q.include_disabled.as_deref() {
         None | Some("") | Some("true") => true,
@@ -340,7 +331,7 @@ pub(crate) async fn list_keys(
         .take(PAGE_SIZE)
         .map(|k| KeyView::of(k, today))
         .collect();
-    Ok(Json(Data { data }).into_response())
+    Ok(Json(Envelope::data(data)).into_response())
 }
 
 /// Body of `POST /keys` and `PATCH /keys/{hash}`; raw fields so errors can name the field.
@@ -373,10 +364,9 @@ struct Created<'a> {
 /// `POST /keys` (management key) → 201 `{data, key}`; the secret is never shown again.
 pub(crate) async fn create_key(
     State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
+    _: Management,
     ApiJson(body): ApiJson<KeyBody>,
 ) -> Result<Response, ApiError> {
-    shared.require_management(&headers)?;
     let now = shared.clock.now();
     let name = string_field(&body.name, "name")?
         .into_option()
@@ -444,27 +434,22 @@ fn key_not_found() -> ApiError {
 /// `GET /keys/{hash}` (management key).
 pub(crate) async fn get_key(
     State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
+    _: Management,
     ApiPath(hash): ApiPath<String>,
 ) -> Result<Response, ApiError> {
-    shared.require_management(&headers)?;
     let today = shared.clock.now().date_naive();
     let st = shared.state.lock();
     let k = st.keys.get(hash.as_str()).ok_or_else(key_not_found)?;
-    Ok(Json(Data {
-        data: KeyView::of(k, today),
-    })
-    .into_response())
+    Ok(Json(Envelope::data(KeyView::of(k, today))).into_response())
 }
 
 /// `PATCH /keys/{hash}` (management key): only the fields given change; null clears.
 pub(crate) async fn update_key(
     State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
+    _: Management,
     ApiPath(hash): ApiPath<String>,
     ApiJson(body): ApiJson<KeyBody>,
 ) -> Result<Response, ApiError> {
-    shared.require_management(&headers)?;
     let now = shared.clock.now();
     let name = match string_field(&body.name, "name")? {
         Field::Null => {
@@ -513,10 +498,7 @@ pub(crate) async fn update_key(
     }
     k.updated_at = Some(now);
     let k = &*k;
-    let resp = Json(Data {
-        data: KeyView::of(k, now.date_naive()),
-    })
-    .into_response();
+    let resp = Json(Envelope::data(KeyView::of(k, now.date_naive()))).into_response();
     drop(st);
     shared.mark_dirty();
     Ok(resp)
@@ -525,10 +507,9 @@ pub(crate) async fn update_key(
 /// `DELETE /keys/{hash}` (management key) → `{"deleted":true}`.
 pub(crate) async fn delete_key(
     State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
+    _: Management,
     ApiPath(hash): ApiPath<String>,
 ) -> Result<Response, ApiError> {
-    shared.require_management(&headers)?;
     let mut st = shared.state.lock();
     let k = st.keys.remove(hash.as_str()).ok_or_else(key_not_found)?;
     st.by_secret.remove(&k.secret);

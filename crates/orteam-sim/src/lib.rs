@@ -121,9 +121,9 @@ mod auth;
 mod chat;
 mod completions;
 mod embeddings;
+mod envelope;
 mod error;
 mod extract;
-mod fasthash;
 mod faults;
 mod guardrails;
 mod inference;
@@ -133,6 +133,7 @@ mod models;
 mod org;
 mod responses;
 mod server;
+mod shared;
 mod sse;
 mod state;
 
@@ -149,7 +150,7 @@ use tokio_util::task::TaskTracker;
 pub use error::SimError;
 pub use faults::{Fault, FaultRule, Route};
 
-use server::Shared;
+use shared::Shared;
 
 /// The local default management key. It is public on purpose: the simulator holds no money.
 pub const DEFAULT_PROVISIONING_KEY: &str =

@@ -28,7 +28,7 @@ use crate::inference::{
     random_suffix, resolve_models, session_id, tokens_for,
 };
 use crate::models::ModelKind;
-use crate::server::Shared;
+use crate::shared::Shared;
 use crate::sse::{Produced, SseFormat, StreamSetup, push_event, sse_response};
 use crate::state::ApiType;
 

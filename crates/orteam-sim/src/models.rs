@@ -4,19 +4,20 @@
 //! Prices are per-token decimal strings as OpenRouter publishes them; the parsed [`Money`] values
 //! are what completions bill, so `cost = tokens × price` holds exactly.
 
-use crate::fasthash::FastMap;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use orteam_core::Money;
+use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::error::ApiError;
+use crate::envelope::Envelope;
+use crate::error::{ApiError, SimError};
 use crate::extract::{ApiPath, ApiQuery};
-use crate::server::Shared;
+use crate::shared::Shared;
 
 /// Per-token (or per-request) prices of one model.
 #[derive(Debug, Clone)]
@@ -59,8 +60,10 @@ pub(crate) struct EndpointDef {
 }
 
 /// What a model does: generate text (chat, Messages, Responses, completions) or embed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub(crate) enum ModelKind {
+    #[default]
     Text,
     Embedding,
 }
@@ -77,14 +80,14 @@ pub(crate) struct Model {
     pub description: &'static str,
     pub context_length: u64,
     pub max_completion_tokens: u64,
-    pub input_modalities: &'static [&'static str],
+    pub input_modalities: &'static [String],
     pub output_modalities: &'static [&'static str],
     pub tokenizer: &'static str,
     pub instruct_type: Option<&'static str>,
     pub pricing: PricingStrings,
     pub prices: Prices,
-    pub supported_parameters: &'static [&'static str],
-    pub categories: &'static [&'static str],
+    pub supported_parameters: &'static [String],
+    pub categories: &'static [String],
     pub hugging_face_id: Option<&'static str>,
     pub knowledge_cutoff: Option<&'static str>,
     pub is_moderated: bool,
@@ -101,7 +104,7 @@ impl Model {
 #[derive(Debug)]
 pub(crate) struct Catalog {
     pub models: Vec<Model>,
-    index: FastMap<Arc<str>, usize>,
+    index: FxHashMap<Arc<str>, usize>,
     /// `GET /models` without filters, serialized once.
     all_models_json: bytes::Bytes,
 }
@@ -116,497 +119,99 @@ impl Catalog {
     }
 }
 
-const OPENAI_PARAMS: &[&str] = &[
-    "frequency_penalty",
-    "logit_bias",
-    "logprobs",
-    "max_tokens",
-    "presence_penalty",
-    "response_format",
-    "seed",
-    "stop",
-    "structured_outputs",
-    "temperature",
-    "tool_choice",
-    "tools",
-    "top_logprobs",
-    "top_p",
-];
-const REASONING_PARAMS: &[&str] = &[
-    "include_reasoning",
-    "max_tokens",
-    "reasoning",
-    "response_format",
-    "seed",
-    "stop",
-    "structured_outputs",
-    "tool_choice",
-    "tools",
-];
-const ANTHROPIC_PARAMS: &[&str] = &[
-    "include_reasoning",
-    "max_tokens",
-    "reasoning",
-    "stop",
-    "temperature",
-    "tool_choice",
-    "tools",
-    "top_k",
-    "top_p",
-];
-const OPEN_PARAMS: &[&str] = &[
-    "frequency_penalty",
-    "max_tokens",
-    "min_p",
-    "presence_penalty",
-    "repetition_penalty",
-    "response_format",
-    "seed",
-    "stop",
-    "temperature",
-    "top_k",
-    "top_p",
-];
-const EMBEDDING_PARAMS: &[&str] = &["dimensions", "encoding_format", "input_type"];
-const FREE_PARAMS: &[&str] = &["max_tokens", "stop", "temperature", "top_p"];
 const TEXT: &[&str] = &["text"];
 const EMBEDDINGS: &[&str] = &["embeddings"];
-const TEXT_IMAGE: &[&str] = &["text", "image"];
-const TEXT_IMAGE_FILE: &[&str] = &["text", "image", "file"];
+
+/// The model catalog as data (`catalog.json`), parsed once per process by [`defs`]. Fields an
+/// entry leaves out take the defaults below. Embedding models (`"kind": "embedding"`) are served
+/// by `/embeddings` and listed at `/embeddings/models`; `/models` shows them only when asked for
+/// (`output_modalities=embeddings` or `all`), since its `output_modalities` filter defaults to
+/// `text` in OpenRouter's spec.
+const CATALOG_JSON: &str = include_str!("catalog.json");
 
 /// Raw description of one model, turned into a [`Model`] by [`build_catalog`].
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Def {
-    id: &'static str,
-    slug: &'static str,
-    name: &'static str,
+    id: String,
+    slug: String,
+    name: String,
     created: i64,
-    description: &'static str,
+    description: String,
+    #[serde(default = "default_context")]
     context: u64,
+    #[serde(default = "default_max_out")]
     max_out: u64,
-    input: &'static [&'static str],
-    tokenizer: &'static str,
-    instruct: Option<&'static str>,
-    prompt: &'static str,
-    completion: &'static str,
-    request: &'static str,
-    cache_read: Option<&'static str>,
-    cache_write: Option<&'static str>,
-    reasoning: Option<&'static str>,
-    image: &'static str,
-    web_search: &'static str,
-    params: &'static [&'static str],
-    categories: &'static [&'static str],
-    hf: Option<&'static str>,
-    cutoff: Option<&'static str>,
+    #[serde(default = "default_input")]
+    input: Vec<String>,
+    tokenizer: String,
+    #[serde(default)]
+    instruct: Option<String>,
+    #[serde(default = "zero")]
+    prompt: String,
+    #[serde(default = "zero")]
+    completion: String,
+    #[serde(default = "zero")]
+    request: String,
+    #[serde(default)]
+    cache_read: Option<String>,
+    #[serde(default)]
+    cache_write: Option<String>,
+    #[serde(default)]
+    reasoning: Option<String>,
+    #[serde(default = "zero")]
+    image: String,
+    #[serde(default = "zero")]
+    web_search: String,
+    params: Vec<String>,
+    #[serde(default)]
+    categories: Vec<String>,
+    #[serde(default)]
+    hf: Option<String>,
+    #[serde(default)]
+    cutoff: Option<String>,
+    #[serde(default)]
     moderated: bool,
+    #[serde(default)]
     kind: ModelKind,
+    #[serde(default)]
     embedding_dims: u32,
-    /// (provider, quantization, zdr)
-    providers: &'static [(&'static str, Option<&'static str>, bool)],
+    providers: Vec<ProviderDef>,
 }
 
-const fn def(id: &'static str, slug: &'static str, name: &'static str) -> Def {
-    Def {
-        id,
-        slug,
-        name,
-        created: 1_720_000_000,
-        description: "",
-        context: 128_000,
-        max_out: 16_384,
-        input: TEXT,
-        tokenizer: "Other",
-        instruct: None,
-        prompt: "0",
-        completion: "0",
-        request: "0",
-        cache_read: None,
-        cache_write: None,
-        reasoning: None,
-        image: "0",
-        web_search: "0",
-        params: OPEN_PARAMS,
-        categories: &[],
-        hf: None,
-        cutoff: None,
-        moderated: false,
-        kind: ModelKind::Text,
-        embedding_dims: 0,
-        providers: &[],
-    }
+/// One provider serving a model.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProviderDef {
+    name: String,
+    #[serde(default)]
+    quantization: Option<String>,
+    zdr: bool,
 }
 
-fn defs() -> Vec<Def> {
-    vec![
-        Def {
-            created: 1_719_792_000,
-            description: "Gemma 2 9B by Google is an open model built from the same research and technology used to create the Gemini models. Free variant: rate limited to 20 requests per minute.",
-            context: 8_192,
-            max_out: 8_192,
-            tokenizer: "Gemini",
-            instruct: Some("gemma"),
-            params: FREE_PARAMS,
-            categories: &["roleplay", "translation"],
-            hf: Some("google/gemma-2-9b-it"),
-            providers: &[("Chutes", Some("bf16"), false)],
-            ..def(
-                "google/gemma-2-9b-it:free",
-                "google/gemma-2-9b-it",
-                "Google: Gemma 2 9B (free)",
-            )
-        },
-        Def {
-            created: 1_721_260_800,
-            description: "GPT-4o mini is OpenAI's most cost-efficient small model, multimodal (text and image input, text output) and smarter than GPT-3.5 Turbo.",
-            input: TEXT_IMAGE_FILE,
-            tokenizer: "GPT",
-            prompt: "0.00000015",
-            completion: "0.0000006",
-            cache_read: Some("0.000000075"),
-            image: "0.000217",
-            params: OPENAI_PARAMS,
-            categories: &["programming", "technology", "marketing"],
-            cutoff: Some("2023-10-01"),
-            moderated: true,
-            providers: &[("OpenAI", None, true), ("Azure", None, true)],
-            ..def(
-                "openai/gpt-4o-mini",
-                "openai/gpt-4o-mini-2024-07-18",
-                "OpenAI: GPT-4o-mini",
-            )
-        },
-        Def {
-            created: 1_721_692_800,
-            description: "Meta's Llama 3.1 8B instruct-tuned model: fast and efficient, strong in human evaluations for its size.",
-            context: 131_072,
-            max_out: 16_384,
-            tokenizer: "Llama3",
-            instruct: Some("llama3"),
-            prompt: "0.00000002",
-            completion: "0.00000003",
-            categories: &["roleplay", "translation"],
-            hf: Some("meta-llama/Meta-Llama-3.1-8B-Instruct"),
-            cutoff: Some("2023-12-01"),
-            providers: &[
-                ("DeepInfra", Some("bf16"), true),
-                ("Novita", Some("fp8"), false),
-                ("Groq", None, true),
-            ],
-            ..def(
-                "meta-llama/llama-3.1-8b-instruct",
-                "meta-llama/llama-3.1-8b-instruct",
-                "Meta: Llama 3.1 8B Instruct",
-            )
-        },
-        Def {
-            created: 1_715_558_400,
-            description: "GPT-4o (\"o\" for \"omni\") is OpenAI's flagship multimodal model: text and image input, text output, GPT-4 Turbo intelligence at higher speed.",
-            input: TEXT_IMAGE_FILE,
-            tokenizer: "GPT",
-            prompt: "0.0000025",
-            completion: "0.00001",
-            cache_read: Some("0.00000125"),
-            image: "0.003613",
-            web_search: "0.01",
-            params: OPENAI_PARAMS,
-            categories: &["programming", "technology", "science"],
-            cutoff: Some("2023-10-01"),
-            moderated: true,
-            providers: &[("OpenAI", None, true), ("Azure", None, true)],
-            ..def("openai/gpt-4o", "openai/gpt-4o", "OpenAI: GPT-4o")
-        },
-        Def {
-            created: 1_729_555_200,
-            description: "Claude 3.5 Sonnet delivers better-than-Opus capabilities at Sonnet speed and price: coding, data science, visual processing and agentic tasks.",
-            context: 200_000,
-            max_out: 8_192,
-            input: TEXT_IMAGE_FILE,
-            tokenizer: "Claude",
-            prompt: "0.000003",
-            completion: "0.000015",
-            cache_read: Some("0.0000003"),
-            cache_write: Some("0.00000375"),
-            image: "0.0048",
-            params: ANTHROPIC_PARAMS,
-            categories: &["programming", "technology", "academia"],
-            cutoff: Some("2024-04-01"),
-            moderated: true,
-            providers: &[
-                ("Anthropic", None, true),
-                ("Amazon Bedrock", None, true),
-                ("Google Vertex", None, true),
-            ],
-            ..def(
-                "anthropic/claude-3.5-sonnet",
-                "anthropic/claude-3.5-sonnet",
-                "Anthropic: Claude 3.5 Sonnet",
-            )
-        },
-        Def {
-            created: 1_765_843_200,
-            description: "MiMo-V2-Flash is Xiaomi's open mixture-of-experts model (309B total, 15B active) tuned for fast reasoning, coding and agentic use.",
-            context: 262_144,
-            max_out: 65_536,
-            tokenizer: "Other",
-            prompt: "0.0000001",
-            completion: "0.0000003",
-            cache_read: Some("0.00000001"),
-            reasoning: Some("0.0000003"),
-            params: REASONING_PARAMS,
-            categories: &["programming", "technology"],
-            hf: Some("XiaomiMiMo/MiMo-V2-Flash"),
-            providers: &[("Xiaomi", Some("fp8"), false)],
-            ..def(
-                "xiaomi/mimo-v2-flash",
-                "xiaomi/mimo-v2-flash-20251210",
-                "Xiaomi: MiMo-V2-Flash",
-            )
-        },
-        Def {
-            created: 1_760_486_400,
-            description: "Claude Haiku 4.5 is Anthropic's fastest and most efficient model, with near-frontier coding and extended thinking.",
-            context: 200_000,
-            max_out: 64_000,
-            input: TEXT_IMAGE_FILE,
-            tokenizer: "Claude",
-            prompt: "0.000001",
-            completion: "0.000005",
-            cache_read: Some("0.0000001"),
-            cache_write: Some("0.00000125"),
-            reasoning: Some("0.000005"),
-            params: ANTHROPIC_PARAMS,
-            categories: &["programming", "technology"],
-            cutoff: Some("2025-02-01"),
-            moderated: true,
-            providers: &[("Anthropic", None, true), ("Amazon Bedrock", None, true)],
-            ..def(
-                "anthropic/claude-haiku-4.5",
-                "anthropic/claude-4.5-haiku-20251001",
-                "Anthropic: Claude Haiku 4.5",
-            )
-        },
-        Def {
-            created: 1_744_651_200,
-            description: "GPT-4.1 is OpenAI's flagship model for advanced instruction following, software engineering and long-context reasoning, with a 1M token context.",
-            context: 1_047_576,
-            max_out: 32_768,
-            input: TEXT_IMAGE_FILE,
-            tokenizer: "GPT",
-            prompt: "0.000002",
-            completion: "0.000008",
-            cache_read: Some("0.0000005"),
-            web_search: "0.01",
-            params: OPENAI_PARAMS,
-            categories: &["programming", "technology", "legal"],
-            cutoff: Some("2024-06-01"),
-            moderated: true,
-            providers: &[("OpenAI", None, true)],
-            ..def(
-                "openai/gpt-4.1",
-                "openai/gpt-4.1-2025-04-14",
-                "OpenAI: GPT-4.1",
-            )
-        },
-        Def {
-            created: 1_744_820_000,
-            description: "o4-mini is a compact reasoning model from OpenAI's o-series, optimized for fast, cost-efficient performance with strong math and coding.",
-            context: 200_000,
-            max_out: 100_000,
-            input: TEXT_IMAGE_FILE,
-            tokenizer: "GPT",
-            prompt: "0.0000011",
-            completion: "0.0000044",
-            cache_read: Some("0.000000275"),
-            reasoning: Some("0.0000044"),
-            params: REASONING_PARAMS,
-            categories: &["programming", "science"],
-            cutoff: Some("2024-06-01"),
-            moderated: true,
-            providers: &[("OpenAI", None, true)],
-            ..def(
-                "openai/o4-mini",
-                "openai/o4-mini-2025-04-16",
-                "OpenAI: o4 Mini",
-            )
-        },
-        Def {
-            created: 1_733_506_137,
-            description: "Llama 3.3 70B Instruct, Meta's multilingual instruction-tuned model. Free variant: rate limited to 20 requests per minute.",
-            context: 65_536,
-            max_out: 8_192,
-            tokenizer: "Llama3",
-            instruct: Some("llama3"),
-            params: FREE_PARAMS,
-            categories: &["roleplay", "translation"],
-            hf: Some("meta-llama/Llama-3.3-70B-Instruct"),
-            providers: &[("Venice", Some("fp8"), false)],
-            ..def(
-                "meta-llama/llama-3.3-70b-instruct:free",
-                "meta-llama/llama-3.3-70b-instruct",
-                "Meta: Llama 3.3 70B Instruct (free)",
-            )
-        },
-        Def {
-            created: 1_737_381_095,
-            description: "DeepSeek R1: open-source reasoning model with performance on par with OpenAI o1, fully open reasoning tokens.",
-            context: 163_840,
-            max_out: 32_768,
-            tokenizer: "DeepSeek",
-            instruct: Some("deepseek-r1"),
-            prompt: "0.0000004",
-            completion: "0.000002",
-            reasoning: Some("0.000002"),
-            params: REASONING_PARAMS,
-            categories: &["programming", "science"],
-            hf: Some("deepseek-ai/DeepSeek-R1"),
-            providers: &[
-                ("DeepSeek", Some("fp8"), false),
-                ("Together", Some("fp8"), true),
-            ],
-            ..def(
-                "deepseek/deepseek-r1",
-                "deepseek/deepseek-r1",
-                "DeepSeek: R1",
-            )
-        },
-        Def {
-            created: 1_750_443_016,
-            description: "Mistral Small 3.2 24B Instruct: improved instruction following, fewer repetition errors and better function calling.",
-            context: 131_072,
-            max_out: 131_072,
-            input: TEXT_IMAGE,
-            tokenizer: "Mistral",
-            prompt: "0.00000005",
-            completion: "0.0000001",
-            params: OPEN_PARAMS,
-            categories: &["programming", "translation"],
-            hf: Some("mistralai/Mistral-Small-3.2-24B-Instruct-2506"),
-            providers: &[("Mistral", None, true), ("DeepInfra", Some("fp8"), true)],
-            ..def(
-                "mistralai/mistral-small-3.2-24b-instruct",
-                "mistralai/mistral-small-3.2-24b-instruct-2506",
-                "Mistral: Mistral Small 3.2 24B",
-            )
-        },
-        Def {
-            created: 1_750_172_488,
-            description: "Gemini 2.5 Flash is Google's workhorse thinking model for reasoning, coding, mathematics and science, with a 1M token context.",
-            context: 1_048_576,
-            max_out: 65_535,
-            input: TEXT_IMAGE_FILE,
-            tokenizer: "Gemini",
-            prompt: "0.0000003",
-            completion: "0.0000025",
-            cache_read: Some("0.000000075"),
-            cache_write: Some("0.0000003833"),
-            reasoning: Some("0.0000025"),
-            image: "0.001238",
-            params: REASONING_PARAMS,
-            categories: &["programming", "science", "technology"],
-            cutoff: Some("2025-01-31"),
-            providers: &[
-                ("Google Vertex", None, true),
-                ("Google AI Studio", None, false),
-            ],
-            ..def(
-                "google/gemini-2.5-flash",
-                "google/gemini-2.5-flash",
-                "Google: Gemini 2.5 Flash",
-            )
-        },
-        Def {
-            created: 1_753_119_555,
-            description: "Qwen3-235B-A22B-Instruct-2507: multilingual mixture-of-experts instruct model, non-thinking mode, 262K context.",
-            context: 262_144,
-            max_out: 32_768,
-            tokenizer: "Qwen3",
-            prompt: "0.000000078",
-            completion: "0.000000312",
-            cache_read: Some("0.0000000375"),
-            params: OPEN_PARAMS,
-            categories: &["programming", "translation"],
-            hf: Some("Qwen/Qwen3-235B-A22B-Instruct-2507"),
-            providers: &[
-                ("Chutes", Some("fp8"), false),
-                ("Together", Some("fp8"), true),
-            ],
-            ..def(
-                "qwen/qwen3-235b-a22b-2507",
-                "qwen/qwen3-235b-a22b-07-25",
-                "Qwen: Qwen3 235B A22B Instruct 2507",
-            )
-        },
-        Def {
-            created: 1_738_000_000,
-            description: "Sonar is Perplexity's lightweight search-grounded answer model; every request is billed a per-request search fee on top of tokens.",
-            context: 127_072,
-            max_out: 8_000,
-            tokenizer: "Other",
-            prompt: "0.000001",
-            completion: "0.000001",
-            request: "0.005",
-            web_search: "0.005",
-            params: &["max_tokens", "temperature", "top_p", "web_search_options"],
-            categories: &["academia", "marketing"],
-            providers: &[("Perplexity", None, false)],
-            ..def("perplexity/sonar", "perplexity/sonar", "Perplexity: Sonar")
-        },
-        // Embedding models: served by `/embeddings` and listed at `/embeddings/models`; `/models`
-        // shows them only when asked for (`output_modalities=embeddings` or `all`), since its
-        // `output_modalities` filter defaults to `text` in OpenRouter's spec.
-        Def {
-            created: 1_706_140_800,
-            description: "text-embedding-3-small: OpenAI's small third-generation embedding model, 1536 dimensions (shortenable).",
-            context: 8_192,
-            max_out: 0,
-            tokenizer: "GPT",
-            prompt: "0.00000002",
-            params: EMBEDDING_PARAMS,
-            kind: ModelKind::Embedding,
-            embedding_dims: 1_536,
-            providers: &[("OpenAI", None, true)],
-            ..def(
-                "openai/text-embedding-3-small",
-                "openai/text-embedding-3-small",
-                "OpenAI: Text Embedding 3 Small",
-            )
-        },
-        Def {
-            created: 1_706_140_800,
-            description: "text-embedding-3-large: OpenAI's most capable embedding model, 3072 dimensions (shortenable).",
-            context: 8_192,
-            max_out: 0,
-            tokenizer: "GPT",
-            prompt: "0.00000013",
-            params: EMBEDDING_PARAMS,
-            kind: ModelKind::Embedding,
-            embedding_dims: 3_072,
-            providers: &[("OpenAI", None, true)],
-            ..def(
-                "openai/text-embedding-3-large",
-                "openai/text-embedding-3-large",
-                "OpenAI: Text Embedding 3 Large",
-            )
-        },
-        Def {
-            created: 1_749_513_600,
-            description: "Qwen3-Embedding-8B: multilingual embedding model of the Qwen3 family, 4096 dimensions, 32K context.",
-            context: 32_768,
-            max_out: 0,
-            tokenizer: "Qwen3",
-            prompt: "0.00000001",
-            params: EMBEDDING_PARAMS,
-            hf: Some("Qwen/Qwen3-Embedding-8B"),
-            kind: ModelKind::Embedding,
-            embedding_dims: 4_096,
-            providers: &[("DeepInfra", Some("fp8"), false), ("Nebius", None, false)],
-            ..def(
-                "qwen/qwen3-embedding-8b",
-                "qwen/qwen3-embedding-8b",
-                "Qwen: Qwen3 Embedding 8B",
-            )
-        },
-    ]
+fn default_context() -> u64 {
+    128_000
+}
+
+fn default_max_out() -> u64 {
+    16_384
+}
+
+fn default_input() -> Vec<String> {
+    vec!["text".to_owned()]
+}
+
+fn zero() -> String {
+    "0".to_owned()
+}
+
+/// The parsed catalog file; parsed on first use, shared by every simulator in the process.
+static DEFS: LazyLock<Result<Vec<Def>, String>> =
+    LazyLock::new(|| serde_json::from_str(CATALOG_JSON).map_err(|e| e.to_string()));
+
+fn defs() -> Result<&'static [Def], SimError> {
+    DEFS.as_deref()
+        .map_err(|e| SimError::Config(format!("the model catalog (catalog.json) is invalid: {e}")))
 }
 
 fn endpoint_uuid(model: &str, tag: &str) -> String {
@@ -622,14 +227,15 @@ fn price(s: &str) -> Money {
 }
 
 /// Builds the catalog and its pre-serialized `/models` body.
-pub(crate) fn build_catalog() -> Catalog {
+pub(crate) fn build_catalog() -> Result<Catalog, SimError> {
     let mut models = Vec::new();
-    for (i, d) in defs().into_iter().enumerate() {
+    for (i, d) in defs()?.iter().enumerate() {
         let endpoints = d
             .providers
             .iter()
             .enumerate()
-            .map(|(j, &(provider, quant, zdr))| {
+            .map(|(j, p)| {
+                let (provider, quant) = (p.name.as_str(), p.quantization.as_deref());
                 let tag = match quant {
                     Some(q) => format!("{}/{q}", provider.to_lowercase().replace(' ', "-")),
                     None => provider.to_lowercase().replace(' ', "-"),
@@ -637,7 +243,7 @@ pub(crate) fn build_catalog() -> Catalog {
                 // Deterministic but varied health figures; the first endpoint is the healthiest.
                 let k = (i * 7 + j * 13) as f64;
                 EndpointDef {
-                    endpoint_id: endpoint_uuid(d.id, &tag).into(),
+                    endpoint_id: endpoint_uuid(&d.id, &tag).into(),
                     provider_name: provider.into(),
                     tag,
                     quantization: quant,
@@ -659,55 +265,55 @@ pub(crate) fn build_catalog() -> Catalog {
                         25 + (k as u32 % 9) * 9,
                         12 + (k as u32 % 9) * 4,
                     ],
-                    zdr,
+                    zdr: p.zdr,
                 }
             })
             .collect();
         models.push(Model {
-            id: d.id.into(),
+            id: d.id.as_str().into(),
             kind: d.kind,
             embedding_dims: d.embedding_dims,
-            canonical_slug: d.slug.into(),
-            name: d.name,
+            canonical_slug: d.slug.as_str().into(),
+            name: &d.name,
             created: d.created,
-            description: d.description,
+            description: &d.description,
             context_length: d.context,
             max_completion_tokens: d.max_out,
-            input_modalities: d.input,
+            input_modalities: &d.input,
             output_modalities: match d.kind {
                 ModelKind::Text => TEXT,
                 ModelKind::Embedding => EMBEDDINGS,
             },
-            tokenizer: d.tokenizer,
-            instruct_type: d.instruct,
+            tokenizer: &d.tokenizer,
+            instruct_type: d.instruct.as_deref(),
             pricing: PricingStrings {
-                prompt: d.prompt,
-                completion: d.completion,
-                request: d.request,
-                image: d.image,
-                web_search: d.web_search,
+                prompt: &d.prompt,
+                completion: &d.completion,
+                request: &d.request,
+                image: &d.image,
+                web_search: &d.web_search,
                 // Reasoning tokens bill at the completion price unless the model prices them apart;
                 // publish the rate that actually bills.
-                internal_reasoning: d.reasoning.unwrap_or(d.completion),
-                input_cache_read: d.cache_read,
-                input_cache_write: d.cache_write,
+                internal_reasoning: d.reasoning.as_deref().unwrap_or(&d.completion),
+                input_cache_read: d.cache_read.as_deref(),
+                input_cache_write: d.cache_write.as_deref(),
             },
             prices: Prices {
-                prompt: price(d.prompt),
-                completion: price(d.completion),
-                request: price(d.request),
-                input_cache_read: d.cache_read.map(price),
-                internal_reasoning: d.reasoning.map(price),
+                prompt: price(&d.prompt),
+                completion: price(&d.completion),
+                request: price(&d.request),
+                input_cache_read: d.cache_read.as_deref().map(price),
+                internal_reasoning: d.reasoning.as_deref().map(price),
             },
-            supported_parameters: d.params,
-            categories: d.categories,
-            hugging_face_id: d.hf,
-            knowledge_cutoff: d.cutoff,
+            supported_parameters: &d.params,
+            categories: &d.categories,
+            hugging_face_id: d.hf.as_deref(),
+            knowledge_cutoff: d.cutoff.as_deref(),
             is_moderated: d.moderated,
             endpoints,
         });
     }
-    let mut index = FastMap::default();
+    let mut index = FxHashMap::default();
     for (i, m) in models.iter().enumerate() {
         index.entry(m.canonical_slug.clone()).or_insert(i);
     }
@@ -720,25 +326,20 @@ pub(crate) fn build_catalog() -> Catalog {
         .filter(|m| m.kind == ModelKind::Text)
         .map(ModelView::from)
         .collect();
-    let all_models_json = serde_json::to_vec(&DataList { data: views })
+    let all_models_json = serde_json::to_vec(&Envelope::data(views))
         .unwrap_or_default()
         .into();
-    Catalog {
+    Ok(Catalog {
         models,
         index,
         all_models_json,
-    }
-}
-
-#[derive(Serialize)]
-pub(crate) struct DataList<T> {
-    pub data: Vec<T>,
+    })
 }
 
 #[derive(Serialize)]
 struct Architecture<'a> {
     modality: String,
-    input_modalities: &'a [&'a str],
+    input_modalities: &'a [String],
     output_modalities: &'a [&'a str],
     tokenizer: &'a str,
     instruct_type: Option<&'a str>,
@@ -785,7 +386,7 @@ pub(crate) struct ModelView<'a> {
     pricing: &'a PricingStrings,
     top_provider: TopProvider,
     per_request_limits: Option<()>,
-    supported_parameters: &'a [&'a str],
+    supported_parameters: &'a [String],
     default_parameters: serde_json::Value,
     knowledge_cutoff: Option<&'a str>,
     expiration_date: Option<()>,
@@ -852,7 +453,7 @@ struct EndpointView<'a> {
     quantization: Option<&'a str>,
     max_completion_tokens: u64,
     max_prompt_tokens: Option<u64>,
-    supported_parameters: &'a [&'a str],
+    supported_parameters: &'a [String],
     status: i32,
     uptime_last_5m: f64,
     uptime_last_30m: f64,
@@ -916,7 +517,7 @@ fn matches(m: &Model, q: &ModelsQuery) -> bool {
             .split(',')
             .map(str::trim)
             .filter(|p| !p.is_empty())
-            .all(|p| m.supported_parameters.contains(&p));
+            .all(|p| m.supported_parameters.iter().any(|s| s == p));
         if !all {
             return false;
         }
@@ -947,7 +548,7 @@ pub(crate) async fn list_models(
         .filter(|m| matches(m, &q))
         .map(ModelView::from)
         .collect();
-    json_response(serde_json::to_vec(&DataList { data }).unwrap_or_default())
+    json_response(serde_json::to_vec(&Envelope::data(data)).unwrap_or_default())
 }
 
 /// `GET /models/user` (bearer): the catalog filtered by the caller's guardrails.
@@ -976,7 +577,7 @@ pub(crate) async fn list_user_models(
         .map(|&i| ModelView::from(shared.catalog.model(i)))
         .collect();
     Ok(json_response(
-        serde_json::to_vec(&DataList { data }).unwrap_or_default(),
+        serde_json::to_vec(&Envelope::data(data)).unwrap_or_default(),
     ))
 }
 
@@ -1009,12 +610,8 @@ pub(crate) async fn model_endpoints(
         architecture: Architecture::of(m),
         endpoints: m.endpoints.iter().map(|e| EndpointView::of(m, e)).collect(),
     };
-    #[derive(Serialize)]
-    struct Data<T> {
-        data: T,
-    }
     Ok(json_response(
-        serde_json::to_vec(&Data { data: view }).unwrap_or_default(),
+        serde_json::to_vec(&Envelope::data(view)).unwrap_or_default(),
     ))
 }
 
@@ -1031,7 +628,7 @@ pub(crate) async fn zdr_endpoints(State(shared): State<Arc<Shared>>) -> Response
                 .map(move |e| EndpointView::of(m, e))
         })
         .collect();
-    json_response(serde_json::to_vec(&DataList { data }).unwrap_or_default())
+    json_response(serde_json::to_vec(&Envelope::data(data)).unwrap_or_default())
 }
 
 #[cfg(test)]
@@ -1040,12 +637,18 @@ mod tests {
 
     #[test]
     fn every_price_literal_parses() {
-        for d in defs() {
-            for p in [d.prompt, d.completion, d.request, d.image, d.web_search]
-                .into_iter()
-                .chain(d.cache_read)
-                .chain(d.cache_write)
-                .chain(d.reasoning)
+        for d in defs().unwrap() {
+            for p in [
+                &d.prompt,
+                &d.completion,
+                &d.request,
+                &d.image,
+                &d.web_search,
+            ]
+            .into_iter()
+            .chain(&d.cache_read)
+            .chain(&d.cache_write)
+            .chain(&d.reasoning)
             {
                 assert!(Money::parse(p).is_ok(), "{}: {p}", d.id);
             }
@@ -1055,7 +658,7 @@ mod tests {
 
     #[test]
     fn catalog_has_the_seed_models() {
-        let c = build_catalog();
+        let c = build_catalog().unwrap();
         for id in [
             "google/gemma-2-9b-it:free",
             "openai/gpt-4o-mini",

@@ -4,14 +4,15 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::auth::Management;
+use crate::envelope::Envelope;
 use crate::error::ApiError;
 use crate::extract::{ApiQuery, page_params};
-use crate::server::Shared;
+use crate::shared::Shared;
 
 pub(crate) const ORGANIZATION_ID: &str = "org_2vK8sQ3mTeamOrteamSim01";
 
@@ -80,12 +81,6 @@ struct MemberView<'a> {
     role: &'a str,
 }
 
-#[derive(Serialize)]
-struct Page<T> {
-    data: Vec<T>,
-    total_count: usize,
-}
-
 #[derive(Deserialize)]
 pub(crate) struct MembersQuery {
     offset: Option<String>,
@@ -95,10 +90,9 @@ pub(crate) struct MembersQuery {
 /// `GET /organization/members` (management key): offset, limit 1–100 (default 50).
 pub(crate) async fn list_members(
     State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
+    _: Management,
     ApiQuery(q): ApiQuery<MembersQuery>,
 ) -> Result<Response, ApiError> {
-    shared.require_management(&headers)?;
     let (offset, limit) = page_params(q.offset.as_deref(), q.limit.as_deref())?;
     let st = shared.state.lock();
     let data: Vec<MemberView<'_>> = st
@@ -114,9 +108,5 @@ pub(crate) async fn list_members(
             role: &m.role,
         })
         .collect();
-    Ok(Json(Page {
-        data,
-        total_count: st.members.len(),
-    })
-    .into_response())
+    Ok(Json(Envelope::page(data, st.members.len())).into_response())
 }

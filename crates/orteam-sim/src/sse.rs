@@ -30,7 +30,7 @@ use crate::inference::{
     CostParts, GenRecord, Origin, Tokens, content_word, reasoning_word, record,
 };
 use crate::models::Model;
-use crate::server::Shared;
+use crate::shared::Shared;
 use crate::state::ApiType;
 
 /// Everything a stream needs once admitted (built by [`crate::inference::Admitted::into_stream`]).

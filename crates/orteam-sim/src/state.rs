@@ -11,10 +11,10 @@ use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use orteam_core::{Money, Window};
+use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::error::SimError;
-use crate::fasthash::FastMap;
 use crate::guardrails::{Guardrail, KeyAssignment, MemberAssignment};
 use crate::org::{Member, seed_members};
 
@@ -168,22 +168,22 @@ impl ApiType {
 #[derive(Debug)]
 pub(crate) struct State {
     pub credits: Credits,
-    pub keys: FastMap<Arc<str>, KeyRecord>,
-    pub by_secret: FastMap<String, Arc<str>>,
+    pub keys: FxHashMap<Arc<str>, KeyRecord>,
+    pub by_secret: FxHashMap<String, Arc<str>>,
     pub key_seq: u64,
-    pub member_usage: FastMap<String, BTreeMap<NaiveDate, Money>>,
-    pub activity: FastMap<ActivityKey, ActivityAgg>,
-    pub generations: FastMap<Arc<str>, Generation>,
+    pub member_usage: FxHashMap<String, BTreeMap<NaiveDate, Money>>,
+    pub activity: FxHashMap<ActivityKey, ActivityAgg>,
+    pub generations: FxHashMap<Arc<str>, Generation>,
     pub gen_order: VecDeque<Arc<str>>,
     pub max_generations: usize,
-    pub guardrails: FastMap<String, Guardrail>,
+    pub guardrails: FxHashMap<String, Guardrail>,
     pub guardrail_seq: u64,
-    pub key_assign: FastMap<Arc<str>, KeyAssignment>,
-    pub member_assign: FastMap<String, MemberAssignment>,
+    pub key_assign: FxHashMap<Arc<str>, KeyAssignment>,
+    pub member_assign: FxHashMap<String, MemberAssignment>,
     pub assign_seq: u64,
     pub members: Vec<Member>,
     /// `:free` model rate limiting: key hash → (minute since epoch, requests in it).
-    pub free_rl: FastMap<Arc<str>, (i64, u32)>,
+    pub free_rl: FxHashMap<Arc<str>, (i64, u32)>,
 }
 
 impl State {
@@ -194,21 +194,21 @@ impl State {
                 total_usage: Money::ZERO,
                 purchased: !initial_credits.is_zero(),
             },
-            keys: FastMap::default(),
-            by_secret: FastMap::default(),
+            keys: FxHashMap::default(),
+            by_secret: FxHashMap::default(),
             key_seq: 0,
-            member_usage: FastMap::default(),
-            activity: FastMap::default(),
-            generations: FastMap::default(),
+            member_usage: FxHashMap::default(),
+            activity: FxHashMap::default(),
+            generations: FxHashMap::default(),
             gen_order: VecDeque::new(),
             max_generations: max_generations.max(1),
-            guardrails: FastMap::default(),
+            guardrails: FxHashMap::default(),
             guardrail_seq: 0,
-            key_assign: FastMap::default(),
-            member_assign: FastMap::default(),
+            key_assign: FxHashMap::default(),
+            member_assign: FxHashMap::default(),
             assign_seq: 0,
             members: seed_members(now),
-            free_rl: FastMap::default(),
+            free_rl: FxHashMap::default(),
         }
     }
 
@@ -329,7 +329,7 @@ struct SnapshotRef<'a> {
     credits: &'a Credits,
     key_seq: u64,
     keys: Vec<&'a KeyRecord>,
-    member_usage: &'a FastMap<String, BTreeMap<NaiveDate, Money>>,
+    member_usage: &'a FxHashMap<String, BTreeMap<NaiveDate, Money>>,
     activity: Vec<&'a ActivityAgg>,
     generations: Vec<&'a Generation>,
     guardrail_seq: u64,
@@ -346,7 +346,7 @@ struct Snapshot {
     credits: Credits,
     key_seq: u64,
     keys: Vec<KeyRecord>,
-    member_usage: FastMap<String, BTreeMap<NaiveDate, Money>>,
+    member_usage: FxHashMap<String, BTreeMap<NaiveDate, Money>>,
     activity: Vec<ActivityAgg>,
     generations: Vec<Generation>,
     guardrail_seq: u64,
@@ -410,21 +410,21 @@ impl State {
         }
         let mut st = State {
             credits: snap.credits,
-            keys: FastMap::default(),
-            by_secret: FastMap::default(),
+            keys: FxHashMap::default(),
+            by_secret: FxHashMap::default(),
             key_seq: snap.key_seq,
             member_usage: snap.member_usage,
-            activity: FastMap::default(),
-            generations: FastMap::default(),
+            activity: FxHashMap::default(),
+            generations: FxHashMap::default(),
             gen_order: VecDeque::new(),
             max_generations: max_generations.max(1),
-            guardrails: FastMap::default(),
+            guardrails: FxHashMap::default(),
             guardrail_seq: snap.guardrail_seq,
-            key_assign: FastMap::default(),
-            member_assign: FastMap::default(),
+            key_assign: FxHashMap::default(),
+            member_assign: FxHashMap::default(),
             assign_seq: snap.assign_seq,
             members: snap.members,
-            free_rl: FastMap::default(),
+            free_rl: FxHashMap::default(),
         };
         for k in snap.keys {
             st.by_secret.insert(k.secret.clone(), k.hash.clone());

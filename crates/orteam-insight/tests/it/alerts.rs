@@ -8,6 +8,7 @@ use orteam_core::Window;
 use orteam_insight::alerts::{deliver_due, enqueue_alerts};
 use orteam_insight::{AlertsConfig, run_alerts_once};
 use orteam_ledger::{BudgetScope, LedgerOptions};
+use orteam_openrouter::RetryPolicy;
 use orteam_test_support::{Backend, TestGateway, backend_tests};
 
 use crate::support::{Receiver, m, set_time, sim_today_noon};
@@ -169,7 +170,10 @@ async fn budget_alerts_once_per_threshold(backend: Backend) {
     // Retries with backoff, then dead after max attempts.
     let dead_cfg = AlertsConfig {
         thresholds: vec![95],
-        max_attempts: 2,
+        retry: RetryPolicy {
+            max_retries: 1,
+            ..cfg.retry.clone()
+        },
         ..cfg.clone()
     };
     rx.set_failing(true);

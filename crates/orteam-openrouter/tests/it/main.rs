@@ -12,3 +12,4 @@ mod keys;
 mod models;
 mod retries;
 mod secrets;
+mod wire;

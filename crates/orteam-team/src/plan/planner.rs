@@ -1,20 +1,6 @@
-//! `orteam team plan`: what it takes to make the ledger and OpenRouter match the team file.
-//!
-//! [`observe`] reads the current state (the ledger's directory, OpenRouter's keys, the model
-//! catalog); [`plan`] is a pure function of the resolved team file, that state and the time,
-//! returning a [`Plan`] of [`Change`]s in the order [`crate::apply`] executes them:
-//! org → tiers → teams → members → budgets → keys → revocations → orphans and strays.
-//!
-//! Key ownership needs no extra state (see [`crate::naming`]): a key at OpenRouter is
-//! - **owned** when the ledger records its hash for a member;
-//! - an **orphan** when it is named `orteam:<org>:…` but not recorded: orteam created it and
-//!   then failed before recording it (its secret was never delivered), so apply deletes it and,
-//!   if the member still needs a key, creates a new one;
-//! - a **stray** otherwise (unless listed in `[org].keep_keys`): listed, deleted only by
-//!   `apply --prune`.
+//! The planner: a pure function of the resolved team file, the observed state and the time.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -23,347 +9,24 @@ use orteam_ledger::{
     BudgetScope, Directory, MemberState, ModelAccess, NewMember,
     OnDisallowed as LedgerOnDisallowed, Tier, UpstreamKey, VirtualKey,
 };
-use orteam_openrouter::Client;
 use orteam_openrouter::types::keys::Key;
-use orteam_openrouter::types::models::ModelsParams;
-use serde::Serialize;
 
-use crate::error::TeamError;
 use crate::file::{
-    BudgetSpec, KeyMode, KeySpec, MemberSpec, ModelsSpec, OnDisallowed, ResolvedTeam, TierSpec,
-    UpstreamMode,
+    BudgetSpec, KeyMode, MemberSpec, ModelsSpec, OnDisallowed, ResolvedTeam, TierSpec, UpstreamMode,
 };
 use crate::naming::KeyLabel;
+
+use super::model::{
+    Action, Change, FieldChange, Op, Plan, PlanOptions, RaiseInfo, Resource, RotationInfo,
+    UpstreamSettings,
+};
+use super::observe::Observed;
+use super::strays::{strays, unused};
 
 /// A virtual key created by apply first gets this expiry, replaced by its real one once its
 /// secret has been delivered. A key still carrying it was never delivered (the process stopped
 /// in between): plan replaces it, and it dies by itself meanwhile.
 pub const PENDING_DELIVERY_TTL: Duration = Duration::from_secs(10 * 60);
-
-/// What the world looks like now.
-#[derive(Debug, Clone)]
-pub struct Observed {
-    pub dir: Arc<Directory>,
-    /// Every key at OpenRouter (disabled ones included).
-    pub keys: Vec<Key>,
-}
-
-/// Reads the ledger directory and OpenRouter's keys.
-pub async fn observe(
-    ledger: &orteam_ledger::Ledger,
-    client: &Client,
-) -> Result<Observed, TeamError> {
-    ledger
-        .refresh_if_changed()
-        .await
-        .map_err(TeamError::ledger("reading the directory"))?;
-    let keys = client
-        .list_all_keys(Some(true))
-        .await
-        .map_err(TeamError::upstream("listing keys (GET /keys)"))?;
-    Ok(Observed {
-        dir: ledger.directory(),
-        keys,
-    })
-}
-
-/// Checks every model the file names against OpenRouter's catalog (`GET /models`, every
-/// modality). A name ending in `*` must match at least one model.
-pub async fn check_models(team: &ResolvedTeam, client: &Client) -> Result<(), TeamError> {
-    let named = team.named_models();
-    if named.is_empty() {
-        return Ok(());
-    }
-    let list = client
-        .models(&ModelsParams {
-            output_modalities: vec!["all".into()],
-            ..ModelsParams::default()
-        })
-        .await
-        .map_err(TeamError::upstream("listing models (GET /models)"))?;
-    let mut catalog = BTreeSet::new();
-    for m in &list.data {
-        catalog.insert(m.id.clone());
-        if let Some(s) = &m.canonical_slug {
-            catalog.insert(s.clone());
-        }
-    }
-    let unknown: Vec<String> = named
-        .into_iter()
-        .filter(|m| match m.strip_suffix('*') {
-            Some(prefix) => !catalog.iter().any(|c| c.starts_with(prefix)),
-            None => !catalog.contains(*m),
-        })
-        .map(str::to_owned)
-        .collect();
-    if unknown.is_empty() {
-        return Ok(());
-    }
-    let hint = unknown
-        .first()
-        .and_then(|u| closest(u, &catalog))
-        .map(|c| format!(" (did you mean {c:?}?)"))
-        .unwrap_or_default();
-    Err(TeamError::UnknownModels {
-        models: unknown,
-        hint,
-    })
-}
-
-fn closest<'a>(name: &str, catalog: &'a BTreeSet<String>) -> Option<&'a String> {
-    let slug = name.rsplit('/').next().unwrap_or(name);
-    catalog
-        .iter()
-        .find(|c| c.rsplit('/').next() == Some(slug))
-        .or_else(|| catalog.iter().find(|c| c.contains(slug)))
-}
-
-/// Plan options.
-#[derive(Debug, Clone)]
-pub struct PlanOptions {
-    pub now: DateTime<Utc>,
-    /// Delete strays.
-    pub prune: bool,
-    /// Report keys without use for this many days.
-    pub unused_days: u32,
-}
-
-/// What a change does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Action {
-    Create,
-    Update,
-    /// Revoke or delete.
-    Delete,
-    /// Issue a successor; the old key keeps working for its grace period.
-    Rotate,
-    /// Delete and create anew.
-    Replace,
-}
-
-impl Action {
-    pub fn symbol(self) -> &'static str {
-        match self {
-            Action::Create => "+",
-            Action::Update => "~",
-            Action::Delete => "-",
-            Action::Rotate => "~",
-            Action::Replace => "-/+",
-        }
-    }
-
-    pub fn verb(self) -> &'static str {
-        match self {
-            Action::Create => "create",
-            Action::Update => "update",
-            Action::Delete => "revoke",
-            Action::Rotate => "rotate",
-            Action::Replace => "replace",
-        }
-    }
-}
-
-/// What a change applies to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Resource {
-    Org,
-    Tier,
-    Team,
-    Member,
-    Budget,
-    VirtualKey,
-    UpstreamKey,
-    StrayKey,
-}
-
-impl Resource {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Resource::Org => "org",
-            Resource::Tier => "tier",
-            Resource::Team => "team",
-            Resource::Member => "member",
-            Resource::Budget => "budget",
-            Resource::VirtualKey => "virtual key",
-            Resource::UpstreamKey => "upstream key",
-            Resource::StrayKey => "stray key",
-        }
-    }
-}
-
-/// One attribute's old and new value (`None`: absent).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct FieldChange {
-    pub field: String,
-    pub old: Option<String>,
-    pub new: Option<String>,
-}
-
-/// One change, as shown to the user, with the operations that make it.
-#[derive(Debug, Clone, Serialize)]
-pub struct Change {
-    pub action: Action,
-    pub resource: Resource,
-    pub id: String,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub fields: Vec<FieldChange>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    #[serde(skip)]
-    pub(crate) ops: Vec<Op>,
-}
-
-/// An OpenRouter key no member owns.
-#[derive(Debug, Clone, Serialize)]
-pub struct StrayKey {
-    pub hash: String,
-    pub name: String,
-    pub label: String,
-    pub created_at: DateTime<Utc>,
-    pub disabled: bool,
-    pub usage: Money,
-}
-
-/// A key not used for at least the requested number of days.
-#[derive(Debug, Clone, Serialize)]
-pub struct UnusedKey {
-    pub kind: &'static str,
-    pub member: Option<String>,
-    /// Virtual key prefix or OpenRouter key name.
-    pub key: String,
-    /// The latest moment the key can have been used, as far as can be told.
-    pub last_used_at_most: DateTime<Utc>,
-    pub idle_days: i64,
-}
-
-/// An active temporary raise.
-#[derive(Debug, Clone, Serialize)]
-pub struct RaiseInfo {
-    pub scope: BudgetScope,
-    pub scope_id: String,
-    pub window: Window,
-    pub amount: Money,
-    pub until: DateTime<Utc>,
-    pub reason: String,
-}
-
-/// A key rotation coming up, for information.
-#[derive(Debug, Clone, Serialize)]
-pub struct RotationInfo {
-    pub member: String,
-    pub key: String,
-    pub due_at: DateTime<Utc>,
-}
-
-/// The plan.
-#[derive(Debug, Clone, Serialize)]
-pub struct Plan {
-    pub org: String,
-    pub changes: Vec<Change>,
-    pub strays: Vec<StrayKey>,
-    pub unused: Vec<UnusedKey>,
-    pub raises: Vec<RaiseInfo>,
-    pub rotations: Vec<RotationInfo>,
-}
-
-impl Plan {
-    pub fn is_empty(&self) -> bool {
-        self.changes.is_empty()
-    }
-
-    /// (create, update/rotate, delete/replace) counts.
-    pub fn counts(&self) -> (usize, usize, usize) {
-        let mut c = (0, 0, 0);
-        for ch in &self.changes {
-            match ch.action {
-                Action::Create => c.0 += 1,
-                Action::Update | Action::Rotate => c.1 += 1,
-                Action::Delete | Action::Replace => c.2 += 1,
-            }
-        }
-        c
-    }
-}
-
-/// Settings of a provisioned OpenRouter key.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct UpstreamSettings {
-    pub limit: Option<Money>,
-    pub limit_reset: Option<Window>,
-    pub include_byok_in_limit: bool,
-    pub expires_in: Option<Duration>,
-}
-
-impl UpstreamSettings {
-    fn of(spec: &KeySpec) -> Self {
-        UpstreamSettings {
-            limit: spec.limit.map(|a| a.0),
-            limit_reset: spec.limit_reset,
-            include_byok_in_limit: spec.include_byok_in_limit,
-            expires_in: spec.expires_in.map(|d| d.0),
-        }
-    }
-}
-
-/// The operations apply runs, in order.
-#[derive(Debug, Clone)]
-pub(crate) enum Op {
-    PutOrg {
-        id: String,
-        name: String,
-    },
-    PutTier(Tier),
-    PutTeam {
-        id: String,
-        org: String,
-        name: String,
-    },
-    PutMember(NewMember),
-    RemoveMember(String),
-    SetBudget {
-        scope: BudgetScope,
-        id: String,
-        window: Window,
-        limit: Money,
-    },
-    ClearBudget {
-        scope: BudgetScope,
-        id: String,
-        window: Window,
-    },
-    IssueVirtualKey {
-        member: String,
-        label: KeyLabel,
-        expires_in: Option<Duration>,
-    },
-    RevokeVirtualKey(String),
-    /// Rotation: the old key keeps working until `now + grace`.
-    ExpireVirtualKey {
-        id: String,
-        grace: Duration,
-    },
-    CreateUpstreamKey {
-        member: String,
-        label: KeyLabel,
-        settings: UpstreamSettings,
-        /// `upstream = "own"`: the ledger keeps the secret for the gateway; otherwise (direct)
-        /// the secret is delivered to the member.
-        hold_secret: bool,
-    },
-    UpdateUpstreamKey {
-        hash: String,
-        req: orteam_openrouter::types::keys::UpdateKeyRequest,
-        /// Failures are logged, not fatal (PATCH `expires_at` is not in OpenRouter's spec).
-        best_effort: bool,
-    },
-    DeleteUpstreamKey {
-        hash: String,
-        record: Option<String>,
-    },
-    RemoveUpstreamRecord(String),
-}
 
 /// Computes the plan. Pure: the same inputs give the same plan.
 pub fn plan(team: &ResolvedTeam, obs: &Observed, opts: &PlanOptions) -> Plan {
@@ -425,7 +88,7 @@ pub fn plan(team: &ResolvedTeam, obs: &Observed, opts: &PlanOptions) -> Plan {
     }
 }
 
-fn display_key(name: &str, hash: &str) -> String {
+pub(super) fn display_key(name: &str, hash: &str) -> String {
     let short = hash.get(..12).unwrap_or(hash);
     if name.is_empty() {
         short.to_owned()
@@ -524,7 +187,7 @@ fn money(m: Option<Money>) -> Option<String> {
     m.map(|m| m.to_string())
 }
 
-fn td(d: Duration) -> TimeDelta {
+pub(super) fn td(d: Duration) -> TimeDelta {
     TimeDelta::from_std(d).unwrap_or(TimeDelta::MAX)
 }
 
@@ -1312,106 +975,4 @@ fn settings_fields(
         f.push(fc("expires_at", k.expires_at.map(ts), want_expiry.map(ts)));
     }
     f
-}
-
-/// OpenRouter keys no member owns, not named by orteam and not kept.
-pub fn strays(team: &ResolvedTeam, obs: &Observed) -> Vec<StrayKey> {
-    let recorded: BTreeSet<&str> = obs
-        .dir
-        .upstream_keys
-        .iter()
-        .map(|k| k.key_hash.as_str())
-        .collect();
-    obs.keys
-        .iter()
-        .filter(|k| !recorded.contains(k.hash.as_str()))
-        .filter(|k| KeyLabel::parse(&k.name).is_none())
-        .filter(|k| {
-            !team
-                .org
-                .keep_keys
-                .iter()
-                .any(|keep| keep == &k.name || keep == &k.hash)
-        })
-        .map(|k| StrayKey {
-            hash: k.hash.clone(),
-            name: k.name.clone(),
-            label: k.label.clone(),
-            created_at: k.created_at,
-            disabled: k.disabled,
-            usage: k.usage,
-        })
-        .collect()
-}
-
-/// The latest moment an OpenRouter key can have been used, from its usage counters: never used
-/// → its creation; nothing this month/week/day → the start of that window.
-pub fn last_use_bound(k: &Key, now: DateTime<Utc>) -> DateTime<Utc> {
-    let bound = if k.usage.is_zero() && k.byok_usage.is_zero() {
-        k.created_at
-    } else if k.usage_monthly.is_zero() && k.byok_usage_monthly.is_zero() {
-        Window::Monthly.start(now)
-    } else if k.usage_weekly.is_zero() && k.byok_usage_weekly.is_zero() {
-        Window::Weekly.start(now)
-    } else if k.usage_daily.is_zero() && k.byok_usage_daily.is_zero() {
-        Window::Daily.start(now)
-    } else {
-        now
-    };
-    bound.max(k.created_at)
-}
-
-fn unused(
-    team: &ResolvedTeam,
-    obs: &Observed,
-    strays: &[StrayKey],
-    opts: &PlanOptions,
-) -> Vec<UnusedKey> {
-    let limit = TimeDelta::days(i64::from(opts.unused_days));
-    let now = opts.now;
-    let mut out = Vec::new();
-    let members: BTreeSet<&str> = team.members.iter().map(|m| m.id.as_str()).collect();
-    for k in &obs.keys {
-        let owner = obs
-            .dir
-            .upstream_keys
-            .iter()
-            .find(|r| r.key_hash == k.hash)
-            .map(|r| r.member_id.clone());
-        let is_stray = strays.iter().any(|s| s.hash == k.hash);
-        if owner.is_none() && !is_stray {
-            continue;
-        }
-        let bound = last_use_bound(k, now);
-        if now - bound >= limit {
-            out.push(UnusedKey {
-                kind: if is_stray { "stray" } else { "upstream" },
-                member: owner,
-                key: display_key(&k.name, &k.hash),
-                last_used_at_most: bound,
-                idle_days: (now - bound).num_days(),
-            });
-        }
-    }
-    let mut vks: Vec<&VirtualKey> = obs
-        .dir
-        .virtual_keys
-        .values()
-        .filter(|k| members.contains(k.member_id.as_str()))
-        .filter(|k| k.revoked_at.is_none() && k.expires_at.is_none_or(|e| e > now))
-        .collect();
-    vks.sort_by_key(|k| (k.member_id.clone(), k.created_at));
-    for k in vks {
-        let bound = k.last_used_at.unwrap_or(k.created_at);
-        if now - bound >= limit {
-            out.push(UnusedKey {
-                kind: "virtual",
-                member: Some(k.member_id.clone()),
-                key: k.display_prefix(),
-                last_used_at_most: bound,
-                idle_days: (now - bound).num_days(),
-            });
-        }
-    }
-    out
 }

@@ -1,190 +1,29 @@
-//! Guardrails: CRUD, key and member assignments (official paths plus the opt-in legacy MCP
-//! aliases), and enforcement on completions.
-//!
-//! Enforcement follows the docs: a key is covered by its own guardrail and by its creator
-//! member's guardrail; allowlists intersect, ZDR is OR-ed, a key guardrail's budget limits the
-//! key's spend and a member guardrail's budget limits the member's spend across their keys.
+//! The guardrail management API: CRUD and key and member assignments, on the official paths
+//! plus the opt-in legacy MCP aliases.
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use chrono::{DateTime, NaiveDate, Utc};
 use orteam_core::money::json_number;
 use orteam_core::{Clock, Money, Window};
 use serde::{Deserialize, Serialize};
 
+use super::{Guardrail, KeyAssignment, MemberAssignment};
+use crate::auth::Management;
+use crate::envelope::Envelope;
 use crate::error::ApiError;
 use crate::extract::{
     ApiJson, ApiPath, ApiQuery, Field, RawField, money_field, page_params, string_field,
     typed_field, window_field,
 };
 use crate::keys::{DEFAULT_WORKSPACE_ID, fmt_ts, mask};
-use crate::models::Model;
 use crate::org::ORGANIZATION_ID;
-use crate::server::Shared;
-use crate::state::{KeyRecord, State as SimState};
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct Guardrail {
-    pub id: String,
-    pub name: String,
-    pub description: Option<String>,
-    pub limit_usd: Option<Money>,
-    pub reset_interval: Option<Window>,
-    pub allowed_providers: Option<Vec<String>>,
-    pub ignored_providers: Option<Vec<String>>,
-    pub allowed_models: Option<Vec<String>>,
-    pub ignored_models: Option<Vec<String>>,
-    pub enforce_zdr: Option<bool>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: Option<DateTime<Utc>>,
-    pub workspace_id: String,
-    pub seq: u64,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct KeyAssignment {
-    pub id: String,
-    pub guardrail_id: String,
-    pub key_hash: Arc<str>,
-    pub assigned_by: Option<String>,
-    pub created_at: DateTime<Utc>,
-    pub seq: u64,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct MemberAssignment {
-    pub id: String,
-    pub guardrail_id: String,
-    pub user_id: String,
-    pub assigned_by: Option<String>,
-    pub created_at: DateTime<Utc>,
-    pub seq: u64,
-}
-
-/// The guardrails covering `key`: its own, then its creator member's.
-fn covering<'a>(st: &'a SimState, key: &KeyRecord) -> [Option<&'a Guardrail>; 2] {
-    if st.key_assign.is_empty() && st.member_assign.is_empty() {
-        return [None, None];
-    }
-    let own = st
-        .key_assign
-        .get(&key.hash)
-        .and_then(|a| st.guardrails.get(&a.guardrail_id));
-    let member = key
-        .creator_user_id
-        .as_deref()
-        .and_then(|u| st.member_assign.get(u))
-        .and_then(|a| st.guardrails.get(&a.guardrail_id));
-    [own, member]
-}
-
-fn blocked(msg: String, g: &Guardrail) -> ApiError {
-    ApiError::forbidden(msg)
-        .with_metadata(serde_json::json!({"guardrail_id": g.id, "error_type": "permission_denied"}))
-}
-
-fn list_has(list: &[String], value: &str) -> bool {
-    list.iter().any(|v| v.eq_ignore_ascii_case(value))
-}
-
-/// The endpoint (index into `model.endpoints`) a request may use, or 403 when the guardrails
-/// exclude the model or every provider serving it.
-pub(crate) fn route(st: &SimState, key: &KeyRecord, model: &Model) -> Result<usize, ApiError> {
-    let gs = covering(st, key);
-    if gs.iter().all(Option::is_none) {
-        return Ok(0);
-    }
-    let model_in =
-        |list: &[String]| list_has(list, &model.canonical_slug) || list_has(list, &model.id);
-    for g in gs.iter().flatten() {
-        if let Some(allowed) = &g.allowed_models
-            && !model_in(allowed)
-        {
-            return Err(blocked(
-                format!(
-                    "Request blocked: model {} is not in the allowed models of guardrail \"{}\"",
-                    model.id, g.name
-                ),
-                g,
-            ));
-        }
-        if let Some(ignored) = &g.ignored_models
-            && model_in(ignored)
-        {
-            return Err(blocked(
-                format!(
-                    "Request blocked: model {} is excluded by guardrail \"{}\"",
-                    model.id, g.name
-                ),
-                g,
-            ));
-        }
-    }
-    let ok = |e: &crate::models::EndpointDef| {
-        gs.iter().flatten().all(|g| {
-            g.allowed_providers
-                .as_ref()
-                .is_none_or(|l| list_has(l, &e.provider_name))
-                && !g
-                    .ignored_providers
-                    .as_ref()
-                    .is_some_and(|l| list_has(l, &e.provider_name))
-                && (g.enforce_zdr != Some(true) || e.zdr)
-        })
-    };
-    match model.endpoints.iter().position(ok) {
-        Some(i) => Ok(i),
-        None => {
-            let g = gs.iter().flatten().next().copied();
-            let name = g.map(|g| g.name.as_str()).unwrap_or_default();
-            let err = ApiError::forbidden(format!(
-                "Request blocked: no provider of {} satisfies the provider and data policy restrictions of guardrail \"{name}\"",
-                model.id
-            ));
-            Err(match g {
-                Some(g) => blocked(err.message.into_owned(), g),
-                None => err,
-            })
-        }
-    }
-}
-
-/// Budget checks of the guardrails covering `key`.
-pub(crate) fn check_budgets(
-    st: &SimState,
-    key: &KeyRecord,
-    today: NaiveDate,
-) -> Result<(), ApiError> {
-    let [own, member] = covering(st, key);
-    let exhausted = |g: &Guardrail, limit: Money, whose: &str| {
-        let period = g.reset_interval.map_or("total", Window::as_str);
-        blocked(
-            format!(
-                "Request blocked: {whose} budget of ${limit} ({period}) set by guardrail \"{}\" is exhausted",
-                g.name
-            ),
-            g,
-        )
-    };
-    if let Some(g) = own
-        && let Some(limit) = g.limit_usd
-        && key.period_usage(g.reset_interval, today).0 >= limit
-    {
-        return Err(exhausted(g, limit, "key"));
-    }
-    if let (Some(g), Some(user)) = (member, key.creator_user_id.as_deref())
-        && let Some(limit) = g.limit_usd
-        && st.member_period_usage(user, g.reset_interval, today) >= limit
-    {
-        return Err(exhausted(g, limit, "member"));
-    }
-    Ok(())
-}
+use crate::shared::Shared;
+use crate::state::State as SimState;
 
 #[derive(Serialize)]
 struct GuardrailView<'a> {
@@ -222,17 +61,6 @@ impl<'a> From<&'a Guardrail> for GuardrailView<'a> {
             workspace_id: &g.workspace_id,
         }
     }
-}
-
-#[derive(Serialize)]
-struct Data<T> {
-    data: T,
-}
-
-#[derive(Serialize)]
-struct Page<T> {
-    data: Vec<T>,
-    total_count: usize,
 }
 
 fn json(status: StatusCode, body: &impl Serialize) -> Response {
@@ -383,10 +211,9 @@ impl GuardrailPatch {
 
 async fn list_guardrails(
     State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
+    _: Management,
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> Result<Response, ApiError> {
-    shared.require_management(&headers)?;
     let (offset, limit) = page_params(q.offset.as_deref(), q.limit.as_deref())?;
     let st = shared.state.lock();
     let mut all: Vec<&Guardrail> = st
@@ -406,15 +233,14 @@ async fn list_guardrails(
         .take(limit)
         .map(GuardrailView::from)
         .collect();
-    Ok(json(StatusCode::OK, &Page { data, total_count }))
+    Ok(json(StatusCode::OK, &Envelope::page(data, total_count)))
 }
 
 async fn create_guardrail(
     State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
+    _: Management,
     ApiJson(body): ApiJson<GuardrailBody>,
 ) -> Result<Response, ApiError> {
-    shared.require_management(&headers)?;
     let patch = parse_body(&shared, &body)?;
     if patch.name.is_none() {
         return Err(ApiError::bad_request(
@@ -443,9 +269,7 @@ async fn create_guardrail(
     patch.apply(&mut g);
     let resp = json(
         StatusCode::CREATED,
-        &Data {
-            data: GuardrailView::from(&g),
-        },
+        &Envelope::data(GuardrailView::from(&g)),
     );
     st.guardrails.insert(g.id.clone(), g);
     drop(st);
@@ -455,39 +279,30 @@ async fn create_guardrail(
 
 async fn get_guardrail(
     State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
+    _: Management,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
-    shared.require_management(&headers)?;
     let st = shared.state.lock();
     let g = st.guardrails.get(&id).ok_or_else(not_found)?;
     Ok(json(
         StatusCode::OK,
-        &Data {
-            data: GuardrailView::from(g),
-        },
+        &Envelope::data(GuardrailView::from(g)),
     ))
 }
 
 async fn update_guardrail(
     State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
+    _: Management,
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<GuardrailBody>,
 ) -> Result<Response, ApiError> {
-    shared.require_management(&headers)?;
     let patch = parse_body(&shared, &body)?;
     let now = shared.clock.now();
     let mut st = shared.state.lock();
     let g = st.guardrails.get_mut(&id).ok_or_else(not_found)?;
     patch.apply(g);
     g.updated_at = Some(now);
-    let resp = json(
-        StatusCode::OK,
-        &Data {
-            data: GuardrailView::from(&*g),
-        },
-    );
+    let resp = json(StatusCode::OK, &Envelope::data(GuardrailView::from(&*g)));
     drop(st);
     shared.mark_dirty();
     Ok(resp)
@@ -495,10 +310,9 @@ async fn update_guardrail(
 
 async fn delete_guardrail(
     State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
+    _: Management,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
-    shared.require_management(&headers)?;
     let mut st = shared.state.lock();
     st.guardrails.remove(&id).ok_or_else(not_found)?;
     st.key_assign.retain(|_, a| a.guardrail_id != id);
@@ -573,7 +387,7 @@ fn key_assignment_page(
             }
         })
         .collect();
-    json(StatusCode::OK, &Page { data, total_count })
+    json(StatusCode::OK, &Envelope::page(data, total_count))
 }
 
 fn member_assignment_page(
@@ -611,15 +425,14 @@ fn member_assignment_page(
             },
         })
         .collect();
-    json(StatusCode::OK, &Page { data, total_count })
+    json(StatusCode::OK, &Envelope::page(data, total_count))
 }
 
 async fn all_key_assignments(
     State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
+    _: Management,
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> Result<Response, ApiError> {
-    shared.require_management(&headers)?;
     let (offset, limit) = page_params(q.offset.as_deref(), q.limit.as_deref())?;
     Ok(key_assignment_page(
         &shared.state.lock(),
@@ -632,10 +445,9 @@ async fn all_key_assignments(
 
 async fn all_member_assignments(
     State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
+    _: Management,
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> Result<Response, ApiError> {
-    shared.require_management(&headers)?;
     let (offset, limit) = page_params(q.offset.as_deref(), q.limit.as_deref())?;
     Ok(member_assignment_page(
         &shared.state.lock(),
@@ -648,10 +460,9 @@ async fn all_member_assignments(
 
 async fn legacy_key_assignments(
     State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
+    _: Management,
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> Result<Response, ApiError> {
-    shared.require_management(&headers)?;
     let (offset, limit) = page_params(q.offset.as_deref(), q.limit.as_deref())?;
     Ok(key_assignment_page(
         &shared.state.lock(),
@@ -664,10 +475,9 @@ async fn legacy_key_assignments(
 
 async fn legacy_member_assignments(
     State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
+    _: Management,
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> Result<Response, ApiError> {
-    shared.require_management(&headers)?;
     let (offset, limit) = page_params(q.offset.as_deref(), q.limit.as_deref())?;
     Ok(member_assignment_page(
         &shared.state.lock(),
@@ -680,11 +490,10 @@ async fn legacy_member_assignments(
 
 async fn guardrail_key_assignments(
     State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
+    _: Management,
     ApiPath(id): ApiPath<String>,
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> Result<Response, ApiError> {
-    shared.require_management(&headers)?;
     let (offset, limit) = page_params(q.offset.as_deref(), q.limit.as_deref())?;
     let st = shared.state.lock();
     if !st.guardrails.contains_key(&id) {
@@ -695,11 +504,10 @@ async fn guardrail_key_assignments(
 
 async fn guardrail_member_assignments(
     State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
+    _: Management,
     ApiPath(id): ApiPath<String>,
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> Result<Response, ApiError> {
-    shared.require_management(&headers)?;
     let (offset, limit) = page_params(q.offset.as_deref(), q.limit.as_deref())?;
     let st = shared.state.lock();
     if !st.guardrails.contains_key(&id) {
@@ -877,11 +685,10 @@ fn count_response(op: Op, count: usize) -> Response {
 
 async fn assign_keys(
     State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
+    _: Management,
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<IdsBody>,
 ) -> Result<Response, ApiError> {
-    shared.require_management(&headers)?;
     change_keys(
         &shared,
         &id,
@@ -892,11 +699,10 @@ async fn assign_keys(
 
 async fn unassign_keys(
     State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
+    _: Management,
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<IdsBody>,
 ) -> Result<Response, ApiError> {
-    shared.require_management(&headers)?;
     change_keys(
         &shared,
         &id,
@@ -907,11 +713,10 @@ async fn unassign_keys(
 
 async fn assign_members(
     State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
+    _: Management,
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<IdsBody>,
 ) -> Result<Response, ApiError> {
-    shared.require_management(&headers)?;
     change_members(
         &shared,
         &id,
@@ -922,11 +727,10 @@ async fn assign_members(
 
 async fn unassign_members(
     State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
+    _: Management,
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<IdsBody>,
 ) -> Result<Response, ApiError> {
-    shared.require_management(&headers)?;
     change_members(
         &shared,
         &id,
@@ -937,11 +741,10 @@ async fn unassign_members(
 
 async fn legacy_assign_keys(
     State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
+    _: Management,
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<IdsBody>,
 ) -> Result<Response, ApiError> {
-    shared.require_management(&headers)?;
     change_keys(
         &shared,
         &id,
@@ -952,11 +755,10 @@ async fn legacy_assign_keys(
 
 async fn legacy_unassign_keys(
     State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
+    _: Management,
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<IdsBody>,
 ) -> Result<Response, ApiError> {
-    shared.require_management(&headers)?;
     change_keys(
         &shared,
         &id,
@@ -967,21 +769,19 @@ async fn legacy_unassign_keys(
 
 async fn legacy_assign_members(
     State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
+    _: Management,
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<IdsBody>,
 ) -> Result<Response, ApiError> {
-    shared.require_management(&headers)?;
     change_members(&shared, &id, ids(&body.user_ids, "user_ids")?, Op::Assign)
 }
 
 async fn legacy_unassign_members(
     State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
+    _: Management,
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<IdsBody>,
 ) -> Result<Response, ApiError> {
-    shared.require_management(&headers)?;
     change_members(&shared, &id, ids(&body.user_ids, "user_ids")?, Op::Remove)
 }
 

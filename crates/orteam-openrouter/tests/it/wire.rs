@@ -10,9 +10,9 @@ use serde_json::json;
 use wiremock::matchers::{body_json, header, method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::types::chat::{ChatRequest, Message};
-use crate::types::keys::{CreateKeyRequest, ListKeysParams, UpdateKeyRequest};
-use crate::{Client, ErrorCategory, ErrorKind, Jitter, RetryEvent, RetryPolicy};
+use orteam_openrouter::types::chat::{ChatRequest, Message};
+use orteam_openrouter::types::keys::{CreateKeyRequest, ListKeysParams, UpdateKeyRequest};
+use orteam_openrouter::{Client, ErrorCategory, ErrorKind, Jitter, RetryEvent, RetryPolicy};
 
 const KEY: &str = "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";
 
@@ -94,7 +94,7 @@ async fn creates_retry_429_but_not_5xx() {
             .await;
         let c = client(&server, 2);
         c.create_key(&CreateKeyRequest::new("k")).await.unwrap_err();
-        c.create_guardrail(&crate::types::guardrails::CreateGuardrailRequest::new("g"))
+        c.create_guardrail(&orteam_openrouter::types::guardrails::CreateGuardrailRequest::new("g"))
             .await
             .unwrap_err();
         let reqs = server.received_requests().await.unwrap();
