@@ -5,7 +5,8 @@
 //!
 //! - [`spawn_sim`]: a simulator; [`inference_key`]: a key on it.
 //! - [`TestDb`] / [`Backend`] / [`backend_tests!`]: one database per test, on both backends.
-//! - [`TestGateway`]: a seeded gateway in front of a simulator.
+//! - `TestGateway` (feature `gateway`): a seeded gateway in front of a simulator;
+//!   [`seed_directory`]: the directory it is seeded with, on any ledger.
 //!
 //! ```no_run
 //! # async fn t() {
@@ -19,10 +20,14 @@
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
 mod db;
+#[cfg(feature = "gateway")]
 mod gateway;
+mod seed;
 
 pub use db::{Backend, TestDb, pg_base_url, pg_connect};
-pub use gateway::{ADMIN_TOKEN, TestGateway, TestGatewayBuilder, seed_directory};
+#[cfg(feature = "gateway")]
+pub use gateway::{TestGateway, TestGatewayBuilder};
+pub use seed::{ADMIN_TOKEN, seed_directory};
 
 use orteam_core::{Money, Window};
 pub use orteam_sim::{Fault, FaultRule, SimConfig, SimHandle};
