@@ -13,7 +13,6 @@ pub mod args;
 pub mod args_insight;
 pub mod args_team;
 pub mod commands;
-pub mod env_vars;
 mod logging;
 mod shutdown;
 

@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use orteam_core::{ControllableClock, Money, SharedClock, Window};
+use orteam_core::{ControllableClock, Money, SharedClock, Window, env};
 use orteam_gateway::{GatewayConfig, RunningGateway};
 use orteam_ledger::{BudgetScope, Ledger, LedgerOptions, NewMember};
 use orteam_sim::SimHandle;
@@ -78,10 +78,10 @@ impl TestGatewayBuilder {
                 .expect("budget");
         }
         let env: HashMap<&str, String> = [
-            ("OPENROUTER_BASE_URL", sim.base_url()),
-            ("ORTEAM_DATABASE_URL", db.url.clone()),
-            ("OPENROUTER_API_KEY", upstream.secret.clone()),
-            ("ORTEAM_ADMIN_TOKEN", ADMIN_TOKEN.to_owned()),
+            (env::OPENROUTER_BASE_URL, sim.base_url()),
+            (env::ORTEAM_DATABASE_URL, db.url.clone()),
+            (env::OPENROUTER_API_KEY, upstream.secret.clone()),
+            (env::ORTEAM_ADMIN_TOKEN, ADMIN_TOKEN.to_owned()),
         ]
         .into();
         let mut config =

@@ -120,7 +120,7 @@ async fn list(args: KeysListArgs) -> anyhow::Result<ExitCode> {
         writeln!(
             std::io::stderr(),
             "note: set {} to show direct keys' usage and limits from OpenRouter",
-            crate::args_team::OPENROUTER_PROVISIONING_KEY
+            orteam_core::env::OPENROUTER_PROVISIONING_KEY
         )?;
     }
     let totals = KeyTotals::of(&rows);

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use comfy_table::{Cell, CellAlignment, Table, presets};
-use orteam_core::Clock;
+use orteam_core::{Clock, env};
 use orteam_insight::Range;
 use orteam_insight::reconcile::{CheckStatus, Corrections, ReconcileOptions, ReconcileReport};
 use orteam_ledger::{Ledger, LedgerError, LedgerOptions};
@@ -60,7 +60,9 @@ pub async fn run(args: ReconcileArgs) -> anyhow::Result<ExitCode> {
     )?;
     anyhow::ensure!(
         up.management().is_some() || up.has_shared(),
-        "reconcile needs OpenRouter keys: set OPENROUTER_PROVISIONING_KEY (for /activity) and OPENROUTER_API_KEY (the gateway's shared key, for /generation)"
+        "reconcile needs OpenRouter keys: set {} (for /activity) and {} (the gateway's shared key, for /generation)",
+        env::OPENROUTER_PROVISIONING_KEY,
+        env::OPENROUTER_API_KEY
     );
     let (ledger, corrections) = open_for_corrections(&args, &clock).await?;
     let mut opts = ReconcileOptions::new(range);

@@ -4,7 +4,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use orteam_core::SharedClock;
+use orteam_core::{SharedClock, env};
 use orteam_gateway::GatewayConfig;
 
 use crate::args::ServeArgs;
@@ -23,11 +23,15 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     }
     if config.upstream_key.is_none() {
         tracing::warn!(
-            "OPENROUTER_API_KEY is not set: only members with their own upstream key can be served"
+            "{} is not set: only members with their own upstream key can be served",
+            env::OPENROUTER_API_KEY
         );
     }
     if config.admin_token.is_none() {
-        tracing::warn!("ORTEAM_ADMIN_TOKEN is not set: the admin API and dashboard are disabled");
+        tracing::warn!(
+            "{} is not set: the admin API and dashboard are disabled",
+            env::ORTEAM_ADMIN_TOKEN
+        );
     }
     let listener = std::net::TcpListener::bind(config.listen)
         .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -72,7 +76,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let reconcile = {
         let upstream = orteam_insight::Upstream::from_keys(
             Some(&running.gateway.config.upstream_base_url),
-            std::env::var(crate::args_team::OPENROUTER_PROVISIONING_KEY)
+            std::env::var(env::OPENROUTER_PROVISIONING_KEY)
                 .ok()
                 .filter(|k| !k.is_empty())
                 .map(secrecy::SecretString::from),
@@ -138,7 +142,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
 fn management_client(
     running: &orteam_gateway::RunningGateway,
 ) -> anyhow::Result<orteam_openrouter::Client> {
-    let key = std::env::var(crate::args_team::OPENROUTER_PROVISIONING_KEY).unwrap_or_default();
+    let key = std::env::var(env::OPENROUTER_PROVISIONING_KEY).unwrap_or_default();
     Ok(orteam_openrouter::Client::builder()
         .base_url(running.gateway.config.upstream_base_url.clone())
         .api_key(secrecy::SecretString::from(key))

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use chrono::{DateTime, TimeDelta, Utc};
 use comfy_table::{Table, presets};
+use orteam_core::env::ORTEAM_CLOCK_OFFSET_SECONDS;
 use orteam_core::{Clock, ControllableClock};
 use orteam_ledger::{Ledger, LedgerOptions, SecretKey};
 use orteam_openrouter::Client;
@@ -18,8 +19,7 @@ use orteam_team::{TeamError, file};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::args_team::{
-    ConnectArgs, ORTEAM_CLOCK_OFFSET_SECONDS, OutputFormat, TeamApplyArgs, TeamArgs, TeamCommand,
-    TeamPlanArgs,
+    ConnectArgs, OutputFormat, TeamApplyArgs, TeamArgs, TeamCommand, TeamPlanArgs,
 };
 
 /// Exit code of `team plan` when there are changes.
