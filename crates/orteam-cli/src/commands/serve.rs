@@ -3,13 +3,14 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use anyhow::Context;
+use anyhow::Context as _;
 use orteam_core::{SharedClock, env};
 use orteam_gateway::GatewayConfig;
 
 use crate::args::ServeArgs;
+use crate::context::{Context, FileSink};
 
-pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+pub async fn run(cx: &Context, args: ServeArgs) -> anyhow::Result<ExitCode> {
     let mut config = GatewayConfig::load(args.config.as_deref(), |k| std::env::var(k).ok())?;
     if let Some(listen) = args.listen {
         config.listen = listen;
@@ -35,7 +36,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     }
     let listener = std::net::TcpListener::bind(config.listen)
         .with_context(|| format!("cannot listen on {}", config.listen))?;
-    let clock: SharedClock = super::team::clock()?;
+    let clock: SharedClock = cx.shared_clock();
     let shutdown = crate::shutdown::on_signal();
     let (clock_for_rotation, shutdown_for_rotation) = (clock.clone(), shutdown.clone());
     let running = orteam_gateway::start(config, listener, clock, shutdown)
@@ -49,7 +50,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let rotation = async {
         match &args.rotation_secrets_out {
             Some(path) => {
-                let sink = super::team::FileSink::open(path)?;
+                let sink = FileSink::open(path)?;
                 let client = management_client(&running)?;
                 let ledger = running.gateway.ledger.clone();
                 Ok::<_, anyhow::Error>(Some((sink, client, ledger)))
@@ -153,7 +154,7 @@ fn management_client(
 async fn rotation_loop(
     ledger: orteam_ledger::Ledger,
     client: orteam_openrouter::Client,
-    mut sink: super::team::FileSink,
+    mut sink: FileSink,
     clock: SharedClock,
     every: std::time::Duration,
     shutdown: tokio_util::sync::CancellationToken,
