@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::env_vars;
+use orteam_core::env;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -101,7 +101,7 @@ pub struct ServeArgs {
     pub database_url: Option<String>,
     /// Rotate keys whose `rotate_every` is due while serving, appending each new secret as a
     /// JSON line to this file (created with mode 0600). Without it, serve rotates nothing.
-    #[arg(long, value_name = "FILE", env = "ORTEAM_ROTATION_SECRETS_OUT")]
+    #[arg(long, value_name = "FILE", env = env::ORTEAM_ROTATION_SECRETS_OUT)]
     pub rotation_secrets_out: Option<PathBuf>,
     /// How often to look for keys due for rotation.
     #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
@@ -129,7 +129,7 @@ pub struct McpArgs {
     #[arg(long, value_name = "ADDR")]
     pub http: Option<SocketAddr>,
     /// Bearer token HTTP clients must send (required with --http).
-    #[arg(long, env = env_vars::ORTEAM_MCP_TOKEN, hide_env_values = true)]
+    #[arg(long, env = env::ORTEAM_MCP_TOKEN, hide_env_values = true)]
     pub http_token: Option<String>,
 }
 
@@ -140,7 +140,7 @@ pub struct SimArgs {
     pub listen: SocketAddr,
     /// The simulator's management (provisioning) key. Defaults to a fixed local key printed
     /// in the docs (never use it for anything real).
-    #[arg(long, env = env_vars::ORTEAM_SIM_PROVISIONING_KEY, hide_env_values = true)]
+    #[arg(long, env = env::ORTEAM_SIM_PROVISIONING_KEY, hide_env_values = true)]
     pub provisioning_key: Option<String>,
     /// Starting credit balance in USD.
     #[arg(long, default_value = "100")]
@@ -171,7 +171,7 @@ pub struct TopArgs {
     pub url: String,
     /// The gateway's admin token. Prefer the environment variable: command-line arguments are
     /// visible to other local users.
-    #[arg(long, env = env_vars::ORTEAM_ADMIN_TOKEN, hide_env_values = true)]
+    #[arg(long, env = env::ORTEAM_ADMIN_TOKEN, hide_env_values = true)]
     pub token: Option<String>,
     /// Time between refreshes, e.g. `2s`, `500ms`.
     #[arg(long, default_value = "2s")]

@@ -6,13 +6,9 @@ use std::path::PathBuf;
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Args, Subcommand, ValueEnum};
 use orteam_core::ApiRoute;
+use orteam_core::env::{OPENROUTER_API_KEY, ORTEAM_SHARED_KEY_HASH};
 
 use crate::args_team::ConnectArgs;
-
-/// The gateway's shared inference key (used to look up `/generation` of its requests).
-pub const OPENROUTER_API_KEY: &str = "OPENROUTER_API_KEY";
-/// The shared key's OpenRouter hash, when it cannot be derived (see docs/insight.md).
-pub const ORTEAM_SHARED_KEY_HASH: &str = "ORTEAM_SHARED_KEY_HASH";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum PeriodArg {

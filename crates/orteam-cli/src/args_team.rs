@@ -4,14 +4,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand, ValueEnum};
-
-/// Ledger database URL (default `sqlite://orteam.db`).
-pub const ORTEAM_DATABASE_URL: &str = "ORTEAM_DATABASE_URL";
-/// The OpenRouter management (provisioning) key used to list, create and delete keys.
-pub const OPENROUTER_PROVISIONING_KEY: &str = "OPENROUTER_PROVISIONING_KEY";
-/// Testing aid: shifts the CLI's clock by this many seconds (negative allowed), so tests can
-/// reach a rotation or the end of a grace period without waiting. Never set it in production.
-pub const ORTEAM_CLOCK_OFFSET_SECONDS: &str = "ORTEAM_CLOCK_OFFSET_SECONDS";
+use orteam_core::env::{OPENROUTER_PROVISIONING_KEY, ORTEAM_DATABASE_URL};
 
 /// Where the ledger and OpenRouter are.
 #[derive(Debug, Clone, Args)]

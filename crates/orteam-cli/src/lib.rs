@@ -1,5 +1,6 @@
 //! The orteam command line: argument definitions in [`args`], one module per command under
-//! [`commands`]. The `orteam` binary only calls [`main`].
+//! [`commands`]. The `orteam` binary only calls [`main`], which resolves one [`context::Context`]
+//! (clock, ledger opener, OpenRouter client, secret sink) and passes it to the commands.
 //!
 //! Output rules: data goes to stdout, diagnostics and progress to stderr; an error prints one
 //! line `error: …` and exits non-zero.
@@ -13,7 +14,7 @@ pub mod args;
 pub mod args_insight;
 pub mod args_team;
 pub mod commands;
-pub mod env_vars;
+pub mod context;
 mod logging;
 mod shutdown;
 
@@ -37,19 +38,20 @@ pub fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let cx = &context::Context::from_env()?;
     match cli.command {
         Command::Demo(args) => commands::demo::run(args).await,
         Command::Sim(args) => commands::sim::run(args).await,
         Command::Mcp(args) => commands::mcp::run(args).await,
-        Command::Serve(args) => commands::serve::run(args).await,
-        Command::Team(args) => commands::team::run(args).await,
-        Command::Keys(args) => commands::keys::run(args).await,
-        Command::Member(args) => commands::member::run(args).await,
-        Command::Budget(args) => commands::budget::run(args).await,
+        Command::Serve(args) => commands::serve::run(cx, args).await,
+        Command::Team(args) => commands::team::run(cx, args).await,
+        Command::Keys(args) => commands::keys::run(cx, args).await,
+        Command::Member(args) => commands::member::run(cx, args).await,
+        Command::Budget(args) => commands::budget::run(cx, args).await,
         Command::Top(args) => commands::top::run(args).await,
-        Command::Report(args) => commands::report::run(args).await,
-        Command::Reconcile(args) => commands::reconcile::run(args).await,
-        Command::Alerts(args) => commands::alerts::run(args).await,
+        Command::Report(args) => commands::report::run(cx, args).await,
+        Command::Reconcile(args) => commands::reconcile::run(cx, args).await,
+        Command::Alerts(args) => commands::alerts::run(cx, args).await,
     }
 }
 

@@ -3,7 +3,7 @@
 use tracing_subscriber::EnvFilter;
 
 use crate::args::{GlobalArgs, LogFormat};
-use crate::env_vars::ORTEAM_LOG;
+use orteam_core::env::ORTEAM_LOG;
 
 pub fn init(global: &GlobalArgs) {
     let default = match global.verbose {

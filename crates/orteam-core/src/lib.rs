@@ -4,14 +4,20 @@
 //! - [`Window`]: the UTC calendar windows budgets and key limits reset on.
 //! - [`Clock`]: the source of "now", controllable in tests and in the simulator.
 //! - [`ApiRoute`]: the gateway API route a request came in on (chat, messages, responses…).
+//! - [`env`]: the name of every environment variable orteam reads.
+//! - [`BudgetScope`], [`Outcome`]: a budget's level and how a request ended (the ledger stores
+//!   them, the dashboards show them).
 
 pub mod clock;
+pub mod env;
 pub mod money;
 pub mod route;
+pub mod scope;
 pub mod window;
 
 pub use clock::{Clock, ControllableClock, SharedClock, SystemClock};
 pub use money::{Money, MoneyError};
 pub use route::{ApiRoute, UnknownApiRoute};
 pub use rust_decimal;
+pub use scope::{BudgetScope, Outcome};
 pub use window::Window;

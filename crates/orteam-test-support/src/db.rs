@@ -31,7 +31,7 @@ macro_rules! backend_tests {
 
 /// `ORTEAM_TEST_DATABASE_URL`, else the local default.
 pub fn pg_base_url() -> String {
-    std::env::var(orteam_ledger::env::ORTEAM_TEST_DATABASE_URL)
+    std::env::var(orteam_core::env::ORTEAM_TEST_DATABASE_URL)
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
 }
 

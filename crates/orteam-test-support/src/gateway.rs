@@ -10,19 +10,14 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use orteam_core::{ControllableClock, Money, SharedClock, Window};
+use orteam_core::{ControllableClock, Money, SharedClock, Window, env};
 use orteam_gateway::{GatewayConfig, RunningGateway};
-use orteam_ledger::{
-    BudgetScope, Ledger, LedgerOptions, ModelAccess, NewMember, OnDisallowed, Tier,
-};
+use orteam_ledger::{BudgetScope, Ledger, LedgerOptions, NewMember};
 use orteam_sim::SimHandle;
-use secrecy::ExposeSecret;
 use tokio_util::sync::CancellationToken;
 
 use crate::db::{Backend, TestDb};
-
-/// The admin token of test gateways.
-pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789abcdef";
+use crate::seed::{ADMIN_TOKEN, seed_directory};
 
 /// A change to the gateway's configuration before it starts.
 type Configure = Box<dyn FnOnce(&mut GatewayConfig) + Send>;
@@ -83,10 +78,10 @@ impl TestGatewayBuilder {
                 .expect("budget");
         }
         let env: HashMap<&str, String> = [
-            ("OPENROUTER_BASE_URL", sim.base_url()),
-            ("ORTEAM_DATABASE_URL", db.url.clone()),
-            ("OPENROUTER_API_KEY", upstream.secret.clone()),
-            ("ORTEAM_ADMIN_TOKEN", ADMIN_TOKEN.to_owned()),
+            (env::OPENROUTER_BASE_URL, sim.base_url()),
+            (env::ORTEAM_DATABASE_URL, db.url.clone()),
+            (env::OPENROUTER_API_KEY, upstream.secret.clone()),
+            (env::ORTEAM_ADMIN_TOKEN, ADMIN_TOKEN.to_owned()),
         ]
         .into();
         let mut config =
@@ -116,65 +111,6 @@ impl TestGatewayBuilder {
             http: reqwest::Client::new(),
         }
     }
-}
-
-/// Seeds the directory described in the module docs; returns each member's `ot-…` key.
-pub async fn seed_directory(
-    admin: &Ledger,
-    tier_limits: &HashMap<String, (Option<u32>, Option<u64>)>,
-) -> HashMap<String, String> {
-    admin.put_org("acme", "Acme").await.expect("org");
-    admin.put_team("core", "acme", "Core").await.expect("team");
-    admin.put_team("web", "acme", "Web").await.expect("team");
-    let tiers = [
-        ("all", ModelAccess::All, OnDisallowed::Deny),
-        (
-            "basic",
-            ModelAccess::Allow(vec!["openai/gpt-4o-mini".into(), "meta-llama/*".into()]),
-            OnDisallowed::Downgrade("openai/gpt-4o-mini".into()),
-        ),
-        (
-            "strict",
-            ModelAccess::Allow(vec!["openai/gpt-4o-mini".into()]),
-            OnDisallowed::Deny,
-        ),
-    ];
-    for (id, models, on_disallowed) in tiers {
-        let (rpm, tpm) = tier_limits.get(id).copied().unwrap_or((None, None));
-        admin
-            .put_tier(Tier {
-                id: id.into(),
-                name: id.into(),
-                models,
-                on_disallowed,
-                requests_per_minute: rpm,
-                tokens_per_minute: tpm,
-            })
-            .await
-            .expect("tier");
-    }
-    let mut keys = HashMap::new();
-    for (id, tier, team) in [
-        ("alice", "all", "core"),
-        ("bob", "basic", "core"),
-        ("carol", "strict", "web"),
-    ] {
-        admin
-            .put_member(NewMember {
-                id: id.into(),
-                display_name: id.to_uppercase(),
-                team_id: team.into(),
-                tier_id: tier.into(),
-            })
-            .await
-            .expect("member");
-        let issued = admin
-            .create_virtual_key(id, &format!("{id}-key"), None)
-            .await
-            .expect("key");
-        keys.insert(id.to_owned(), issued.secret.expose_secret().to_owned());
-    }
-    keys
 }
 
 /// See the module docs.

@@ -5,7 +5,12 @@
 //!
 //! - [`spawn_sim`]: a simulator; [`inference_key`]: a key on it.
 //! - [`TestDb`] / [`Backend`] / [`backend_tests!`]: one database per test, on both backends.
-//! - [`TestGateway`]: a seeded gateway in front of a simulator.
+//! - `TestGateway` (feature `gateway`): a seeded gateway in front of a simulator;
+//!   [`seed_directory`]: the directory it is seeded with, on any ledger.
+//! - [`poll_until`], [`wait_for_events`], [`wait_for_event`]: bounded polling for what settles in
+//!   the background.
+//! - [`WebhookReceiver`]: records the alerts POSTed to it.
+//! - [`sim_management_get`]: a management-key GET on a simulator.
 //!
 //! ```no_run
 //! # async fn t() {
@@ -19,10 +24,21 @@
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
 mod db;
+#[cfg(feature = "gateway")]
 mod gateway;
+mod seed;
+mod wait;
+mod webhook;
 
 pub use db::{Backend, TestDb, pg_base_url, pg_connect};
-pub use gateway::{ADMIN_TOKEN, TestGateway, TestGatewayBuilder, seed_directory};
+#[cfg(feature = "gateway")]
+pub use gateway::{TestGateway, TestGatewayBuilder};
+pub use seed::{ADMIN_TOKEN, seed_directory};
+pub use wait::{
+    POLL_EVERY, POLL_ROUNDS, all_settled, poll_until, wait_for_event, wait_for_events,
+    wait_for_settled_events,
+};
+pub use webhook::{Delivery, WebhookReceiver};
 
 use orteam_core::{Money, Window};
 pub use orteam_sim::{Fault, FaultRule, SimConfig, SimHandle};

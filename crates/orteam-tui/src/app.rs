@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-use orteam_web::Snapshot;
+use orteam_dashboard_types::Snapshot;
 
 /// The tabs, in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

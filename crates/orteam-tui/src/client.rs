@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use orteam_web::{Range, Snapshot};
+use orteam_dashboard_types::{Range, Snapshot};
 use secrecy::{ExposeSecret, SecretString};
 
 /// Why a snapshot could not be fetched; every message says what to do.

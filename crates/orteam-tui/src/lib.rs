@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use crossterm::event::{Event, EventStream, KeyEventKind};
 use futures::StreamExt;
-use orteam_web::Range;
+use orteam_dashboard_types::Range;
 use secrecy::SecretString;
 
 pub use app::{App, Tab};

@@ -3,9 +3,9 @@
 
 use chrono::{DateTime, Utc};
 use orteam_core::Money;
-use orteam_web::alerts::Severity;
-use orteam_web::snapshot::{Gauge, Snapshot, usd};
-use orteam_web::{Alert, keys::KeyRow};
+use orteam_dashboard_types::alerts::Severity;
+use orteam_dashboard_types::snapshot::{Gauge, Snapshot, usd};
+use orteam_dashboard_types::{Alert, keys::KeyRow};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
@@ -239,7 +239,7 @@ fn render_overview(f: &mut Frame, area: Rect, s: &Snapshot) {
                 let cost = format!("{:>cost_w$}", usd(m.spend_today));
                 let name_w = (inner / 2).min(22);
                 let w = inner.saturating_sub(name_w + 2 + cost.len()).max(2);
-                let pm = orteam_web::snapshot::permille(m.spend_today, max);
+                let pm = orteam_dashboard_types::snapshot::permille(m.spend_today, max);
                 Line::from(vec![
                     Span::raw(format!("{:<name_w$} ", trunc(&m.model, name_w))),
                     Span::styled(bar(pm, w), Style::new().fg(Color::Cyan)),
@@ -330,7 +330,7 @@ fn render_overview(f: &mut Frame, area: Rect, s: &Snapshot) {
 }
 
 /// The model, or `requested→served` when the tier downgraded it.
-fn model_text(r: &orteam_web::snapshot::RecentRequest) -> String {
+fn model_text(r: &orteam_dashboard_types::snapshot::RecentRequest) -> String {
     match &r.served_model {
         Some(served) if *served != r.requested_model => {
             format!(

@@ -10,19 +10,19 @@ use orteam_insight::AlertsConfig;
 use orteam_team::file;
 
 use super::report::anomaly_rule;
-use super::team::{clock, open_ledger};
 use crate::args_insight::{
     AlertsArgs, AlertsCommand, AlertsListArgs, AlertsSendArgs, InsightFormat,
 };
+use crate::context::Context;
 
-pub async fn run(args: AlertsArgs) -> anyhow::Result<ExitCode> {
+pub async fn run(cx: &Context, args: AlertsArgs) -> anyhow::Result<ExitCode> {
     match args.command {
-        AlertsCommand::Send(a) => send(a).await,
-        AlertsCommand::List(a) => list(a).await,
+        AlertsCommand::Send(a) => send(cx, a).await,
+        AlertsCommand::List(a) => list(cx, a).await,
     }
 }
 
-async fn send(args: AlertsSendArgs) -> anyhow::Result<ExitCode> {
+async fn send(cx: &Context, args: AlertsSendArgs) -> anyhow::Result<ExitCode> {
     let team = file::load(&args.file)?;
     let Some(spec) = team.alerts.as_ref().filter(|a| !a.webhooks.is_empty()) else {
         anyhow::bail!(
@@ -36,8 +36,7 @@ async fn send(args: AlertsSendArgs) -> anyhow::Result<ExitCode> {
     } else {
         Some(anomaly_rule(&args.anomaly_min_spend)?)
     };
-    let clock = clock()?;
-    let ledger = open_ledger(&args.connect, &clock).await?;
+    let ledger = cx.open_ledger(&args.connect).await?;
     let http = reqwest::Client::new();
     let r = orteam_insight::run_alerts_once(&ledger, &http, &cfg).await;
     let _ = ledger.shutdown().await;
@@ -57,9 +56,8 @@ async fn send(args: AlertsSendArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-async fn list(args: AlertsListArgs) -> anyhow::Result<ExitCode> {
-    let clock = clock()?;
-    let ledger = open_ledger(&args.connect, &clock).await?;
+async fn list(cx: &Context, args: AlertsListArgs) -> anyhow::Result<ExitCode> {
+    let ledger = cx.open_ledger(&args.connect).await?;
     let rows = ledger.outbox_entries(args.pending).await;
     let _ = ledger.shutdown().await;
     let rows = rows?;

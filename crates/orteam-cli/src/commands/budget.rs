@@ -4,18 +4,18 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use anyhow::{Context, bail};
+use anyhow::{Context as _, bail};
 use chrono::{DateTime, TimeDelta, Utc};
-use orteam_core::{Clock, Money, Window};
+use orteam_core::{Money, Window};
 use orteam_ledger::BudgetScope;
 use orteam_team::{TeamError, file};
 
-use super::team::{clock, open_ledger};
 use crate::args_team::{BudgetArgs, BudgetCommand, BudgetRaiseArgs, ScopeArg, WindowArg};
+use crate::context::Context;
 
-pub async fn run(args: BudgetArgs) -> anyhow::Result<ExitCode> {
+pub async fn run(cx: &Context, args: BudgetArgs) -> anyhow::Result<ExitCode> {
     match args.command {
-        BudgetCommand::Raise(a) => raise(a).await,
+        BudgetCommand::Raise(a) => raise(cx, a).await,
     }
 }
 
@@ -32,7 +32,7 @@ pub(crate) fn parse_until(text: &str, now: DateTime<Utc>) -> anyhow::Result<Date
     Ok(now + TimeDelta::from_std(d).context("--until is too far away")?)
 }
 
-async fn raise(args: BudgetRaiseArgs) -> anyhow::Result<ExitCode> {
+async fn raise(cx: &Context, args: BudgetRaiseArgs) -> anyhow::Result<ExitCode> {
     let amount = Money::parse(args.amount.trim()).map_err(|_| {
         anyhow::anyhow!(
             "{:?} is not a decimal amount (write e.g. 10.00)",
@@ -42,8 +42,7 @@ async fn raise(args: BudgetRaiseArgs) -> anyhow::Result<ExitCode> {
     if amount.is_negative() || amount.is_zero() {
         bail!("a raise must be a positive amount, not {}", args.amount);
     }
-    let clock = clock()?;
-    let now = clock.now();
+    let now = cx.now();
     let until = parse_until(&args.until, now)?;
     if until <= now {
         bail!("--until {} is in the past", until.to_rfc3339());
@@ -53,7 +52,7 @@ async fn raise(args: BudgetRaiseArgs) -> anyhow::Result<ExitCode> {
         WindowArg::Weekly => Window::Weekly,
         WindowArg::Monthly => Window::Monthly,
     };
-    let ledger = open_ledger(&args.connect, &clock).await?;
+    let ledger = cx.open_ledger(&args.connect).await?;
     let dir = ledger.directory();
     let id = args.target.as_str();
     let is_member = dir.members.contains_key(id);

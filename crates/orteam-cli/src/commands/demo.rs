@@ -15,7 +15,7 @@ use anyhow::Context;
 use chrono::Datelike;
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use indicatif::{ProgressBar, ProgressStyle};
-use orteam_core::{ControllableClock, Money, SharedClock};
+use orteam_core::{ControllableClock, Money, SharedClock, env};
 use orteam_gateway::GatewayConfig;
 use orteam_ledger::{GroupBy, Ledger, LedgerOptions, SecretKey, UsageQuery};
 use orteam_team::{CollectSecrets, PlanOptions, SecretKind};
@@ -203,10 +203,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let admin_token =
         format!("demo-{}", &SecretKey::generate_base64()[..32]).replace(['/', '+', '='], "x");
     let env: HashMap<&str, String> = [
-        ("OPENROUTER_BASE_URL", sim.base_url()),
-        ("ORTEAM_DATABASE_URL", db_url.clone()),
-        ("OPENROUTER_API_KEY", shared_key.clone()),
-        ("ORTEAM_ADMIN_TOKEN", admin_token.clone()),
+        (env::OPENROUTER_BASE_URL, sim.base_url()),
+        (env::ORTEAM_DATABASE_URL, db_url.clone()),
+        (env::OPENROUTER_API_KEY, shared_key.clone()),
+        (env::ORTEAM_ADMIN_TOKEN, admin_token.clone()),
     ]
     .into();
     let mut config = GatewayConfig::load(None, |k| env.get(k).cloned())?;

@@ -3,34 +3,33 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use anyhow::Context;
+use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use comfy_table::{Cell, CellAlignment, Table, presets};
-use orteam_core::{Clock, Money, Window};
+use orteam_core::{Money, Window};
 use orteam_ledger::EventFilter;
 use orteam_team::{file, rotate_member};
 use orteam_web::keys::{KeyMode, KeyRow, KeyTotals, KeyUsage, direct_key_hashes, key_rows};
 use orteam_web::snapshot::usd;
 
-use super::team::{Sink, client, clock, open_ledger};
 use crate::args_team::{KeysArgs, KeysCommand, KeysListArgs, KeysRotateArgs, ListFormat};
+use crate::context::Context;
 
-pub async fn run(args: KeysArgs) -> anyhow::Result<ExitCode> {
+pub async fn run(cx: &Context, args: KeysArgs) -> anyhow::Result<ExitCode> {
     match args.command {
-        KeysCommand::Rotate(a) => rotate(a).await,
-        KeysCommand::List(a) => list(a).await,
+        KeysCommand::Rotate(a) => rotate(cx, a).await,
+        KeysCommand::List(a) => list(cx, a).await,
     }
 }
 
-async fn rotate(args: KeysRotateArgs) -> anyhow::Result<ExitCode> {
+async fn rotate(cx: &Context, args: KeysRotateArgs) -> anyhow::Result<ExitCode> {
     let grace = args
         .grace
         .as_deref()
         .map(file::parse_duration)
         .transpose()
         .map_err(|e| anyhow::anyhow!("--grace: {e}"))?;
-    let clock = clock()?;
-    let ledger = open_ledger(&args.connect, &clock).await?;
+    let ledger = cx.open_ledger(&args.connect).await?;
     // The provisioning key is only needed when the member has an OpenRouter key.
     let needs_client = ledger
         .directory()
@@ -38,16 +37,16 @@ async fn rotate(args: KeysRotateArgs) -> anyhow::Result<ExitCode> {
         .iter()
         .any(|k| k.member_id == args.member);
     let client = if needs_client {
-        Some(client(&args.connect)?)
+        Some(cx.client(&args.connect)?)
     } else {
         args.connect
             .provisioning_key
             .as_ref()
-            .map(|_| client(&args.connect))
+            .map(|_| cx.client(&args.connect))
             .transpose()?
     };
-    let mut sink = Sink::new(args.secrets_out.as_deref())?;
-    let now = clock.now();
+    let mut sink = cx.sink(args.secrets_out.as_deref())?;
+    let now = cx.now();
     let result = rotate_member(
         &ledger,
         client.as_ref(),
@@ -74,10 +73,9 @@ async fn rotate(args: KeysRotateArgs) -> anyhow::Result<ExitCode> {
 /// `orteam keys list`: every key with usage today and this month, limit and reset, expiry,
 /// rotation due date and state, plus totals. Gateway keys' usage comes from the ledger; direct
 /// keys' usage and limit from OpenRouter when a provisioning key is available.
-async fn list(args: KeysListArgs) -> anyhow::Result<ExitCode> {
-    let clock = clock()?;
-    let ledger = open_ledger(&args.connect, &clock).await?;
-    let now = clock.now();
+async fn list(cx: &Context, args: KeysListArgs) -> anyhow::Result<ExitCode> {
+    let ledger = cx.open_ledger(&args.connect).await?;
+    let now = cx.now();
     let dir = ledger.directory();
     let events = ledger
         .events(EventFilter {
@@ -94,7 +92,7 @@ async fn list(args: KeysListArgs) -> anyhow::Result<ExitCode> {
     let mut rows = key_rows(&dir, &budgets, &usage, now, args.all);
     let direct = direct_key_hashes(&dir);
     if !direct.is_empty() && args.connect.provisioning_key.is_some() {
-        match client(&args.connect)?.list_all_keys(Some(true)).await {
+        match cx.client(&args.connect)?.list_all_keys(Some(true)).await {
             Ok(keys) => {
                 for r in rows.iter_mut().filter(|r| r.mode == KeyMode::Direct) {
                     let hash = direct.get(&r.key);
@@ -120,7 +118,7 @@ async fn list(args: KeysListArgs) -> anyhow::Result<ExitCode> {
         writeln!(
             std::io::stderr(),
             "note: set {} to show direct keys' usage and limits from OpenRouter",
-            crate::args_team::OPENROUTER_PROVISIONING_KEY
+            orteam_core::env::OPENROUTER_PROVISIONING_KEY
         )?;
     }
     let totals = KeyTotals::of(&rows);

@@ -3,32 +3,30 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use orteam_core::Clock;
 use orteam_team::revoke_member;
 
-use super::team::{client, clock, open_ledger};
 use crate::args_team::{MemberArgs, MemberCommand, MemberRevokeArgs};
+use crate::context::Context;
 
-pub async fn run(args: MemberArgs) -> anyhow::Result<ExitCode> {
+pub async fn run(cx: &Context, args: MemberArgs) -> anyhow::Result<ExitCode> {
     match args.command {
-        MemberCommand::Revoke(a) => revoke(a).await,
+        MemberCommand::Revoke(a) => revoke(cx, a).await,
     }
 }
 
-async fn revoke(args: MemberRevokeArgs) -> anyhow::Result<ExitCode> {
-    let clock = clock()?;
-    let ledger = open_ledger(&args.connect, &clock).await?;
+async fn revoke(cx: &Context, args: MemberRevokeArgs) -> anyhow::Result<ExitCode> {
+    let ledger = cx.open_ledger(&args.connect).await?;
     let has_upstream = ledger
         .directory()
         .upstream_keys
         .iter()
         .any(|k| k.member_id == args.member);
     let client = if has_upstream || args.connect.provisioning_key.is_some() {
-        Some(client(&args.connect)?)
+        Some(cx.client(&args.connect)?)
     } else {
         None
     };
-    let r = revoke_member(&ledger, client.as_ref(), &args.member, clock.now()).await?;
+    let r = revoke_member(&ledger, client.as_ref(), &args.member, cx.now()).await?;
     let mut out = std::io::stdout().lock();
     writeln!(
         out,

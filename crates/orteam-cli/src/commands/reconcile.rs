@@ -11,47 +11,41 @@
 
 use std::io::Write;
 use std::process::ExitCode;
-use std::sync::Arc;
 
-use anyhow::Context;
+use anyhow::Context as _;
 use comfy_table::{Cell, CellAlignment, Table, presets};
-use orteam_core::Clock;
+use orteam_core::env;
 use orteam_insight::Range;
 use orteam_insight::reconcile::{CheckStatus, Corrections, ReconcileOptions, ReconcileReport};
 use orteam_ledger::{Ledger, LedgerError, LedgerOptions};
 
 use super::report::{Bar, upstream};
-use super::team::{clock, open_ledger};
 use crate::args_insight::{InsightFormat, ReconcileArgs};
+use crate::context::Context;
 
 /// Serving when possible (apply corrections now), else admin (queue them).
 async fn open_for_corrections(
+    cx: &Context,
     args: &ReconcileArgs,
-    clock: &Arc<orteam_core::ControllableClock>,
 ) -> anyhow::Result<(Ledger, Corrections)> {
     if args.dry_run {
-        return Ok((
-            open_ledger(&args.connect, clock).await?,
-            Corrections::Report,
-        ));
+        return Ok((cx.open_ledger(&args.connect).await?, Corrections::Report));
     }
-    let shared: Arc<dyn Clock> = clock.clone();
     let opts = LedgerOptions::serving()
-        .with_clock(shared)
+        .with_clock(cx.shared_clock())
         .with_instance_id(format!("orteam-reconcile-{}", std::process::id()));
     match Ledger::open(&args.connect.database_url, opts).await {
         Ok(l) => Ok((l, Corrections::Apply)),
         Err(LedgerError::AlreadyServing { .. }) => {
             tracing::info!("a gateway serves this ledger: exact costs are queued for it to apply");
-            Ok((open_ledger(&args.connect, clock).await?, Corrections::Queue))
+            Ok((cx.open_ledger(&args.connect).await?, Corrections::Queue))
         }
         Err(e) => Err(e).context("opening the ledger"),
     }
 }
 
-pub async fn run(args: ReconcileArgs) -> anyhow::Result<ExitCode> {
-    let clock = clock()?;
-    let now = clock.now();
+pub async fn run(cx: &Context, args: ReconcileArgs) -> anyhow::Result<ExitCode> {
+    let now = cx.now();
     let range = Range::from_bounds(args.since.as_deref(), args.until.as_deref(), now)?;
     let up = upstream(
         &args.connect,
@@ -60,9 +54,11 @@ pub async fn run(args: ReconcileArgs) -> anyhow::Result<ExitCode> {
     )?;
     anyhow::ensure!(
         up.management().is_some() || up.has_shared(),
-        "reconcile needs OpenRouter keys: set OPENROUTER_PROVISIONING_KEY (for /activity) and OPENROUTER_API_KEY (the gateway's shared key, for /generation)"
+        "reconcile needs OpenRouter keys: set {} (for /activity) and {} (the gateway's shared key, for /generation)",
+        env::OPENROUTER_PROVISIONING_KEY,
+        env::OPENROUTER_API_KEY
     );
-    let (ledger, corrections) = open_for_corrections(&args, &clock).await?;
+    let (ledger, corrections) = open_for_corrections(cx, &args).await?;
     let mut opts = ReconcileOptions::new(range);
     opts.corrections = corrections;
     let result = orteam_insight::reconcile(&ledger, &up, &opts, &Bar::new()).await;

@@ -4,11 +4,11 @@
 
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
-use std::sync::Arc;
 
-use anyhow::Context;
+use anyhow::Context as _;
+use chrono::{DateTime, Utc};
 use comfy_table::{Cell, CellAlignment, Table, presets};
-use orteam_core::{ControllableClock, Money};
+use orteam_core::Money;
 use orteam_insight::anomaly::AnomalyConfig;
 use orteam_insight::report::{Report, ReportOptions, group_name};
 use orteam_insight::weekly::WeeklyReport;
@@ -16,12 +16,12 @@ use orteam_insight::{Period, Progress, Range, Upstream};
 use orteam_ledger::GroupBy;
 use secrecy::SecretString;
 
-use super::team::{clock, open_ledger};
 use crate::args_insight::{
     ByArg, InsightFormat, PeriodArg, ReportArgs, ReportCommand, ReportFormat, SpendReportArgs,
     WeeklyArgs,
 };
 use crate::args_team::ConnectArgs;
+use crate::context::Context;
 
 /// A progress bar on stderr when it is a terminal; nothing otherwise (piped, CI, tests).
 pub(crate) struct Bar {
@@ -97,15 +97,14 @@ pub(crate) fn anomaly_rule(min_spend: &str) -> anyhow::Result<AnomalyConfig> {
     Ok(AnomalyConfig::default().with_min_spend(m))
 }
 
-pub async fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
+pub async fn run(cx: &Context, args: ReportArgs) -> anyhow::Result<ExitCode> {
     match args.command {
-        Some(ReportCommand::Weekly(a)) => weekly(a).await,
-        None => spend(args.spend).await,
+        Some(ReportCommand::Weekly(a)) => weekly(cx, a).await,
+        None => spend(cx, args.spend).await,
     }
 }
 
-fn range(args: &SpendReportArgs, clock: &Arc<ControllableClock>) -> anyhow::Result<Range> {
-    let now = orteam_core::Clock::now(clock.as_ref());
+fn range(args: &SpendReportArgs, now: DateTime<Utc>) -> anyhow::Result<Range> {
     if args.since.is_some() || args.until.is_some() {
         return Ok(Range::from_bounds(
             args.since.as_deref(),
@@ -142,11 +141,10 @@ fn group_by(by: &[ByArg]) -> Vec<GroupBy> {
     out
 }
 
-async fn spend(args: SpendReportArgs) -> anyhow::Result<ExitCode> {
-    let clock = clock()?;
-    let range = range(&args, &clock)?;
+async fn spend(cx: &Context, args: SpendReportArgs) -> anyhow::Result<ExitCode> {
+    let range = range(&args, cx.now())?;
     let rule = anomaly_rule(&args.anomaly_min_spend)?;
-    let ledger = open_ledger(&args.connect, &clock).await?;
+    let ledger = cx.open_ledger(&args.connect).await?;
     let up = upstream(&args.connect, None, None)?;
     let today = ledger.now().date_naive();
     let opts = ReportOptions {
@@ -232,10 +230,9 @@ fn write_table(out: &mut impl Write, r: &Report) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn weekly(args: WeeklyArgs) -> anyhow::Result<ExitCode> {
-    let clock = clock()?;
+async fn weekly(cx: &Context, args: WeeklyArgs) -> anyhow::Result<ExitCode> {
     let rule = anomaly_rule(&args.anomaly_min_spend)?;
-    let ledger = open_ledger(&args.connect, &clock).await?;
+    let ledger = cx.open_ledger(&args.connect).await?;
     let up = upstream(&args.connect, None, None)?;
     let report = orteam_insight::weekly_report(&ledger, &up, &rule, &Bar::new()).await;
     let _ = ledger.shutdown().await;

@@ -3,13 +3,14 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use anyhow::Context;
-use orteam_core::SharedClock;
+use anyhow::Context as _;
+use orteam_core::{SharedClock, env};
 use orteam_gateway::GatewayConfig;
 
 use crate::args::ServeArgs;
+use crate::context::{Context, FileSink};
 
-pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+pub async fn run(cx: &Context, args: ServeArgs) -> anyhow::Result<ExitCode> {
     let mut config = GatewayConfig::load(args.config.as_deref(), |k| std::env::var(k).ok())?;
     if let Some(listen) = args.listen {
         config.listen = listen;
@@ -23,15 +24,19 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     }
     if config.upstream_key.is_none() {
         tracing::warn!(
-            "OPENROUTER_API_KEY is not set: only members with their own upstream key can be served"
+            "{} is not set: only members with their own upstream key can be served",
+            env::OPENROUTER_API_KEY
         );
     }
     if config.admin_token.is_none() {
-        tracing::warn!("ORTEAM_ADMIN_TOKEN is not set: the admin API and dashboard are disabled");
+        tracing::warn!(
+            "{} is not set: the admin API and dashboard are disabled",
+            env::ORTEAM_ADMIN_TOKEN
+        );
     }
     let listener = std::net::TcpListener::bind(config.listen)
         .with_context(|| format!("cannot listen on {}", config.listen))?;
-    let clock: SharedClock = super::team::clock()?;
+    let clock: SharedClock = cx.shared_clock();
     let shutdown = crate::shutdown::on_signal();
     let (clock_for_rotation, shutdown_for_rotation) = (clock.clone(), shutdown.clone());
     let running = orteam_gateway::start(config, listener, clock, shutdown)
@@ -45,7 +50,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let rotation = async {
         match &args.rotation_secrets_out {
             Some(path) => {
-                let sink = super::team::FileSink::open(path)?;
+                let sink = FileSink::open(path)?;
                 let client = management_client(&running)?;
                 let ledger = running.gateway.ledger.clone();
                 Ok::<_, anyhow::Error>(Some((sink, client, ledger)))
@@ -72,7 +77,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let reconcile = {
         let upstream = orteam_insight::Upstream::from_keys(
             Some(&running.gateway.config.upstream_base_url),
-            std::env::var(crate::args_team::OPENROUTER_PROVISIONING_KEY)
+            std::env::var(env::OPENROUTER_PROVISIONING_KEY)
                 .ok()
                 .filter(|k| !k.is_empty())
                 .map(secrecy::SecretString::from),
@@ -138,7 +143,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
 fn management_client(
     running: &orteam_gateway::RunningGateway,
 ) -> anyhow::Result<orteam_openrouter::Client> {
-    let key = std::env::var(crate::args_team::OPENROUTER_PROVISIONING_KEY).unwrap_or_default();
+    let key = std::env::var(env::OPENROUTER_PROVISIONING_KEY).unwrap_or_default();
     Ok(orteam_openrouter::Client::builder()
         .base_url(running.gateway.config.upstream_base_url.clone())
         .api_key(secrecy::SecretString::from(key))
@@ -149,7 +154,7 @@ fn management_client(
 async fn rotation_loop(
     ledger: orteam_ledger::Ledger,
     client: orteam_openrouter::Client,
-    mut sink: super::team::FileSink,
+    mut sink: FileSink,
     clock: SharedClock,
     every: std::time::Duration,
     shutdown: tokio_util::sync::CancellationToken,

@@ -1,211 +1,36 @@
-//! `orteam team plan` and `orteam team apply`, plus the plumbing the other team-as-code
-//! commands share (clock, ledger, OpenRouter client, secret sinks).
+//! `orteam team plan` and `orteam team apply`.
 
 use std::io::{IsTerminal, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
-use std::sync::Arc;
 
-use anyhow::{Context, bail};
-use chrono::{DateTime, TimeDelta, Utc};
+use anyhow::bail;
+use chrono::{DateTime, Utc};
 use comfy_table::{Table, presets};
-use orteam_core::{Clock, ControllableClock};
-use orteam_ledger::{Ledger, LedgerOptions, SecretKey};
+use orteam_ledger::{Ledger, SecretKey};
 use orteam_openrouter::Client;
-use orteam_team::apply::{self, ApplyContext, NewSecret, SecretKind, SecretSink};
+use orteam_team::apply::{self, ApplyContext};
+use orteam_team::file;
 use orteam_team::plan::{self, Plan, PlanOptions};
-use orteam_team::{TeamError, file};
-use secrecy::{ExposeSecret, SecretString};
 
 use crate::args_team::{
-    ConnectArgs, ORTEAM_CLOCK_OFFSET_SECONDS, OutputFormat, TeamApplyArgs, TeamArgs, TeamCommand,
-    TeamPlanArgs,
+    ConnectArgs, OutputFormat, TeamApplyArgs, TeamArgs, TeamCommand, TeamPlanArgs,
 };
+use crate::context::Context;
 
 /// Exit code of `team plan` when there are changes.
 pub const EXIT_CHANGES: u8 = 2;
 
-pub async fn run(args: TeamArgs) -> anyhow::Result<ExitCode> {
+pub async fn run(cx: &Context, args: TeamArgs) -> anyhow::Result<ExitCode> {
     match args.command {
-        TeamCommand::Plan(a) => plan_cmd(a).await,
-        TeamCommand::Apply(a) => apply_cmd(a).await,
+        TeamCommand::Plan(a) => plan_cmd(cx, a).await,
+        TeamCommand::Apply(a) => apply_cmd(cx, a).await,
     }
-}
-
-// ------------------------------------------------------------------------------- plumbing
-
-/// The process clock: the wall clock, shifted by `ORTEAM_CLOCK_OFFSET_SECONDS` (a testing aid).
-pub(crate) fn clock() -> anyhow::Result<Arc<ControllableClock>> {
-    let clock = ControllableClock::new();
-    if let Ok(v) = std::env::var(ORTEAM_CLOCK_OFFSET_SECONDS)
-        && !v.trim().is_empty()
-    {
-        let secs: i64 = v
-            .trim()
-            .parse()
-            .with_context(|| format!("{ORTEAM_CLOCK_OFFSET_SECONDS}={v:?} is not an integer"))?;
-        clock.set_offset(TimeDelta::seconds(secs));
-    }
-    Ok(Arc::new(clock))
-}
-
-pub(crate) async fn open_ledger(
-    connect: &ConnectArgs,
-    clock: &Arc<ControllableClock>,
-) -> anyhow::Result<Ledger> {
-    let shared: Arc<dyn Clock> = clock.clone();
-    Ledger::open(
-        &connect.database_url,
-        LedgerOptions::admin().with_clock(shared),
-    )
-    .await
-    .with_context(|| format!("opening the ledger {}", redact_url(&connect.database_url)))
-}
-
-/// A URL without its password, for messages.
-fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.find('@')) {
-        (Some(s), Some(at)) if at > s => {
-            let creds = &url[s + 3..at];
-            match creds.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
-                None => url.to_owned(),
-            }
-        }
-        _ => url.to_owned(),
-    }
-}
-
-/// The OpenRouter client with the management key; a clear error when it is missing.
-pub(crate) fn client(connect: &ConnectArgs) -> anyhow::Result<Client> {
-    let key = connect
-        .provisioning_key
-        .as_deref()
-        .map(str::trim)
-        .filter(|k| !k.is_empty())
-        .ok_or(TeamError::MissingProvisioningKey)?;
-    Client::builder()
-        .api_key(SecretString::from(key.to_owned()))
-        .cache_ttl(None)
-        .build()
-        .context("building the OpenRouter client")
 }
 
 /// Whether `ORTEAM_SECRET_KEY` holds a usable encryption key.
 fn have_secret_key() -> anyhow::Result<bool> {
     Ok(SecretKey::from_env()?.is_some())
-}
-
-/// Writes new secrets to stdout, once.
-pub(crate) struct StdoutSink {
-    pub count: usize,
-}
-
-impl SecretSink for StdoutSink {
-    fn deliver(&mut self, s: &NewSecret) -> std::io::Result<()> {
-        let mut out = std::io::stdout().lock();
-        let kind = match s.kind {
-            SecretKind::Virtual => "gateway key",
-            SecretKind::Direct => "OpenRouter key",
-        };
-        writeln!(
-            out,
-            "new {kind} for {} ({}): {}",
-            s.member,
-            s.reference,
-            s.secret.expose_secret()
-        )?;
-        out.flush()?;
-        self.count += 1;
-        Ok(())
-    }
-}
-
-/// Appends new secrets as JSON lines to a file created with mode 0600, synced after each.
-pub(crate) struct FileSink {
-    file: std::fs::File,
-    pub path: PathBuf,
-    pub count: usize,
-}
-
-impl FileSink {
-    pub(crate) fn open(path: &Path) -> anyhow::Result<FileSink> {
-        let mut opts = std::fs::OpenOptions::new();
-        opts.create(true).append(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            opts.mode(0o600);
-        }
-        let file = opts
-            .open(path)
-            .with_context(|| format!("opening --secrets-out {}", path.display()))?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            file.set_permissions(std::fs::Permissions::from_mode(0o600))
-                .with_context(|| format!("restricting {} to mode 0600", path.display()))?;
-        }
-        Ok(FileSink {
-            file,
-            path: path.to_owned(),
-            count: 0,
-        })
-    }
-}
-
-impl SecretSink for FileSink {
-    fn deliver(&mut self, s: &NewSecret) -> std::io::Result<()> {
-        let line = serde_json::json!({
-            "member": s.member,
-            "kind": s.kind,
-            "key": s.reference,
-            "secret": s.secret.expose_secret(),
-        });
-        writeln!(self.file, "{line}")?;
-        self.file.flush()?;
-        self.file.sync_all()?;
-        self.count += 1;
-        Ok(())
-    }
-}
-
-/// Either sink, chosen by `--secrets-out`.
-pub(crate) enum Sink {
-    Stdout(StdoutSink),
-    File(FileSink),
-}
-
-impl Sink {
-    pub(crate) fn new(path: Option<&Path>) -> anyhow::Result<Sink> {
-        Ok(match path {
-            Some(p) => Sink::File(FileSink::open(p)?),
-            None => Sink::Stdout(StdoutSink { count: 0 }),
-        })
-    }
-
-    pub(crate) fn report(&self) {
-        if let Sink::File(f) = self
-            && f.count > 0
-        {
-            let _ = writeln!(
-                std::io::stderr(),
-                "wrote {} new secret{} to {} (shown nowhere else)",
-                f.count,
-                if f.count == 1 { "" } else { "s" },
-                f.path.display()
-            );
-        }
-    }
-}
-
-impl SecretSink for Sink {
-    fn deliver(&mut self, s: &NewSecret) -> std::io::Result<()> {
-        match self {
-            Sink::Stdout(x) => x.deliver(s),
-            Sink::File(x) => x.deliver(s),
-        }
-    }
 }
 
 // ------------------------------------------------------------------------------- plan
@@ -218,18 +43,18 @@ struct Planned {
 }
 
 async fn make_plan(
+    cx: &Context,
     path: &Path,
     connect: &ConnectArgs,
     prune: bool,
     unused_days: u32,
 ) -> anyhow::Result<Planned> {
     let team = file::load(path)?;
-    let client = client(connect)?;
+    let client = cx.client(connect)?;
     plan::check_models(&team, &client).await?;
-    let clock = clock()?;
-    let ledger = open_ledger(connect, &clock).await?;
+    let ledger = cx.open_ledger(connect).await?;
     let obs = plan::observe(&ledger, &client).await?;
-    let now = clock.now();
+    let now = cx.now();
     let plan = plan::plan(
         &team,
         &obs,
@@ -247,8 +72,8 @@ async fn make_plan(
     })
 }
 
-async fn plan_cmd(args: TeamPlanArgs) -> anyhow::Result<ExitCode> {
-    let p = make_plan(&args.file, &args.connect, args.prune, args.unused_days).await?;
+async fn plan_cmd(cx: &Context, args: TeamPlanArgs) -> anyhow::Result<ExitCode> {
+    let p = make_plan(cx, &args.file, &args.connect, args.prune, args.unused_days).await?;
     print_plan(&p.plan, args.format, args.unused_days)?;
     let _ = p.ledger.shutdown().await;
     Ok(if p.plan.is_empty() {
@@ -384,8 +209,8 @@ fn print_plan(plan: &Plan, format: OutputFormat, unused_days: u32) -> anyhow::Re
 
 // ------------------------------------------------------------------------------- apply
 
-async fn apply_cmd(args: TeamApplyArgs) -> anyhow::Result<ExitCode> {
-    let p = make_plan(&args.file, &args.connect, args.prune, args.unused_days).await?;
+async fn apply_cmd(cx: &Context, args: TeamApplyArgs) -> anyhow::Result<ExitCode> {
+    let p = make_plan(cx, &args.file, &args.connect, args.prune, args.unused_days).await?;
     print_plan(&p.plan, args.format, args.unused_days)?;
     if p.plan.is_empty() {
         let _ = p.ledger.shutdown().await;
@@ -412,7 +237,7 @@ async fn apply_cmd(args: TeamApplyArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::FAILURE);
         }
     }
-    let mut sink = Sink::new(args.secrets_out.as_deref())?;
+    let mut sink = cx.sink(args.secrets_out.as_deref())?;
     let mut progress = |line: &str| {
         let _ = writeln!(std::io::stderr(), "applied: {line}");
     };

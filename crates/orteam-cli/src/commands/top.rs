@@ -6,13 +6,12 @@ use anyhow::Context;
 use secrecy::SecretString;
 
 use crate::args::TopArgs;
-use crate::env_vars;
 
 pub async fn run(args: TopArgs) -> anyhow::Result<ExitCode> {
     let token = args.token.filter(|t| !t.is_empty()).with_context(|| {
         format!(
             "no admin token: set {} to the token `orteam serve` was started with (or pass --token)",
-            env_vars::ORTEAM_ADMIN_TOKEN
+            orteam_core::env::ORTEAM_ADMIN_TOKEN
         )
     })?;
     let interval = orteam_team::file::parse_duration(&args.interval)

@@ -115,14 +115,9 @@ async fn sixty_four_clients_never_overspend(backend: Backend) {
     }
     assert!(ok > 10, "some requests went through ({ok})");
     // Streams settle in the background: wait until every answered request is recorded.
-    let mut events = Vec::new();
-    for _ in 0..200 {
-        events = all_events(&tg).await;
-        if events.len() as u32 >= ok {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-    }
+    let events = orteam_test_support::poll_until(|| all_events(&tg), |e| e.len() as u32 >= ok)
+        .await
+        .unwrap_or_else(|last| last);
     assert_eq!(
         events.len() as u32,
         ok,

@@ -4,10 +4,9 @@
 //! streams and hang-ups are charged exactly, and bad input gets that API's own error shape.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use orteam_core::{Money, Window};
-use orteam_ledger::{BudgetScope, Outcome, UsageEvent};
+use orteam_ledger::{BudgetScope, UsageEvent};
 use orteam_sim::{Fault, FaultRule};
 use orteam_test_support::{Backend, TestGateway, backend_tests};
 use serde_json::{Value, json};
@@ -128,22 +127,17 @@ impl Api {
 /// Waits (bounded) until the ledger holds `n` events, none of them provisional (streamed
 /// Messages answers are settled from `/generation`), and returns them.
 pub async fn settled_events(tg: &TestGateway, n: usize) -> Vec<UsageEvent> {
-    let mut events = Vec::new();
-    for _ in 0..400 {
-        events = all_events(tg).await;
-        if events.len() >= n
-            && events
-                .iter()
-                .all(|e| e.usage.outcome != Outcome::Provisional)
-        {
-            return events;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!(
-        "expected {n} settled events, have {}: {events:?}",
-        events.len()
-    );
+    orteam_test_support::poll_until(
+        || all_events(tg),
+        |e| e.len() >= n && orteam_test_support::all_settled(e),
+    )
+    .await
+    .unwrap_or_else(|events| {
+        panic!(
+            "expected {n} settled events, have {}: {events:?}",
+            events.len()
+        )
+    })
 }
 
 backend_tests!(every_route_holds_its_budget_under_64_clients);

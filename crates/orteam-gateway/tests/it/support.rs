@@ -1,9 +1,7 @@
 //! Helpers for reading what the gateway, the ledger and the simulator recorded.
 
-use std::time::Duration;
-
 use orteam_core::Money;
-use orteam_ledger::{Outcome, UsageEvent};
+use orteam_ledger::UsageEvent;
 use orteam_test_support::TestGateway;
 use serde_json::{Value, json};
 
@@ -25,16 +23,11 @@ pub fn body(model: &str, directive: &str, max_tokens: Option<u64>) -> Value {
 
 /// Waits (bounded) until the ledger has the event, optionally in a final outcome.
 pub async fn event(tg: &TestGateway, request_id: &str, settled: bool) -> UsageEvent {
-    for _ in 0..200 {
-        if let Some(e) = tg.admin.event(request_id).await.unwrap()
-            && (!settled || e.usage.outcome != Outcome::Provisional)
-        {
-            return e;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    let last = tg.admin.event(request_id).await.unwrap();
-    panic!("event {request_id} never recorded (settled={settled}): {last:?}");
+    orteam_test_support::wait_for_event(&tg.admin, request_id, settled)
+        .await
+        .unwrap_or_else(|last| {
+            panic!("event {request_id} never recorded (settled={settled}): {last:?}")
+        })
 }
 
 /// What the simulator billed in total (credits used).
@@ -45,17 +38,8 @@ pub async fn sim_total_usage(tg: &TestGateway) -> Money {
 /// The simulator's record of a generation.
 pub async fn sim_generation(tg: &TestGateway, id: &str) -> Value {
     tg.sim.wait_for_generation(id).await;
-    let v: Value = tg
-        .http
-        .get(format!("{}/generation?id={id}", tg.sim.base_url()))
-        .bearer_auth(tg.sim.provisioning_key())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    v["data"].clone()
+    orteam_test_support::sim_management_get(&tg.sim, &format!("/generation?id={id}")).await["data"]
+        .clone()
 }
 
 /// `total_cost` of a generation as exact money (read from the number's text).

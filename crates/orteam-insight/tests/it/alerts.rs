@@ -56,18 +56,18 @@ async fn budget_alerts_once_per_threshold(backend: Backend) {
         if resp.status() == 200 {
             drop(resp);
             // Wait (bounded) until the spend is committed.
-            for _ in 0..400 {
-                let s = tg.admin.budget_status("alice").await.unwrap();
-                if s.iter()
-                    .find(|b| b.scope == BudgetScope::Member)
-                    .unwrap()
-                    .spent
-                    > b.spent
-                {
-                    break;
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-            }
+            orteam_test_support::poll_until(
+                || async { tg.admin.budget_status("alice").await.unwrap() },
+                |s| {
+                    s.iter()
+                        .find(|b| b.scope == BudgetScope::Member)
+                        .unwrap()
+                        .spent
+                        > b.spent
+                },
+            )
+            .await
+            .expect("the spend is committed");
         } else {
             // The gateway never overspends: the rest of the budget fits no request. Lower the
             // limit to what was spent, as an admin would, to reach 100 %.
@@ -138,7 +138,7 @@ async fn budget_alerts_once_per_threshold(backend: Backend) {
     assert_eq!(outbox.len(), 3);
     assert!(outbox.iter().all(|e| e.delivered_at.is_some()));
     assert_eq!(outbox.iter().map(|e| e.attempts).sum::<u32>(), 1);
-    let body = rx.got.lock()[0].1.clone();
+    let body = rx.deliveries()[0].body.clone();
     assert_eq!(body["kind"], "budget");
     assert_eq!(body["budget"]["threshold_percent"], 50);
     assert_eq!(body["budget"]["limit"], "0.05");

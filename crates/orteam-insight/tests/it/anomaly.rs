@@ -125,7 +125,7 @@ async fn spike_is_flagged_normal_day_is_not(backend: Backend) {
     ids.sort();
     assert_eq!(ids[0], format!("anomaly:key:{alice_key}:{today}"));
     assert!(ids.contains(&format!("anomaly:member:alice:{today}")));
-    let body = rx.got.lock()[0].1.clone();
+    let body = rx.deliveries()[0].body.clone();
     assert_eq!(body["kind"], "anomaly");
     assert!(body["text"].as_str().unwrap().contains("unusual spend"));
 }

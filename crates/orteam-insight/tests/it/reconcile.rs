@@ -92,7 +92,8 @@ async fn reconcile_clean_then_planted(backend: Backend) {
     let tick = reconcile_tick(&gateway_ledger, &up, std::time::Duration::from_secs(3600))
         .await
         .unwrap();
-    let _ = tick;
+    // The tick applied the queued correction and its own look-ups all answered.
+    assert!(!tick.incomplete(), "{:#?}", tick.notes);
     assert!(
         w.tg.admin
             .pending_cost_corrections()

@@ -177,18 +177,9 @@ async fn report_matches_activity_and_billing(backend: Backend) {
     // Today's gateway traffic is in `today`; direct spend of today is not available yet.
     crate::support::set_time(&w.tg, w.today);
     let s = crate::support::chat(&w.tg, "alice", "openai/gpt-4o-mini", 12).await;
-    for _ in 0..200 {
-        if w.tg
-            .admin
-            .event(s.request_id.as_deref().unwrap())
-            .await
-            .unwrap()
-            .is_some()
-        {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-    }
+    orteam_test_support::wait_for_event(&w.tg.admin, s.request_id.as_deref().unwrap(), false)
+        .await
+        .expect("the event is recorded");
     let report = build_report(
         &w.tg.admin,
         &up,

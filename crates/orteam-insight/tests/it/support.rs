@@ -1,13 +1,10 @@
 //! Seeding a known traffic pattern over 30 simulated days, with the gateway's ledger clock and
 //! the simulator's clock moved together.
 
-use std::time::Duration;
-
 use chrono::{DateTime, Days, NaiveDate, TimeDelta, Utc};
 use orteam_core::Money;
 use orteam_core::money::json_number;
 use orteam_insight::Upstream;
-use orteam_ledger::EventFilter;
 use orteam_test_support::{Backend, TestGateway};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -137,17 +134,7 @@ impl World {
 
     /// The simulator's `/activity` (management key), all rows.
     pub async fn activity(&self) -> Vec<Value> {
-        let v: Value = self
-            .tg
-            .http
-            .get(format!("{}/activity", self.tg.sim.base_url()))
-            .bearer_auth(self.tg.sim.provisioning_key())
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let v = orteam_test_support::sim_management_get(&self.tg.sim, "/activity").await;
         v["data"].as_array().unwrap().clone()
     }
 }
@@ -187,63 +174,12 @@ pub async fn seed(backend: Backend) -> World {
 /// Bounded polling until the ledger holds every gateway request sent.
 pub async fn wait_recorded(w: &World) {
     let want = w.sent.iter().filter(|s| !s.direct).count();
-    for _ in 0..400 {
-        let n =
-            w.tg.admin
-                .events(EventFilter::default())
-                .await
-                .unwrap()
-                .len();
-        if n >= want {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("the ledger never recorded {want} events");
+    let events = orteam_test_support::wait_for_events(&w.tg.admin, want).await;
+    assert!(
+        events.len() >= want,
+        "the ledger never recorded {want} events"
+    );
 }
 
-/// A local webhook receiver: records every POST (alert id header, JSON body); answers 500
-/// while `failing` is set.
-#[derive(Clone, Default)]
-pub struct Receiver {
-    pub got: std::sync::Arc<parking_lot::Mutex<Vec<(String, Value)>>>,
-    pub failing: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    pub url: String,
-}
-
-impl Receiver {
-    pub async fn start() -> Receiver {
-        use axum::extract::State;
-        use axum::http::{HeaderMap, StatusCode};
-        let mut r = Receiver::default();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        r.url = format!("http://{}/hook", listener.local_addr().unwrap());
-        let state = r.clone();
-        let app = axum::Router::new()
-            .route(
-                "/hook",
-                axum::routing::post(
-                    |State(s): State<Receiver>, headers: HeaderMap, body: axum::Json<Value>| async move {
-                        if s.failing.load(std::sync::atomic::Ordering::SeqCst) {
-                            return StatusCode::INTERNAL_SERVER_ERROR;
-                        }
-                        let id = headers["x-orteam-alert-id"].to_str().unwrap().to_owned();
-                        assert_eq!(body.0["id"].as_str(), Some(id.as_str()));
-                        s.got.lock().push((id, body.0));
-                        StatusCode::NO_CONTENT
-                    },
-                ),
-            )
-            .with_state(state);
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        r
-    }
-
-    pub fn ids(&self) -> Vec<String> {
-        self.got.lock().iter().map(|(id, _)| id.clone()).collect()
-    }
-
-    pub fn set_failing(&self, f: bool) {
-        self.failing.store(f, std::sync::atomic::Ordering::SeqCst);
-    }
-}
+/// The webhook receiver of the alert tests.
+pub use orteam_test_support::WebhookReceiver as Receiver;

@@ -1,8 +1,10 @@
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use orteam_openrouter::{Client, Jitter, RetryPolicy};
 use orteam_sim::{Fault, FaultRule, SimConfig, SimHandle};
 use secrecy::SecretString;
+use tracing_subscriber::fmt::MakeWriter;
 
 pub async fn sim() -> SimHandle {
     orteam_sim::spawn(SimConfig::default())
@@ -48,4 +50,32 @@ pub fn status_fault(method: &str, path: &str, status: u16, retry_after: Option<&
         message: None,
     })
     .on(method, path)
+}
+
+/// A `tracing` writer that keeps everything written to it, for tests that grep the logs.
+#[derive(Clone, Default)]
+pub struct LogCapture(Arc<Mutex<Vec<u8>>>);
+
+impl LogCapture {
+    /// Everything written so far.
+    pub fn text(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+    }
+}
+
+impl std::io::Write for LogCapture {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> MakeWriter<'a> for LogCapture {
+    type Writer = LogCapture;
+    fn make_writer(&'a self) -> LogCapture {
+        self.clone()
+    }
 }

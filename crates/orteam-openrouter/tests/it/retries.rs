@@ -7,7 +7,7 @@ use orteam_openrouter::types::keys::CreateKeyRequest;
 use orteam_openrouter::{Client, ErrorKind, RetryPolicy};
 use secrecy::SecretString;
 
-use crate::common::{fast_policy, inference, mgmt, sim, status_fault};
+use crate::common::{inference, mgmt, sim, status_fault};
 
 #[tokio::test]
 async fn retry_after_one_second_is_honoured() {
@@ -149,5 +149,4 @@ async fn no_retry_policy() {
     assert_eq!(e.retries(), 0);
     assert!(matches!(e.kind(), ErrorKind::Api(_)));
     assert_eq!(sim.request_count("GET", "/api/v1/credits"), 1);
-    let _ = fast_policy(0);
 }

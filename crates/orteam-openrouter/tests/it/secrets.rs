@@ -1,36 +1,13 @@
 //! The API key never shows in Debug, errors or tracing output.
 
-use std::sync::{Arc, Mutex};
-
 use futures::StreamExt;
 use orteam_openrouter::types::chat::{ChatRequest, Message};
 use orteam_openrouter::types::keys::{CreateKeyRequest, ListKeysParams};
 use orteam_openrouter::{Client, ClientError};
 use orteam_sim::{Fault, FaultRule};
 use secrecy::{ExposeSecret, SecretString};
-use tracing_subscriber::fmt::MakeWriter;
 
-use crate::common::{client_with, fast_policy, sim, status_fault};
-
-#[derive(Clone, Default)]
-struct Buf(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Buf {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> MakeWriter<'a> for Buf {
-    type Writer = Buf;
-    fn make_writer(&'a self) -> Buf {
-        self.clone()
-    }
-}
+use crate::common::{LogCapture, client_with, fast_policy, sim, status_fault};
 
 fn assert_clean(what: &str, text: &str, secrets: &[&str]) {
     for s in secrets {
@@ -45,7 +22,7 @@ fn assert_clean(what: &str, text: &str, secrets: &[&str]) {
 
 #[tokio::test]
 async fn keys_never_leak_into_debug_errors_or_logs() {
-    let buf = Buf::default();
+    let buf = LogCapture::default();
     let subscriber = tracing_subscriber::fmt()
         .with_max_level(tracing::Level::TRACE)
         .with_writer(buf.clone())
@@ -165,7 +142,7 @@ async fn keys_never_leak_into_debug_errors_or_logs() {
         .await
         .unwrap();
 
-    let out = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+    let out = buf.text();
     assert!(
         out.contains("retrying OpenRouter request"),
         "tracing captured nothing useful"

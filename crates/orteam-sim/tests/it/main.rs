@@ -163,17 +163,7 @@ impl Ctx {
         if let Some(b) = body {
             req = req.json(b);
         }
-        let r = req.send().await.expect("send");
-        let status = r.status();
-        let headers = r.headers().clone();
-        let text = r.text().await.expect("body");
-        let json = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Resp {
-            status,
-            headers,
-            text,
-            json,
-        }
+        Self::finish(req).await
     }
 
     pub async fn get(&self, path: &str, key: Option<&str>) -> Resp {
@@ -202,6 +192,11 @@ impl Ctx {
         if let Some(k) = key {
             req = req.bearer_auth(k);
         }
+        Self::finish(req).await
+    }
+
+    /// Sends `req` and reads the whole answer.
+    async fn finish(req: reqwest::RequestBuilder) -> Resp {
         let r = req.send().await.expect("send");
         let status = r.status();
         let headers = r.headers().clone();

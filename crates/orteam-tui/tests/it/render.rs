@@ -1,12 +1,14 @@
 use chrono::{DateTime, TimeDelta, Utc};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use orteam_core::{ApiRoute, Money, Window};
-use orteam_ledger::{BudgetScope, Outcome};
+use orteam_core::{BudgetScope, Outcome};
+use orteam_dashboard_types::Range;
+use orteam_dashboard_types::keys::{KeyMode, KeyRow, KeyTotals};
+use orteam_dashboard_types::rules::derive_alerts;
+use orteam_dashboard_types::snapshot::{
+    Gauge, ModelRow, RecentRequest, Series, Snapshot, Totals, permille,
+};
 use orteam_tui::{App, Tab, ui};
-use orteam_web::Range;
-use orteam_web::alerts::derive_alerts;
-use orteam_web::keys::{KeyMode, KeyRow, KeyTotals};
-use orteam_web::snapshot::{Gauge, ModelRow, RecentRequest, Series, Snapshot, Totals, permille};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 

@@ -2,11 +2,10 @@
 //! the simulator, with both clocks moved together over simulated days.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use chrono::{DateTime, Days, TimeDelta, Utc};
 use orteam_core::{ApiRoute, Money};
-use orteam_ledger::{EventFilter, Usage};
+use orteam_ledger::Usage;
 use orteam_test_support::{Backend, TestGateway, backend_tests};
 use serde_json::{Value, json};
 
@@ -88,12 +87,7 @@ async fn report_and_reconcile_cli(backend: Backend) {
         assert_eq!(r.status(), 200);
     }
     set_time(&tg, today);
-    for _ in 0..400 {
-        if tg.admin.events(EventFilter::default()).await.unwrap().len() >= sent {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    orteam_test_support::wait_for_events(&tg.admin, sent).await;
     let activity = orteam_test_support::sim_management_get(&tg.sim, "/activity").await;
     let mut want: BTreeMap<(String, String), Money> = BTreeMap::new();
     for a in activity["data"].as_array().unwrap() {

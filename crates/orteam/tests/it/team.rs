@@ -909,60 +909,12 @@ async fn serve_rotates_due_keys() {
     }
 }
 
-/// A tiny webhook receiver: records each POST body, answers 200.
-async fn webhook_receiver() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hook", listener.local_addr().unwrap());
-    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let sink = got.clone();
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut s, _)) = listener.accept().await else {
-                return;
-            };
-            let sink = sink.clone();
-            tokio::spawn(async move {
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 4096];
-                loop {
-                    let n = s.read(&mut chunk).await.unwrap_or(0);
-                    if n == 0 {
-                        return;
-                    }
-                    buf.extend_from_slice(&chunk[..n]);
-                    let text = String::from_utf8_lossy(&buf).to_string();
-                    if let Some(i) = text.find("\r\n\r\n") {
-                        let len = text[..i]
-                            .lines()
-                            .find_map(|l| {
-                                l.to_ascii_lowercase()
-                                    .strip_prefix("content-length:")
-                                    .map(|v| v.trim().parse::<usize>().unwrap())
-                            })
-                            .unwrap_or(0);
-                        if buf.len() >= i + 4 + len {
-                            sink.lock()
-                                .unwrap()
-                                .push(text[i + 4..i + 4 + len].to_owned());
-                            let _ = s
-                                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
-                                .await;
-                            return;
-                        }
-                    }
-                }
-            });
-        }
-    });
-    (url, got)
-}
-
 /// `orteam serve --alerts-from team.toml` sends a budget alert when a threshold is crossed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_sends_budget_alerts() {
     let env = Env::new(Backend::Sqlite).await;
-    let (hook, got) = webhook_receiver().await;
+    let rx = orteam_test_support::WebhookReceiver::start().await;
+    let hook = &rx.url;
     let team = BASE.replace(
         "budget = { daily = \"5.00\", monthly = \"50.00\" }",
         "budget = { daily = \"0.0002\", monthly = \"50.00\" }",
@@ -1013,17 +965,9 @@ async fn serve_sends_budget_alerts() {
             .bytes()
             .await;
     }
-    let mut body = None;
-    for _ in 0..100 {
-        if let Some(b) = got.lock().unwrap().first() {
-            body = Some(b.clone());
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    let body = rx.first().await;
     serve.kill().await.unwrap();
-    let body = body.expect("a budget alert reached the webhook");
-    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let v = body.expect("a budget alert reached the webhook").body;
     assert!(
         v["id"]
             .as_str()

@@ -1,0 +1,50 @@
+//! Every environment variable orteam reads, in one place (names only; each reader parses its
+//! own). Code that reads or sets one of these uses the constant, never the spelled-out name.
+
+// Upstream (OpenRouter or the simulator).
+
+/// Base URL of the OpenRouter API (default `https://openrouter.ai/api/v1`).
+pub const OPENROUTER_BASE_URL: &str = "OPENROUTER_BASE_URL";
+/// The gateway's shared inference key (sent upstream for members without their own key; used
+/// to look up `/generation` of its requests).
+pub const OPENROUTER_API_KEY: &str = "OPENROUTER_API_KEY";
+/// The OpenRouter management (provisioning) key used to list, create and delete keys.
+pub const OPENROUTER_PROVISIONING_KEY: &str = "OPENROUTER_PROVISIONING_KEY";
+/// Set (to anything) to give `orteam mcp` its write tools.
+pub const OPENROUTER_ADMIN_ALLOW_WRITE: &str = "OPENROUTER_ADMIN_ALLOW_WRITE";
+/// The shared key's OpenRouter hash, when it cannot be derived (see docs/insight.md).
+pub const ORTEAM_SHARED_KEY_HASH: &str = "ORTEAM_SHARED_KEY_HASH";
+
+// Ledger.
+
+/// Ledger database URL (default `sqlite://orteam.db`).
+pub const ORTEAM_DATABASE_URL: &str = "ORTEAM_DATABASE_URL";
+/// Base64 of the 32-byte AES-256-GCM key that encrypts upstream key secrets at rest.
+pub const ORTEAM_SECRET_KEY: &str = "ORTEAM_SECRET_KEY";
+
+// Servers.
+
+/// The gateway's admin token (`orteam serve` requires it for the admin API and dashboard;
+/// `orteam top` sends it).
+pub const ORTEAM_ADMIN_TOKEN: &str = "ORTEAM_ADMIN_TOKEN";
+/// Bearer token of the gateway's `/metrics`.
+pub const ORTEAM_METRICS_TOKEN: &str = "ORTEAM_METRICS_TOKEN";
+/// Bearer token of `orteam mcp --http`.
+pub const ORTEAM_MCP_TOKEN: &str = "ORTEAM_MCP_TOKEN";
+/// The simulator's management (provisioning) key.
+pub const ORTEAM_SIM_PROVISIONING_KEY: &str = "ORTEAM_SIM_PROVISIONING_KEY";
+
+// CLI.
+
+/// Log filter, `tracing_subscriber::EnvFilter` syntax (default `info`).
+pub const ORTEAM_LOG: &str = "ORTEAM_LOG";
+/// File that `orteam serve` appends each key it rotates (its new secret) to.
+pub const ORTEAM_ROTATION_SECRETS_OUT: &str = "ORTEAM_ROTATION_SECRETS_OUT";
+/// Testing aid: shifts the CLI's clock by this many seconds (negative allowed), so tests can
+/// reach a rotation or the end of a grace period without waiting. Never set it in production.
+pub const ORTEAM_CLOCK_OFFSET_SECONDS: &str = "ORTEAM_CLOCK_OFFSET_SECONDS";
+
+// Tests and benchmarks only.
+
+/// PostgreSQL URL the integration tests use (default `postgres://postgres@127.0.0.1:5432/test`).
+pub const ORTEAM_TEST_DATABASE_URL: &str = "ORTEAM_TEST_DATABASE_URL";
