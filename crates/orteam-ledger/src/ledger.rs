@@ -1092,20 +1092,29 @@ impl Ledger {
     }
 
     /// Replaces a (provisional) event's cost with the exact one and adjusts every budget window
-    /// it counted against by the difference. The outcome `provisional` becomes `ok`.
+    /// it counted against by the difference. A `provisional` event takes `outcome`, the outcome
+    /// it has once its cost is exact (`Outcome::Ok`, or `Outcome::Partial` for a cut stream);
+    /// any other outcome stays. A difference that overflows is an error and changes nothing.
     pub async fn correct_cost(
         &self,
         request_id: &str,
         exact: Money,
+        outcome: Outcome,
     ) -> Result<Correction, LedgerError> {
         if exact.is_negative() {
             return Err(LedgerError::Invalid("a cost cannot be negative".into()));
+        }
+        if outcome == Outcome::Provisional {
+            return Err(LedgerError::Invalid(
+                "a corrected cost is exact: its outcome cannot be provisional".into(),
+            ));
         }
         let (tx, rx) = oneshot::channel();
         self.writer()?
             .send(WriterMsg::Correct {
                 request_id: request_id.to_owned(),
                 exact,
+                outcome,
                 ack: tx,
             })
             .map_err(|_| LedgerError::Closed)?;

@@ -528,7 +528,8 @@ impl Ledger {
         let pending = self.pending_cost_corrections().await?;
         let mut out = Vec::with_capacity(pending.len());
         for p in pending {
-            match self.correct_cost(&p.request_id, p.exact).await {
+            match self.correct_cost(&p.request_id, p.exact, crate::model::Outcome::Ok)
+                .await {
                 Ok(correction) => {
                     self.mark_correction(&p.request_id, None).await?;
                     out.push(AppliedCorrection {

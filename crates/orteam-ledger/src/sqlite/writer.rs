@@ -12,10 +12,11 @@ use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::mpsc;
 
 use super::{EVENT_COLUMNS, event_from_row, insert_event, ts};
-use crate::budget::engine::{BudgetEngine, CellKey};
+use crate::budget::engine::BudgetEngine;
 use crate::error::LedgerError;
 use crate::events::{
-    BatchOutcome, Correction, EventSpend, MAX_BATCH, SpendDeltas, WriteJob, WriterMsg, finish_batch,
+    BatchOutcome, EventSpend, MAX_BATCH, SpendDeltas, WriteJob, WriterMsg, finish_batch,
+    plan_correction,
 };
 use crate::journal::{Journal, remove_segments};
 
@@ -195,7 +196,10 @@ fn write_batch(conn: &mut Connection, batch: &[WriterMsg]) -> Result<BatchOutcom
                     out.inserted.push(new);
                 }
                 WriterMsg::Correct {
-                    request_id, exact, ..
+                    request_id,
+                    exact,
+                    outcome,
+                    ..
                 } => {
                     let found = tx
                         .query_row(
@@ -211,29 +215,24 @@ fn write_batch(conn: &mut Connection, batch: &[WriterMsg]) -> Result<BatchOutcom
                         out.corrections.push(Ok(None));
                         continue;
                     };
+                    let plan = match plan_correction(&ev, *exact, *outcome) {
+                        Ok(plan) => plan,
+                        Err(e) => {
+                            out.corrections.push(Err(e));
+                            continue;
+                        }
+                    };
                     tx.execute(
-                        "UPDATE usage_events SET cost = ?2, \
-                         outcome = CASE WHEN outcome = 'provisional' THEN 'ok' ELSE outcome END WHERE request_id = ?1",
-                        params![request_id, exact.to_canonical_string()],
+                        "UPDATE usage_events SET cost = ?2, outcome = ?3 WHERE request_id = ?1",
+                        params![
+                            request_id,
+                            exact.to_canonical_string(),
+                            plan.outcome.as_str()
+                        ],
                     )
                     .map_err(err)?;
-                    let keys = CellKey::all_for(
-                        &Arc::from(ev.member_id.as_str()),
-                        &Arc::from(ev.team_id.as_str()),
-                        &Arc::from(ev.org_id.as_str()),
-                        ev.time,
-                    );
-                    let delta = exact
-                        .minus(ev.usage.cost)
-                        .map_err(|_| LedgerError::Invalid("amount overflow".into()))?;
-                    deltas.add(&keys, delta);
-                    out.corrections.push(Ok(Some((
-                        Correction {
-                            previous: ev.usage.cost,
-                            exact: *exact,
-                        },
-                        keys,
-                    ))));
+                    deltas.add(&plan.keys, plan.delta);
+                    out.corrections.push(Ok(Some(plan)));
                 }
                 WriterMsg::TouchKeys(list) => {
                     for (id, at) in list {
