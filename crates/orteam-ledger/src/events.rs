@@ -16,7 +16,7 @@ use chrono::NaiveDate;
 
 use crate::budget::engine::{BudgetEngine, CellKey, FastMap, Id, LeaseTakes};
 use crate::error::LedgerError;
-use crate::model::{Outcome, UsageEvent};
+use crate::model::{Correction, Outcome, UsageEvent};
 
 /// Whether a settled event was newly recorded or a repeat of a recorded request id.
 pub type WriteAck = oneshot::Sender<Result<bool, LedgerError>>;
@@ -29,13 +29,6 @@ pub struct WriteJob {
     /// Lease consumed (PostgreSQL).
     pub takes: LeaseTakes,
     pub ack: Option<WriteAck>,
-}
-
-/// The result of a cost correction.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Correction {
-    pub previous: Money,
-    pub exact: Money,
 }
 
 // Events are the common message; boxing them would cost an allocation per settle.

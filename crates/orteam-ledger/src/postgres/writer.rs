@@ -20,12 +20,13 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, Statement};
 
 use super::lease::LEASE_DEBIT_SQL;
-use super::{EVENT_COLUMNS, PgStore, dec, event_from_row, pg_i64};
+use super::{PgStore, dec, pg_i64};
 use crate::budget::engine::{BudgetEngine, CellKey};
 use crate::error::LedgerError;
 use crate::events::{
     BatchOutcome, MAX_BATCH, SpendDeltas, WriterMsg, finish_batch, plan_correction,
 };
+use crate::rows::{self, EVENT_COLUMNS};
 
 const SPEND_UPSERT_SQL: &str = "INSERT INTO budget_windows (scope, scope_id, win, window_start, spent) \
      SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::date[], $5::numeric[]) \
@@ -376,15 +377,14 @@ async fn write_batch(
                     out.corrections.push(Ok(None));
                     continue;
                 };
-                let plan = match event_from_row(&row)
-                    .and_then(|ev| plan_correction(&ev, *exact, *outcome))
-                {
-                    Ok(plan) => plan,
-                    Err(e) => {
-                        out.corrections.push(Err(e));
-                        continue;
-                    }
-                };
+                let plan =
+                    match rows::event(&row).and_then(|ev| plan_correction(&ev, *exact, *outcome)) {
+                        Ok(plan) => plan,
+                        Err(e) => {
+                            out.corrections.push(Err(e));
+                            continue;
+                        }
+                    };
                 client
                     .execute(
                         "UPDATE usage_events SET cost = $2, outcome = $3 WHERE request_id = $1",

@@ -11,7 +11,7 @@ use orteam_core::Money;
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::mpsc;
 
-use super::{EVENT_COLUMNS, event_from_row, insert_event, ts};
+use super::{first, insert_event, ts};
 use crate::budget::engine::BudgetEngine;
 use crate::error::LedgerError;
 use crate::events::{
@@ -19,6 +19,7 @@ use crate::events::{
     plan_correction,
 };
 use crate::journal::{Journal, remove_segments};
+use crate::rows::{self, EVENT_COLUMNS};
 
 /// How long the writer gathers journaled events after a wake-up before committing them: one
 /// transaction per interval instead of one per event, and no wake-up per event.
@@ -201,21 +202,28 @@ fn write_batch(conn: &mut Connection, batch: &[WriterMsg]) -> Result<BatchOutcom
                     outcome,
                     ..
                 } => {
-                    let found = tx
-                        .query_row(
-                            &format!(
+                    let found = {
+                        let mut st = tx
+                            .prepare_cached(&format!(
                                 "SELECT {EVENT_COLUMNS} FROM usage_events WHERE request_id = ?1"
-                            ),
+                            ))
+                            .map_err(err)?;
+                        first(
+                            &mut st,
                             params![request_id],
-                            event_from_row,
+                            |r| rows::event(r),
+                            "correcting a cost",
                         )
-                        .optional()
-                        .map_err(err)?;
-                    let Some(ev) = found else {
-                        out.corrections.push(Ok(None));
-                        continue;
                     };
-                    let plan = match plan_correction(&ev, *exact, *outcome) {
+                    let plan = match found {
+                        Ok(None) => {
+                            out.corrections.push(Ok(None));
+                            continue;
+                        }
+                        Ok(Some(ev)) => plan_correction(&ev, *exact, *outcome),
+                        Err(e) => Err(e),
+                    };
+                    let plan = match plan {
                         Ok(plan) => plan,
                         Err(e) => {
                             out.corrections.push(Err(e));

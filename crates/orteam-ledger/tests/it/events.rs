@@ -276,7 +276,9 @@ async fn a_correction_gives_a_provisional_event_its_final_outcome(b: Backend) {
     u.outcome = Outcome::Provisional;
     r.settle(u).await.unwrap();
     let r = ledger.reserve("alice", m("1")).await.unwrap();
-    r.settle(Usage::new("done-1", "m", m("0.25"))).await.unwrap();
+    r.settle(Usage::new("done-1", "m", m("0.25")))
+        .await
+        .unwrap();
 
     assert!(matches!(
         ledger
@@ -343,7 +345,9 @@ async fn a_correction_that_overflows_is_an_error(b: Backend) {
 
     // The writer is still healthy.
     let r = ledger.reserve("alice", m("1")).await.unwrap();
-    r.settle(Usage::new("after-1", "m", m("0.25"))).await.unwrap();
+    r.settle(Usage::new("after-1", "m", m("0.25")))
+        .await
+        .unwrap();
     let st = ledger.budget_status("alice").await.unwrap();
     assert!(st.iter().all(|s| s.spent == m("0.75")), "{st:?}");
     ledger.shutdown().await.unwrap();
