@@ -17,25 +17,20 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, Utc};
 use orteam_core::{Money, SharedClock, SystemClock, Window};
 use parking_lot::{Mutex, RwLock};
-use secrecy::SecretString;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::backend::AnyStore;
-use crate::budget::engine::{BudgetEngine, CellKey, Mode, TryReserve};
-use crate::budget::{Durability, Reservation, Settled};
-use crate::directory::{Directory, DirectoryChange};
-use crate::error::{AuthError, BudgetExceeded, LedgerError};
-use crate::events::{WriteJob, WriterMsg, WriterTx};
+use crate::budget::engine::{BudgetEngine, Mode};
+use crate::directory::Directory;
+use crate::error::LedgerError;
+use crate::events::{WriterMsg, WriterTx};
 use crate::journal::Journal;
 use crate::keys::SecretKey;
-use crate::model::*;
 use crate::postgres::PgStore;
-use crate::postgres::lease::LeaseResult;
-use crate::query::{self, DailyPoint, EventFilter, UsageGroup, UsageQuery};
 use crate::sqlite::{SqliteStore, SqliteTarget};
-use crate::store::{BudgetStore, DirectoryStore, EventStore, WindowRow};
+use crate::store::DirectoryStore;
 
 /// What a process does with the ledger.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

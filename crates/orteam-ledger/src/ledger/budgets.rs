@@ -1,6 +1,19 @@
 //! Budgets: reservations, settles (committed or journaled), budget status, stale holds.
 
-use super::*;
+use std::sync::atomic::Ordering;
+
+use orteam_core::{Money, Window};
+use tokio::sync::{mpsc, oneshot};
+
+use super::{LEASE_MULTIPLIER, Ledger, RESERVE_ATTEMPTS, Reclaimed, td};
+use crate::budget::engine::{CellKey, Mode, TryReserve};
+use crate::budget::{Durability, Reservation, Settled};
+use crate::directory::Directory;
+use crate::error::{BudgetExceeded, LedgerError};
+use crate::events::{WriteJob, WriterMsg, WriterTx};
+use crate::model::*;
+use crate::postgres::lease::LeaseResult;
+use crate::store::{BudgetStore, WindowRow};
 
 impl Ledger {
     pub(super) fn writer(&self) -> Result<&WriterTx, LedgerError> {

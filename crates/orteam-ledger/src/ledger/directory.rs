@@ -1,7 +1,16 @@
 //! The directory: orgs, teams, tiers, members, budget limits and raises; every change goes
 //! through the store and is visible to this process before it returns.
 
-use super::*;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use orteam_core::{Money, Window};
+
+use super::{Ledger, not_found, valid_id};
+use crate::directory::{Directory, DirectoryChange};
+use crate::error::LedgerError;
+use crate::model::*;
+use crate::store::DirectoryStore;
 
 impl Ledger {
     /// The current directory snapshot.

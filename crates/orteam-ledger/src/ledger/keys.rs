@@ -1,6 +1,12 @@
 //! Virtual keys (issue, rotate, revoke, disable, expire), upstream keys, authentication.
 
-use super::*;
+use chrono::{DateTime, Utc};
+use secrecy::SecretString;
+
+use super::{Ledger, not_found};
+use crate::directory::DirectoryChange;
+use crate::error::{AuthError, LedgerError};
+use crate::model::*;
 
 impl Ledger {
     /// Issues a virtual key. The returned secret is the only copy: only its hash is stored.

@@ -15,17 +15,13 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, TimeDelta};
+use chrono::{DateTime, Utc};
 use orteam_core::Money;
 
-use super::Ledger;
+use super::{Ledger, td};
 use crate::error::LedgerError;
 use crate::model::{AppliedCorrection, NewAlert, OutboxEntry, Outcome, PendingCorrection};
 use crate::store::{CorrectionStore, OutboxStore};
-
-fn td(d: Duration) -> TimeDelta {
-    TimeDelta::from_std(d).unwrap_or(TimeDelta::MAX)
-}
 
 impl Ledger {
     /// Records alerts; an (alert id, URL) pair already recorded is left alone. Returns how many
@@ -63,7 +59,7 @@ impl Ledger {
         alert_id: &str,
         url: &str,
         error: &str,
-        next_attempt_at: DateTime<chrono::Utc>,
+        next_attempt_at: DateTime<Utc>,
         dead: bool,
     ) -> Result<(), LedgerError> {
         self.store()

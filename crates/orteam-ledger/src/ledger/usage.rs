@@ -1,6 +1,14 @@
 //! Usage events: cost corrections and the queries for reports.
 
-use super::*;
+use orteam_core::Money;
+use tokio::sync::oneshot;
+
+use super::{Ledger, not_found};
+use crate::error::LedgerError;
+use crate::events::WriterMsg;
+use crate::model::*;
+use crate::query::{self, DailyPoint, EventFilter, UsageGroup, UsageQuery};
+use crate::store::EventStore;
 
 impl Ledger {
     /// Makes reads see every journaled event: waits for the writer when it is behind.
