@@ -164,7 +164,12 @@ impl Settlement {
             match client.generation(&generation_id).await {
                 Ok(g) => {
                     if let Some(cost) = g.total_cost {
-                        match self.gw.ledger.correct_cost(&self.request_id, cost).await {
+                        match self
+                            .gw
+                            .ledger
+                            .correct_cost(&self.request_id, cost, Outcome::Ok)
+                            .await
+                        {
                             Ok(_) => {
                                 let info = CompletionInfo {
                                     model: g.model.clone(),

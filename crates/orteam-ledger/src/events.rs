@@ -16,7 +16,7 @@ use chrono::NaiveDate;
 
 use crate::budget::engine::{BudgetEngine, CellKey, FastMap, Id, LeaseTakes};
 use crate::error::LedgerError;
-use crate::model::UsageEvent;
+use crate::model::{Correction, Outcome, UsageEvent};
 
 /// Whether a settled event was newly recorded or a repeat of a recorded request id.
 pub type WriteAck = oneshot::Sender<Result<bool, LedgerError>>;
@@ -31,13 +31,6 @@ pub struct WriteJob {
     pub ack: Option<WriteAck>,
 }
 
-/// The result of a cost correction.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Correction {
-    pub previous: Money,
-    pub exact: Money,
-}
-
 // Events are the common message; boxing them would cost an allocation per settle.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
@@ -46,6 +39,8 @@ pub enum WriterMsg {
     Correct {
         request_id: String,
         exact: Money,
+        /// The outcome a `provisional` event gets once its cost is exact.
+        outcome: Outcome,
         ack: oneshot::Sender<Result<Option<Correction>, LedgerError>>,
     },
     /// `last_used_at` of virtual keys, batched (not worth a transaction of its own).
@@ -120,8 +115,55 @@ impl EventSpend {
     }
 }
 
-/// A correction and the windows it adjusted (`None`: no such event).
-pub type CorrectionResult = Result<Option<(Correction, Vec<CellKey>)>, LedgerError>;
+/// A cost correction worked out from the recorded event: what both writers store and how far
+/// they move the nine spend counters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedCorrection {
+    pub correction: Correction,
+    /// The event's outcome afterwards.
+    pub outcome: Outcome,
+    /// The nine spend windows the event counted against.
+    pub keys: Vec<CellKey>,
+    /// `exact - previous`, added to every window in `keys`.
+    pub delta: Money,
+}
+
+/// The one correction rule both writers apply to a recorded event: the cost becomes `exact`,
+/// every window the event counted against moves by the difference, and a `provisional` event
+/// takes `outcome` (any other outcome stays). A difference that overflows is an error, and the
+/// event is then left as it is.
+pub fn plan_correction(
+    ev: &UsageEvent,
+    exact: Money,
+    outcome: Outcome,
+) -> Result<PlannedCorrection, LedgerError> {
+    let previous = ev.usage.cost;
+    let delta = exact.checked_sub(previous).ok_or_else(|| {
+        LedgerError::Invalid(format!(
+            "amount overflow correcting {}: {exact} - {previous}",
+            ev.usage.request_id
+        ))
+    })?;
+    let outcome = match ev.usage.outcome {
+        Outcome::Provisional => outcome,
+        other => other,
+    };
+    let keys = CellKey::all_for(
+        &Id::from(ev.member_id.as_str()),
+        &Id::from(ev.team_id.as_str()),
+        &Id::from(ev.org_id.as_str()),
+        ev.time,
+    );
+    Ok(PlannedCorrection {
+        correction: Correction { previous, exact },
+        outcome,
+        keys,
+        delta,
+    })
+}
+
+/// A planned correction (`None`: no such event).
+pub type CorrectionResult = Result<Option<PlannedCorrection>, LedgerError>;
 
 /// What a committed batch means for the engine and the waiters.
 #[derive(Debug, Default)]
@@ -163,13 +205,11 @@ pub fn finish_batch(
                     WriterMsg::Correct { ack, .. } => {
                         let r = corrections.next().unwrap_or(Ok(None));
                         let r = r.map(|c| {
-                            c.map(|(corr, keys)| {
-                                if let Some(e) = engine
-                                    && let Some(delta) = corr.exact.checked_sub(corr.previous)
-                                {
-                                    e.adjust_spent(&keys, delta);
+                            c.map(|p| {
+                                if let Some(e) = engine {
+                                    e.adjust_spent(&p.keys, p.delta);
                                 }
-                                corr
+                                p.correction
                             })
                         });
                         let _ = ack.send(r);

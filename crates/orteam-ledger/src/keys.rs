@@ -15,7 +15,7 @@ use subtle::ConstantTimeEq;
 
 use crate::error::LedgerError;
 
-pub const KEY_PREFIX: &str = "ot-";
+pub use crate::model::KEY_PREFIX;
 pub const PUBLIC_ID_LEN: usize = 12;
 pub const SECRET_PART_LEN: usize = 40;
 pub const KEY_LEN: usize = KEY_PREFIX.len() + PUBLIC_ID_LEN + SECRET_PART_LEN;

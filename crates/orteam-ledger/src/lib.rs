@@ -11,6 +11,7 @@
 //!
 //! See `DESIGN.md` in this crate for how the fast paths work and why.
 
+mod backend;
 pub mod budget;
 pub mod directory;
 pub mod env;
@@ -21,19 +22,17 @@ pub mod keys;
 mod ledger;
 pub mod migrate;
 pub mod model;
-pub mod outbox;
-pub mod postgres;
+pub(crate) mod postgres;
 pub mod query;
-pub mod sqlite;
-pub mod store;
+mod rows;
+pub(crate) mod sqlite;
+mod store;
 
 pub use budget::{Durability, Reservation, Settled};
 pub use directory::Directory;
 pub use error::{AuthError, BudgetExceeded, LedgerError};
-pub use events::Correction;
 pub use keys::SecretKey;
 pub use ledger::{Ledger, LedgerOptions, Reclaimed, Role};
 pub use model::*;
 pub use orteam_core::{Money, Window};
-pub use outbox::{AppliedCorrection, NewAlert, OutboxEntry, PendingCorrection};
 pub use query::{DailyPoint, EventFilter, GroupBy, UsageGroup, UsageQuery};

@@ -10,6 +10,9 @@ use orteam_core::{ApiRoute, Money, Window};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
+/// The prefix of every virtual key (`ot-…`).
+pub const KEY_PREFIX: &str = "ot-";
+
 /// Which level a budget applies to. A member's spend counts against its own, its team's and its
 /// org's budgets (member ⊂ team ⊂ org).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -201,7 +204,7 @@ pub struct VirtualKey {
 impl VirtualKey {
     /// What a person sees to recognise the key: `ot-<public id>…`.
     pub fn display_prefix(&self) -> String {
-        format!("{}{}…", crate::keys::KEY_PREFIX, self.id)
+        format!("{}{}…", KEY_PREFIX, self.id)
     }
 }
 
@@ -402,4 +405,55 @@ impl UsageEvent {
     pub fn route(&self) -> ApiRoute {
         self.usage.route
     }
+}
+
+/// The result of a cost correction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Correction {
+    pub previous: Money,
+    pub exact: Money,
+}
+
+/// An alert to record for one webhook URL.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewAlert {
+    /// What the alert reports; the same id is never recorded twice for one URL.
+    pub alert_id: String,
+    pub url: String,
+    /// `budget` or `anomaly` (free text).
+    pub kind: String,
+    /// The JSON body to POST.
+    pub payload: String,
+}
+
+/// A row of the alert outbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboxEntry {
+    pub alert_id: String,
+    pub url: String,
+    pub kind: String,
+    pub payload: String,
+    pub created_at: DateTime<Utc>,
+    /// Failed delivery attempts so far.
+    pub attempts: u32,
+    pub next_attempt_at: DateTime<Utc>,
+    pub delivered_at: Option<DateTime<Utc>>,
+    pub dead: bool,
+    pub last_error: Option<String>,
+}
+
+/// A queued exact cost.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingCorrection {
+    pub request_id: String,
+    pub exact: Money,
+    pub generation_id: Option<String>,
+    pub requested_at: DateTime<Utc>,
+}
+
+/// A queued correction that [`Ledger::apply_pending_corrections`] applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppliedCorrection {
+    pub request_id: String,
+    pub correction: Correction,
 }

@@ -1,14 +1,14 @@
-//! The storage trait. Two implementations: [`crate::sqlite::SqliteStore`] and
-//! [`crate::postgres::PgStore`].
+//! The storage traits, one per area. Both backends implement every one ([`crate::sqlite`] and
+//! [`crate::postgres`], one file per area), and only those files hold SQL; callers depend on the
+//! traits through [`crate::backend::AnyStore`].
 //!
-//! The trait covers what both backends do the same way (directory mutations and snapshot
-//! loading, the change sequence, event reads, window spend rows). The hot path is *not* behind
-//! it: reservations are served by the in-memory [`crate::budget::engine::BudgetEngine`], events
-//! are written by a backend-specific group-commit writer, and PostgreSQL adds lease calls.
-//!
-//! Dispatch is an enum ([`AnyStore`]) rather than `dyn Store`: there are exactly two backends,
-//! the PostgreSQL-only lease calls need the concrete type anyway, and native `async fn` in
-//! traits is not object-safe without boxing every call.
+//! The hot path is *not* behind them: reservations are served by the in-memory
+//! [`crate::budget::engine::BudgetEngine`], events are written by a backend-specific
+//! group-commit writer (which applies [`crate::events::plan_correction`], the one correction
+//! rule), and PostgreSQL adds lease calls. Dispatch is an enum ([`crate::backend::AnyStore`])
+//! rather than `dyn`: there are exactly two backends, the PostgreSQL-only lease calls need the
+//! concrete type anyway, and native `async fn` in traits is not object-safe without boxing every
+//! call.
 
 use std::future::Future;
 
@@ -18,19 +18,20 @@ use orteam_core::{Money, Window};
 use crate::budget::engine::CellKey;
 use crate::directory::{DirectoryChange, DirectoryData};
 use crate::error::LedgerError;
-use crate::model::UsageEvent;
+use crate::model::{NewAlert, OutboxEntry, PendingCorrection, UsageEvent};
 use crate::query::EventFilter;
 
 /// A `budget_windows` row.
 #[derive(Debug, Clone)]
-pub struct WindowRow {
+pub(crate) struct WindowRow {
     pub key: CellKey,
     pub spent: Money,
     /// Leased to instances (PostgreSQL; zero on SQLite).
     pub leased: Money,
 }
 
-pub trait Store: Send + Sync + 'static {
+/// The directory: orgs, teams, tiers, members, budgets, raises, keys, and the change log.
+pub(crate) trait DirectoryStore: Send + Sync + 'static {
     /// The whole directory, with the change-log sequence it reflects.
     fn load_directory(&self) -> impl Future<Output = Result<DirectoryData, LedgerError>> + Send;
     /// The latest change-log sequence number.
@@ -41,6 +42,10 @@ pub trait Store: Send + Sync + 'static {
         change: DirectoryChange,
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<(), LedgerError>> + Send;
+}
+
+/// Reading usage events (the writers insert them).
+pub(crate) trait EventStore: Send + Sync + 'static {
     /// Events matching `filter`, oldest first unless `newest_first`.
     fn events(
         &self,
@@ -51,6 +56,10 @@ pub trait Store: Send + Sync + 'static {
         &self,
         request_id: String,
     ) -> impl Future<Output = Result<Option<UsageEvent>, LedgerError>> + Send;
+}
+
+/// Durable budget spend (the writers move it; PostgreSQL's leases are in `postgres/lease.rs`).
+pub(crate) trait BudgetStore: Send + Sync + 'static {
     /// Spend rows of the given window instances.
     fn window_rows(
         &self,
@@ -58,41 +67,61 @@ pub trait Store: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Vec<WindowRow>, LedgerError>> + Send;
 }
 
-#[derive(Debug, Clone)]
-pub enum AnyStore {
-    Sqlite(std::sync::Arc<crate::sqlite::SqliteStore>),
-    Postgres(std::sync::Arc<crate::postgres::PgStore>),
-}
-
-macro_rules! dispatch {
-    ($self:ident, $s:ident => $e:expr) => {
-        match $self {
-            AnyStore::Sqlite($s) => $e,
-            AnyStore::Postgres($s) => $e,
-        }
-    };
-}
-
-impl Store for AnyStore {
-    async fn load_directory(&self) -> Result<DirectoryData, LedgerError> {
-        dispatch!(self, s => s.load_directory().await)
-    }
-    async fn change_seq(&self) -> Result<i64, LedgerError> {
-        dispatch!(self, s => s.change_seq().await)
-    }
-    async fn apply(&self, change: DirectoryChange, now: DateTime<Utc>) -> Result<(), LedgerError> {
-        dispatch!(self, s => s.apply(change, now).await)
-    }
-    async fn events(&self, filter: EventFilter) -> Result<Vec<UsageEvent>, LedgerError> {
-        dispatch!(self, s => s.events(filter).await)
-    }
-    async fn event(&self, request_id: String) -> Result<Option<UsageEvent>, LedgerError> {
-        dispatch!(self, s => s.event(request_id).await)
-    }
-    async fn window_rows(
+/// The alert outbox (`alert_outbox`).
+pub(crate) trait OutboxStore: Send + Sync + 'static {
+    /// Records alerts, leaving an (alert id, URL) already recorded alone; how many were new.
+    fn outbox_enqueue(
         &self,
-        starts: Vec<(Window, NaiveDate)>,
-    ) -> Result<Vec<WindowRow>, LedgerError> {
-        dispatch!(self, s => s.window_rows(starts).await)
-    }
+        alerts: Vec<NewAlert>,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<usize, LedgerError>> + Send;
+    /// Claims up to `limit` due rows no other sender holds, until `until`.
+    fn outbox_claim_due(
+        &self,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+        limit: i64,
+    ) -> impl Future<Output = Result<Vec<OutboxEntry>, LedgerError>> + Send;
+    fn outbox_delivered(
+        &self,
+        alert_id: String,
+        url: String,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<(), LedgerError>> + Send;
+    fn outbox_failed(
+        &self,
+        alert_id: String,
+        url: String,
+        error: String,
+        next_attempt_at: DateTime<Utc>,
+        dead: bool,
+    ) -> impl Future<Output = Result<(), LedgerError>> + Send;
+    /// Every row (oldest first), or only those neither delivered nor dead.
+    fn outbox_entries(
+        &self,
+        pending_only: bool,
+    ) -> impl Future<Output = Result<Vec<OutboxEntry>, LedgerError>> + Send;
+}
+
+/// The queue of exact costs (`cost_corrections`); applying one goes through the writer.
+pub(crate) trait CorrectionStore: Send + Sync + 'static {
+    /// Queues (or replaces a pending) correction; an applied one stays. Whether the queue changed.
+    fn queue_correction(
+        &self,
+        request_id: String,
+        exact: Money,
+        generation_id: Option<String>,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<bool, LedgerError>> + Send;
+    /// Queued and not applied, oldest first.
+    fn pending_corrections(
+        &self,
+    ) -> impl Future<Output = Result<Vec<PendingCorrection>, LedgerError>> + Send;
+    /// Marks a queued correction applied (with the error that made it skipped, if any).
+    fn mark_correction(
+        &self,
+        request_id: String,
+        error: Option<String>,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<(), LedgerError>> + Send;
 }

@@ -26,51 +26,9 @@ use crate::model::{BudgetScope, BudgetStatus, MemberState, TightestBudget};
 
 pub type Id = Arc<str>;
 
-/// FxHash-style hasher: the keys are directory ids chosen by admins (not attacker input), and
-/// SipHash was a third of the reserve + release time.
-#[derive(Default, Clone, Copy)]
-pub struct FastHasher(u64);
-
-impl std::hash::Hasher for FastHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(c);
-            self.add(u64::from_le_bytes(w));
-        }
-        for b in chunks.remainder() {
-            self.add(u64::from(*b));
-        }
-    }
-    fn write_u8(&mut self, i: u8) {
-        self.add(u64::from(i));
-    }
-    fn write_u32(&mut self, i: u32) {
-        self.add(u64::from(i));
-    }
-    fn write_u64(&mut self, i: u64) {
-        self.add(i);
-    }
-    fn write_usize(&mut self, i: usize) {
-        self.add(i as u64);
-    }
-    fn write_i32(&mut self, i: i32) {
-        self.add(i as u64);
-    }
-}
-
-impl FastHasher {
-    #[inline]
-    fn add(&mut self, w: u64) {
-        self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-}
-
-pub(crate) type FastMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<FastHasher>>;
+/// Fx hashing (`rustc-hash`): the keys are directory ids chosen by admins (not attacker input),
+/// and SipHash was a third of the reserve + release time.
+pub(crate) type FastMap<K, V> = HashMap<K, V, rustc_hash::FxBuildHasher>;
 
 /// One window instance of one scope's spend.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]

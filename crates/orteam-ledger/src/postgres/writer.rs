@@ -20,10 +20,13 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, Statement};
 
 use super::lease::LEASE_DEBIT_SQL;
-use super::{EVENT_COLUMNS, PgStore, dec, event_from_row, pg_i64};
+use super::{PgStore, dec, pg_i64};
 use crate::budget::engine::{BudgetEngine, CellKey};
 use crate::error::LedgerError;
-use crate::events::{BatchOutcome, Correction, MAX_BATCH, SpendDeltas, WriterMsg, finish_batch};
+use crate::events::{
+    BatchOutcome, MAX_BATCH, SpendDeltas, WriterMsg, finish_batch, plan_correction,
+};
+use crate::rows::{self, EVENT_COLUMNS};
 
 const SPEND_UPSERT_SQL: &str = "INSERT INTO budget_windows (scope, scope_id, win, window_start, spent) \
      SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::date[], $5::numeric[]) \
@@ -359,7 +362,10 @@ async fn write_batch(
     for msg in batch {
         match msg {
             WriterMsg::Correct {
-                request_id, exact, ..
+                request_id,
+                exact,
+                outcome,
+                ..
             } => {
                 let row = client
                     .query_opt(
@@ -371,35 +377,22 @@ async fn write_batch(
                     out.corrections.push(Ok(None));
                     continue;
                 };
-                let ev = match event_from_row(&row) {
-                    Ok(ev) => ev,
-                    Err(e) => {
-                        out.corrections.push(Err(e));
-                        continue;
-                    }
-                };
+                let plan =
+                    match rows::event(&row).and_then(|ev| plan_correction(&ev, *exact, *outcome)) {
+                        Ok(plan) => plan,
+                        Err(e) => {
+                            out.corrections.push(Err(e));
+                            continue;
+                        }
+                    };
                 client
                     .execute(
-                        "UPDATE usage_events SET cost = $2, \
-                         outcome = CASE WHEN outcome = 'provisional' THEN 'ok' ELSE outcome END WHERE request_id = $1",
-                        &[request_id, &dec(*exact)],
+                        "UPDATE usage_events SET cost = $2, outcome = $3 WHERE request_id = $1",
+                        &[request_id, &dec(*exact), &plan.outcome.as_str()],
                     )
                     .await?;
-                let keys = CellKey::all_for(
-                    &Arc::from(ev.member_id.as_str()),
-                    &Arc::from(ev.team_id.as_str()),
-                    &Arc::from(ev.org_id.as_str()),
-                    ev.time,
-                );
-                let delta = exact.checked_sub(ev.usage.cost).unwrap_or(Money::ZERO);
-                corrections.add(&keys, delta);
-                out.corrections.push(Ok(Some((
-                    Correction {
-                        previous: ev.usage.cost,
-                        exact: *exact,
-                    },
-                    keys,
-                ))));
+                corrections.add(&plan.keys, plan.delta);
+                out.corrections.push(Ok(Some(plan)));
             }
             WriterMsg::TouchKeys(list) => {
                 for (id, at) in list {

@@ -11,13 +11,15 @@ use orteam_core::Money;
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::mpsc;
 
-use super::{EVENT_COLUMNS, event_from_row, insert_event, ts};
-use crate::budget::engine::{BudgetEngine, CellKey};
+use super::{first, insert_event, ts};
+use crate::budget::engine::BudgetEngine;
 use crate::error::LedgerError;
 use crate::events::{
-    BatchOutcome, Correction, EventSpend, MAX_BATCH, SpendDeltas, WriteJob, WriterMsg, finish_batch,
+    BatchOutcome, EventSpend, MAX_BATCH, SpendDeltas, WriteJob, WriterMsg, finish_batch,
+    plan_correction,
 };
 use crate::journal::{Journal, remove_segments};
+use crate::rows::{self, EVENT_COLUMNS};
 
 /// How long the writer gathers journaled events after a wake-up before committing them: one
 /// transaction per interval instead of one per event, and no wake-up per event.
@@ -195,45 +197,50 @@ fn write_batch(conn: &mut Connection, batch: &[WriterMsg]) -> Result<BatchOutcom
                     out.inserted.push(new);
                 }
                 WriterMsg::Correct {
-                    request_id, exact, ..
+                    request_id,
+                    exact,
+                    outcome,
+                    ..
                 } => {
-                    let found = tx
-                        .query_row(
-                            &format!(
+                    let found = {
+                        let mut st = tx
+                            .prepare_cached(&format!(
                                 "SELECT {EVENT_COLUMNS} FROM usage_events WHERE request_id = ?1"
-                            ),
+                            ))
+                            .map_err(err)?;
+                        first(
+                            &mut st,
                             params![request_id],
-                            event_from_row,
+                            |r| rows::event(r),
+                            "correcting a cost",
                         )
-                        .optional()
-                        .map_err(err)?;
-                    let Some(ev) = found else {
-                        out.corrections.push(Ok(None));
-                        continue;
+                    };
+                    let plan = match found {
+                        Ok(None) => {
+                            out.corrections.push(Ok(None));
+                            continue;
+                        }
+                        Ok(Some(ev)) => plan_correction(&ev, *exact, *outcome),
+                        Err(e) => Err(e),
+                    };
+                    let plan = match plan {
+                        Ok(plan) => plan,
+                        Err(e) => {
+                            out.corrections.push(Err(e));
+                            continue;
+                        }
                     };
                     tx.execute(
-                        "UPDATE usage_events SET cost = ?2, \
-                         outcome = CASE WHEN outcome = 'provisional' THEN 'ok' ELSE outcome END WHERE request_id = ?1",
-                        params![request_id, exact.to_canonical_string()],
+                        "UPDATE usage_events SET cost = ?2, outcome = ?3 WHERE request_id = ?1",
+                        params![
+                            request_id,
+                            exact.to_canonical_string(),
+                            plan.outcome.as_str()
+                        ],
                     )
                     .map_err(err)?;
-                    let keys = CellKey::all_for(
-                        &Arc::from(ev.member_id.as_str()),
-                        &Arc::from(ev.team_id.as_str()),
-                        &Arc::from(ev.org_id.as_str()),
-                        ev.time,
-                    );
-                    let delta = exact
-                        .minus(ev.usage.cost)
-                        .map_err(|_| LedgerError::Invalid("amount overflow".into()))?;
-                    deltas.add(&keys, delta);
-                    out.corrections.push(Ok(Some((
-                        Correction {
-                            previous: ev.usage.cost,
-                            exact: *exact,
-                        },
-                        keys,
-                    ))));
+                    deltas.add(&plan.keys, plan.delta);
+                    out.corrections.push(Ok(Some(plan)));
                 }
                 WriterMsg::TouchKeys(list) => {
                     for (id, at) in list {

@@ -238,7 +238,10 @@ async fn provisional_costs_are_corrected(b: Backend) {
     assert_eq!(prov[0].usage.request_id, "prov-1");
     assert!(ledger.reserve("alice", m("0.6")).await.is_err());
 
-    let c = ledger.correct_cost("prov-1", m("0.3")).await.unwrap();
+    let c = ledger
+        .correct_cost("prov-1", m("0.3"), Outcome::Ok)
+        .await
+        .unwrap();
     assert_eq!(c.previous, m("0.5"));
     assert_eq!(c.exact, m("0.3"));
     assert!(ledger.provisional_events().await.unwrap().is_empty());
@@ -250,7 +253,7 @@ async fn provisional_costs_are_corrected(b: Backend) {
     let r = ledger.reserve("alice", m("0.7")).await.unwrap();
     r.release();
     assert!(matches!(
-        ledger.correct_cost("nope", m("1")).await,
+        ledger.correct_cost("nope", m("1"), Outcome::Ok).await,
         Err(LedgerError::NotFound { .. })
     ));
     ledger.shutdown().await.unwrap();
@@ -261,6 +264,93 @@ async fn provisional_costs_are_corrected(b: Backend) {
     assert!(st.iter().all(|s| s.spent == m("0.3")), "{st:?}");
     assert!(again.reserve("alice", m("0.71")).await.is_err());
     again.shutdown().await.unwrap();
+}
+
+/// A cut stream is charged provisionally and corrected later: the correction gives the event
+/// the outcome it names (`partial`), and leaves an event that was not provisional as it was.
+async fn a_correction_gives_a_provisional_event_its_final_outcome(b: Backend) {
+    let db = TestDb::new(b).await;
+    let ledger = serving_alice_daily(&db, "10").await;
+    let r = ledger.reserve("alice", m("1")).await.unwrap();
+    let mut u = Usage::new("cut-1", "m", m("0.5"));
+    u.outcome = Outcome::Provisional;
+    r.settle(u).await.unwrap();
+    let r = ledger.reserve("alice", m("1")).await.unwrap();
+    r.settle(Usage::new("done-1", "m", m("0.25")))
+        .await
+        .unwrap();
+
+    assert!(matches!(
+        ledger
+            .correct_cost("cut-1", m("0.4"), Outcome::Provisional)
+            .await,
+        Err(LedgerError::Invalid(_))
+    ));
+    let c = ledger
+        .correct_cost("cut-1", m("0.4"), Outcome::Partial)
+        .await
+        .unwrap();
+    assert_eq!((c.previous, c.exact), (m("0.5"), m("0.4")));
+    let ev = ledger.event("cut-1").await.unwrap().unwrap();
+    assert_eq!(ev.usage.outcome, Outcome::Partial);
+    assert_eq!(ev.usage.cost, m("0.4"));
+    assert!(ledger.provisional_events().await.unwrap().is_empty());
+
+    // Not provisional: the cost is corrected, the outcome stays.
+    ledger
+        .correct_cost("done-1", m("0.3"), Outcome::Partial)
+        .await
+        .unwrap();
+    let ev = ledger.event("done-1").await.unwrap().unwrap();
+    assert_eq!(ev.usage.outcome, Outcome::Ok);
+    assert_eq!(ev.usage.cost, m("0.3"));
+    let st = ledger.budget_status("alice").await.unwrap();
+    assert!(st.iter().all(|s| s.spent == m("0.7")), "{st:?}");
+    ledger.shutdown().await.unwrap();
+
+    let again = db.open(serving()).await;
+    let st = again.budget_status("alice").await.unwrap();
+    assert!(st.iter().all(|s| s.spent == m("0.7")), "{st:?}");
+    again.shutdown().await.unwrap();
+}
+
+/// Both writers apply one correction rule: a difference that overflows is an error (never a
+/// silent zero), the event and the budget counters stay as they were, and the writer goes on.
+async fn a_correction_that_overflows_is_an_error(b: Backend) {
+    const MAX: &str = "79228162514264337593543950335";
+    let db = TestDb::new(b).await;
+    let ledger = serving_alice_daily(&db, "10").await;
+    let r = ledger.reserve("alice", m("1")).await.unwrap();
+    let mut u = Usage::new("big-1", "m", m("0.5"));
+    u.outcome = Outcome::Provisional;
+    r.settle(u).await.unwrap();
+    // A recorded cost no settle can produce, so that `exact - previous` overflows.
+    let rows = db
+        .raw(&format!(
+            "UPDATE usage_events SET cost = '-{MAX}' WHERE request_id = 'big-1' RETURNING request_id"
+        ))
+        .await;
+    assert_eq!(rows.len(), 1);
+
+    let err = ledger
+        .correct_cost("big-1", m(MAX), Outcome::Ok)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, LedgerError::Invalid(_)), "{err:?}");
+    let ev = ledger.event("big-1").await.unwrap().unwrap();
+    assert_eq!(ev.usage.cost, m(&format!("-{MAX}")));
+    assert_eq!(ev.usage.outcome, Outcome::Provisional);
+    let st = ledger.budget_status("alice").await.unwrap();
+    assert!(st.iter().all(|s| s.spent == m("0.5")), "{st:?}");
+
+    // The writer is still healthy.
+    let r = ledger.reserve("alice", m("1")).await.unwrap();
+    r.settle(Usage::new("after-1", "m", m("0.25")))
+        .await
+        .unwrap();
+    let st = ledger.budget_status("alice").await.unwrap();
+    assert!(st.iter().all(|s| s.spent == m("0.75")), "{st:?}");
+    ledger.shutdown().await.unwrap();
 }
 
 /// A journaled settle is charged at once in memory, readable at once through the ledger's
@@ -618,4 +708,6 @@ backend_tests!(
     settle_is_idempotent_by_request_id,
     queries_sum_exactly_in_every_grouping,
     provisional_costs_are_corrected,
+    a_correction_gives_a_provisional_event_its_final_outcome,
+    a_correction_that_overflows_is_an_error,
 );
