@@ -32,7 +32,8 @@ pub async fn whole(
         Err(err) => {
             // The answer was generated and billed but not delivered: charge provisionally and
             // look the exact cost up.
-            meta.settle_unknown(reservation, &Default::default()).await;
+            meta.settle_unknown(reservation, &Default::default(), Outcome::Failed)
+                .await;
             return Err(GatewayError::Upstream {
                 status: StatusCode::BAD_GATEWAY,
                 message: format!("upstream answer broke off: {err}"),

@@ -126,7 +126,7 @@ impl Settlement {
         match info.cost() {
             Some(cost) => self.settle_exact(reservation, info, cost, outcome).await,
             None => {
-                self.settle_unknown(reservation, info).await;
+                self.settle_unknown(reservation, info, outcome).await;
                 Ok(())
             }
         }
@@ -134,9 +134,15 @@ impl Settlement {
 
     /// Upstream generated something whose cost we did not see: charge the reserved amount
     /// provisionally (with whatever token counts were seen), then look the exact cost up by
-    /// generation id in the background. With no generation id nothing was generated, so the
-    /// hold is released.
-    pub async fn settle_unknown(&self, reservation: Reservation, info: &CompletionInfo) {
+    /// generation id in the background; the event then takes `outcome` (`partial` for a cut
+    /// stream, `ok` for a whole answer that carried no cost). With no generation id nothing was
+    /// generated, so the hold is released.
+    pub async fn settle_unknown(
+        &self,
+        reservation: Reservation,
+        info: &CompletionInfo,
+        outcome: Outcome,
+    ) {
         let Some(generation_id) = self.generation_id(info) else {
             reservation.release();
             return;
@@ -149,12 +155,12 @@ impl Settlement {
         }
         let this = self.clone();
         self.gw.tasks.spawn(async move {
-            this.correct_from_generation(generation_id).await;
+            this.correct_from_generation(generation_id, outcome).await;
         });
     }
 
     /// Polls `/generation` until upstream knows the exact cost (it may lag the request).
-    async fn correct_from_generation(&self, generation_id: String) {
+    async fn correct_from_generation(&self, generation_id: String, outcome: Outcome) {
         let client = self
             .gw
             .openrouter
@@ -167,7 +173,7 @@ impl Settlement {
                         match self
                             .gw
                             .ledger
-                            .correct_cost(&self.request_id, cost, Outcome::Ok)
+                            .correct_cost(&self.request_id, cost, outcome)
                             .await
                         {
                             Ok(_) => {

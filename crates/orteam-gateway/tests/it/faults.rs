@@ -113,8 +113,8 @@ async fn cut_streams_are_charged_exactly(backend: Backend) {
     let e = event(&tg, &request_id, true).await;
     assert_eq!(
         e.usage.outcome,
-        Outcome::Ok,
-        "the provisional charge was corrected"
+        Outcome::Partial,
+        "the provisional charge was corrected, and the cut stream is recorded as partial"
     );
     let gen_id = e.usage.generation_id.clone().expect("generation id");
     let g = sim_generation(&tg, &gen_id).await;
