@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
-use orteam_core::{ApiRoute, BudgetScope, Money, Outcome, Window};
+use orteam_core::{ApiRoute, Money, Window};
 use orteam_ledger::{BudgetStatus, EventFilter, Ledger, LedgerError, UsageEvent};
 
 pub use orteam_dashboard_types::snapshot::{
@@ -220,7 +220,7 @@ fn split_series(
 fn gauge(b: &BudgetStatus) -> Gauge {
     let used = b.spent.checked_add(b.held).unwrap_or(b.spent);
     Gauge {
-        scope: scope(b.scope),
+        scope: b.scope,
         scope_id: b.scope_id.clone(),
         window: b.window,
         limit: b.limit,
@@ -230,25 +230,6 @@ fn gauge(b: &BudgetStatus) -> Gauge {
         remaining: b.remaining,
         reset_at: b.reset_at,
         used_permille: permille(used, b.limit),
-    }
-}
-
-/// The ledger's budget scope as the snapshot spells it (the same three values).
-pub fn scope(s: orteam_ledger::BudgetScope) -> BudgetScope {
-    match s {
-        orteam_ledger::BudgetScope::Member => BudgetScope::Member,
-        orteam_ledger::BudgetScope::Team => BudgetScope::Team,
-        orteam_ledger::BudgetScope::Org => BudgetScope::Org,
-    }
-}
-
-/// The ledger's request outcome as the snapshot spells it (the same four values).
-pub fn outcome(o: orteam_ledger::Outcome) -> Outcome {
-    match o {
-        orteam_ledger::Outcome::Ok => Outcome::Ok,
-        orteam_ledger::Outcome::Partial => Outcome::Partial,
-        orteam_ledger::Outcome::Failed => Outcome::Failed,
-        orteam_ledger::Outcome::Provisional => Outcome::Provisional,
     }
 }
 
@@ -262,7 +243,7 @@ pub fn recent_request(e: &UsageEvent) -> RecentRequest {
         prompt_tokens: e.usage.prompt_tokens,
         completion_tokens: e.usage.completion_tokens,
         cost: e.usage.cost,
-        outcome: outcome(e.usage.outcome),
+        outcome: e.usage.outcome,
         streamed: e.usage.streamed,
         latency_ms: e.usage.latency_ms,
         request_id: e.usage.request_id.clone(),

@@ -20,13 +20,7 @@ pub fn parse(body: &[u8]) -> Result<WireRequest<'_>, RequestError> {
         match key {
             "model" => model = Some(json::non_empty_string(raw, "model")?),
             "prompt" => {
-                let text = raw.get().trim_start();
-                if !(text.starts_with('"') || text.starts_with('[')) {
-                    return Err(RequestError::new(
-                        "`prompt` must be a string, an array of strings or token ids",
-                        Some("prompt"),
-                    ));
-                }
+                json::string_or_array(raw, "prompt", "a string, an array of strings or token ids")?;
                 has_prompt = true;
             }
             "stream" => stream = json::boolean(raw, "stream")?,

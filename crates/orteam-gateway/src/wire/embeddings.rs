@@ -15,13 +15,11 @@ pub fn parse(body: &[u8]) -> Result<WireRequest<'_>, RequestError> {
         match key {
             "model" => model = Some(json::non_empty_string(raw, "model")?),
             "input" => {
-                let text = raw.get().trim_start();
-                if !(text.starts_with('"') || text.starts_with('[')) {
-                    return Err(RequestError::new(
-                        "`input` must be a string, an array of strings or an array of token ids",
-                        Some("input"),
-                    ));
-                }
+                json::string_or_array(
+                    raw,
+                    "input",
+                    "a string, an array of strings or an array of token ids",
+                )?;
                 has_input = true;
             }
             "stream" if json::boolean(raw, "stream")? => {

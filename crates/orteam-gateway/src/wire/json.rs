@@ -240,6 +240,23 @@ pub fn object_array(raw: &RawValue, name: &'static str) -> Result<(), RequestErr
     Ok(())
 }
 
+/// A string or an array (`input`, `prompt`): what each item holds is upstream's to judge.
+pub fn string_or_array(
+    raw: &RawValue,
+    name: &'static str,
+    expected: &str,
+) -> Result<(), RequestError> {
+    let text = raw.get().trim_start();
+    if text.starts_with('"') || text.starts_with('[') {
+        Ok(())
+    } else {
+        Err(RequestError::new(
+            format!("`{name}` must be {expected}"),
+            Some(name),
+        ))
+    }
+}
+
 /// A JSON string literal.
 pub fn json_string(s: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(s.len() + 2);

@@ -28,13 +28,7 @@ pub fn parse(body: &[u8]) -> Result<WireRequest<'_>, RequestError> {
         match key {
             "model" => model = Some(json::non_empty_string(raw, "model")?),
             "input" => {
-                let text = raw.get().trim_start();
-                if !(text.starts_with('"') || text.starts_with('[')) {
-                    return Err(RequestError::new(
-                        "`input` must be a string or an array of input items",
-                        Some("input"),
-                    ));
-                }
+                json::string_or_array(raw, "input", "a string or an array of input items")?;
                 has_input = true;
             }
             "stream" => stream = json::boolean(raw, "stream")?,
