@@ -9,18 +9,12 @@ use std::time::Duration;
 use secrecy::SecretString;
 use serde::Deserialize;
 
-/// Environment variables the gateway reads.
+/// Environment variables the gateway reads (named once, in `orteam_core::env`).
 pub mod env {
-    pub const ORTEAM_ADMIN_TOKEN: &str = "ORTEAM_ADMIN_TOKEN";
-    /// A token for `/metrics` alone (Prometheus' `authorization: credentials`); the admin
-    /// token works too.
-    pub const ORTEAM_METRICS_TOKEN: &str = "ORTEAM_METRICS_TOKEN";
-    pub const ORTEAM_DATABASE_URL: &str = "ORTEAM_DATABASE_URL";
-    pub const OPENROUTER_BASE_URL: &str = "OPENROUTER_BASE_URL";
-    /// The team's shared OpenRouter (inference) key.
-    pub const OPENROUTER_API_KEY: &str = "OPENROUTER_API_KEY";
-    /// The management key, for catalog-independent management calls and provisioned keys.
-    pub const OPENROUTER_PROVISIONING_KEY: &str = "OPENROUTER_PROVISIONING_KEY";
+    pub use orteam_core::env::{
+        OPENROUTER_API_KEY, OPENROUTER_BASE_URL, OPENROUTER_PROVISIONING_KEY, ORTEAM_ADMIN_TOKEN,
+        ORTEAM_DATABASE_URL, ORTEAM_METRICS_TOKEN,
+    };
 }
 
 /// The shortest admin or metrics token accepted.

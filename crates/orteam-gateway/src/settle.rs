@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use orteam_core::Money;
 use orteam_ledger::{AuthContext, Outcome, Reservation, Usage};
+use orteam_openrouter::{Jitter, RetryPolicy};
 
 use crate::auth::UpstreamCredentials;
 use crate::error::GatewayError;
@@ -165,8 +166,16 @@ impl Settlement {
             .gw
             .openrouter
             .with_api_key(self.credentials.secret.clone());
-        let mut wait = Duration::from_millis(200);
-        for _ in 0..20 {
+        // Upstream may record the generation seconds after the request: 200 ms doubling to
+        // 30 s, 20 looks (the product's one retry policy, without jitter: one poller per id).
+        let policy = RetryPolicy {
+            max_retries: 20,
+            base_delay: Duration::from_millis(200),
+            max_delay: Duration::from_secs(30),
+            jitter: Jitter::None,
+            max_retry_after: Duration::from_secs(30),
+        };
+        for attempt in 0..policy.max_retries {
             match client.generation(&generation_id).await {
                 Ok(g) => {
                     if let Some(cost) = g.total_cost {
@@ -195,8 +204,7 @@ impl Settlement {
                     tracing::debug!(%err, %generation_id, "generation look-up failed; retrying");
                 }
             }
-            tokio::time::sleep(wait).await;
-            wait = (wait * 2).min(Duration::from_secs(30));
+            tokio::time::sleep(policy.delay(attempt, None)).await;
         }
         tracing::warn!(%generation_id, request_id = %self.request_id, "exact cost still unknown; left provisional for reconciliation");
     }

@@ -5,14 +5,14 @@ use secrecy::SecretString;
 use crate::McpError;
 
 /// The management (provisioning) key the server uses. Required.
-pub const PROVISIONING_KEY_ENV: &str = "OPENROUTER_PROVISIONING_KEY";
+pub const PROVISIONING_KEY_ENV: &str = orteam_core::env::OPENROUTER_PROVISIONING_KEY;
 /// Overrides the OpenRouter API base URL (default `https://openrouter.ai/api/v1`).
-pub const BASE_URL_ENV: &str = "OPENROUTER_BASE_URL";
+pub const BASE_URL_ENV: &str = orteam_core::env::OPENROUTER_BASE_URL;
 /// `1`, `true` or `yes` (any case) registers the write tools.
-pub const ALLOW_WRITE_ENV: &str = "OPENROUTER_ADMIN_ALLOW_WRITE";
+pub const ALLOW_WRITE_ENV: &str = orteam_core::env::OPENROUTER_ADMIN_ALLOW_WRITE;
 
 /// The orteam ledger's database URL; when set, the team tools are served.
-pub const DATABASE_URL_ENV: &str = "ORTEAM_DATABASE_URL";
+pub const DATABASE_URL_ENV: &str = orteam_core::env::ORTEAM_DATABASE_URL;
 
 /// How to enable the write tools, quoted in errors.
 pub const ENABLE_WRITES_HINT: &str = "start the server with OPENROUTER_ADMIN_ALLOW_WRITE=1 in its environment (or `orteam mcp --allow-write`)";

@@ -29,7 +29,7 @@ mod keys;
 mod models;
 
 /// Environment variable overriding the base URL (when the builder sets none).
-pub const BASE_URL_ENV: &str = "OPENROUTER_BASE_URL";
+pub const BASE_URL_ENV: &str = orteam_core::env::OPENROUTER_BASE_URL;
 /// The public API.
 pub const DEFAULT_BASE_URL: &str = "https://openrouter.ai/api/v1";
 /// Default TTL of the GET cache.
