@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use orteam_core::{Money, Window};
-use orteam_ledger::{BudgetScope, UsageEvent};
+use orteam_ledger::{BudgetScope, Outcome, UsageEvent};
 use orteam_sim::{Fault, FaultRule};
 use orteam_test_support::{Backend, TestGateway, backend_tests};
 use serde_json::{Value, json};
@@ -218,71 +218,53 @@ async fn hammer(backend: Backend, api: Api) {
 
 backend_tests!(cut_streams_errors_and_hang_ups_are_charged_exactly_on_every_route);
 
+/// Streams one request through `fault` and returns its event once settled, after checking it
+/// was charged exactly what upstream billed for the generation.
+async fn stream_through_fault(tg: &TestGateway, api: Api, fault: Fault) -> UsageEvent {
+    tg.sim.set_faults(vec![FaultRule {
+        method: Some("POST".into()),
+        path_prefix: Some(api.upstream_path()),
+        times: Some(1),
+        fault,
+    }]);
+    let resp = tg
+        .post(
+            "alice",
+            api.path(),
+            api.body("[[sim:tokens=30]]", Some(40), true),
+        )
+        .await;
+    assert_eq!(resp.status(), 200, "{api:?}");
+    let request_id = resp.headers()["x-orteam-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let _ = resp.text().await; // the fault shows up as a broken or short body
+    let e = event(tg, &request_id, true).await;
+    let gen_id = e.usage.generation_id.clone().expect("generation id");
+    let g = sim_generation(tg, &gen_id).await;
+    assert_eq!(e.usage.cost, json_money(&g["total_cost"]), "{api:?}: {e:?}");
+    assert!(e.usage.cost > Money::ZERO, "{api:?}");
+    e
+}
+
 async fn cut_streams_errors_and_hang_ups_are_charged_exactly_on_every_route(backend: Backend) {
     for api in ALL.into_iter().filter(|a| a.streams()) {
         let tg = TestGateway::start(backend).await;
-        tg.sim.set_faults(vec![FaultRule {
-            method: Some("POST".into()),
-            path_prefix: Some(api.upstream_path()),
-            times: Some(1),
-            fault: Fault::StreamCut { after_chunks: 3 },
-        }]);
-        let resp = tg
-            .post(
-                "alice",
-                api.path(),
-                api.body("[[sim:tokens=30]]", Some(40), true),
-            )
-            .await;
-        assert_eq!(resp.status(), 200, "{api:?}");
-        let request_id = resp.headers()["x-orteam-request-id"]
-            .to_str()
-            .unwrap()
-            .to_owned();
-        let _ = resp.text().await; // the cut shows up as a broken or short body
-        let e = event(&tg, &request_id, true).await;
-        let gen_id = e.usage.generation_id.clone().expect("generation id");
-        let g = sim_generation(&tg, &gen_id).await;
+        let cut = stream_through_fault(&tg, api, Fault::StreamCut { after_chunks: 3 }).await;
         assert_eq!(
-            e.usage.cost,
-            json_money(&g["total_cost"]),
-            "{api:?}: cut stream"
+            cut.usage.outcome,
+            Outcome::Partial,
+            "{api:?}: a cut stream is partial"
         );
-        assert!(e.usage.cost > Money::ZERO, "{api:?}");
-
         // A mid-stream error from upstream (in the route's own form: an error chunk, an
         // Anthropic `error` event, `response.failed`) is charged what upstream billed.
-        tg.sim.set_faults(vec![FaultRule {
-            method: Some("POST".into()),
-            path_prefix: Some(api.upstream_path()),
-            times: Some(1),
-            fault: Fault::StreamError {
-                after_chunks: 2,
-                code: 502,
-                message: None,
-            },
-        }]);
-        let resp = tg
-            .post(
-                "alice",
-                api.path(),
-                api.body("[[sim:tokens=30]]", Some(40), true),
-            )
-            .await;
-        assert_eq!(resp.status(), 200, "{api:?}");
-        let request_id = resp.headers()["x-orteam-request-id"]
-            .to_str()
-            .unwrap()
-            .to_owned();
-        let _ = resp.text().await;
-        let e = event(&tg, &request_id, true).await;
-        let gen_id = e.usage.generation_id.clone().expect("generation id");
-        let g = sim_generation(&tg, &gen_id).await;
-        assert_eq!(
-            e.usage.cost,
-            json_money(&g["total_cost"]),
-            "{api:?}: mid-stream error"
-        );
+        let error = Fault::StreamError {
+            after_chunks: 2,
+            code: 502,
+            message: None,
+        };
+        stream_through_fault(&tg, api, error).await;
 
         // A client that hangs up mid-stream is charged what was generated.
         tg.sim.clear_faults();
