@@ -495,27 +495,7 @@ async fn error_bodies_without_envelope() {
 
 #[tokio::test]
 async fn tracing_output_never_contains_the_key() {
-    use tracing_subscriber::fmt::MakeWriter;
-
-    #[derive(Clone, Default)]
-    struct Buf(Arc<Mutex<Vec<u8>>>);
-    impl std::io::Write for Buf {
-        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(b);
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    impl<'a> MakeWriter<'a> for Buf {
-        type Writer = Buf;
-        fn make_writer(&'a self) -> Buf {
-            self.clone()
-        }
-    }
-
-    let buf = Buf::default();
+    let buf = crate::common::LogCapture::default();
     let subscriber = tracing_subscriber::fmt()
         .with_max_level(tracing::Level::TRACE)
         .with_writer(buf.clone())
@@ -544,7 +524,7 @@ async fn tracing_output_never_contains_the_key() {
     c.current_key().await.unwrap();
     c.current_key().await.unwrap();
     tracing::info!(client = ?c, "client");
-    let out = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+    let out = buf.text();
     assert!(out.contains("retrying OpenRouter request"), "{out}");
     assert!(!out.contains(KEY), "{out}");
     assert!(!out.contains(&KEY[9..]), "{out}");
