@@ -21,7 +21,7 @@ use crate::policy::{self, ModelDecision};
 use crate::pricing::ModelPrice;
 use crate::settle::Settlement;
 use crate::sse::SseScanner;
-use crate::wire::{Wire, json, routing};
+use crate::wire::{Wire, routing};
 use crate::{auth, body, forward, reserve, respond};
 
 /// Runs one request of `wire`; returns the response and whether it is a stream.
@@ -206,30 +206,9 @@ pub async fn count_tokens(
     let gw = &worker.gw;
     let auth = auth::authenticate(&gw.ledger, req.headers())?;
     let bytes = body::read(req, gw.config.max_body_bytes, gw.config.body_read_timeout).await?;
-    let members = json::Members::parse(&bytes)?;
-    let mut model = None;
-    let mut has_messages = false;
-    for (key, raw) in members.iter() {
-        match key {
-            "model" => model = Some(json::non_empty_string(raw, "model")?),
-            "messages" => {
-                json::object_array(raw, "messages")?;
-                has_messages = true;
-            }
-            _ => {}
-        }
-    }
-    let model = model.ok_or_else(|| GatewayError::BadRequest {
-        message: "model: Field required".into(),
-        param: Some("model"),
-    })?;
-    if !has_messages {
-        return Err(GatewayError::BadRequest {
-            message: "messages: Field required".into(),
-            param: Some("messages"),
-        });
-    }
-    served_model(&auth, &model)?;
+    // The same validation as a Messages request (count_tokens takes its input subset).
+    let request = Wire::Messages.parse(&bytes)?;
+    served_model(&auth, &request.model)?;
     let input_tokens = bytes.len().div_ceil(4);
     let mut out = Response::new(Body::from(format!("{{\"input_tokens\":{input_tokens}}}")));
     out.headers_mut()

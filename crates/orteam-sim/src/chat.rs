@@ -132,14 +132,12 @@ fn plan(shared: &Shared, headers: &HeaderMap, body: &[u8]) -> Result<Plan, ApiEr
         Some(n) => Some(n),
         None => parse_max_tokens(req.max_tokens, "max_tokens")?,
     };
-    let mut ids: Vec<&str> = Vec::with_capacity(1);
-    if let Some(m) = &req.model {
-        ids.push(&m.0);
-    }
-    if let Some(list) = &req.models {
-        ids.extend(list.iter().map(|m| m.0.as_ref()));
-    }
-    let mut plan = Plan::new(resolve_models(shared, &ids, ModelKind::Text)?, prompt);
+    let ids = req
+        .model
+        .iter()
+        .chain(req.models.iter().flatten())
+        .map(|m| m.0.as_ref());
+    let mut plan = Plan::new(resolve_models(shared, ids, ModelKind::Text)?, prompt);
     plan.max_tokens = max_tokens;
     plan.stream = req.stream.unwrap_or(false);
     plan.user = req.user.map(|u| u.0.into_owned());

@@ -96,14 +96,12 @@ fn plan(shared: &Shared, headers: &HeaderMap, body: &[u8]) -> Result<Plan, ApiEr
         .as_ref()
         .ok_or_else(|| bad("Invalid request parameters: prompt is required"))?;
     let prompt = analyze(prompt)?;
-    let mut ids: Vec<&str> = Vec::new();
-    if let Some(m) = &req.model {
-        ids.push(m);
-    }
-    if let Some(list) = &req.models {
-        ids.extend(list.iter().map(String::as_str));
-    }
-    let mut plan = Plan::new(resolve_models(shared, &ids, ModelKind::Text)?, prompt);
+    let ids = req
+        .model
+        .as_deref()
+        .into_iter()
+        .chain(req.models.iter().flatten().map(String::as_str));
+    let mut plan = Plan::new(resolve_models(shared, ids, ModelKind::Text)?, prompt);
     plan.max_tokens = parse_max_tokens(req.max_tokens, "max_tokens")?;
     plan.choices = match parse_max_tokens(req.n, "n")? {
         Some(n) if n > MAX_N => {

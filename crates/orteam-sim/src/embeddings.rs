@@ -141,12 +141,12 @@ fn parse(shared: &Shared, body: &[u8]) -> Result<Parsed, ApiError> {
             bad("Invalid request parameters: dimensions must be a positive integer")
         })?),
     };
-    let ids: Vec<&str> = req.model.as_deref().into_iter().collect();
-    if ids.is_empty() {
-        return Err(bad("Invalid request parameters: model is required"));
-    }
+    let model = req
+        .model
+        .as_deref()
+        .ok_or_else(|| bad("Invalid request parameters: model is required"))?;
     let mut plan = Plan::new(
-        resolve_models(shared, &ids, ModelKind::Embedding)?,
+        resolve_models(shared, [model], ModelKind::Embedding)?,
         counter.finish(),
     );
     plan.user = req.user;

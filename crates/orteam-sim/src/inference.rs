@@ -303,16 +303,21 @@ pub(crate) fn parse_max_tokens(
     }
 }
 
-/// Resolves model ids (a primary and fallbacks) to catalog indexes of the route's `kind`.
-pub(crate) fn resolve_models(
+/// Resolves model ids (a primary, then fallbacks) to catalog indexes of the route's `kind`;
+/// no id at all means the default model.
+pub(crate) fn resolve_models<'a>(
     shared: &Shared,
-    ids: &[&str],
+    ids: impl IntoIterator<Item = &'a str>,
     kind: ModelKind,
 ) -> Result<Vec<usize>, ApiError> {
-    let mut candidates = Vec::with_capacity(ids.len().max(1));
-    let default = [DEFAULT_MODEL];
-    let ids = if ids.is_empty() { &default[..] } else { ids };
-    for &id in ids {
+    let mut ids = ids.into_iter().peekable();
+    let ids: Vec<&str> = if ids.peek().is_none() {
+        vec![DEFAULT_MODEL]
+    } else {
+        ids.collect()
+    };
+    let mut candidates = Vec::with_capacity(ids.len());
+    for id in ids {
         let idx = shared
             .catalog
             .get(id)

@@ -179,14 +179,12 @@ fn plan(shared: &Shared, headers: &HeaderMap, body: &[u8]) -> Result<Plan, ApiEr
         bad("Invalid request parameters: messages is required (a non-empty array)")
     })?;
     let prompt = analyze(req.system.as_ref(), messages)?;
-    let mut ids: Vec<&str> = Vec::new();
-    if let Some(m) = &req.model {
-        ids.push(m);
-    }
-    if let Some(list) = &req.models {
-        ids.extend(list.iter().map(String::as_str));
-    }
-    let mut plan = Plan::new(resolve_models(shared, &ids, ModelKind::Text)?, prompt);
+    let ids = req
+        .model
+        .as_deref()
+        .into_iter()
+        .chain(req.models.iter().flatten().map(String::as_str));
+    let mut plan = Plan::new(resolve_models(shared, ids, ModelKind::Text)?, prompt);
     plan.max_tokens = parse_max_tokens(req.max_tokens, "max_tokens")?;
     plan.stream = req.stream.unwrap_or(false);
     plan.forced_tool = forced_tool(

@@ -210,14 +210,12 @@ fn plan(shared: &Shared, headers: &HeaderMap, body: &[u8]) -> Result<Plan, ApiEr
         .as_ref()
         .ok_or_else(|| bad("Invalid request parameters: input is required"))?;
     let prompt = analyze(req.instructions.as_ref(), input)?;
-    let mut ids: Vec<&str> = Vec::new();
-    if let Some(m) = &req.model {
-        ids.push(m);
-    }
-    if let Some(list) = &req.models {
-        ids.extend(list.iter().map(String::as_str));
-    }
-    let mut plan = Plan::new(resolve_models(shared, &ids, ModelKind::Text)?, prompt);
+    let ids = req
+        .model
+        .as_deref()
+        .into_iter()
+        .chain(req.models.iter().flatten().map(String::as_str));
+    let mut plan = Plan::new(resolve_models(shared, ids, ModelKind::Text)?, prompt);
     plan.max_tokens = parse_max_tokens(req.max_output_tokens, "max_output_tokens")?;
     plan.stream = req.stream.unwrap_or(false);
     plan.forced_tool = forced_tool(
