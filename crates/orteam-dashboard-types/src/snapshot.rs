@@ -248,6 +248,9 @@ pub struct RecentRequest {
     /// The gateway API route (absent from snapshots of gateways that did not record it: chat).
     #[serde(default)]
     pub route: ApiRoute,
+    /// A policy violation: upstream served a model outside the member's tier.
+    #[serde(default)]
+    pub served_outside_tier: bool,
 }
 
 /// Most series a chart draws; the rest are summed into "other".

@@ -33,6 +33,8 @@ pub struct AdminState {
     admin_token_digest: Option<[u8; 32]>,
     /// SHA-256 of the metrics-only token, if one is set.
     metrics_token_digest: Option<[u8; 32]>,
+    /// Whether member ids may appear in `/metrics` (`[metrics] member_labels`).
+    member_labels: crate::config::MemberLabels,
 }
 
 impl AdminState {
@@ -48,7 +50,14 @@ impl AdminState {
             metrics,
             admin_token_digest: admin_token.map(digest),
             metrics_token_digest: None,
+            member_labels: crate::config::MemberLabels::Member,
         }
+    }
+
+    /// What the `member` label carries in `/metrics`.
+    pub fn with_member_labels(mut self, which: crate::config::MemberLabels) -> Self {
+        self.member_labels = which;
+        self
     }
 
     /// Also accept `token` on `/metrics`.
@@ -197,7 +206,12 @@ async fn healthz(State(state): State<AdminState>) -> Json<serde_json::Value> {
 async fn render_metrics(State(state): State<AdminState>) -> Response {
     // Budget gauges are read at scrape time so they are never stale.
     if let Ok(all) = state.ledger.all_budget_status().await {
-        for b in all {
+        // Member budgets name members: exported only where member labels are.
+        let members_shown = state.member_labels == crate::config::MemberLabels::Member;
+        for b in all
+            .into_iter()
+            .filter(|b| members_shown || b.scope != orteam_core::BudgetScope::Member)
+        {
             state
                 .metrics
                 .budget_remaining_nanodollars

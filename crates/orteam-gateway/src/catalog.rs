@@ -21,6 +21,9 @@ pub const MISS_REFRESH_INTERVAL: Duration = Duration::from_secs(30);
 #[derive(Debug, Default)]
 pub struct PriceTable {
     prices: HashMap<String, Arc<ModelPrice>>,
+    /// Canonical slug (`openai/gpt-4o-mini-2024-07-18`) → model id (`openai/gpt-4o-mini`):
+    /// upstream may name the served model either way.
+    slugs: HashMap<String, String>,
     /// Model ids in catalog order, for `GET /v1/models`.
     pub models: Vec<Model>,
 }
@@ -28,7 +31,13 @@ pub struct PriceTable {
 impl PriceTable {
     pub fn from_models(models: Vec<Model>) -> Self {
         let mut prices = HashMap::with_capacity(models.len() * 2);
+        let mut slugs = HashMap::with_capacity(models.len());
         for m in &models {
+            if let Some(slug) = &m.canonical_slug
+                && slug != &m.id
+            {
+                slugs.insert(slug.clone(), m.id.clone());
+            }
             let p = &m.pricing;
             // A model without published prices is left out: never treated as free.
             let (Some(prompt), Some(completion)) = (p.prompt, p.completion) else {
@@ -44,6 +53,7 @@ impl PriceTable {
                 prompt,
                 completion,
                 request: p.request.unwrap_or(Money::ZERO),
+                media: p.image.unwrap_or(Money::ZERO),
                 max_completion_tokens: m
                     .top_provider
                     .as_ref()
@@ -55,7 +65,16 @@ impl PriceTable {
             }
             prices.insert(m.id.clone(), price);
         }
-        PriceTable { prices, models }
+        PriceTable {
+            prices,
+            slugs,
+            models,
+        }
+    }
+
+    /// The model id `name` stands for: itself, or the id whose canonical slug it is.
+    pub fn model_id<'a>(&'a self, name: &'a str) -> &'a str {
+        self.slugs.get(name).map_or(name, String::as_str)
     }
 
     pub fn get(&self, model: &str) -> Option<Arc<ModelPrice>> {

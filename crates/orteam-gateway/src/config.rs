@@ -48,6 +48,27 @@ struct FileConfig {
     attribution: FileAttribution,
     #[serde(default)]
     limits: FileLimits,
+    #[serde(default)]
+    metrics: FileMetrics,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileMetrics {
+    member_labels: Option<MemberLabels>,
+}
+
+/// What the `member` label of the per-member metrics carries.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MemberLabels {
+    /// The member id (one series per member and model).
+    #[default]
+    Member,
+    /// The member's team id (fewer series; no member ids in the scrape).
+    Team,
+    /// Empty (one series per model).
+    None,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -76,6 +97,8 @@ struct FileLimits {
     header_read_timeout: Option<String>,
     body_read_timeout: Option<String>,
     max_connections: Option<usize>,
+    media_part_tokens: Option<u64>,
+    document_part_tokens: Option<u64>,
 }
 
 /// Validated gateway settings.
@@ -110,6 +133,14 @@ pub struct GatewayConfig {
     pub body_read_timeout: Duration,
     /// Open connections across workers; past it new ones are closed at once.
     pub max_connections: usize,
+    /// Prompt tokens held for each image or audio part (a part given by URL has no bytes in
+    /// the body to bound its tokens).
+    pub media_part_tokens: u64,
+    /// Prompt tokens held for each document or video part (`file`, `input_file`, `document`,
+    /// `video_url`).
+    pub document_part_tokens: u64,
+    /// What the `member` label of the per-member metrics carries (`[metrics] member_labels`).
+    pub member_labels: MemberLabels,
 }
 
 impl std::fmt::Debug for GatewayConfig {
@@ -240,6 +271,9 @@ impl GatewayConfig {
                 .max_connections
                 .unwrap_or_else(crate::server::default_max_connections)
                 .max(1),
+            media_part_tokens: parsed.limits.media_part_tokens.unwrap_or(4_096),
+            document_part_tokens: parsed.limits.document_part_tokens.unwrap_or(100_000),
+            member_labels: parsed.metrics.member_labels.unwrap_or_default(),
         })
     }
 }

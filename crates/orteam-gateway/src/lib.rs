@@ -34,7 +34,7 @@ pub mod stream_body;
 pub mod upstream;
 pub mod wire;
 
-pub use config::GatewayConfig;
+pub use config::{GatewayConfig, MemberLabels};
 pub use error::GatewayError;
 pub use gateway::Gateway;
 pub use serve::{RunningGateway, StartError, start};

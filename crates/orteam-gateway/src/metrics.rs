@@ -17,6 +17,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+use crate::config::MemberLabels;
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
     pub status: u16,
@@ -42,6 +44,13 @@ pub struct TokenLabels {
     pub member: String,
     pub model: String,
     pub kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ViolationLabels {
+    pub member: String,
+    /// The model upstream served.
+    pub model: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -71,6 +80,7 @@ pub struct Metrics {
     pub upstream_retries: Counter<u64, AtomicU64>,
     pub streams_open: Gauge,
     pub anomalies: Family<AnomalyLabels, Gauge>,
+    pub policy_violations: Family<ViolationLabels, Counter>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -149,7 +159,14 @@ impl Metrics {
             "Current spend anomalies (1 = flagged)",
             anomalies.clone(),
         );
+        let policy_violations = Family::<ViolationLabels, Counter>::default();
+        registry.register(
+            "policy_violations",
+            "Answers upstream served with a model outside the member's tier, by member and served model",
+            policy_violations.clone(),
+        );
         Metrics {
+            policy_violations,
             registry,
             requests,
             errors,
@@ -185,6 +202,15 @@ impl Metrics {
             out.clear();
         }
         out
+    }
+}
+
+/// The `member` label of a request's per-member metrics, as `[metrics] member_labels` says.
+pub fn member_label(which: MemberLabels, auth: &orteam_ledger::AuthContext) -> String {
+    match which {
+        MemberLabels::Member => auth.member_id.clone(),
+        MemberLabels::Team => auth.team_id.clone(),
+        MemberLabels::None => String::new(),
     }
 }
 

@@ -36,20 +36,38 @@ pub async fn run(
     let path = worker.upstream_path(wire, req.uri().query())?;
     let forwarded = forwarded_headers(wire, req.headers());
     let bytes = body::read(req, gw.config.max_body_bytes, gw.config.body_read_timeout).await?;
-    let request = wire.parse(&bytes)?;
-    if let Some((field, reason)) = &request.routing.refused {
-        return Err(GatewayError::FieldNotAllowed {
-            field,
-            reason: reason.clone(),
-        });
-    }
+    let mut request = wire.parse(&bytes)?;
+    let routing = request
+        .routing
+        .apply(&auth.tier.routing)
+        .map_err(|r| GatewayError::FieldNotAllowed {
+            field: r.field,
+            reason: r.reason,
+        })?;
+    // Parts given by URL have no bytes in the body to bound their tokens.
+    request.prompt_bound = request
+        .prompt_bound
+        .saturating_add(request.media.media.saturating_mul(gw.config.media_part_tokens))
+        .saturating_add(
+            request
+                .media
+                .documents
+                .saturating_mul(gw.config.document_part_tokens),
+        );
     let served = served_model(&auth, &request.model)?;
     let model = served.as_deref().unwrap_or(&request.model);
-    let price = price_of_every_model(gw, &auth, model, &request.routing.fallback_models).await?;
+    let rates = price_of_every_model(gw, &auth, model, &routing.fallback_models).await?;
+    let price = rates
+        .with_media(request.media.total())
+        .ok_or_else(|| GatewayError::BadRequest {
+            message: "too many media parts to price".into(),
+            param: None,
+        })?;
     let credentials = auth::upstream_credentials(gw, &auth)?;
     let (quote, reservation) = reserve::reserve(gw, &auth, &price, &request).await?;
 
-    let upstream_body = request.upstream_body(model, quote.max_tokens, &auth.member_id);
+    let upstream_body =
+        request.upstream_body(model, quote.max_tokens, &auth.member_id, &routing, &rates);
     let resp = match forward::forward(worker, path, &credentials, &forwarded, upstream_body).await {
         Ok(resp) => resp,
         Err(err) => {
@@ -89,11 +107,8 @@ pub async fn run(
     if quote.adjusted {
         headers.push((HEADER_MAX_TOKENS, HeaderValue::from(quote.max_tokens)));
     }
-    if !request.routing.removed.is_empty() {
-        headers.push((
-            HEADER_REMOVED,
-            header_value(&request.routing.removed.join(", ")),
-        ));
+    if !routing.removed.is_empty() {
+        headers.push((HEADER_REMOVED, header_value(&routing.removed.join(", "))));
     }
     if let Some(g) = resp.headers().get(HEADER_GENERATION_ID) {
         headers.push((HEADER_GENERATION_ID, g.clone()));

@@ -17,6 +17,8 @@ pub struct ModelPrice {
     pub completion: Money,
     /// USD per request.
     pub request: Money,
+    /// USD per image in the prompt (OpenRouter's `pricing.image`), on top of its tokens.
+    pub media: Money,
     /// The most completion tokens the model's provider will produce, if known.
     pub max_completion_tokens: Option<u64>,
     /// The model's context length, if known.
@@ -55,9 +57,22 @@ impl ModelPrice {
             prompt: self.prompt.max(other.prompt),
             completion: self.completion.max(other.completion),
             request: self.request.max(other.request),
+            media: self.media.max(other.media),
             max_completion_tokens: min_cap(self.max_completion_tokens, other.max_completion_tokens),
             context_length: min_cap(self.context_length, other.context_length),
         }
+    }
+
+    /// The price with `parts` media parts' per-image charges folded into the request price
+    /// (their tokens are in the prompt bound).
+    pub fn with_media(&self, parts: u64) -> Option<ModelPrice> {
+        if parts == 0 {
+            return Some(self.clone());
+        }
+        Some(ModelPrice {
+            request: self.request.checked_add(self.media.checked_mul_u64(parts)?)?,
+            ..self.clone()
+        })
     }
 
     /// The largest answer the model allows.
@@ -186,6 +201,7 @@ mod tests {
             prompt: m("0.0000025"),
             completion: m("0.00001"),
             request: Money::ZERO,
+            media: Money::ZERO,
             max_completion_tokens: Some(16384),
             context_length: Some(128000),
         }
@@ -243,6 +259,7 @@ mod tests {
             prompt: Money::ZERO,
             completion: Money::ZERO,
             request: Money::ZERO,
+            media: Money::ZERO,
             max_completion_tokens: None,
             context_length: Some(8192),
         };

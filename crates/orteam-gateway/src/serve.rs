@@ -107,7 +107,8 @@ pub async fn start(
             metrics.clone(),
             config.admin_token.as_ref(),
         )
-        .with_metrics_token(config.metrics_token.as_ref()),
+        .with_metrics_token(config.metrics_token.as_ref())
+        .with_member_labels(config.member_labels),
     );
     let gateway = Arc::new(Gateway::new(
         config.clone(),

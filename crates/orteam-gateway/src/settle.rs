@@ -42,8 +42,50 @@ impl Settlement {
             .or_else(|| info.generation_id.clone())
     }
 
+    /// The model upstream says it served (the one sent when it does not say).
+    fn served<'a>(&'a self, info: &'a CompletionInfo) -> &'a str {
+        info.model.as_deref().unwrap_or(&self.served_model)
+    }
+
+    /// Whether upstream served a model the member's tier does not allow: a policy violation
+    /// (whatever its cause: a provider-side substitution, a routing field the gateway missed).
+    /// The model sent (the requested one or the tier's downgrade target) and the fallbacks
+    /// were checked before forwarding; a canonical slug counts as its model id.
+    fn outside_tier(&self, info: &CompletionInfo) -> bool {
+        let served = self.served(info);
+        if served == self.served_model || crate::policy::allows(&self.auth.tier, served) {
+            return false;
+        }
+        let table = self.gw.catalog.snapshot();
+        let id = table.model_id(served);
+        id != self.served_model && !crate::policy::allows(&self.auth.tier, id)
+    }
+
+    fn member_label(&self) -> String {
+        metrics::member_label(self.gw.config.member_labels, &self.auth)
+    }
+
     fn usage(&self, info: &CompletionInfo, cost: Money, outcome: Outcome) -> Usage {
         let billed = info.usage.clone().unwrap_or_default();
+        let served_outside_tier = self.outside_tier(info);
+        if served_outside_tier {
+            tracing::warn!(
+                member = %self.auth.member_id,
+                tier = %self.auth.tier.id,
+                requested = %self.requested_model,
+                served = %self.served(info),
+                request_id = %self.request_id,
+                "policy violation: upstream served a model outside the member's tier"
+            );
+            self.gw
+                .metrics
+                .policy_violations
+                .get_or_create(&metrics::ViolationLabels {
+                    member: self.member_label(),
+                    model: self.served(info).to_owned(),
+                })
+                .inc();
+        }
         Usage {
             request_id: self.request_id.clone(),
             virtual_key_id: Some(self.auth.key_id.clone()),
@@ -66,6 +108,7 @@ impl Settlement {
             latency_ms: u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX),
             title: Some(self.gw.config.attribution_title.clone()),
             route: self.wire.route(),
+            served_outside_tier,
         }
     }
 
@@ -82,7 +125,7 @@ impl Settlement {
             ] {
                 m.tokens
                     .get_or_create(&TokenLabels {
-                        member: self.auth.member_id.clone(),
+                        member: self.member_label(),
                         model: model.clone(),
                         kind,
                     })
@@ -91,7 +134,7 @@ impl Settlement {
         }
         m.cost_nanodollars
             .get_or_create(&UsageLabels {
-                member: self.auth.member_id.clone(),
+                member: self.member_label(),
                 model,
                 route: self.wire.as_str(),
             })

@@ -123,6 +123,50 @@ pub struct AlertPayload {
     pub budget: Option<BudgetAlert>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub anomaly: Option<Anomaly>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_violation: Option<PolicyViolation>,
+}
+
+/// A request upstream served with a model outside the member's tier.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyViolation {
+    pub request_id: String,
+    pub member_id: String,
+    pub team_id: String,
+    pub requested_model: String,
+    pub served_model: String,
+    pub cost: Money,
+    pub time: DateTime<Utc>,
+}
+
+/// How far back a run looks for policy violations (the outbox keeps each alert once).
+const VIOLATION_LOOKBACK: TimeDelta = TimeDelta::days(1);
+
+fn violation_alert(e: &orteam_ledger::UsageEvent, now: DateTime<Utc>) -> AlertPayload {
+    let v = PolicyViolation {
+        request_id: e.usage.request_id.clone(),
+        member_id: e.member_id.clone(),
+        team_id: e.team_id.clone(),
+        requested_model: e.usage.requested_model.clone(),
+        served_model: e.model().to_owned(),
+        cost: e.usage.cost,
+        time: e.time,
+    };
+    AlertPayload {
+        id: format!("policy-violation:{}", v.request_id),
+        kind: "policy_violation".into(),
+        created_at: now,
+        text: format!(
+            "orteam: policy violation: {}'s request for {} was served by {}, outside their tier (charged {})",
+            v.member_id,
+            v.requested_model,
+            v.served_model,
+            v.cost.to_usd(6)
+        ),
+        budget: None,
+        anomaly: None,
+        policy_violation: Some(v),
+    }
 }
 
 /// What one run did.
@@ -199,6 +243,7 @@ fn budget_alerts(
                     remaining: b.remaining,
                 }),
                 anomaly: None,
+                policy_violation: None,
             });
         }
     }
@@ -213,6 +258,7 @@ fn anomaly_alert(a: &Anomaly, now: DateTime<Utc>) -> AlertPayload {
         text: format!("orteam: unusual spend: {}", a.describe()),
         budget: None,
         anomaly: Some(a.clone()),
+        policy_violation: None,
     }
 }
 
@@ -249,6 +295,16 @@ async fn enqueue(
         .map_err(InsightError::ledger("reading budgets"))?;
     let mut payloads = budget_alerts(&status, &cfg.thresholds, now);
     payloads.extend(flagged.iter().map(|a| anomaly_alert(a, now)));
+    let violations = ledger
+        .events(orteam_ledger::EventFilter {
+            from: Some(now - VIOLATION_LOOKBACK),
+            outside_tier_only: true,
+            limit: Some(cfg.batch),
+            ..Default::default()
+        })
+        .await
+        .map_err(InsightError::ledger("reading policy violations"))?;
+    payloads.extend(violations.iter().map(|e| violation_alert(e, now)));
     let mut rows = Vec::with_capacity(payloads.len() * cfg.webhooks.len());
     for p in &payloads {
         let body = serde_json::to_string(p)?;

@@ -64,6 +64,82 @@ pub struct Tier {
     /// Tokens (prompt bound + max_tokens) per minute per member.
     #[serde(default)]
     pub tokens_per_minute: Option<u64>,
+    /// What the gateway does with the fields that choose models or providers or add paid work.
+    #[serde(default)]
+    pub routing: RoutingPolicy,
+}
+
+/// What the gateway does with a field that chooses the models or providers that serve a
+/// request (`models`/`fallbacks`; `provider`/`route`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RouteRule {
+    /// Passed, checked: every fallback model must be on the tier's allowlist and the quote
+    /// prices the dearest; provider preferences go upstream with `max_price` capped at the
+    /// quoted prices.
+    #[default]
+    Check,
+    /// Removed before forwarding (named in `x-orteam-removed`).
+    Strip,
+    /// Refused with 403 naming the field.
+    Refuse,
+}
+
+/// What the gateway does with a field that adds work OpenRouter bills on top of tokens (paid
+/// `plugins`, priced server tools in `tools`): it cannot be priced before it runs, so it is
+/// never passed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PaidRule {
+    /// Removed before forwarding (named in `x-orteam-removed`).
+    Strip,
+    /// Refused with 403 naming the field.
+    Refuse,
+}
+
+/// A tier's policy for OpenRouter's routing fields. Presets, `speed: fast` and priority
+/// `service_tier` are always refused (they choose a model or a price upstream).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RoutingPolicy {
+    /// `models`, `fallbacks`.
+    pub fallbacks: RouteRule,
+    /// `provider`, `route`.
+    pub provider: RouteRule,
+    /// `plugins` other than the free ones.
+    pub plugins: PaidRule,
+    /// Server tools OpenRouter bills per call (`web_search`, `web_fetch`, `openrouter:*`).
+    pub server_tools: PaidRule,
+}
+
+impl RouteRule {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RouteRule::Check => "check",
+            RouteRule::Strip => "strip",
+            RouteRule::Refuse => "refuse",
+        }
+    }
+}
+
+impl PaidRule {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PaidRule::Strip => "strip",
+            PaidRule::Refuse => "refuse",
+        }
+    }
+}
+
+impl Default for RoutingPolicy {
+    fn default() -> Self {
+        RoutingPolicy {
+            fallbacks: RouteRule::Check,
+            provider: RouteRule::Check,
+            plugins: PaidRule::Refuse,
+            server_tools: PaidRule::Strip,
+        }
+    }
 }
 
 impl Tier {
@@ -272,6 +348,10 @@ pub struct Usage {
     /// written before routes were recorded: those are chat.
     #[serde(default)]
     pub route: ApiRoute,
+    /// A policy violation: upstream served a model the member's tier does not allow (charged,
+    /// since upstream billed it, but flagged for the lead).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub served_outside_tier: bool,
 }
 
 impl Usage {
@@ -296,6 +376,7 @@ impl Usage {
             latency_ms: 0,
             title: None,
             route: ApiRoute::Chat,
+            served_outside_tier: false,
         }
     }
 

@@ -21,6 +21,8 @@ pub struct EventFilter {
     /// Only events of this API route.
     pub route: Option<ApiRoute>,
     pub provisional_only: bool,
+    /// Only policy violations: events whose served model was outside the member's tier.
+    pub outside_tier_only: bool,
     pub newest_first: bool,
     pub limit: Option<usize>,
 }

@@ -64,7 +64,7 @@ pub(crate) fn team(r: &impl Columns) -> Result<Team, LedgerError> {
     })
 }
 
-pub(crate) const TIER_COLUMNS: &str = "id, name, all_models, allowed_models, on_disallowed, downgrade_model, requests_per_minute, tokens_per_minute";
+pub(crate) const TIER_COLUMNS: &str = "id, name, all_models, allowed_models, on_disallowed, downgrade_model, requests_per_minute, tokens_per_minute, routing";
 
 pub(crate) fn tier(r: &impl Columns) -> Result<Tier, LedgerError> {
     let models = if r.flag(2)? {
@@ -84,11 +84,13 @@ pub(crate) fn tier(r: &impl Columns) -> Result<Tier, LedgerError> {
         on_disallowed,
         requests_per_minute: r.opt_int(6)?.and_then(|n| u32::try_from(n).ok()),
         tokens_per_minute: r.opt_int(7)?.and_then(|n| u64::try_from(n).ok()),
+        routing: serde_json::from_str(&r.text(8)?).map_err(|e| corrupt(8, e))?,
     })
 }
 
 /// A tier as stored: (all_models, allowed models as JSON, policy, downgrade model,
-/// requests per minute, tokens per minute), in [`TIER_COLUMNS`] order after id and name.
+/// requests per minute, tokens per minute, routing policy as JSON), in [`TIER_COLUMNS`] order
+/// after id and name.
 pub(crate) struct TierParts {
     pub all_models: bool,
     pub allowed: String,
@@ -96,6 +98,7 @@ pub(crate) struct TierParts {
     pub downgrade: Option<String>,
     pub rpm: Option<i64>,
     pub tpm: Option<i64>,
+    pub routing: String,
 }
 
 pub(crate) fn tier_parts(t: &Tier) -> TierParts {
@@ -115,6 +118,7 @@ pub(crate) fn tier_parts(t: &Tier) -> TierParts {
         downgrade,
         rpm: t.requests_per_minute.map(i64::from),
         tpm: t.tokens_per_minute.and_then(|n| i64::try_from(n).ok()),
+        routing: serde_json::to_string(&t.routing).unwrap_or_else(|_| "{}".to_owned()),
     }
 }
 
@@ -199,7 +203,7 @@ pub(crate) fn upstream_key(r: &impl Columns) -> Result<(UpstreamKey, Option<Stri
 
 pub(crate) const EVENT_COLUMNS: &str = "time, member_id, team_id, org_id, request_id, virtual_key_id, upstream_key_hash, \
      requested_model, served_model, provider, prompt_tokens, completion_tokens, reasoning_tokens, cached_tokens, \
-     cost, generation_id, streamed, outcome, latency_ms, title, route";
+     cost, generation_id, streamed, outcome, latency_ms, title, route, served_outside_tier";
 
 pub(crate) fn event(r: &impl Columns) -> Result<UsageEvent, LedgerError> {
     Ok(UsageEvent {
@@ -225,6 +229,7 @@ pub(crate) fn event(r: &impl Columns) -> Result<UsageEvent, LedgerError> {
             latency_ms: r.count(18)?,
             title: r.opt_text(19)?,
             route: r.parsed(20)?,
+            served_outside_tier: r.flag(21)?,
         },
     })
 }

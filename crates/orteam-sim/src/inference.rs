@@ -9,6 +9,7 @@
 
 use std::borrow::Cow;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
@@ -699,6 +700,17 @@ pub(crate) fn admit<'s>(
     plan: Result<Plan, ApiError>,
 ) -> Result<Admitted<'s>, ApiError> {
     let token = inference_token(shared, headers)?;
+    let plan = plan.map(|mut p| {
+        if shared.hooks.has_substitutions.load(Ordering::Relaxed) {
+            let subs = shared.hooks.substitutions.read();
+            for c in &mut p.candidates {
+                if let Some(&to) = subs.get(c) {
+                    *c = to;
+                }
+            }
+        }
+        p
+    });
     let now = shared.clock.now();
     let mut st = shared.state.lock();
     let sel = select(shared, &mut st, token, now, &plan)?;

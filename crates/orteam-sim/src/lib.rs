@@ -282,6 +282,49 @@ impl SimHandle {
         self.shared.faults.list()
     }
 
+    /// From now on, answers requests for `requested` with `served` and bills them as
+    /// `served` (a provider-side substitution; OpenRouter names the model that served).
+    pub fn substitute_model(&self, requested: &str, served: &str) -> Result<(), SimError> {
+        let index = |id: &str| {
+            self.shared
+                .catalog
+                .get(id)
+                .ok_or_else(|| SimError::Config(format!("unknown model {id:?}")))
+        };
+        let (from, to) = (index(requested)?, index(served)?);
+        self.shared.hooks.substitutions.write().insert(from, to);
+        self.shared
+            .hooks
+            .has_substitutions
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Starts keeping the body of every POST request (for tests that check what reached
+    /// upstream).
+    pub fn record_request_bodies(&self) {
+        let mut log = self.shared.hooks.bodies.lock();
+        log.get_or_insert_with(Vec::new);
+        self.shared
+            .hooks
+            .recording
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The recorded bodies of POST requests to `path` (e.g. `"/api/v1/chat/completions"`), in
+    /// arrival order.
+    pub fn request_bodies(&self, path: &str) -> Vec<bytes::Bytes> {
+        self.shared
+            .hooks
+            .bodies
+            .lock()
+            .iter()
+            .flatten()
+            .filter(|(p, _)| p == path)
+            .map(|(_, b)| b.clone())
+            .collect()
+    }
+
     /// How many `method` requests reached `path` (without query), e.g. `"/api/v1/credits"`.
     pub fn request_count(&self, method: &str, path: &str) -> u64 {
         self.shared.stats.get(method, path)

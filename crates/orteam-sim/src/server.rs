@@ -2,6 +2,7 @@
 //! persistence. The state handlers share lives in `shared.rs`.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use axum::Router;
@@ -57,6 +58,19 @@ async fn stats_and_faults(State(shared): State<Arc<Shared>>, req: Request, next:
             }
             return err.into_response_for(path);
         }
+    }
+    if shared.hooks.recording.load(Ordering::Relaxed) && req.method() == axum::http::Method::POST {
+        let path = path.to_owned();
+        let (parts, body) = req.into_parts();
+        let bytes = axum::body::to_bytes(body, usize::MAX)
+            .await
+            .unwrap_or_default();
+        if let Some(log) = shared.hooks.bodies.lock().as_mut() {
+            log.push((path, bytes.clone()));
+        }
+        return next
+            .run(Request::from_parts(parts, axum::body::Body::from(bytes)))
+            .await;
     }
     next.run(req).await
 }

@@ -80,6 +80,20 @@ pub(crate) struct Shared {
     pub generation_waiters: AtomicUsize,
     pub dirty: AtomicBool,
     pub state_file: Option<PathBuf>,
+    /// Test hooks (off unless a test turns them on): see [`TestHooks`].
+    pub hooks: TestHooks,
+}
+
+/// What tests use to play an upstream that misbehaves or to look at what reached it; empty
+/// (and off the hot path) unless a test sets them.
+#[derive(Debug, Default)]
+pub(crate) struct TestHooks {
+    /// Model index → the model index that serves it instead (a provider-side substitution).
+    pub substitutions: RwLock<FxHashMap<usize, usize>>,
+    pub has_substitutions: AtomicBool,
+    /// Inference request bodies, by path, when recording is on.
+    pub bodies: Mutex<Option<Vec<(String, bytes::Bytes)>>>,
+    pub recording: AtomicBool,
 }
 
 impl Shared {
@@ -118,6 +132,7 @@ impl Shared {
             generation_waiters: AtomicUsize::new(0),
             dirty: AtomicBool::new(false),
             state_file: config.state_file,
+            hooks: TestHooks::default(),
         })
     }
 

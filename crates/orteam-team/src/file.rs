@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use orteam_core::{Money, Window};
+use orteam_ledger::RoutingPolicy;
 use serde::de::{self, Deserializer};
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
@@ -93,6 +94,8 @@ struct RawTier {
     member_budget: Option<BudgetSpec>,
     #[serde(default)]
     rate_limit: RateLimitSpec,
+    #[serde(default)]
+    routing: RoutingPolicy,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -352,6 +355,8 @@ pub struct TierSpec {
     pub on_disallowed: OnDisallowed,
     pub downgrade_to: Option<String>,
     pub rate_limit: RateLimitSpec,
+    /// What the gateway does with OpenRouter's routing fields (`[tiers.X.routing]`).
+    pub routing: RoutingPolicy,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -486,6 +491,7 @@ pub fn parse(path: &Path, text: &str) -> Result<ResolvedTeam, TeamFileError> {
                 on_disallowed: t.on_disallowed,
                 downgrade_to,
                 rate_limit: t.rate_limit,
+                routing: t.routing,
             },
         );
     }

@@ -47,6 +47,7 @@ pub async fn seed_directory(
                 on_disallowed,
                 requests_per_minute: rpm,
                 tokens_per_minute: tpm,
+                routing: Default::default(),
             })
             .await
             .expect("tier");

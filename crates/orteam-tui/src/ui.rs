@@ -329,8 +329,16 @@ fn render_overview(f: &mut Frame, area: Rect, s: &Snapshot) {
     );
 }
 
-/// The model, or `requested→served` when the tier downgraded it.
+/// The model, or `requested→served` when the tier downgraded it (`!` marks a policy
+/// violation: served outside the member's tier).
 fn model_text(r: &orteam_dashboard_types::snapshot::RecentRequest) -> String {
+    if r.served_outside_tier {
+        return format!(
+            "{}→{} !outside tier",
+            short_model(&r.requested_model),
+            short_model(r.served_model.as_deref().unwrap_or(&r.requested_model))
+        );
+    }
     match &r.served_model {
         Some(served) if *served != r.requested_model => {
             format!(

@@ -307,9 +307,13 @@ function renderRecent(recent) {
   }
   const first = state.seen.size === 0;
   const rows = recent.map((r) => {
-    const downgraded = r.served_model && r.served_model !== r.requested_model;
-    const model = downgraded
-      ? [r.requested_model, el("span", { class: "muted" }, " → "), r.served_model, el("span", { class: "muted" }, " (downgraded)")]
+    const substituted = r.served_model && r.served_model !== r.requested_model;
+    // A model served outside the tier is a policy violation, not a downgrade the tier chose.
+    const note = r.served_outside_tier
+      ? el("span", { class: "violation", title: "upstream served a model outside this member's tier" }, " (policy violation: outside tier)")
+      : el("span", { class: "muted" }, " (downgraded)");
+    const model = substituted || r.served_outside_tier
+      ? [r.requested_model, el("span", { class: "muted" }, " → "), r.served_model || r.requested_model, note]
       : [r.served_model || r.requested_model];
     const tr = el("tr", { "data-request-id": r.request_id, class: !first && !state.seen.has(r.request_id) ? "fresh" : null },
       el("td", {}, clock(r.time)), el("td", {}, r.member), el("td", {}, r.route || "chat"), el("td", {}, ...model),

@@ -248,5 +248,6 @@ pub fn recent_request(e: &UsageEvent) -> RecentRequest {
         latency_ms: e.usage.latency_ms,
         request_id: e.usage.request_id.clone(),
         route: e.usage.route,
+        served_outside_tier: e.usage.served_outside_tier,
     }
 }

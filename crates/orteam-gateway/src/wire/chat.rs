@@ -22,14 +22,14 @@ pub fn parse(body: &[u8]) -> Result<WireRequest<'_>, RequestError> {
     let mut max_tokens = None;
     let mut max_completion_tokens = None;
     let mut wants_usage = false;
-    let mut messages_bytes = None;
+    let mut has_messages = false;
     let mut choices = 1;
     for (key, raw) in members.iter() {
         match key {
             "model" => model = Some(json::non_empty_string(raw, "model")?),
             "messages" => {
                 json::object_array(raw, "messages")?;
-                messages_bytes = Some(raw.get().len());
+                has_messages = true;
             }
             "stream" => stream = json::boolean(raw, "stream")?,
             "max_tokens" => max_tokens = json::token_count(raw, "max_tokens")?,
@@ -42,22 +42,25 @@ pub fn parse(body: &[u8]) -> Result<WireRequest<'_>, RequestError> {
         }
     }
     let model = model.ok_or_else(|| RequestError::new("`model` is required", Some("model")))?;
-    let messages_bytes = messages_bytes
-        .ok_or_else(|| RequestError::new("`messages` is required", Some("messages")))?;
+    if !has_messages {
+        return Err(RequestError::new("`messages` is required", Some("messages")));
+    }
     Ok(WireRequest {
         wire: Wire::Chat,
         members,
         model,
         stream,
         max_output: max_completion_tokens.or(max_tokens),
-        // Bytes of the raw `messages` array: the JSON syntax around each message outweighs
-        // the chat template's special tokens.
-        prompt_bound: messages_bytes as u64,
+        // Every byte of the body: upstream bills `tools`, `response_format` schemas and the
+        // like as prompt tokens too, and the JSON syntax around each message outweighs the
+        // chat template's special tokens.
+        prompt_bound: body.len() as u64,
         choices,
         generates: true,
         client_wants_stream_usage: wants_usage,
         thinking_budget: None,
         routing,
+        media: Default::default(),
     })
 }
 
@@ -221,17 +224,14 @@ mod tests {
         assert!(r.stream);
         assert_eq!(r.max_output, Some(50));
         assert!(!r.client_wants_stream_usage);
-        assert_eq!(
-            r.prompt_bound as usize,
-            r#"[{"role":"user","content":"hi"}]"#.len()
-        );
+        assert_eq!(r.prompt_bound as usize, body.len());
     }
 
     #[test]
     fn rewrites_only_what_it_must() {
         let body = br#"{"model":"a/b","messages":[{"role":"user","content":"hi \"x\""}],"max_completion_tokens":500,"temperature":0.2,"user":"spoofed","stream":true}"#;
         let r = parse(body).unwrap();
-        let out = r.upstream_body("a/c", 40, "alice");
+        let out = r.upstream_body_in_tests("a/c", 40, "alice");
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(v["model"], "a/c");
         assert_eq!(v["max_tokens"], 40);

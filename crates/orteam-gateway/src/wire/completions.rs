@@ -48,6 +48,7 @@ pub fn parse(body: &[u8]) -> Result<WireRequest<'_>, RequestError> {
         client_wants_stream_usage: wants_usage,
         thinking_budget: None,
         routing,
+        media: Default::default(),
     })
 }
 
@@ -61,7 +62,7 @@ mod tests {
         let r = parse(body).unwrap();
         assert_eq!((r.max_output, r.choices), (Some(30), 2));
         let v: serde_json::Value =
-            serde_json::from_slice(&r.upstream_body("openai/gpt-3.5-turbo-instruct", 10, "c"))
+            serde_json::from_slice(&r.upstream_body_in_tests("openai/gpt-3.5-turbo-instruct", 10, "c"))
                 .unwrap();
         assert_eq!(v["max_tokens"], 10);
         assert_eq!(v["prompt"], "Once");

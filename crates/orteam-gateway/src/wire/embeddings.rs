@@ -47,6 +47,7 @@ pub fn parse(body: &[u8]) -> Result<WireRequest<'_>, RequestError> {
         client_wants_stream_usage: false,
         thinking_budget: None,
         routing,
+        media: Default::default(),
     })
 }
 
@@ -64,7 +65,7 @@ mod tests {
         let r = parse(body).unwrap();
         assert!(!r.generates);
         let v: serde_json::Value =
-            serde_json::from_slice(&r.upstream_body("openai/text-embedding-3-small", 0, "bob"))
+            serde_json::from_slice(&r.upstream_body_in_tests("openai/text-embedding-3-small", 0, "bob"))
                 .unwrap();
         assert_eq!(v["user"], "bob");
         assert_eq!(v["dimensions"], 8);

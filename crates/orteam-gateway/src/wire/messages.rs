@@ -77,6 +77,7 @@ pub fn parse(body: &[u8]) -> Result<WireRequest<'_>, RequestError> {
         client_wants_stream_usage: true,
         thinking_budget,
         routing,
+        media: Default::default(),
     })
 }
 
@@ -264,7 +265,7 @@ mod tests {
         assert_eq!(r.thinking_budget, Some(4000));
         assert_eq!(r.prompt_bound, body.len() as u64);
         let v: serde_json::Value =
-            serde_json::from_slice(&r.upstream_body("anthropic/claude-sonnet-4.5", 2000, "alice"))
+            serde_json::from_slice(&r.upstream_body_in_tests("anthropic/claude-sonnet-4.5", 2000, "alice"))
                 .unwrap();
         assert_eq!(v["max_tokens"], 2000);
         assert_eq!(v["thinking"]["budget_tokens"], 1999);
@@ -272,10 +273,10 @@ mod tests {
         assert_eq!(v["metadata"]["user_id"], "cc");
         assert_eq!(v["system"][0]["text"], "be brief");
         let v: serde_json::Value =
-            serde_json::from_slice(&r.upstream_body("a/b", 600, "alice")).unwrap();
+            serde_json::from_slice(&r.upstream_body_in_tests("a/b", 600, "alice")).unwrap();
         assert_eq!(v["thinking"]["type"], "disabled");
         let v: serde_json::Value =
-            serde_json::from_slice(&r.upstream_body("a/b", 8000, "alice")).unwrap();
+            serde_json::from_slice(&r.upstream_body_in_tests("a/b", 8000, "alice")).unwrap();
         assert_eq!(
             v["thinking"]["budget_tokens"], 4000,
             "untouched when it fits"

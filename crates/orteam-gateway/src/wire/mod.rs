@@ -17,6 +17,7 @@ pub mod chat;
 pub mod completions;
 pub mod embeddings;
 pub mod json;
+pub mod media;
 pub mod messages;
 pub mod responses;
 pub mod routing;
@@ -25,7 +26,7 @@ use bytes::Bytes;
 use orteam_core::{ApiRoute, Money};
 
 pub use json::{Members, RequestError, Rewrite};
-pub use routing::Routing;
+pub use routing::{Routing, RoutingPlan};
 
 /// One API the gateway serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -115,13 +116,15 @@ impl Wire {
 
     /// Parses and validates a request body.
     pub fn parse(self, body: &[u8]) -> Result<WireRequest<'_>, RequestError> {
-        match self {
+        let mut request = match self {
             Wire::Chat => chat::parse(body),
             Wire::Messages => messages::parse(body),
             Wire::Responses => responses::parse(body),
             Wire::Embeddings => embeddings::parse(body),
             Wire::Completions => completions::parse(body),
-        }
+        }?;
+        request.media = media::count(body);
+        Ok(request)
     }
 
     /// Reads identity and bill from a non-stream answer body.
@@ -159,18 +162,36 @@ pub struct WireRequest<'a> {
     pub thinking_budget: Option<u64>,
     /// OpenRouter's fields that choose models or add paid work ([`routing`]).
     pub routing: Routing<'a>,
+    /// Images, audio, video and documents in the body ([`media`]); the pipeline adds their
+    /// allowance to `prompt_bound`.
+    pub media: media::MediaParts,
 }
 
 impl WireRequest<'_> {
     /// The body to send upstream: the client's members untouched except the served model,
-    /// the output cap the budget allows, and the member id for attribution.
-    pub fn upstream_body(&self, model: &str, max_output: u64, member: &str) -> Bytes {
+    /// the output cap the budget allows, the member id for attribution, what the tier's
+    /// routing policy removed, and `provider.max_price` capped at `price`, the quoted rates.
+    pub fn upstream_body(
+        &self,
+        model: &str,
+        max_output: u64,
+        member: &str,
+        routing: &RoutingPlan,
+        price: &crate::pricing::ModelPrice,
+    ) -> Bytes {
         let mut rw = Rewrite::default();
         rw.set("model", json::json_string(model))
             .set("user", json::json_string(member));
-        if let Some(tools) = self.routing.tools_json() {
-            rw.set("tools", tools);
+        for key in &routing.strip {
+            rw.remove(key);
         }
+        for (key, value) in &routing.replace {
+            rw.set(key, value.clone());
+        }
+        rw.set(
+            "provider",
+            routing::provider_json(routing.provider.as_deref(), price, self.media.total()),
+        );
         match self.wire {
             Wire::Chat | Wire::Completions => chat::rewrite(self, max_output, &mut rw),
             Wire::Messages => messages::rewrite(self, max_output, &mut rw),
@@ -178,6 +199,26 @@ impl WireRequest<'_> {
             Wire::Embeddings => {}
         }
         Bytes::from(self.members.rewritten(&rw))
+    }
+}
+
+#[cfg(test)]
+impl WireRequest<'_> {
+    /// [`WireRequest::upstream_body`] under the default routing policy, at a free price.
+    pub fn upstream_body_in_tests(&self, model: &str, max_output: u64, member: &str) -> Bytes {
+        let plan = self
+            .routing
+            .apply(&Default::default())
+            .expect("the default policy passes this body");
+        let free = crate::pricing::ModelPrice {
+            prompt: Money::ZERO,
+            completion: Money::ZERO,
+            request: Money::ZERO,
+            media: Money::ZERO,
+            max_completion_tokens: None,
+            context_length: None,
+        };
+        self.upstream_body(model, max_output, member, &plan, &free)
     }
 }
 

@@ -115,12 +115,12 @@ impl DirectoryStore for PgStore {
             DirectoryChange::PutTier(t) => {
                 let p = tier_parts(t);
                 tx.execute(
-                    "INSERT INTO tiers (id, name, all_models, allowed_models, on_disallowed, downgrade_model, requests_per_minute, tokens_per_minute) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                    "INSERT INTO tiers (id, name, all_models, allowed_models, on_disallowed, downgrade_model, requests_per_minute, tokens_per_minute, routing) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
                      ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, all_models = EXCLUDED.all_models, \
                      allowed_models = EXCLUDED.allowed_models, on_disallowed = EXCLUDED.on_disallowed, downgrade_model = EXCLUDED.downgrade_model, \
-                     requests_per_minute = EXCLUDED.requests_per_minute, tokens_per_minute = EXCLUDED.tokens_per_minute",
-                    &[&t.id, &t.name, &p.all_models, &p.allowed, &p.policy, &p.downgrade, &p.rpm, &p.tpm],
+                     requests_per_minute = EXCLUDED.requests_per_minute, tokens_per_minute = EXCLUDED.tokens_per_minute, routing = EXCLUDED.routing",
+                    &[&t.id, &t.name, &p.all_models, &p.allowed, &p.policy, &p.downgrade, &p.rpm, &p.tpm, &p.routing],
                 )
                 .await
             }

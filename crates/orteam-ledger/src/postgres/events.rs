@@ -21,7 +21,7 @@ impl EventStore for PgStore {
             "SELECT {EVENT_COLUMNS} FROM usage_events WHERE ($1::timestamptz IS NULL OR time >= $1) \
              AND ($2::timestamptz IS NULL OR time < $2) AND ($3::text IS NULL OR member_id = $3) \
              AND ($4::text IS NULL OR team_id = $4) AND (NOT $5 OR outcome = 'provisional') \
-             AND ($7::text IS NULL OR route = $7) ORDER BY {order} LIMIT $6"
+             AND ($7::text IS NULL OR route = $7) AND (NOT $8 OR served_outside_tier) ORDER BY {order} LIMIT $6"
         );
         let limit = f.limit.map(|l| i64::try_from(l).unwrap_or(i64::MAX));
         let rows = c
@@ -35,6 +35,7 @@ impl EventStore for PgStore {
                     &f.provisional_only,
                     &limit,
                     &f.route.map(ApiRoute::as_str),
+                    &f.outside_tier_only,
                 ],
             )
             .await

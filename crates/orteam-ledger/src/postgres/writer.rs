@@ -59,7 +59,7 @@ async fn prepare(client: &Client) -> Result<Prepared, tokio_postgres::Error> {
             "INSERT INTO usage_events ({EVENT_COLUMNS}) SELECT * FROM UNNEST(\
              $1::timestamptz[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], \
              $8::text[], $9::text[], $10::text[], $11::int8[], $12::int8[], $13::int8[], $14::int8[], \
-             $15::numeric[], $16::text[], $17::bool[], $18::text[], $19::int8[], $20::text[], $21::text[]) \
+             $15::numeric[], $16::text[], $17::bool[], $18::text[], $19::int8[], $20::text[], $21::text[], $22::bool[]) \
              ON CONFLICT (request_id) DO NOTHING RETURNING request_id"
         ))
         .await?;
@@ -277,6 +277,10 @@ async fn write_batch(
     let latency = num(&|u| u.latency_ms);
     let title = col(&|e| e.usage.title.clone());
     let route: Vec<&str> = uniq.iter().map(|j| j.event.usage.route.as_str()).collect();
+    let outside_tier: Vec<bool> = uniq
+        .iter()
+        .map(|j| j.event.usage.served_outside_tier)
+        .collect();
     // Sorted so that concurrent instances lock window rows in one order.
     let spend_rows = deltas.sorted();
     let (s1, s2, s3, s4, s5) = spend_arrays(&spend_rows);
@@ -313,6 +317,7 @@ async fn write_batch(
                     &latency,
                     &title,
                     &route,
+                    &outside_tier,
                 ],
             )
             .await

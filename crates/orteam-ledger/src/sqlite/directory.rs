@@ -89,12 +89,12 @@ fn apply_sync(
         DirectoryChange::PutTier(t) => {
             let p = tier_parts(t);
             tx.execute(
-                "INSERT INTO tiers (id, name, all_models, allowed_models, on_disallowed, downgrade_model, requests_per_minute, tokens_per_minute) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
+                "INSERT INTO tiers (id, name, all_models, allowed_models, on_disallowed, downgrade_model, requests_per_minute, tokens_per_minute, routing) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
                  ON CONFLICT(id) DO UPDATE SET name = excluded.name, all_models = excluded.all_models, \
                  allowed_models = excluded.allowed_models, on_disallowed = excluded.on_disallowed, downgrade_model = excluded.downgrade_model, \
-                 requests_per_minute = excluded.requests_per_minute, tokens_per_minute = excluded.tokens_per_minute",
-                params![t.id, t.name, p.all_models, p.allowed, p.policy, p.downgrade, p.rpm, p.tpm],
+                 requests_per_minute = excluded.requests_per_minute, tokens_per_minute = excluded.tokens_per_minute, routing = excluded.routing",
+                params![t.id, t.name, p.all_models, p.allowed, p.policy, p.downgrade, p.rpm, p.tpm, p.routing],
             )?
         }
         DirectoryChange::PutMember(m) => tx.execute(

@@ -18,7 +18,7 @@ impl EventStore for SqliteStore {
             let sql = format!(
                 "SELECT {EVENT_COLUMNS} FROM usage_events WHERE (?1 IS NULL OR time >= ?1) AND (?2 IS NULL OR time < ?2) \
                  AND (?3 IS NULL OR member_id = ?3) AND (?4 IS NULL OR team_id = ?4) AND (?5 = 0 OR outcome = 'provisional') \
-                 AND (?7 IS NULL OR route = ?7) ORDER BY {order} LIMIT ?6"
+                 AND (?7 IS NULL OR route = ?7) AND (?8 = 0 OR served_outside_tier = 1) ORDER BY {order} LIMIT ?6"
             );
             let limit = f.limit.map(|l| i64::try_from(l).unwrap_or(i64::MAX)).unwrap_or(-1);
             let mut stmt = c.prepare_cached(&sql).map_err(db(op))?;
@@ -32,6 +32,7 @@ impl EventStore for SqliteStore {
                     f.provisional_only,
                     limit,
                     f.route.map(ApiRoute::as_str),
+                    f.outside_tier_only,
                 ],
                 |r| rows::event(r),
                 op,

@@ -289,6 +289,7 @@ pub(crate) fn insert_event(
         i64_of(u.latency_ms),
         u.title,
         u.route.as_str(),
+        u.served_outside_tier,
     ])
 }
 

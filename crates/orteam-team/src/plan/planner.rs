@@ -7,7 +7,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use orteam_core::{Money, Window};
 use orteam_ledger::{
     BudgetScope, Directory, MemberState, ModelAccess, NewMember,
-    OnDisallowed as LedgerOnDisallowed, Tier, UpstreamKey, VirtualKey,
+    OnDisallowed as LedgerOnDisallowed, RoutingPolicy, Tier, UpstreamKey, VirtualKey,
 };
 use orteam_openrouter::types::keys::Key;
 
@@ -119,7 +119,19 @@ pub(crate) fn ledger_tier(spec: &TierSpec) -> Tier {
         },
         requests_per_minute: spec.rate_limit.requests_per_minute,
         tokens_per_minute: spec.rate_limit.tokens_per_minute,
+        routing: spec.routing,
     }
+}
+
+/// `fallbacks=check provider=check plugins=refuse server_tools=strip`.
+fn show_routing(r: &RoutingPolicy) -> String {
+    format!(
+        "fallbacks={} provider={} plugins={} server_tools={}",
+        r.fallbacks.as_str(),
+        r.provider.as_str(),
+        r.plugins.as_str(),
+        r.server_tools.as_str()
+    )
 }
 
 fn show_models(m: &ModelAccess) -> String {
@@ -166,6 +178,12 @@ fn tier_fields(old: Option<&Tier>, new: &Tier) -> Vec<FieldChange> {
         if !unchanged && !trivial_create {
             f.push(fc(field, o, Some(n)));
         }
+    }
+    let or = old.map(|t| show_routing(&t.routing));
+    let nr = show_routing(&new.routing);
+    let trivial_create = old.is_none() && new.routing == RoutingPolicy::default();
+    if or.as_deref() != Some(nr.as_str()) && !trivial_create {
+        f.push(fc("routing", or, Some(nr)));
     }
     if let Some(o) = old
         && o.name != new.name

@@ -73,6 +73,7 @@ fn request(secs_ago: i64, member: &str, model: &str, served: &str, cost: &str) -
         latency_ms: 3,
         request_id: format!("req-{secs_ago}"),
         route: ApiRoute::Chat,
+        served_outside_tier: false,
     }
 }
 
