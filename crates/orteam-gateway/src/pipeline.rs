@@ -37,17 +37,23 @@ pub async fn run(
     let forwarded = forwarded_headers(wire, req.headers());
     let bytes = body::read(req, gw.config.max_body_bytes, gw.config.body_read_timeout).await?;
     let mut request = wire.parse(&bytes)?;
-    let routing = request
-        .routing
-        .apply(&auth.tier.routing)
-        .map_err(|r| GatewayError::FieldNotAllowed {
-            field: r.field,
-            reason: r.reason,
-        })?;
+    let routing =
+        request
+            .routing
+            .apply(&auth.tier.routing)
+            .map_err(|r| GatewayError::FieldNotAllowed {
+                field: r.field,
+                reason: r.reason,
+            })?;
     // Parts given by URL have no bytes in the body to bound their tokens.
     request.prompt_bound = request
         .prompt_bound
-        .saturating_add(request.media.media.saturating_mul(gw.config.media_part_tokens))
+        .saturating_add(
+            request
+                .media
+                .media
+                .saturating_mul(gw.config.media_part_tokens),
+        )
         .saturating_add(
             request
                 .media
@@ -57,12 +63,13 @@ pub async fn run(
     let served = served_model(&auth, &request.model)?;
     let model = served.as_deref().unwrap_or(&request.model);
     let rates = price_of_every_model(gw, &auth, model, &routing.fallback_models).await?;
-    let price = rates
-        .with_media(request.media.total())
-        .ok_or_else(|| GatewayError::BadRequest {
-            message: "too many media parts to price".into(),
-            param: None,
-        })?;
+    let price =
+        rates
+            .with_media(request.media.total())
+            .ok_or_else(|| GatewayError::BadRequest {
+                message: "too many media parts to price".into(),
+                param: None,
+            })?;
     let credentials = auth::upstream_credentials(gw, &auth)?;
     let (quote, reservation) = reserve::reserve(gw, &auth, &price, &request).await?;
 

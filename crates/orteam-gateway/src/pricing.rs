@@ -70,7 +70,9 @@ impl ModelPrice {
             return Some(self.clone());
         }
         Some(ModelPrice {
-            request: self.request.checked_add(self.media.checked_mul_u64(parts)?)?,
+            request: self
+                .request
+                .checked_add(self.media.checked_mul_u64(parts)?)?,
             ..self.clone()
         })
     }

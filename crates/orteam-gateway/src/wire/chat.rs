@@ -43,7 +43,10 @@ pub fn parse(body: &[u8]) -> Result<WireRequest<'_>, RequestError> {
     }
     let model = model.ok_or_else(|| RequestError::new("`model` is required", Some("model")))?;
     if !has_messages {
-        return Err(RequestError::new("`messages` is required", Some("messages")));
+        return Err(RequestError::new(
+            "`messages` is required",
+            Some("messages"),
+        ));
     }
     Ok(WireRequest {
         wire: Wire::Chat,

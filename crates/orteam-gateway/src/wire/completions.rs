@@ -61,9 +61,12 @@ mod tests {
         let body = br#"{"model":"openai/gpt-3.5-turbo-instruct","prompt":"Once","max_tokens":30,"n":2,"stream":true}"#;
         let r = parse(body).unwrap();
         assert_eq!((r.max_output, r.choices), (Some(30), 2));
-        let v: serde_json::Value =
-            serde_json::from_slice(&r.upstream_body_in_tests("openai/gpt-3.5-turbo-instruct", 10, "c"))
-                .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&r.upstream_body_in_tests(
+            "openai/gpt-3.5-turbo-instruct",
+            10,
+            "c",
+        ))
+        .unwrap();
         assert_eq!(v["max_tokens"], 10);
         assert_eq!(v["prompt"], "Once");
         assert_eq!(v["stream_options"]["include_usage"], true);

@@ -64,9 +64,12 @@ mod tests {
         let body = br#"{"model":"openai/text-embedding-3-small","input":["a","b"],"dimensions":8}"#;
         let r = parse(body).unwrap();
         assert!(!r.generates);
-        let v: serde_json::Value =
-            serde_json::from_slice(&r.upstream_body_in_tests("openai/text-embedding-3-small", 0, "bob"))
-                .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&r.upstream_body_in_tests(
+            "openai/text-embedding-3-small",
+            0,
+            "bob",
+        ))
+        .unwrap();
         assert_eq!(v["user"], "bob");
         assert_eq!(v["dimensions"], 8);
         for (body, param) in [

@@ -33,7 +33,13 @@ const MEDIA: [&[u8]; 5] = [
     b"input_audio",
     b"audio",
 ];
-const DOCUMENTS: [&[u8]; 5] = [b"file", b"input_file", b"document", b"video_url", b"input_video"];
+const DOCUMENTS: [&[u8]; 5] = [
+    b"file",
+    b"input_file",
+    b"document",
+    b"video_url",
+    b"input_video",
+];
 
 /// Counts the media parts of `body`.
 pub fn count(body: &[u8]) -> MediaParts {
@@ -86,6 +92,9 @@ mod tests {
                 documents: 1
             }
         );
-        assert_eq!(count(br#"{"messages":[{"role":"user","content":"hi"}]}"#).total(), 0);
+        assert_eq!(
+            count(br#"{"messages":[{"role":"user","content":"hi"}]}"#).total(),
+            0
+        );
     }
 }

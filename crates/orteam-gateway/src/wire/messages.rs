@@ -264,9 +264,12 @@ mod tests {
         assert_eq!(r.max_output, Some(8192));
         assert_eq!(r.thinking_budget, Some(4000));
         assert_eq!(r.prompt_bound, body.len() as u64);
-        let v: serde_json::Value =
-            serde_json::from_slice(&r.upstream_body_in_tests("anthropic/claude-sonnet-4.5", 2000, "alice"))
-                .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&r.upstream_body_in_tests(
+            "anthropic/claude-sonnet-4.5",
+            2000,
+            "alice",
+        ))
+        .unwrap();
         assert_eq!(v["max_tokens"], 2000);
         assert_eq!(v["thinking"]["budget_tokens"], 1999);
         assert_eq!(v["user"], "alice");

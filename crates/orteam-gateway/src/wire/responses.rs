@@ -218,7 +218,8 @@ mod tests {
         assert_eq!(r.max_output, None);
         assert!(r.stream);
         let v: serde_json::Value =
-            serde_json::from_slice(&r.upstream_body_in_tests("openai/gpt-5.1-codex", 900, "alice")).unwrap();
+            serde_json::from_slice(&r.upstream_body_in_tests("openai/gpt-5.1-codex", 900, "alice"))
+                .unwrap();
         assert_eq!(v["max_output_tokens"], 900);
         assert_eq!(v["user"], "alice");
         assert_eq!(v["safety_identifier"], "s");

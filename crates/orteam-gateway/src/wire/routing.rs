@@ -326,7 +326,11 @@ mod tests {
         r
     }
 
-    fn refused_field(key: &str, value: &'static str, policy: RoutingPolicy) -> Option<&'static str> {
+    fn refused_field(
+        key: &str,
+        value: &'static str,
+        policy: RoutingPolicy,
+    ) -> Option<&'static str> {
         inspect(key, value).apply(&policy).err().map(|e| e.field)
     }
 
@@ -342,7 +346,10 @@ mod tests {
                 .fallback_models,
             ["e/f"]
         );
-        assert_eq!(refused_field("plugins", r#"[{"id":"web"}]"#, d), Some("plugins"));
+        assert_eq!(
+            refused_field("plugins", r#"[{"id":"web"}]"#, d),
+            Some("plugins")
+        );
         assert_eq!(
             refused_field("plugins", r#"[{"id":"context-compression"}]"#, d),
             None
@@ -350,7 +357,9 @@ mod tests {
         assert_eq!(refused_field("preset", r#""team""#, d), Some("preset"));
         assert_eq!(refused_field("speed", r#""fast""#, d), Some("speed"));
         assert_eq!(refused_field("service_tier", r#""auto""#, d), None);
-        let plan = inspect("provider", r#"{"order":["openai"]}"#).apply(&d).unwrap();
+        let plan = inspect("provider", r#"{"order":["openai"]}"#)
+            .apply(&d)
+            .unwrap();
         assert_eq!(plan.provider.as_deref(), Some(r#"{"order":["openai"]}"#));
         let plan = inspect(
             "tools",
@@ -381,10 +390,22 @@ mod tests {
             plugins: PaidRule::Refuse,
             server_tools: PaidRule::Refuse,
         };
-        assert_eq!(refused_field("models", r#"["a/b"]"#, strict), Some("models"));
-        assert_eq!(refused_field("provider", r#"{"sort":"price"}"#, strict), Some("provider"));
-        assert_eq!(refused_field("route", r#""fallback""#, strict), Some("route"));
-        assert_eq!(refused_field("tools", r#"[{"type":"web_search"}]"#, strict), Some("tools"));
+        assert_eq!(
+            refused_field("models", r#"["a/b"]"#, strict),
+            Some("models")
+        );
+        assert_eq!(
+            refused_field("provider", r#"{"sort":"price"}"#, strict),
+            Some("provider")
+        );
+        assert_eq!(
+            refused_field("route", r#""fallback""#, strict),
+            Some("route")
+        );
+        assert_eq!(
+            refused_field("tools", r#"[{"type":"web_search"}]"#, strict),
+            Some("tools")
+        );
         let strip = RoutingPolicy {
             fallbacks: RouteRule::Strip,
             provider: RouteRule::Strip,
@@ -394,7 +415,9 @@ mod tests {
         let plan = inspect("models", r#"["a/b"]"#).apply(&strip).unwrap();
         assert!(plan.fallback_models.is_empty());
         assert_eq!(plan.strip, ["models"]);
-        let plan = inspect("provider", r#"{"sort":"price"}"#).apply(&strip).unwrap();
+        let plan = inspect("provider", r#"{"sort":"price"}"#)
+            .apply(&strip)
+            .unwrap();
         assert_eq!((plan.strip, plan.provider), (vec!["provider"], None));
         let plan = inspect("plugins", r#"[{"id":"web"},{"id":"response-healing"}]"#)
             .apply(&strip)

@@ -108,12 +108,18 @@ async fn each_routing_field_is_checked_stripped_or_refused_as_the_tier_says() {
         b["plugins"] = json!([{"id": "web"}, {"id": "response-healing"}]);
         let resp = tg.post("alice", api.path(), b).await;
         assert_eq!(resp.status(), 200, "{api:?}");
-        let removed = resp.headers()["x-orteam-removed"].to_str().unwrap().to_owned();
+        let removed = resp.headers()["x-orteam-removed"]
+            .to_str()
+            .unwrap()
+            .to_owned();
         for f in ["models", "provider", "route", "plugins.web"] {
             assert!(removed.contains(f), "{api:?}: {removed}");
         }
         let sent = last_upstream_body(&tg, api);
-        assert!(sent.get("models").is_none() && sent.get("route").is_none(), "{sent}");
+        assert!(
+            sent.get("models").is_none() && sent.get("route").is_none(),
+            "{sent}"
+        );
         assert!(sent["provider"].get("order").is_none(), "{sent}");
         assert!(sent["provider"]["max_price"].is_object(), "{sent}");
         assert_eq!(sent["plugins"], json!([{"id": "response-healing"}]));
@@ -148,7 +154,10 @@ async fn each_routing_field_is_checked_stripped_or_refused_as_the_tier_says() {
             let v: Value = resp.json().await.unwrap();
             api.error_kind(&v);
             let msg = v["error"]["message"].as_str().unwrap();
-            assert!(msg.contains(&format!("`{field}`")), "{api:?} {field}: {msg}");
+            assert!(
+                msg.contains(&format!("`{field}`")),
+                "{api:?} {field}: {msg}"
+            );
         }
         assert_eq!(
             tg.sim.request_count("POST", &api.upstream_path()),
@@ -209,14 +218,20 @@ async fn a_model_served_outside_the_tier_is_charged_but_flagged(backend: Backend
         .substitute_model("openai/gpt-4o-mini", "openai/gpt-4o")
         .unwrap();
     let resp = tg
-        .chat("carol", body("openai/gpt-4o-mini", "[[sim:tokens=5]]", Some(20)))
+        .chat(
+            "carol",
+            body("openai/gpt-4o-mini", "[[sim:tokens=5]]", Some(20)),
+        )
         .await;
     assert_eq!(resp.status(), 200);
     let v: Value = resp.json().await.unwrap();
     assert_eq!(v["model"], "openai/gpt-4o");
     // The same model served to a member whose tier has every model is no violation.
     let resp = tg
-        .chat("alice", body("openai/gpt-4o-mini", "[[sim:tokens=5]]", Some(20)))
+        .chat(
+            "alice",
+            body("openai/gpt-4o-mini", "[[sim:tokens=5]]", Some(20)),
+        )
         .await;
     assert_eq!(resp.status(), 200, "alice's tier has every model");
 
@@ -254,9 +269,8 @@ async fn a_model_served_outside_the_tier_is_charged_but_flagged(backend: Backend
         .await
         .unwrap();
     assert!(
-        metrics.contains(
-            "orteam_policy_violations_total{member=\"carol\",model=\"openai/gpt-4o\"} 1"
-        ),
+        metrics
+            .contains("orteam_policy_violations_total{member=\"carol\",model=\"openai/gpt-4o\"} 1"),
         "{metrics}"
     );
     // … shown on the dashboard as a violation …
@@ -309,7 +323,10 @@ async fn member_labels_on_metrics_are_configurable() {
             .start()
             .await;
         let resp = tg
-            .chat("alice", body("openai/gpt-4o-mini", "[[sim:tokens=3]]", Some(5)))
+            .chat(
+                "alice",
+                body("openai/gpt-4o-mini", "[[sim:tokens=3]]", Some(5)),
+            )
             .await;
         assert_eq!(resp.status(), 200);
         tg.sync().await;
