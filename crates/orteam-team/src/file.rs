@@ -759,6 +759,37 @@ key = { mode = "direct", limit = "25.00", limit_reset = "monthly", expires_in = 
     }
 
     #[test]
+    fn a_tiers_routing_policy_is_read_and_checked() {
+        let t = p(&EXAMPLE.replace(
+            "[tiers.enterprise]",
+            "routing = { fallbacks = \"refuse\", plugins = \"strip\" }\n[tiers.enterprise]",
+        ))
+        .unwrap();
+        let basic = &t.tiers["basic"].routing;
+        assert_eq!(basic.fallbacks, orteam_ledger::RouteRule::Refuse);
+        assert_eq!(basic.plugins, orteam_ledger::PaidRule::Strip);
+        assert_eq!(basic.provider, orteam_ledger::RouteRule::Check);
+        assert_eq!(t.tiers["enterprise"].routing, RoutingPolicy::default());
+        // Paid work cannot be "checked": it has no price before it runs.
+        let e = p(&EXAMPLE.replace(
+            "[tiers.enterprise]",
+            "routing = { plugins = \"check\" }\n[tiers.enterprise]",
+        ))
+        .unwrap_err();
+        assert_eq!(e.line, Some(10), "{e}");
+        assert!(
+            e.message.contains("strip") && e.message.contains("refuse"),
+            "{e}"
+        );
+        let e = p(&EXAMPLE.replace(
+            "[tiers.enterprise]",
+            "routing = { fallback = \"strip\" }\n[tiers.enterprise]",
+        ))
+        .unwrap_err();
+        assert!(e.message.contains("fallback"), "{e}");
+    }
+
+    #[test]
     fn unknown_tier_points_at_the_line() {
         let text = EXAMPLE.replace("tier = \"basic\"", "tier = \"pro\"");
         let e = p(&text).unwrap_err();
