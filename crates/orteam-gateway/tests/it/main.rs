@@ -13,4 +13,5 @@ mod ops;
 mod routes;
 mod sdk;
 mod support;
+mod trace;
 mod upstream;
