@@ -17,6 +17,7 @@ pub mod args_team;
 pub mod commands;
 pub mod context;
 mod logging;
+mod sd_notify;
 mod shutdown;
 
 use args::{Cli, Command};

@@ -323,3 +323,109 @@ async fn serve_refuses_a_ledger_newer_than_itself(backend: Backend) {
     let rows = db.raw("SELECT MAX(version) FROM schema_migrations").await;
     assert_eq!(rows[0][0].as_deref(), Some("9999"));
 }
+
+/// PostgreSQL ledgers are backed up with the database's own tools: a `pg_dump` of the ledger's
+/// schema, restored with `pg_restore` into a fresh database, serves (docs/operations.md).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_pg_dump_of_a_ledger_restores_to_one_that_serves() {
+    let sim = orteam_test_support::spawn_sim().await;
+    sim.add_credits(Money::from_cents(10_000));
+    let upstream = orteam_test_support::inference_key(&sim, "shared");
+    let db = TestDb::new(Backend::Postgres).await;
+    let admin = db.open(LedgerOptions::admin()).await;
+    let keys = seed_directory(&admin, &HashMap::new()).await;
+    let mut serve = ServeProcess::start(&db.url, &sim, &upstream, &[]).await;
+    let http = reqwest::Client::new();
+    let mut ids = Vec::new();
+    for stream in [false, true, false] {
+        ids.push(
+            chat(&http, &serve.base_url, &keys["alice"], stream)
+                .await
+                .expect("answered"),
+        );
+    }
+    serve.terminate();
+    assert!(serve.child.wait().await.unwrap().success());
+
+    let base = orteam_test_support::pg_base_url();
+    let schema = db.schema.clone().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let dump = dir.path().join("ledger.dump");
+    let status = tokio::process::Command::new("pg_dump")
+        .args(["--format=custom", "--no-owner", "--no-privileges", "--schema", &schema])
+        .arg("--file")
+        .arg(&dump)
+        .arg(&base)
+        .status()
+        .await
+        .expect("pg_dump");
+    assert!(status.success());
+    // A fresh database of this test's own, dropped at the end.
+    let restored_db = format!("orteam_restore_{}", uuid::Uuid::new_v4().simple());
+    let server = orteam_test_support::pg_connect(&base).await;
+    server
+        .batch_execute(&format!("CREATE DATABASE {restored_db}"))
+        .await
+        .unwrap();
+    let (prefix, _) = base.rsplit_once('/').unwrap();
+    let restored_base = format!("{prefix}/{restored_db}");
+    let status = tokio::process::Command::new("pg_restore")
+        .args(["--no-owner", "--no-privileges", "--exit-on-error", "--dbname", &restored_base])
+        .arg(&dump)
+        .status()
+        .await
+        .expect("pg_restore");
+    assert!(status.success());
+    let restored_url = format!("{restored_base}?options=-c%20search_path%3D{schema}");
+
+    let serve = ServeProcess::start(&restored_url, &sim, &upstream, &[]).await;
+    let ready = ready_becomes(&http, &serve.root_url(), 200).await;
+    assert_eq!(ready["checks"]["database"]["ok"], true, "{ready}");
+    assert!(
+        chat(&http, &serve.base_url, &keys["bob"], false)
+            .await
+            .is_some(),
+        "the restored ledger serves, with the same keys"
+    );
+    serve.terminate();
+    let mut serve = serve;
+    assert!(serve.child.wait().await.unwrap().success());
+    let restored = orteam_ledger::Ledger::open(&restored_url, LedgerOptions::admin())
+        .await
+        .unwrap();
+    let events = restored.events(EventFilter::default()).await.unwrap();
+    for id in &ids {
+        assert!(events.iter().any(|e| &e.usage.request_id == id), "{id} restored");
+    }
+    assert_eq!(events.len(), 4);
+    restored.shutdown().await.unwrap();
+    drop(restored);
+    server
+        .batch_execute(&format!("DROP DATABASE {restored_db} WITH (FORCE)"))
+        .await
+        .unwrap();
+}
+
+/// The shipped systemd unit passes `systemd-analyze verify` (pointed at this build's binary).
+#[test]
+fn the_systemd_unit_verifies() {
+    let unit = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../packaging/orteam.service"
+    ))
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("orteam.service");
+    std::fs::write(
+        &path,
+        unit.replace("/usr/local/bin/orteam", bin().to_str().unwrap()),
+    )
+    .unwrap();
+    let out = std::process::Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&path)
+        .output()
+        .expect("systemd-analyze (package systemd)");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && stderr.trim().is_empty(), "{stderr}");
+}
