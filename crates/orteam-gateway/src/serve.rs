@@ -57,7 +57,9 @@ impl RunningGateway {
     /// settlement tasks, then the ledger's queued writes.
     pub async fn wait(self) -> Result<(), orteam_ledger::LedgerError> {
         self.server.wait().await;
-        let _ = self.background.await;
+        // Normally done already (it closed the listener); abort in case the workers stopped
+        // on their own.
+        self.background.abort();
         let gw = self.gateway;
         gw.tasks.close();
         if tokio::time::timeout(gw.config.drain, gw.tasks.wait())

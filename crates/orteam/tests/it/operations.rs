@@ -190,7 +190,8 @@ async fn a_backup_under_load_restores_every_event_acknowledged_before_it() {
             let mut n = 0u32;
             while !stop.load(std::sync::atomic::Ordering::SeqCst) && n < 5_000 {
                 n += 1;
-                if let Some(id) = chat(&http, &base, &key, (i + n as usize) % 2 == 0).await {
+                if let Some(id) = chat(&http, &base, &key, (i + n as usize).is_multiple_of(2)).await
+                {
                     done.lock().unwrap().push(id);
                 }
             }
@@ -352,7 +353,13 @@ async fn a_pg_dump_of_a_ledger_restores_to_one_that_serves() {
     let dir = tempfile::tempdir().unwrap();
     let dump = dir.path().join("ledger.dump");
     let status = tokio::process::Command::new("pg_dump")
-        .args(["--format=custom", "--no-owner", "--no-privileges", "--schema", &schema])
+        .args([
+            "--format=custom",
+            "--no-owner",
+            "--no-privileges",
+            "--schema",
+            &schema,
+        ])
         .arg("--file")
         .arg(&dump)
         .arg(&base)
@@ -370,7 +377,13 @@ async fn a_pg_dump_of_a_ledger_restores_to_one_that_serves() {
     let (prefix, _) = base.rsplit_once('/').unwrap();
     let restored_base = format!("{prefix}/{restored_db}");
     let status = tokio::process::Command::new("pg_restore")
-        .args(["--no-owner", "--no-privileges", "--exit-on-error", "--dbname", &restored_base])
+        .args([
+            "--no-owner",
+            "--no-privileges",
+            "--exit-on-error",
+            "--dbname",
+            &restored_base,
+        ])
         .arg(&dump)
         .status()
         .await
@@ -395,7 +408,10 @@ async fn a_pg_dump_of_a_ledger_restores_to_one_that_serves() {
         .unwrap();
     let events = restored.events(EventFilter::default()).await.unwrap();
     for id in &ids {
-        assert!(events.iter().any(|e| &e.usage.request_id == id), "{id} restored");
+        assert!(
+            events.iter().any(|e| &e.usage.request_id == id),
+            "{id} restored"
+        );
     }
     assert_eq!(events.len(), 4);
     restored.shutdown().await.unwrap();
