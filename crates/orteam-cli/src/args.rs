@@ -66,6 +66,11 @@ pub enum Command {
     Reconcile(crate::args_insight::ReconcileArgs),
     /// Budget and anomaly webhooks: `send` one round now, `list` the outbox.
     Alerts(crate::args_insight::AlertsArgs),
+    /// Write a consistent copy of a SQLite ledger to a new file, even while `orteam serve`
+    /// runs (every event it acknowledged before the backup began is in the copy).
+    Backup(crate::args_ops::BackupArgs),
+    /// Replace a SQLite ledger with a backup; refused while `orteam serve` serves it.
+    Restore(crate::args_ops::RestoreArgs),
 }
 
 #[derive(Debug, Args)]

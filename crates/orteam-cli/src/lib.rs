@@ -12,10 +12,12 @@ use clap::Parser;
 
 pub mod args;
 pub mod args_insight;
+pub mod args_ops;
 pub mod args_team;
 pub mod commands;
 pub mod context;
 mod logging;
+mod sd_notify;
 mod shutdown;
 
 use args::{Cli, Command};
@@ -52,6 +54,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Report(args) => commands::report::run(cx, args).await,
         Command::Reconcile(args) => commands::reconcile::run(cx, args).await,
         Command::Alerts(args) => commands::alerts::run(cx, args).await,
+        Command::Backup(args) => commands::backup::backup(args).await,
+        Command::Restore(args) => commands::backup::restore(args).await,
     }
 }
 

@@ -94,6 +94,7 @@ struct FileLimits {
     min_answer_tokens: Option<u64>,
     default_max_tokens: Option<u64>,
     drain: Option<String>,
+    unready_before_drain: Option<String>,
     header_read_timeout: Option<String>,
     body_read_timeout: Option<String>,
     max_connections: Option<usize>,
@@ -127,6 +128,10 @@ pub struct GatewayConfig {
     pub default_max_tokens: u64,
     /// Graceful shutdown: how long open requests and streams may take to finish.
     pub drain: Duration,
+    /// Graceful shutdown: how long `/health/ready` answers 503 while requests are still
+    /// accepted, before the listener closes (a load balancer's probe interval × its failure
+    /// threshold; 0 closes at once).
+    pub unready_before_drain: Duration,
     /// How long a request head may take, and a kept-alive connection may idle.
     pub header_read_timeout: Duration,
     /// How long a request body may take to arrive (408 after it).
@@ -141,6 +146,8 @@ pub struct GatewayConfig {
     pub document_part_tokens: u64,
     /// What the `member` label of the per-member metrics carries (`[metrics] member_labels`).
     pub member_labels: MemberLabels,
+    /// OpenTelemetry traces (`OTEL_EXPORTER_OTLP_ENDPOINT` …); `None`: off.
+    pub otel: Option<crate::trace::OtelSettings>,
 }
 
 impl std::fmt::Debug for GatewayConfig {
@@ -223,7 +230,9 @@ impl GatewayConfig {
                 "upstream base URL {upstream_base_url:?} must start with http:// or https://"
             )));
         }
+        let otel = crate::trace::OtelSettings::from_env(&lookup)?;
         Ok(GatewayConfig {
+            otel,
             listen: parsed
                 .listen
                 .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
@@ -256,6 +265,11 @@ impl GatewayConfig {
             min_answer_tokens: parsed.limits.min_answer_tokens.unwrap_or(16).max(1),
             default_max_tokens: parsed.limits.default_max_tokens.unwrap_or(4096).max(1),
             drain: duration("limits.drain", parsed.limits.drain, Duration::from_secs(30))?,
+            unready_before_drain: duration(
+                "limits.unready_before_drain",
+                parsed.limits.unready_before_drain,
+                Duration::ZERO,
+            )?,
             header_read_timeout: duration(
                 "limits.header_read_timeout",
                 parsed.limits.header_read_timeout,

@@ -21,9 +21,10 @@ use crate::error::GatewayError;
 use crate::metrics::{self, Metrics, RequestLabels};
 use crate::ratelimit::RateLimits;
 use crate::server::{LocalFuture, Worker};
+use crate::trace::RequestTrace;
 use crate::upstream::{Upstream, UpstreamSettings};
 use crate::wire::Wire;
-use crate::{auth, pipeline};
+use crate::{auth, health, pipeline};
 
 pub const HEADER_MODEL: HeaderName = HeaderName::from_static("x-orteam-model");
 pub const HEADER_MAX_TOKENS: HeaderName = HeaderName::from_static("x-orteam-max-tokens");
@@ -51,6 +52,10 @@ pub struct Gateway {
     request_seq: AtomicU64,
     /// The admin API and dashboard (axum), for everything but the hot path.
     pub admin: axum::Router,
+    /// Readiness: draining, the upstream key's last verdict.
+    pub health: crate::health::Health,
+    /// The OpenTelemetry exporter, when traces are on.
+    pub tracing: Option<crate::trace::Tracing>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -72,6 +77,7 @@ impl Gateway {
         metrics: Arc<Metrics>,
     ) -> Self {
         let shared_authorization = config.upstream_key.as_ref().and_then(auth::bearer);
+        let shared_authorization_present = shared_authorization.is_some();
         let mut attribution = Vec::new();
         if let Ok(v) = HeaderValue::from_str(&config.attribution_title) {
             attribution.push((HeaderName::from_static("x-title"), v));
@@ -96,6 +102,8 @@ impl Gateway {
             request_prefix,
             request_seq: AtomicU64::new(0),
             admin,
+            health: crate::health::Health::new(shared_authorization_present),
+            tracing: None,
         }
     }
 
@@ -149,9 +157,11 @@ impl GatewayWorker {
     /// Runs a route's pipeline and counts the outcome.
     async fn serve(&self, wire: Wire, req: Request<Incoming>) -> Response<Body> {
         let started = Instant::now();
-        let (resp, stream) = match pipeline::run(self, wire, req, started).await {
+        let trace = RequestTrace::start(self.gw.tracing.as_ref(), wire, req.headers());
+        let (resp, stream) = match pipeline::run(self, wire, req, started, &trace).await {
             Ok(pair) => pair,
             Err(err) => {
+                trace.failed(&err);
                 self.gw
                     .metrics
                     .errors
@@ -160,6 +170,7 @@ impl GatewayWorker {
                 (err.to_response_as(wire.error_shape()), false)
             }
         };
+        trace.responded(resp.status(), stream);
         let labels = RequestLabels {
             status: resp.status().as_u16(),
             stream,
@@ -198,7 +209,10 @@ impl Worker for GatewayWorker {
                     Err(err) => err.to_response_as(Wire::Messages.error_shape()),
                 };
             }
-            // Everything else (models, health, metrics, admin, dashboard) goes through axum.
+            if let Some(resp) = health::answer(&self.gw, req.method(), path).await {
+                return resp;
+            }
+            // Everything else (models, metrics, admin, dashboard) goes through axum.
             let (parts, body) = req.into_parts();
             let req = Request::from_parts(parts, Body::new(body));
             match self.gw.admin.clone().oneshot(req).await {

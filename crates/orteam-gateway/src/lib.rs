@@ -8,7 +8,7 @@
 //! path) → [`pipeline`] (the stages in sequence): [`auth`] → [`body`] → [`wire`] (the route's
 //! adapter: parse, rewrite, read the bill) → [`policy`] → [`pricing`] → [`reserve`] (rate
 //! limits, budget-aware cap, hold) → [`forward`] ([`upstream`] connections) → [`respond`]
-//! ([`sse`], [`stream_body`]) → [`settle`]. [`admin`] serves everything else; [`serve`] starts
+//! ([`sse`], [`stream_body`]) → [`settle`]. [`health`] answers probes, [`admin`] everything else; [`serve`] starts
 //! and drains it all.
 
 pub mod admin;
@@ -19,6 +19,7 @@ pub mod config;
 pub mod error;
 pub mod forward;
 pub mod gateway;
+pub mod health;
 pub mod metrics;
 pub mod pipeline;
 pub mod policy;
@@ -31,6 +32,7 @@ pub mod server;
 pub mod settle;
 pub mod sse;
 pub mod stream_body;
+pub mod trace;
 pub mod upstream;
 pub mod wire;
 

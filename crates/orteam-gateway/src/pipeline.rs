@@ -21,6 +21,7 @@ use crate::policy::{self, ModelDecision};
 use crate::pricing::ModelPrice;
 use crate::settle::Settlement;
 use crate::sse::SseScanner;
+use crate::trace::RequestTrace;
 use crate::wire::{Wire, routing};
 use crate::{auth, body, forward, reserve, respond};
 
@@ -30,11 +31,14 @@ pub async fn run(
     wire: Wire,
     req: Request<Incoming>,
     started: Instant,
+    trace: &RequestTrace,
 ) -> Result<(Response<Body>, bool), GatewayError> {
     let gw = &worker.gw;
+    let tracing = gw.tracing.as_ref();
     let auth = auth::authenticate(&gw.ledger, req.headers())?;
+    trace.authenticated(&auth);
     let path = worker.upstream_path(wire, req.uri().query())?;
-    let forwarded = forwarded_headers(wire, req.headers());
+    let mut forwarded = forwarded_headers(wire, req.headers());
     let bytes = body::read(req, gw.config.max_body_bytes, gw.config.body_read_timeout).await?;
     let mut request = wire.parse(&bytes)?;
     let routing =
@@ -62,6 +66,7 @@ pub async fn run(
         );
     let served = served_model(&auth, &request.model)?;
     let model = served.as_deref().unwrap_or(&request.model);
+    trace.models(wire, &request.model, model, request.stream);
     let rates = price_of_every_model(gw, &auth, model, &routing.fallback_models).await?;
     let price =
         rates
@@ -71,11 +76,18 @@ pub async fn run(
                 param: None,
             })?;
     let credentials = auth::upstream_credentials(gw, &auth)?;
+    let reserving = trace.stage(tracing, "orteam.reserve");
     let (quote, reservation) = reserve::reserve(gw, &auth, &price, &request).await?;
+    drop(reserving);
+    trace.reserved(&quote);
 
     let upstream_body =
         request.upstream_body(model, quote.max_tokens, &auth.member_id, &routing, &rates);
-    let resp = match forward::forward(worker, path, &credentials, &forwarded, upstream_body).await {
+    let upstream_span = trace.upstream(tracing, wire, model, &mut forwarded);
+    let forwarded_result =
+        forward::forward(worker, path, &credentials, &forwarded, upstream_body).await;
+    drop(upstream_span);
+    let resp = match forwarded_result {
         Ok(resp) => resp,
         Err(err) => {
             reservation.release();
@@ -106,6 +118,7 @@ pub async fn run(
         streamed: is_stream,
         started,
         header_generation_id,
+        trace: trace.clone(),
     };
     let mut headers = vec![(HEADER_REQUEST_ID, header_value(&meta.request_id))];
     if served.is_some() {

@@ -32,6 +32,8 @@ pub enum StartError {
     Client(#[from] orteam_openrouter::ClientError),
     #[error("upstream: {0}")]
     Upstream(#[from] crate::upstream::UpstreamError),
+    #[error(transparent)]
+    Trace(#[from] crate::trace::TraceStartError),
 }
 
 /// A running gateway.
@@ -55,6 +57,8 @@ impl RunningGateway {
     /// settlement tasks, then the ledger's queued writes.
     pub async fn wait(self) -> Result<(), orteam_ledger::LedgerError> {
         self.server.wait().await;
+        // Normally done already (it closed the listener); abort in case the workers stopped
+        // on their own.
         self.background.abort();
         let gw = self.gateway;
         gw.tasks.close();
@@ -64,7 +68,18 @@ impl RunningGateway {
         {
             tracing::warn!("settlement tasks still running at the drain deadline");
         }
-        gw.ledger.shutdown().await
+        let flushed = gw.ledger.shutdown().await;
+        // The exporter's last batch (its HTTP request runs on this runtime: wait off it).
+        let traced = gw.clone();
+        if traced.tracing.is_some() {
+            let _ = tokio::task::spawn_blocking(move || {
+                if let Some(t) = &traced.tracing {
+                    t.shutdown();
+                }
+            })
+            .await;
+        }
+        flushed
     }
 }
 
@@ -110,7 +125,7 @@ pub async fn start(
         .with_metrics_token(config.metrics_token.as_ref())
         .with_member_labels(config.member_labels),
     );
-    let gateway = Arc::new(Gateway::new(
+    let mut gateway = Gateway::new(
         config.clone(),
         ledger,
         catalog.clone(),
@@ -118,10 +133,17 @@ pub async fn start(
         clock,
         admin,
         metrics,
-    ));
+    );
+    if let Some(otel) = &config.otel {
+        gateway.tracing = Some(crate::trace::Tracing::start(otel)?);
+        tracing::info!(endpoint = %otel.traces_endpoint, "OpenTelemetry traces on");
+    }
+    let gateway = Arc::new(gateway);
     let upstream =
         crate::gateway::upstream_settings(&config.upstream_base_url, config.first_byte_timeout)?;
     let gw = gateway.clone();
+    // The listener closes only after readiness has said "not ready" for a while.
+    let stop_accepting = CancellationToken::new();
     let server = server::spawn(
         listener,
         config.workers,
@@ -130,14 +152,19 @@ pub async fn start(
             max_connections: config.max_connections,
             drain: config.drain,
         },
-        shutdown.clone(),
+        stop_accepting.clone(),
         move |_| GatewayWorker::new(gw.clone(), &upstream),
     )
     .map_err(|source| StartError::Listen {
         addr: config.listen,
         source,
     })?;
-    let background = tokio::spawn(background_jobs(catalog, config.catalog_refresh, shutdown));
+    let background = tokio::spawn(background_jobs(
+        gateway.clone(),
+        config.catalog_refresh,
+        shutdown,
+        stop_accepting,
+    ));
     Ok(RunningGateway {
         gateway,
         server,
@@ -145,17 +172,43 @@ pub async fn start(
     })
 }
 
-async fn background_jobs(catalog: Arc<Catalog>, every: Duration, shutdown: CancellationToken) {
-    let mut tick = tokio::time::interval(every);
-    tick.tick().await;
-    loop {
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            _ = tick.tick() => {
-                if let Err(err) = catalog.refresh().await {
-                    tracing::warn!(%err, "catalog refresh failed; keeping the previous table");
-                }
+async fn background_jobs(
+    gw: Arc<Gateway>,
+    every: Duration,
+    shutdown: CancellationToken,
+    stop_accepting: CancellationToken,
+) {
+    let refresh = async {
+        let mut tick = tokio::time::interval(every);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            if let Err(err) = gw.catalog.refresh().await {
+                tracing::warn!(%err, "catalog refresh failed; keeping the previous table");
             }
         }
+    };
+    let check_key = async {
+        let mut tick = tokio::time::interval(crate::health::UPSTREAM_KEY_CHECK_EVERY);
+        loop {
+            tick.tick().await;
+            gw.health.check_upstream_key(&gw.openrouter).await;
+        }
+    };
+    tokio::select! {
+        () = shutdown.cancelled() => {}
+        () = refresh => {}
+        () = check_key => {}
     }
+    // Graceful shutdown: unready first, so load balancers stop sending, then stop accepting.
+    gw.health.start_draining();
+    let notice = gw.config.unready_before_drain;
+    if !notice.is_zero() {
+        tracing::info!(
+            seconds = notice.as_secs_f64(),
+            "shutting down: /health/ready now answers 503; still accepting until the notice ends"
+        );
+        tokio::time::sleep(notice).await;
+    }
+    stop_accepting.cancel();
 }

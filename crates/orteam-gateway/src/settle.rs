@@ -32,6 +32,8 @@ pub struct Settlement {
     /// first byte, and the id `/generation` knows on every route (a Responses body's own id
     /// may differ).
     pub header_generation_id: Option<String>,
+    /// The request's span (empty when tracing is off).
+    pub trace: crate::trace::RequestTrace,
 }
 
 impl Settlement {
@@ -151,6 +153,7 @@ impl Settlement {
         outcome: Outcome,
     ) -> Result<(), GatewayError> {
         let usage = self.usage(info, cost, outcome);
+        let _span = self.trace.settling(self.gw.tracing.as_ref(), &usage);
         self.record_metrics(info, cost);
         reservation
             .settle_journaled(usage)
@@ -193,6 +196,7 @@ impl Settlement {
         };
         let provisional = reservation.amount();
         let usage = self.usage(info, provisional, Outcome::Provisional);
+        let _span = self.trace.settling(self.gw.tracing.as_ref(), &usage);
         if let Err(err) = reservation.settle(usage).await {
             tracing::error!(%err, request_id = %self.request_id, "provisional settle failed");
             return;

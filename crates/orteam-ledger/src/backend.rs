@@ -30,6 +30,24 @@ macro_rules! dispatch {
     };
 }
 
+impl AnyStore {
+    /// The schema version the database records; fails when the database cannot be reached.
+    pub(crate) async fn schema_version(&self) -> Result<i64, LedgerError> {
+        match self {
+            AnyStore::Sqlite(s) => s.schema_version().await,
+            AnyStore::Postgres(s) => s.schema_version().await,
+        }
+    }
+
+    /// The migrations this build applies to this backend.
+    pub(crate) fn migrations(&self) -> &'static [crate::migrate::Migration] {
+        match self {
+            AnyStore::Sqlite(_) => crate::migrate::SQLITE,
+            AnyStore::Postgres(_) => crate::migrate::POSTGRES,
+        }
+    }
+}
+
 impl DirectoryStore for AnyStore {
     async fn load_directory(&self) -> Result<DirectoryData, LedgerError> {
         dispatch!(self, s => s.load_directory().await)

@@ -47,6 +47,20 @@ pub enum LedgerError {
         "unsupported ledger url {0:?}: expected sqlite://PATH, a file path, sqlite::memory: or postgres://…"
     )]
     UnsupportedUrl(String),
+    /// The database was migrated by a newer orteam: this one would misread it.
+    #[error(
+        "the ledger's schema is at version {found}, newer than this orteam understands (up to version {supported}): it was upgraded by a newer orteam. Run that version or a later one, or restore a backup taken before the upgrade"
+    )]
+    SchemaTooNew { found: i64, supported: i64 },
+    /// The database's schema is older than this process migrated it to (it was replaced under
+    /// a running process, e.g. by a restore).
+    #[error(
+        "the ledger's schema is at version {found} but this orteam runs version {supported}: restart it to migrate"
+    )]
+    SchemaBehind { found: i64, supported: i64 },
+    /// The SQLite file this process opened is no longer at its path (removed or replaced).
+    #[error("the ledger database file {path} was removed or replaced while in use")]
+    DatabaseFileGone { path: String },
     /// Applying a migration failed.
     #[error("schema migration {version} ({name}) failed")]
     Migration {

@@ -187,6 +187,30 @@ pub(crate) fn has_leftovers(db: &Path) -> bool {
     segments(db).is_ok_and(|s| !s.is_empty())
 }
 
+/// Copies the journal segments of the database at `db` as the journal of the database at `to`
+/// (a backup replays them into its copy). A segment deleted meanwhile had all its events
+/// committed first, so skipping it loses nothing.
+pub(crate) fn copy_segments(db: &Path, to: &Path) -> Result<usize, LedgerError> {
+    let prefix = prefix_for(to);
+    let mut copied = 0;
+    for (n, path) in segments(db)? {
+        match std::fs::copy(&path, segment_path(&prefix, n)) {
+            Ok(_) => copied += 1,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_err("copying the event journal")(e)),
+        }
+    }
+    Ok(copied)
+}
+
+/// Removes every journal segment of the database at `db` (a restore replaces that ledger).
+pub(crate) fn remove_all_segments(db: &Path) -> Result<usize, LedgerError> {
+    let found = segments(db)?;
+    let paths: Vec<PathBuf> = found.into_iter().map(|(_, p)| p).collect();
+    remove_segments(&paths);
+    Ok(paths.len())
+}
+
 /// Encodes one event as a journal line.
 fn encode(event: &UsageEvent) -> Result<Vec<u8>, LedgerError> {
     let record = Record {

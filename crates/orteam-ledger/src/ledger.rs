@@ -5,6 +5,7 @@
 
 mod budgets;
 mod directory;
+mod health;
 mod keys;
 mod outbox;
 mod usage;

@@ -12,6 +12,7 @@
 //! See `DESIGN.md` in this crate for how the fast paths work and why.
 
 mod backend;
+pub mod backup;
 pub mod budget;
 pub mod directory;
 pub mod env;

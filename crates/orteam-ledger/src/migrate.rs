@@ -2,7 +2,9 @@
 //! `migrations/postgres/`), applied in order inside one transaction each and recorded in
 //! `schema_migrations` by each backend's runner (`sqlite/migrate.rs`, `postgres/migrate.rs`).
 //! Opening a ledger applies whatever is missing, so every process runs on the schema it was
-//! built for.
+//! built for; a database a newer orteam migrated is refused ([`LedgerError::SchemaTooNew`]).
+
+use crate::error::LedgerError;
 
 pub struct Migration {
     pub version: i64,
@@ -60,6 +62,33 @@ pub const POSTGRES: &[Migration] = &[
         sql: include_str!("../migrations/postgres/0004_routing_policy.sql"),
     },
 ];
+
+/// The newest schema version this build knows for a backend's migrations.
+pub fn latest(migrations: &[Migration]) -> i64 {
+    migrations.iter().map(|m| m.version).max().unwrap_or(0)
+}
+
+/// Refuses a database whose schema is newer than `migrations` (a newer orteam migrated it).
+pub(crate) fn refuse_newer(current: i64, migrations: &[Migration]) -> Result<(), LedgerError> {
+    let supported = latest(migrations);
+    if current > supported {
+        return Err(LedgerError::SchemaTooNew {
+            found: current,
+            supported,
+        });
+    }
+    Ok(())
+}
+
+/// Whether a database at schema `found` is exactly what this build migrates to.
+pub(crate) fn check_current(found: i64, migrations: &[Migration]) -> Result<(), LedgerError> {
+    refuse_newer(found, migrations)?;
+    let supported = latest(migrations);
+    if found < supported {
+        return Err(LedgerError::SchemaBehind { found, supported });
+    }
+    Ok(())
+}
 
 /// The table every runner records applied migrations in.
 pub(crate) const MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (

@@ -10,6 +10,7 @@
 //! - [`poll_until`], [`wait_for_events`], [`wait_for_event`]: bounded polling for what settles in
 //!   the background.
 //! - [`WebhookReceiver`]: records the alerts POSTed to it.
+//! - [`CuttableProxy`]: a TCP proxy to cut, for database loss without stopping the database.
 //! - [`sim_management_get`]: a management-key GET on a simulator.
 //!
 //! ```no_run
@@ -26,6 +27,7 @@
 mod db;
 #[cfg(feature = "gateway")]
 mod gateway;
+mod proxy;
 mod seed;
 mod wait;
 mod webhook;
@@ -33,6 +35,7 @@ mod webhook;
 pub use db::{Backend, TestDb, pg_base_url, pg_connect};
 #[cfg(feature = "gateway")]
 pub use gateway::{TestGateway, TestGatewayBuilder};
+pub use proxy::{CuttableProxy, postgres_addr};
 pub use seed::{ADMIN_TOKEN, seed_directory};
 pub use wait::{
     POLL_EVERY, POLL_ROUNDS, all_settled, poll_until, wait_for_event, wait_for_events,

@@ -1,6 +1,7 @@
 //! One module per command.
 
 pub mod alerts;
+pub mod backup;
 pub mod budget;
 pub mod demo;
 pub mod keys;

@@ -46,6 +46,7 @@ pub async fn run(cx: &Context, args: ServeArgs) -> anyhow::Result<ExitCode> {
     writeln!(out, "{}", running.base_url())?;
     out.flush()?;
     tracing::info!(base_url = %running.base_url(), "gateway ready; Ctrl-C to stop");
+    crate::sd_notify::notify("READY=1");
     // Key rotation runs beside the server (its future stays on this task) until shutdown.
     let rotation = async {
         match &args.rotation_secrets_out {
@@ -132,7 +133,13 @@ pub async fn run(cx: &Context, args: ServeArgs) -> anyhow::Result<ExitCode> {
             }
         }
     };
-    let (stopped, (), (), ()) = tokio::join!(running.wait(), rotate, reconcile, alerts);
+    let stopping = shutdown_for_rotation.clone();
+    let notify_stopping = async move {
+        stopping.cancelled().await;
+        crate::sd_notify::notify("STOPPING=1");
+    };
+    let (stopped, (), (), (), ()) =
+        tokio::join!(running.wait(), rotate, reconcile, alerts, notify_stopping);
     stopped.context("flushing the ledger at shutdown")?;
     tracing::info!("gateway stopped; every settled request is recorded");
     Ok(ExitCode::SUCCESS)

@@ -14,4 +14,5 @@ mod routes;
 mod sdk;
 mod support;
 mod tier_policy;
+mod trace;
 mod upstream;

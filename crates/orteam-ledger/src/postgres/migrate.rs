@@ -25,6 +25,7 @@ pub(crate) async fn migrate_postgres(
         .await
         .map_err(err)?
         .get(0);
+    crate::migrate::refuse_newer(current, POSTGRES)?;
     for m in POSTGRES.iter().filter(|m| m.version > current) {
         tx.batch_execute(m.sql)
             .await
@@ -41,4 +42,16 @@ pub(crate) async fn migrate_postgres(
         .map_err(err)?;
     }
     tx.commit().await.map_err(err)
+}
+
+/// The schema version recorded in the database.
+pub(crate) async fn schema_version(client: &tokio_postgres::Client) -> Result<i64, LedgerError> {
+    Ok(client
+        .query_one(
+            "SELECT COALESCE(MAX(version), 0)::BIGINT FROM schema_migrations",
+            &[],
+        )
+        .await
+        .map_err(|e| LedgerError::storage("reading the schema version", e))?
+        .get(0))
 }

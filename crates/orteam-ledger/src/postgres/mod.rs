@@ -122,6 +122,12 @@ impl PgStore {
         Ok(client)
     }
 
+    /// The schema version the database records (a round trip: the database answers).
+    pub(crate) async fn schema_version(&self) -> Result<i64, LedgerError> {
+        let client = self.client().await?;
+        migrate::schema_version(&client).await
+    }
+
     pub(crate) async fn client(&self) -> Result<deadpool_postgres::Object, LedgerError> {
         self.pool.get().await.map_err(pool_err)
     }

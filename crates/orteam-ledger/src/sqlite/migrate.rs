@@ -17,6 +17,7 @@ pub(crate) fn migrate_sqlite(conn: &mut rusqlite::Connection) -> Result<(), Ledg
             |r| r.get(0),
         )
         .map_err(err)?;
+    crate::migrate::refuse_newer(current, SQLITE)?;
     for m in SQLITE.iter().filter(|m| m.version > current) {
         tx.execute_batch(m.sql)
             .map_err(|e| LedgerError::Migration {
@@ -31,4 +32,24 @@ pub(crate) fn migrate_sqlite(conn: &mut rusqlite::Connection) -> Result<(), Ledg
         .map_err(err)?;
     }
     tx.commit().map_err(err)
+}
+
+/// The schema version recorded in the database (0 for a database orteam never migrated).
+pub(crate) fn schema_version(conn: &rusqlite::Connection) -> Result<i64, LedgerError> {
+    let has_table: bool = conn
+        .query_row(
+            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations')",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(|e| LedgerError::storage("reading the schema version", e))?;
+    if !has_table {
+        return Ok(0);
+    }
+    conn.query_row(
+        "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+        [],
+        |r| r.get(0),
+    )
+    .map_err(|e| LedgerError::storage("reading the schema version", e))
 }

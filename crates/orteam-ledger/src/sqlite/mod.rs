@@ -10,6 +10,7 @@
 //! Money is stored as canonical decimal TEXT and summed in Rust; instants as INTEGER
 //! microseconds (UTC); the database runs in WAL mode.
 
+pub(crate) mod backup;
 mod budgets;
 mod directory;
 mod events;
@@ -127,6 +128,17 @@ pub(crate) struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
     /// Held while serving; released at shutdown (or by the kernel when the process dies).
     serve_lock: Mutex<Option<std::fs::File>>,
+    /// The opened file's path and identity: readiness fails once the path names another file
+    /// or none (a deleted database would be recreated empty at the next start).
+    file: Option<(std::path::PathBuf, FileIdentity)>,
+}
+
+/// A file's device and inode.
+type FileIdentity = (u64, u64);
+
+fn file_identity(path: &std::path::Path) -> Option<FileIdentity> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
 }
 
 impl SqliteStore {
@@ -149,10 +161,28 @@ impl SqliteStore {
         };
         let mut conn = target.connect(synchronous_full)?;
         migrate::migrate_sqlite(&mut conn)?;
+        let file = match target {
+            SqliteTarget::File(p) => file_identity(p).map(|id| (p.clone(), id)),
+            SqliteTarget::Memory(_) => None,
+        };
         Ok(SqliteStore {
             conn: Arc::new(Mutex::new(conn)),
             serve_lock: Mutex::new(serve_lock),
+            file,
         })
+    }
+
+    /// The schema version the database records, once its file is checked to still be the one
+    /// opened.
+    pub async fn schema_version(&self) -> Result<i64, LedgerError> {
+        if let Some((path, id)) = &self.file
+            && file_identity(path) != Some(*id)
+        {
+            return Err(LedgerError::DatabaseFileGone {
+                path: path.display().to_string(),
+            });
+        }
+        self.run(|c| migrate::schema_version(c)).await
     }
 
     /// Gives up the serving role (after the writer has drained), so another process may serve.

@@ -12,4 +12,5 @@ mod auth;
 mod budget;
 mod events;
 mod multiproc;
+mod upgrade;
 mod windows;

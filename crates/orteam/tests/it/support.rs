@@ -204,3 +204,60 @@ pub fn read_secrets(path: &std::path::Path) -> Vec<(String, String, String, Stri
 }
 
 pub(crate) use orteam_test_support::backend_tests as both_backends;
+
+/// A running `orteam serve` process.
+pub struct ServeProcess {
+    pub child: tokio::process::Child,
+    /// `http://127.0.0.1:PORT/v1`.
+    pub base_url: String,
+}
+
+impl ServeProcess {
+    /// Starts `orteam serve` on `db_url` in front of `sim` with the shared key `upstream`, plus
+    /// `args`; waits for the URL it prints.
+    pub async fn start(
+        db_url: &str,
+        sim: &SimHandle,
+        upstream: &orteam_test_support::TestKey,
+        args: &[&str],
+    ) -> ServeProcess {
+        let mut child = tokio::process::Command::new(bin())
+            .args(["serve", "--listen", "127.0.0.1:0", "--workers", "1"])
+            .args(args)
+            .env_remove("ORTEAM_LOG")
+            .env("OPENROUTER_BASE_URL", sim.base_url())
+            .env("OPENROUTER_API_KEY", &upstream.secret)
+            .env("ORTEAM_DATABASE_URL", db_url)
+            .env("ORTEAM_ADMIN_TOKEN", orteam_test_support::ADMIN_TOKEN)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn orteam serve");
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
+        let base_url = tokio::time::timeout(std::time::Duration::from_secs(60), lines.next_line())
+            .await
+            .expect("orteam serve printed its URL in time")
+            .unwrap()
+            .expect("a URL line");
+        assert!(base_url.starts_with("http://127.0.0.1:"), "{base_url}");
+        ServeProcess { child, base_url }
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn root_url(&self) -> String {
+        self.base_url.trim_end_matches("/v1").to_owned()
+    }
+
+    /// Sends SIGTERM (a graceful shutdown).
+    pub fn terminate(&self) {
+        let pid = self.child.id().expect("running").to_string();
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+}
