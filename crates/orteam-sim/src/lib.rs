@@ -132,10 +132,12 @@ mod messages;
 mod models;
 mod org;
 mod responses;
+mod schema;
 mod server;
 mod shared;
 mod sse;
 mod state;
+mod workspaces;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -305,7 +307,8 @@ impl SimHandle {
                 include_byok_in_limit: false,
                 expires_at: None,
                 creator_user_id: None,
-                workspace_id: None,
+                workspace_id: keys::DEFAULT_WORKSPACE_ID.to_owned(),
+                external_user: None,
             },
             now,
         );
