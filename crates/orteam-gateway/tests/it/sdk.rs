@@ -77,3 +77,20 @@ async fn the_anthropic_python_sdk_works_unchanged() {
     .await;
     ledger_matches_the_bill(&tg, 5).await;
 }
+
+#[tokio::test]
+async fn the_openrouter_python_sdk_lists_models_and_chats_through_the_gateway() {
+    let tg = TestGateway::start(Backend::Sqlite).await;
+    python(
+        "openrouter_sdk.py",
+        &[
+            &tg.root_url(),
+            tg.key("alice"),
+            tg.key("carol"),
+            "openai/gpt-4o-mini",
+        ],
+    )
+    .await;
+    // Two chats and two streams on each of the two prefixes, each recorded and billed exactly.
+    ledger_matches_the_bill(&tg, 4).await;
+}

@@ -45,14 +45,20 @@ async fn workspaces_crud_members_and_scoped_keys() {
     assert_eq!(renamed.name, "Lab");
     assert_eq!(renamed.description.as_deref(), Some("the lab"));
 
-    let members = c.organization_members(&Pagination::default()).await.unwrap();
+    let members = c
+        .organization_members(&Pagination::default())
+        .await
+        .unwrap();
     let user = members.data[1].id.clone();
     let added = c
         .add_workspace_members(&ws.id, &[user.clone(), user.clone()])
         .await
         .unwrap();
     assert_eq!(added.added_count, 1);
-    let listed = c.workspace_members(&ws.id, &Pagination::default()).await.unwrap();
+    let listed = c
+        .workspace_members(&ws.id, &Pagination::default())
+        .await
+        .unwrap();
     assert_eq!(listed.data.len(), 1);
     assert_eq!(listed.data[0].user_id, user);
 
@@ -77,7 +83,10 @@ async fn workspaces_crud_members_and_scoped_keys() {
         .unwrap();
     assert_eq!(removed.removed_count, 1);
     assert!(c.delete_workspace(&ws.id).await.unwrap().deleted);
-    assert_eq!(c.get_workspace(&ws.id).await.unwrap_err().status(), Some(404));
+    assert_eq!(
+        c.get_workspace(&ws.id).await.unwrap_err().status(),
+        Some(404)
+    );
 }
 
 #[tokio::test]
@@ -116,7 +125,11 @@ async fn the_current_key_reports_its_budgets_and_last_use() {
 
     let info = ic.current_key().await.unwrap();
     assert_eq!(info.budgets.len(), 2, "{:?}", info.budgets);
-    let own = info.budgets.iter().find(|b| b.scope == "key_limit").unwrap();
+    let own = info
+        .budgets
+        .iter()
+        .find(|b| b.scope == "key_limit")
+        .unwrap();
     assert_eq!(own.limit_usd, Money::parse("5").unwrap());
     assert_eq!(own.spend_usd, cost);
     assert!(own.resets_at.is_some());
@@ -133,7 +146,10 @@ async fn the_current_key_reports_its_budgets_and_last_use() {
     c.clear_cache();
     let key = c.get_key(&created.data.hash).await.unwrap();
     let used = key.last_used_at.expect("last_used_at moves with use");
-    assert!(used >= key.created_at && used <= sim.clock().now(), "{used}");
+    assert!(
+        used >= key.created_at && used <= sim.clock().now(),
+        "{used}"
+    );
 }
 
 #[tokio::test]
@@ -165,7 +181,10 @@ async fn model_count_one_model_and_pages() {
 async fn activity_narrows_to_one_member() {
     let sim = sim().await;
     let c = mgmt(&sim);
-    let members = c.organization_members(&Pagination::default()).await.unwrap();
+    let members = c
+        .organization_members(&Pagination::default())
+        .await
+        .unwrap();
     let (grace, alan) = (members.data[1].id.clone(), members.data[2].id.clone());
     for (user, tokens) in [(&grace, 9), (&alan, 20)] {
         let key = c
