@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod dashboards;
+mod defence;
 mod demo;
 mod gateway;
 mod insight;
