@@ -285,7 +285,9 @@ async fn run_op(op: &Op, cx: &mut ApplyContext<'_>) -> Result<Option<String>, Te
             cx.client
                 .update_key(hash, &req)
                 .await
-                .map_err(TeamError::upstream(format!("moving key {short}… to {slug:?}")))?;
+                .map_err(TeamError::upstream(format!(
+                    "moving key {short}… to {slug:?}"
+                )))?;
         }
         Op::PutGuardrail {
             name,
@@ -323,17 +325,46 @@ async fn run_op(op: &Op, cx: &mut ApplyContext<'_>) -> Result<Option<String>, Te
             Err(e) if e.is_not_found() => {}
             Err(e) => return Err(TeamError::upstream("deleting a guardrail")(e)),
         },
-        Op::AssignGuardrailKeys { guardrail, hashes } => {
+        Op::AssignGuardrailKeys { guardrail, members } => {
+            let ctx = format!("assigning guardrail {guardrail:?}");
             let g = find_guardrail(cx.client, guardrail).await?.ok_or_else(|| {
                 TeamError::MissingUpstream {
-                    context: format!("assigning guardrail {guardrail:?}"),
+                    context: ctx.clone(),
                     message: "no such guardrail".to_owned(),
                 }
             })?;
-            cx.client
-                .assign_keys(&g.id, hashes)
+            ledger
+                .refresh_if_changed()
                 .await
-                .map_err(TeamError::upstream(format!("assigning guardrail {guardrail:?}")))?;
+                .map_err(TeamError::ledger("reading the directory"))?;
+            let assigned: Vec<String> = cx
+                .client
+                .guardrail_key_assignments(
+                    &g.id,
+                    &Pagination {
+                        offset: None,
+                        limit: Some(100),
+                    },
+                )
+                .await
+                .map_err(TeamError::upstream(ctx.clone()))?
+                .data
+                .into_iter()
+                .map(|a| a.key_hash)
+                .collect();
+            let hashes: Vec<String> = ledger
+                .directory()
+                .upstream_keys
+                .iter()
+                .filter(|k| members.contains(&k.member_id) && !assigned.contains(&k.key_hash))
+                .map(|k| k.key_hash.clone())
+                .collect();
+            if !hashes.is_empty() {
+                cx.client
+                    .assign_keys(&g.id, &hashes)
+                    .await
+                    .map_err(TeamError::upstream(ctx))?;
+            }
         }
         Op::UnassignGuardrailKeys { id, hashes } => {
             cx.client

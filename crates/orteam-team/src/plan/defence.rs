@@ -80,7 +80,10 @@ fn find_workspace<'a>(
 
 /// Every OpenRouter key of `team`'s members that the ledger records (and OpenRouter still has),
 /// with the member's team and tier.
-fn member_upstream_keys<'a>(team: &'a ResolvedTeam, obs: &'a Observed) -> Vec<(&'a str, &'a str, &'a Key)> {
+fn member_upstream_keys<'a>(
+    team: &'a ResolvedTeam,
+    obs: &'a Observed,
+) -> Vec<(&'a str, &'a str, &'a Key)> {
     let org = team.org.name.as_str();
     let mut out = Vec::new();
     for m in &team.members {
@@ -94,9 +97,29 @@ fn member_upstream_keys<'a>(team: &'a ResolvedTeam, obs: &'a Observed) -> Vec<(&
     out
 }
 
+/// Whether the member has an OpenRouter key of their own (direct, or gateway with
+/// `upstream = "own"`).
+fn wants_upstream_key(m: &crate::file::MemberSpec) -> bool {
+    use crate::file::{KeyMode, UpstreamMode};
+    m.key.mode == KeyMode::Direct || m.key.upstream == UpstreamMode::Own
+}
+
+/// The member whose ledger record holds `k`.
+fn owner_of<'a>(_team: &ResolvedTeam, obs: &'a Observed, k: &Key) -> Option<&'a str> {
+    obs.dir
+        .upstream_keys
+        .iter()
+        .find(|r| r.key_hash == k.hash)
+        .map(|r| r.member_id.as_str())
+}
+
 /// Workspaces to create: run before member keys, so new keys can be created in them.
 pub(crate) fn create_workspaces(team: &ResolvedTeam, obs: &Observed, out: &mut Vec<Change>) {
-    let wanted: BTreeSet<&str> = team.teams.values().filter_map(|t| t.workspace.as_deref()).collect();
+    let wanted: BTreeSet<&str> = team
+        .teams
+        .values()
+        .filter_map(|t| t.workspace.as_deref())
+        .collect();
     for slug in wanted {
         if find_workspace(obs, slug).is_none() {
             out.push(change(
@@ -137,11 +160,17 @@ fn is_orteam_workspace(team: &ResolvedTeam, obs: &Observed, id: Option<&str>) ->
     })
 }
 
-fn move_keys(team: &ResolvedTeam, obs: &Observed, keys: &[(&str, &str, &Key)], out: &mut Vec<Change>) {
+fn move_keys(
+    team: &ResolvedTeam,
+    obs: &Observed,
+    keys: &[(&str, &str, &Key)],
+    out: &mut Vec<Change>,
+) {
     for (team_id, _, k) in keys {
         let target = match team_workspace(team, team_id) {
             Some(slug) => {
-                let here = find_workspace(obs, slug).is_some_and(|w| Some(&w.id) == k.workspace_id.as_ref());
+                let here = find_workspace(obs, slug)
+                    .is_some_and(|w| Some(&w.id) == k.workspace_id.as_ref());
                 if here {
                     continue;
                 }
@@ -155,7 +184,11 @@ fn move_keys(team: &ResolvedTeam, obs: &Observed, keys: &[(&str, &str, &Key)], o
             Action::Update,
             Resource::UpstreamKey,
             k.name.clone(),
-            vec![fc("workspace", k.workspace_id.clone(), Some(target.to_owned()))],
+            vec![fc(
+                "workspace",
+                k.workspace_id.clone(),
+                Some(target.to_owned()),
+            )],
             "the key follows its team's workspace",
             vec![Op::MoveKeyToWorkspace {
                 hash: k.hash.clone(),
@@ -178,7 +211,12 @@ fn tier_allowlist(models: &ModelsSpec) -> Option<Vec<String>> {
     }
 }
 
-fn guardrails(team: &ResolvedTeam, obs: &Observed, keys: &[(&str, &str, &Key)], out: &mut Vec<Change>) {
+fn guardrails(
+    team: &ResolvedTeam,
+    obs: &Observed,
+    keys: &[(&str, &str, &Key)],
+    out: &mut Vec<Change>,
+) {
     let org = team.org.name.as_str();
     let prefix = format!("orteam:{org}:tier:");
     let mut wanted = BTreeSet::new();
@@ -205,21 +243,29 @@ fn guardrails(team: &ResolvedTeam, obs: &Observed, keys: &[(&str, &str, &Key)], 
                     "the tier's allowlist, enforced by OpenRouter too",
                     vec![put],
                 )),
-                Some(g) if g.description.as_deref() != Some(description.as_str()) => out.push(change(
-                    Action::Update,
-                    Resource::Guardrail,
-                    &name,
-                    vec![fc(
-                        "allowed_models",
-                        g.allowed_models.as_ref().map(|l| l.join(", ")),
-                        Some(models.join(", ")),
-                    )],
-                    "the tier's allowlist changed",
-                    vec![put],
-                )),
+                Some(g) if g.description.as_deref() != Some(description.as_str()) => {
+                    out.push(change(
+                        Action::Update,
+                        Resource::Guardrail,
+                        &name,
+                        vec![fc(
+                            "allowed_models",
+                            g.allowed_models.as_ref().map(|l| l.join(", ")),
+                            Some(models.join(", ")),
+                        )],
+                        "the tier's allowlist changed",
+                        vec![put],
+                    ))
+                }
                 Some(_) => {}
             }
-            // Assignments: exactly the tier's members' keys.
+            // Assignments: exactly the tier's members' keys, including keys this apply creates
+            // (apply reads their hashes from the ledger once they exist).
+            let tier_members: Vec<&crate::file::MemberSpec> = team
+                .members
+                .iter()
+                .filter(|m| m.tier == *tier_id && wants_upstream_key(m))
+                .collect();
             let want: BTreeSet<&str> = keys
                 .iter()
                 .filter(|(_, t, _)| *t == tier_id.as_str())
@@ -234,22 +280,31 @@ fn guardrails(team: &ResolvedTeam, obs: &Observed, keys: &[(&str, &str, &Key)], 
                         .collect()
                 })
                 .unwrap_or_default();
-            let add: Vec<String> = want.difference(&have).map(|h| (*h).to_owned()).collect();
-            if !add.is_empty() {
+            let keyless = tier_members
+                .iter()
+                .filter(|m| {
+                    !keys.iter().any(|(_, t, k)| {
+                        *t == m.tier.as_str() && owner_of(team, obs, k) == Some(m.id.as_str())
+                    })
+                })
+                .count();
+            let missing = want.difference(&have).count() + keyless;
+            if missing > 0 {
                 out.push(change(
                     Action::Update,
                     Resource::Guardrail,
                     &name,
-                    vec![fc("keys", None, Some(format!("+{}", add.len())))],
+                    vec![fc("keys", None, Some(format!("+{missing}")))],
                     "assign the tier's members' OpenRouter keys",
                     vec![Op::AssignGuardrailKeys {
                         guardrail: name.clone(),
-                        hashes: add,
+                        members: tier_members.iter().map(|m| m.id.clone()).collect(),
                     }],
                 ));
             }
             // Keys of members who left the tier (a removed member's key is deleted anyway).
-            let member_hashes: BTreeSet<&str> = keys.iter().map(|(_, _, k)| k.hash.as_str()).collect();
+            let member_hashes: BTreeSet<&str> =
+                keys.iter().map(|(_, _, k)| k.hash.as_str()).collect();
             let drop: Vec<String> = have
                 .difference(&want)
                 .filter(|h| member_hashes.contains(**h))
@@ -306,7 +361,11 @@ fn shared_key(team: &ResolvedTeam, obs: &Observed, out: &mut Vec<Change>) {
     let Some(k) = obs.keys.iter().find(|k| k.name == named || k.hash == named) else {
         return;
     };
-    let want = if or.backstop { backstop_limit(team) } else { None };
+    let want = if or.backstop {
+        backstop_limit(team)
+    } else {
+        None
+    };
     let have = k.limit.map(|l| (l, k.limit_reset));
     let want_cmp = want.map(|(l, w)| (l, Some(w)));
     if have == want_cmp {
@@ -338,8 +397,17 @@ fn shared_key(team: &ResolvedTeam, obs: &Observed, out: &mut Vec<Change>) {
     ));
 }
 
-fn remove_workspaces(team: &ResolvedTeam, obs: &Observed, keys: &[(&str, &str, &Key)], out: &mut Vec<Change>) {
-    let wanted: BTreeSet<&str> = team.teams.values().filter_map(|t| t.workspace.as_deref()).collect();
+fn remove_workspaces(
+    team: &ResolvedTeam,
+    obs: &Observed,
+    keys: &[(&str, &str, &Key)],
+    out: &mut Vec<Change>,
+) {
+    let wanted: BTreeSet<&str> = team
+        .teams
+        .values()
+        .filter_map(|t| t.workspace.as_deref())
+        .collect();
     let marker = workspace_marker(&team.org.name);
     for w in &obs.workspaces {
         if w.description.as_deref() != Some(marker.as_str()) || wanted.contains(w.slug.as_str()) {
@@ -347,14 +415,14 @@ fn remove_workspaces(team: &ResolvedTeam, obs: &Observed, keys: &[(&str, &str, &
         }
         // Empty once the members' keys planned above have moved out; otherwise left alone.
         let moving: BTreeSet<&str> = keys.iter().map(|(_, _, k)| k.hash.as_str()).collect();
-        let stays = obs
-            .keys
-            .iter()
-            .any(|k| k.workspace_id.as_deref() == Some(w.id.as_str()) && !moving.contains(k.hash.as_str()))
-            || obs.guardrails.iter().any(|g| {
-                g.workspace_id.as_deref() == Some(w.id.as_str())
-                    && !g.name.starts_with(&format!("orteam:{}:tier:", team.org.name))
-            });
+        let stays = obs.keys.iter().any(|k| {
+            k.workspace_id.as_deref() == Some(w.id.as_str()) && !moving.contains(k.hash.as_str())
+        }) || obs.guardrails.iter().any(|g| {
+            g.workspace_id.as_deref() == Some(w.id.as_str())
+                && !g
+                    .name
+                    .starts_with(&format!("orteam:{}:tier:", team.org.name))
+        });
         if stays {
             continue;
         }

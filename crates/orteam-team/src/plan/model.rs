@@ -289,10 +289,11 @@ pub(crate) enum Op {
     DeleteGuardrail {
         id: String,
     },
-    /// Assigns the guardrail named `guardrail` (resolved at apply time) to these keys.
+    /// Assigns the guardrail named `guardrail` (resolved at apply time) to every OpenRouter key
+    /// the ledger records for these members by then (keys created by the same apply included).
     AssignGuardrailKeys {
         guardrail: String,
-        hashes: Vec<String>,
+        members: Vec<String>,
     },
     UnassignGuardrailKeys {
         id: String,

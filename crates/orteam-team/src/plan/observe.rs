@@ -32,7 +32,9 @@ pub struct Observed {
 async fn all_pages<T, F, Fut>(mut page: F) -> Result<Vec<T>, orteam_openrouter::ClientError>
 where
     F: FnMut(Pagination) -> Fut,
-    Fut: std::future::Future<Output = Result<orteam_openrouter::Page<T>, orteam_openrouter::ClientError>>,
+    Fut: std::future::Future<
+            Output = Result<orteam_openrouter::Page<T>, orteam_openrouter::ClientError>,
+        >,
 {
     let mut out = Vec::new();
     loop {
@@ -43,7 +45,9 @@ where
         .await?;
         let n = got.data.len();
         out.extend(got.data);
-        let total = got.total_count.map_or(out.len(), |t| usize::try_from(t).unwrap_or(usize::MAX));
+        let total = got
+            .total_count
+            .map_or(out.len(), |t| usize::try_from(t).unwrap_or(usize::MAX));
         if n == 0 || out.len() >= total {
             return Ok(out);
         }

@@ -17,7 +17,9 @@ const SHARED: &str = "team-shared";
 fn team_file(defence: bool, basic_models: &str, monthly: &str) -> String {
     let (openrouter, workspace) = if defence {
         (
-            format!("[org.openrouter]\nguardrails = true\nshared_key = \"{SHARED}\"\nbackstop = true\n"),
+            format!(
+                "[org.openrouter]\nguardrails = true\nshared_key = \"{SHARED}\"\nbackstop = true\n"
+            ),
             "workspace = \"backend\"\n",
         )
     } else {
@@ -98,13 +100,18 @@ async fn assigned_keys(env: &Env, guardrail: &str) -> Vec<String> {
 }
 
 fn member_keys(keys: &[Key]) -> Vec<&Key> {
-    let mut ks: Vec<&Key> = keys.iter().filter(|k| k.name.starts_with("orteam:acme:")).collect();
+    let mut ks: Vec<&Key> = keys
+        .iter()
+        .filter(|k| k.name.starts_with("orteam:acme:"))
+        .collect();
     ks.sort_by(|a, b| a.name.cmp(&b.name));
     ks
 }
 
 fn shared(keys: &[Key]) -> &Key {
-    keys.iter().find(|k| k.name == SHARED).expect("the shared key")
+    keys.iter()
+        .find(|k| k.name == SHARED)
+        .expect("the shared key")
 }
 
 both_backends!(
@@ -142,7 +149,12 @@ async fn defence_is_planned_applied_changed_and_removed(backend: Backend) {
     let mine = member_keys(&keys);
     assert_eq!(mine.len(), 2, "{mine:?}");
     for k in &mine {
-        assert_eq!(k.workspace_id.as_deref(), Some(backend_ws.id.as_str()), "{}", k.name);
+        assert_eq!(
+            k.workspace_id.as_deref(),
+            Some(backend_ws.id.as_str()),
+            "{}",
+            k.name
+        );
     }
     // The basic tier's guardrail allows its models only and covers its members' keys.
     let gs = guardrails(&env).await;
@@ -190,7 +202,11 @@ async fn defence_is_planned_applied_changed_and_removed(backend: Backend) {
     apply(&env, s).await;
     let gs = guardrails(&env).await;
     assert_eq!(gs.len(), 1, "{gs:?}");
-    assert_eq!(gs[0].allowed_models.as_ref().map(Vec::len), Some(2), "{gs:?}");
+    assert_eq!(
+        gs[0].allowed_models.as_ref().map(Vec::len),
+        Some(2),
+        "{gs:?}"
+    );
     let keys = env.sim_keys().await;
     assert_eq!(shared(&keys).limit, Some(Money::parse("650").unwrap()));
     assert_eq!(env.orteam(&["team", "plan"]).await.code, 0);
@@ -205,7 +221,12 @@ async fn defence_is_planned_applied_changed_and_removed(backend: Backend) {
     let default_ws = ws.iter().find(|w| w.slug == "default").unwrap();
     let keys = env.sim_keys().await;
     for k in member_keys(&keys) {
-        assert_eq!(k.workspace_id.as_deref(), Some(default_ws.id.as_str()), "{}", k.name);
+        assert_eq!(
+            k.workspace_id.as_deref(),
+            Some(default_ws.id.as_str()),
+            "{}",
+            k.name
+        );
     }
     assert_eq!(shared(&keys).limit, None);
     assert_eq!(env.orteam(&["team", "plan"]).await.code, 0);
@@ -243,11 +264,13 @@ async fn a_failure_half_way_is_completed_without_duplicates(backend: Backend) {
     // there, and the next apply adopts it. This time assigning the guardrail fails, after the
     // guardrail itself was created.
     env.client()
-        .create_workspace(&orteam_openrouter::types::workspaces::CreateWorkspaceRequest {
-            name: "Backend".into(),
-            slug: "backend".into(),
-            description: None,
-        })
+        .create_workspace(
+            &orteam_openrouter::types::workspaces::CreateWorkspaceRequest {
+                name: "Backend".into(),
+                slug: "backend".into(),
+                description: None,
+            },
+        )
         .await
         .unwrap();
     env.sim.set_faults(fail_once("/api/v1/guardrails/"));
@@ -268,10 +291,18 @@ async fn a_failure_half_way_is_completed_without_duplicates(backend: Backend) {
     assert_eq!(assigned_keys(&env, &gs[0].id).await.len(), mine.len());
     // The workspace was adopted, not duplicated, and holds the keys.
     let ws = workspaces(&env).await;
-    let backend_ws: Vec<&Workspace> = ws.iter().filter(|w| w.slug.starts_with("backend")).collect();
+    let backend_ws: Vec<&Workspace> = ws
+        .iter()
+        .filter(|w| w.slug.starts_with("backend"))
+        .collect();
     assert_eq!(backend_ws.len(), 1, "{ws:?}");
     for k in &mine {
-        assert_eq!(k.workspace_id.as_deref(), Some(backend_ws[0].id.as_str()), "{}", k.name);
+        assert_eq!(
+            k.workspace_id.as_deref(),
+            Some(backend_ws[0].id.as_str()),
+            "{}",
+            k.name
+        );
     }
     assert_eq!(env.orteam(&["team", "plan"]).await.code, 0);
 }
