@@ -10,5 +10,6 @@ mod defence;
 mod demo;
 mod gateway;
 mod insight;
+mod sim_sdk;
 mod support;
 mod team;
