@@ -87,7 +87,7 @@ fn sample_at(schema: &Value, seed: u64, depth: u32) -> Value {
             let min = s.get("minimum").and_then(Value::as_f64).unwrap_or(0.0);
             Value::from(min + (seed % 100) as f64 / 4.0)
         }
-        "boolean" => Value::Bool(seed % 2 == 0),
+        "boolean" => Value::Bool(seed.is_multiple_of(2)),
         "null" => Value::Null,
         _ => Value::String(content_word(seed, 0).to_owned()),
     }
