@@ -233,24 +233,6 @@ async fn render_metrics(State(state): State<AdminState>) -> Response {
         .into_response()
 }
 
-#[derive(Serialize)]
-struct ModelEntry {
-    id: String,
-    object: &'static str,
-    created: i64,
-    owned_by: String,
-    name: String,
-    context_length: Option<u64>,
-    pricing: ModelPricing,
-}
-
-#[derive(Serialize)]
-struct ModelPricing {
-    prompt: Option<Money>,
-    completion: Option<Money>,
-    request: Option<Money>,
-}
-
 /// One model in Anthropic's list shape (Claude Code's model discovery reads these).
 #[derive(Serialize)]
 struct AnthropicModel {
@@ -261,8 +243,10 @@ struct AnthropicModel {
     created_at: String,
 }
 
-/// `GET /v1/models`: the models the caller's tier allows, OpenAI-style, or Anthropic-style
-/// when the client sends `anthropic-version` (the Anthropic SDKs and Claude Code do).
+/// `GET /v1/models` and `GET /api/v1/models`: the models the caller's tier allows, in one shape
+/// both OpenAI's and OpenRouter's SDKs accept (OpenRouter's list envelope and model objects,
+/// with OpenAI's `object`/`owned_by` added), or Anthropic-style when the client sends
+/// `anthropic-version` (the Anthropic SDKs and Claude Code do).
 async fn models(State(state): State<AdminState>, headers: HeaderMap) -> Response {
     let anthropic = headers.contains_key("anthropic-version");
     let shape = if anthropic {
@@ -296,25 +280,35 @@ async fn models(State(state): State<AdminState>, headers: HeaderMap) -> Response
         }))
         .into_response();
     }
-    let data: Vec<ModelEntry> = table
+    let data: Vec<serde_json::Value> = table
         .models
         .iter()
         .filter(|m| policy::allows(&auth.tier, &m.id))
-        .map(|m| ModelEntry {
-            id: m.id.clone(),
-            object: "model",
-            created: m.created.unwrap_or(0),
-            owned_by: m.id.split('/').next().unwrap_or("").to_owned(),
-            name: m.name.clone(),
-            context_length: m.context_length,
-            pricing: ModelPricing {
-                prompt: m.pricing.prompt,
-                completion: m.pricing.completion,
-                request: m.pricing.request,
-            },
-        })
+        .map(openai_and_openrouter_model)
         .collect();
-    Json(serde_json::json!({ "object": "list", "data": data })).into_response()
+    let total_count = data.len();
+    Json(serde_json::json!({
+        "object": "list",
+        "data": data,
+        "total_count": total_count,
+        "links": {"next": null},
+    }))
+    .into_response()
+}
+
+/// One model as upstream's `/models` describes it (every field OpenRouter sent, so the
+/// OpenRouter SDKs validate it), plus OpenAI's `object` and `owned_by` (so the OpenAI SDKs list
+/// it too). Prices stay decimal strings.
+fn openai_and_openrouter_model(m: &orteam_openrouter::types::models::Model) -> serde_json::Value {
+    let mut v = serde_json::to_value(m).unwrap_or(serde_json::Value::Null);
+    if let Some(o) = v.as_object_mut() {
+        o.insert("object".to_owned(), "model".into());
+        o.insert(
+            "owned_by".to_owned(),
+            m.id.split('/').next().unwrap_or("").into(),
+        );
+    }
+    v
 }
 
 #[derive(Serialize)]

@@ -28,6 +28,7 @@ pub(crate) struct ActivityQuery {
     date: Option<String>,
     api_key_hash: Option<String>,
     user_id: Option<String>,
+    workspace_id: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -45,6 +46,8 @@ struct ActivityRow {
     prompt_tokens: u64,
     completion_tokens: u64,
     reasoning_tokens: u64,
+    cached_tokens: u64,
+    workspace_id: String,
 }
 
 /// `GET /activity` (management key): the last 30 completed UTC days (never today), one row per
@@ -66,6 +69,7 @@ pub(crate) async fn activity(
     let first = today - Days::new(ACTIVITY_DAYS);
     let key_filter = q.api_key_hash.as_deref().filter(|s| !s.is_empty());
     let user_filter = q.user_id.as_deref().filter(|s| !s.is_empty());
+    let workspace_filter = q.workspace_id.as_deref().filter(|s| !s.is_empty());
     let st = shared.state.lock();
     let mut grouped: HashMap<(NaiveDate, &str, &str), ActivityRow> = HashMap::new();
     let wanted = |a: &ActivityAgg| {
@@ -74,6 +78,8 @@ pub(crate) async fn activity(
             && date.is_none_or(|d| a.date == d)
             && key_filter.is_none_or(|k| &*a.key_hash == k)
             && user_filter.is_none_or(|u| a.user_id.as_deref() == Some(u))
+            && workspace_filter
+                .is_none_or(|w| a.workspace_id.as_deref().unwrap_or(DEFAULT_WORKSPACE_ID) == w)
     };
     for a in st.activity.values().filter(|a| wanted(a)) {
         let row = grouped
@@ -90,6 +96,11 @@ pub(crate) async fn activity(
                 prompt_tokens: 0,
                 completion_tokens: 0,
                 reasoning_tokens: 0,
+                cached_tokens: 0,
+                workspace_id: a
+                    .workspace_id
+                    .clone()
+                    .unwrap_or_else(|| DEFAULT_WORKSPACE_ID.to_owned()),
             });
         add_money(&mut row.usage, a.usage);
         add_money(&mut row.byok_usage_inference, a.byok_usage_inference);
@@ -97,6 +108,7 @@ pub(crate) async fn activity(
         row.prompt_tokens += a.prompt_tokens;
         row.completion_tokens += a.completion_tokens;
         row.reasoning_tokens += a.reasoning_tokens;
+        row.cached_tokens += a.cached_tokens;
     }
     let mut rows: Vec<ActivityRow> = grouped.into_values().collect();
     drop(st);

@@ -28,7 +28,7 @@ use crate::state::ApiType;
 
 pub(crate) const COMPLETIONS_PATH: &str = "/api/v1/completions";
 /// The largest `n` accepted.
-const MAX_N: u64 = 16;
+pub(crate) const MAX_N: u64 = 16;
 
 #[derive(Deserialize)]
 struct CompletionsRequest<'a> {
@@ -119,7 +119,7 @@ fn plan(shared: &Shared, headers: &HeaderMap, body: &[u8]) -> Result<Plan, ApiEr
 }
 
 /// Choice `k`'s seed (choices differ in wording, not in length).
-fn choice_seed(seed: u64, k: u64) -> u64 {
+pub(crate) fn choice_seed(seed: u64, k: u64) -> u64 {
     seed.wrapping_add(k << 8)
 }
 

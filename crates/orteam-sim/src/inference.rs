@@ -759,6 +759,7 @@ pub(crate) fn record(st: &mut SimState, r: GenRecord<'_>) {
         prompt_tokens: r.tokens.prompt,
         completion_tokens: r.tokens.completion,
         reasoning_tokens: r.tokens.reasoning,
+        cached_tokens: r.tokens.cached,
     });
     st.insert_generation(Generation {
         id: r.id,

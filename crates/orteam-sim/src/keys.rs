@@ -21,6 +21,8 @@ use crate::extract::{
     ApiJson, ApiPath, ApiQuery, Field, RawField, money_field, parse_usize_param, string_field,
     typed_field, utc_time_field, window_field,
 };
+use crate::guardrails::{KeyBudget, key_budgets};
+use crate::org::ORGANIZATION_ID;
 use crate::shared::Shared;
 use crate::state::{KeyRecord, State as SimState};
 
@@ -55,7 +57,9 @@ pub(crate) struct NewKey {
     pub include_byok_in_limit: bool,
     pub expires_at: Option<DateTime<Utc>>,
     pub creator_user_id: Option<String>,
-    pub workspace_id: Option<String>,
+    /// Already resolved to an existing workspace's id.
+    pub workspace_id: String,
+    pub external_user: Option<String>,
 }
 
 /// Creates a key with a fresh `sk-or-v1-<64 hex>` secret; returns (secret, hash).
@@ -77,9 +81,9 @@ pub(crate) fn insert_key(st: &mut SimState, new: NewKey, now: DateTime<Utc>) -> 
         updated_at: None,
         expires_at: new.expires_at,
         creator_user_id: new.creator_user_id,
-        workspace_id: new
-            .workspace_id
-            .unwrap_or_else(|| DEFAULT_WORKSPACE_ID.to_owned()),
+        workspace_id: new.workspace_id,
+        external_user: new.external_user,
+        last_used_at: None,
         seq: st.key_seq,
         usage: Money::ZERO,
         byok_usage: Money::ZERO,
@@ -162,6 +166,8 @@ pub(crate) struct KeyView<'a> {
     expires_at: Option<String>,
     creator_user_id: Option<&'a str>,
     workspace_id: &'a str,
+    external_user: Option<&'a str>,
+    last_used_at: Option<String>,
 }
 
 impl<'a> KeyView<'a> {
@@ -181,6 +187,8 @@ impl<'a> KeyView<'a> {
             expires_at: k.expires_at.map(fmt_ts),
             creator_user_id: k.creator_user_id.as_deref(),
             workspace_id: &k.workspace_id,
+            external_user: k.external_user.as_deref(),
+            last_used_at: k.last_used_at.map(fmt_ts),
         }
     }
 }
@@ -209,6 +217,38 @@ struct CurrentKey<'a> {
     creator_user_id: Option<&'a str>,
     expires_at: Option<String>,
     rate_limit: RateLimit,
+    allowed_data_regions: [&'static str; 1],
+    budgets: Vec<KeyBudget>,
+    effective_budget: Option<KeyBudget>,
+    free_model_daily_requests: FreeModelDailyRequests,
+    organization_id: Option<&'static str>,
+    workspace_id: Option<&'a str>,
+}
+
+/// `:free` model requests today, account-wide: 50 a day until credits were ever bought, then
+/// 1000.
+#[derive(Serialize)]
+struct FreeModelDailyRequests {
+    limit: u64,
+    remaining: u64,
+    used: u64,
+}
+
+impl FreeModelDailyRequests {
+    fn of(st: &SimState, today: NaiveDate) -> Self {
+        let limit = if st.credits.purchased { 1000 } else { 50 };
+        let used: u64 = st
+            .activity
+            .values()
+            .filter(|a| a.date == today && a.model.ends_with(":free"))
+            .map(|a| a.requests)
+            .sum();
+        FreeModelDailyRequests {
+            limit,
+            remaining: limit.saturating_sub(used),
+            used,
+        }
+    }
 }
 
 const RATE_LIMIT: RateLimit = RateLimit {
@@ -223,7 +263,8 @@ pub(crate) async fn current_key(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let caller = shared.authenticate(&headers)?;
-    let today = shared.clock.now().date_naive();
+    let now = shared.clock.now();
+    let today = now.date_naive();
     let st = shared.state.lock();
     let is_free_tier = !st.credits.purchased;
     let view = match &caller {
@@ -240,12 +281,20 @@ pub(crate) async fn current_key(
             creator_user_id: None,
             expires_at: None,
             rate_limit: RATE_LIMIT,
+            allowed_data_regions: ["global"],
+            budgets: Vec::new(),
+            effective_budget: None,
+            free_model_daily_requests: FreeModelDailyRequests::of(&st, today),
+            organization_id: Some(ORGANIZATION_ID),
+            workspace_id: None,
         },
         Caller::Inference(hash) => {
             let k = st
                 .keys
                 .get(hash)
                 .ok_or_else(|| ApiError::unauthorized("User not found."))?;
+            let (budgets, effective) = key_budgets(&st, k, now);
+            let effective_budget = effective.and_then(|i| budgets.get(i).cloned());
             CurrentKey {
                 label: mask(&k.secret),
                 limit: k.limit,
@@ -259,6 +308,12 @@ pub(crate) async fn current_key(
                 creator_user_id: k.creator_user_id.as_deref(),
                 expires_at: k.expires_at.map(fmt_ts),
                 rate_limit: RATE_LIMIT,
+                allowed_data_regions: ["global"],
+                budgets,
+                effective_budget,
+                free_model_daily_requests: FreeModelDailyRequests::of(&st, today),
+                organization_id: Some(ORGANIZATION_ID),
+                workspace_id: Some(&k.workspace_id),
             }
         }
     };
@@ -352,7 +407,16 @@ pub(crate) struct KeyBody {
     #[serde(default)]
     workspace_id: RawField,
     #[serde(default)]
+    external: RawField,
+    #[serde(default)]
     disabled: RawField,
+}
+
+/// `external` on `POST /keys`: a partner's end user the key is for (`api_key`, a partner-chosen
+/// secret, is accepted and ignored: the simulator always mints its own).
+#[derive(Deserialize)]
+struct External {
+    user: String,
 }
 
 #[derive(Serialize)]
@@ -393,8 +457,13 @@ pub(crate) async fn create_key(
     }
     let creator_user_id = string_field(&body.creator_user_id, "creator_user_id")?.into_option();
     let workspace_id = string_field(&body.workspace_id, "workspace_id")?.into_option();
+    let external_user =
+        typed_field::<External>(&body.external, "external", "an object with a string user")?
+            .into_option()
+            .map(|e| e.user);
     let today = now.date_naive();
     let mut st = shared.state.lock();
+    let workspace_id = crate::workspaces::resolve_id(&st, workspace_id)?;
     let (secret, hash) = insert_key(
         &mut st,
         NewKey {
@@ -405,6 +474,7 @@ pub(crate) async fn create_key(
             expires_at,
             creator_user_id,
             workspace_id,
+            external_user,
         },
         now,
     );
@@ -476,8 +546,16 @@ pub(crate) async fn update_key(
             "Invalid request parameters: expires_at must be in the future",
         ));
     }
+    let workspace_id = string_field(&body.workspace_id, "workspace_id")?.into_option();
     let mut st = shared.state.lock();
+    let workspace_id = match workspace_id {
+        Some(w) => Some(crate::workspaces::resolve_id(&st, Some(w))?),
+        None => None,
+    };
     let k = st.keys.get_mut(hash.as_str()).ok_or_else(key_not_found)?;
+    if let Some(w) = workspace_id {
+        k.workspace_id = w;
+    }
     if let Some(n) = name {
         k.name = n;
     }

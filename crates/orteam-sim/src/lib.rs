@@ -5,7 +5,7 @@
 //! limits that reset on UTC day/week/month boundaries, credits, a model catalog with real-looking
 //! per-token prices, chat completions (plain and streamed) billed exactly, the other inference
 //! routes (Anthropic `/messages`, OpenAI `/responses`, legacy `/completions`, `/embeddings`),
-//! `/generation`, `/activity`, guardrails and organization members. Time comes from a [`ControllableClock`], so
+//! `/generation`, `/activity`, guardrails, workspaces and organization members. Time comes from a [`ControllableClock`], so
 //! tests can cross a UTC midnight, a Monday or the 1st of a month instantly.
 //!
 //! ```no_run
@@ -36,6 +36,26 @@
 //!   `pricing.internal_reasoning` (published as the completion price when the model has no separate rate) +
 //!   `pricing.request`. It is exact decimal arithmetic, written as a JSON number with every
 //!   digit. Failed requests (4xx/5xx, injected status faults) are never billed.
+//!
+//! # Chat options
+//! - A forced `tool_choice` (`"required"`: the first function tool; `{"type":"function",
+//!   "function":{"name":X}}`: tool X, 400 if it is not among `tools`) answers one `tool_calls`
+//!   entry (`content: null`) whose `arguments` are a JSON value generated from the tool's
+//!   `parameters` schema, with `finish_reason: "tool_calls"`.
+//! - `response_format` `json_object` answers `{"answer": "<words>"}`; `json_schema` answers a
+//!   value of `json_schema.schema`. An answer cut by `max_tokens` (`finish_reason: "length"`) is
+//!   cut mid-text, about four bytes per token, as a real model's would be.
+//! - `n` (1..=16) answers n choices and bills n × the completion tokens.
+//! - `stop` (a string or up to 4) ends a text answer before the first stop sequence, keeping
+//!   whole words only (`finish_reason: "stop"`).
+//! - Streams carry every choice (one frame per choice per step); a structured answer arrives
+//!   in one content chunk.
+//!
+//! # Workspaces
+//! A default workspace (slug `default`) holds everything created without a `workspace_id`;
+//! `/workspaces` has CRUD and members (organization members only), paths accept an id or a
+//! slug, and keys and guardrails carry the workspace they were created in. Deleting a
+//! workspace that still holds keys or guardrails is refused (400).
 //!
 //! # Other inference routes
 //! All take the same Bearer inference key, pre-checks (key limit, credits, guardrails), model
@@ -132,10 +152,12 @@ mod messages;
 mod models;
 mod org;
 mod responses;
+mod schema;
 mod server;
 mod shared;
 mod sse;
 mod state;
+mod workspaces;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -348,7 +370,8 @@ impl SimHandle {
                 include_byok_in_limit: false,
                 expires_at: None,
                 creator_user_id: None,
-                workspace_id: None,
+                workspace_id: keys::DEFAULT_WORKSPACE_ID.to_owned(),
+                external_user: None,
             },
             now,
         );

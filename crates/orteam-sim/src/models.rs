@@ -326,7 +326,8 @@ pub(crate) fn build_catalog() -> Result<Catalog, SimError> {
         .filter(|m| m.kind == ModelKind::Text)
         .map(ModelView::from)
         .collect();
-    let all_models_json = serde_json::to_vec(&Envelope::data(views))
+    let total = views.len();
+    let all_models_json = serde_json::to_vec(&ModelList::new(views, total, None))
         .unwrap_or_default()
         .into();
     Ok(Catalog {
@@ -391,6 +392,31 @@ pub(crate) struct ModelView<'a> {
     knowledge_cutoff: Option<&'a str>,
     expiration_date: Option<()>,
     links: Links,
+    supported_voices: Option<()>,
+}
+
+/// `{data, total_count, links:{next}}`: the model list envelope (`next` is the URL of the next
+/// page when `limit` cut the list).
+#[derive(Serialize)]
+struct ModelList<'a> {
+    data: Vec<ModelView<'a>>,
+    total_count: usize,
+    links: ListLinks,
+}
+
+#[derive(Serialize)]
+struct ListLinks {
+    next: Option<String>,
+}
+
+impl<'a> ModelList<'a> {
+    fn new(data: Vec<ModelView<'a>>, total_count: usize, next: Option<String>) -> Self {
+        ModelList {
+            data,
+            total_count,
+            links: ListLinks { next },
+        }
+    }
 }
 
 impl<'a> From<&'a Model> for ModelView<'a> {
@@ -418,6 +444,7 @@ impl<'a> From<&'a Model> for ModelView<'a> {
             links: Links {
                 details: format!("/api/v1/models/{}/endpoints", m.id),
             },
+            supported_voices: None,
         }
     }
 }
@@ -461,6 +488,19 @@ struct EndpointView<'a> {
     latency_last_30m: Percentiles,
     throughput_last_30m: Percentiles,
     supports_implicit_caching: bool,
+    /// Provider-native server tools; the simulator's endpoints have none.
+    native_tools: serde_json::Map<String, serde_json::Value>,
+    service_tier: Option<()>,
+    supports_diarization: bool,
+    supports_tool_choice: ToolChoiceSupport,
+}
+
+#[derive(Serialize)]
+struct ToolChoiceSupport {
+    auto: bool,
+    function: bool,
+    none: bool,
+    required: bool,
 }
 
 impl<'a> EndpointView<'a> {
@@ -484,6 +524,18 @@ impl<'a> EndpointView<'a> {
             latency_last_30m: Percentiles::of(e.latency_ms),
             throughput_last_30m: Percentiles::of(e.throughput),
             supports_implicit_caching: m.prices.input_cache_read.is_some(),
+            native_tools: serde_json::Map::new(),
+            service_tier: None,
+            supports_diarization: false,
+            supports_tool_choice: {
+                let tools = m.supported_parameters.iter().any(|p| p == "tool_choice");
+                ToolChoiceSupport {
+                    auto: tools,
+                    function: tools,
+                    none: tools,
+                    required: tools,
+                }
+            },
         }
     }
 }
@@ -493,6 +545,41 @@ pub(crate) struct ModelsQuery {
     category: Option<String>,
     supported_parameters: Option<String>,
     output_modalities: Option<String>,
+    offset: Option<String>,
+    limit: Option<String>,
+}
+
+/// `offset`/`limit` of a model list: omitting both means everything.
+fn model_page(q: &ModelsQuery) -> Result<Option<(usize, usize)>, ApiError> {
+    if q.offset.is_none() && q.limit.is_none() {
+        return Ok(None);
+    }
+    let offset = crate::extract::parse_usize_param("offset", q.offset.as_deref(), 0)?;
+    let limit = crate::extract::parse_usize_param("limit", q.limit.as_deref(), usize::MAX)?;
+    if limit == 0 {
+        return Err(ApiError::bad_request(
+            "Invalid request parameters: limit must be at least 1",
+        ));
+    }
+    Ok(Some((offset, limit)))
+}
+
+/// One page of `models` in the list envelope; `path` builds `links.next`.
+fn model_list_json(
+    models: Vec<ModelView<'_>>,
+    page: Option<(usize, usize)>,
+    path: &str,
+) -> Vec<u8> {
+    let total = models.len();
+    let (data, next) = match page {
+        None => (models, None),
+        Some((offset, limit)) => {
+            let next = (offset.saturating_add(limit) < total)
+                .then(|| format!("{path}?offset={}&limit={limit}", offset + limit));
+            (models.into_iter().skip(offset).take(limit).collect(), next)
+        }
+    };
+    serde_json::to_vec(&ModelList::new(data, total, next)).unwrap_or_default()
 }
 
 pub(crate) fn json_response(body: impl Into<axum::body::Body>) -> Response {
@@ -537,10 +624,15 @@ fn matches(m: &Model, q: &ModelsQuery) -> bool {
 pub(crate) async fn list_models(
     State(shared): State<Arc<Shared>>,
     ApiQuery(q): ApiQuery<ModelsQuery>,
-) -> Response {
+) -> Result<Response, ApiError> {
     let cat = &shared.catalog;
-    if q.category.is_none() && q.supported_parameters.is_none() && q.output_modalities.is_none() {
-        return json_response(cat.all_models_json.clone());
+    let page = model_page(&q)?;
+    if page.is_none()
+        && q.category.is_none()
+        && q.supported_parameters.is_none()
+        && q.output_modalities.is_none()
+    {
+        return Ok(json_response(cat.all_models_json.clone()));
     }
     let data: Vec<ModelView<'_>> = cat
         .models
@@ -548,15 +640,50 @@ pub(crate) async fn list_models(
         .filter(|m| matches(m, &q))
         .map(ModelView::from)
         .collect();
-    json_response(serde_json::to_vec(&Envelope::data(data)).unwrap_or_default())
+    Ok(json_response(model_list_json(data, page, "/api/v1/models")))
+}
+
+/// `GET /models/count` (no auth): how many models `/models` would list.
+pub(crate) async fn count_models(
+    State(shared): State<Arc<Shared>>,
+    ApiQuery(q): ApiQuery<ModelsQuery>,
+) -> Response {
+    let count = shared
+        .catalog
+        .models
+        .iter()
+        .filter(|m| matches(m, &q))
+        .count();
+    json_response(
+        serde_json::to_vec(&Envelope::data(serde_json::json!({ "count": count })))
+            .unwrap_or_default(),
+    )
+}
+
+/// `GET /model/{author}/{slug}` (no auth): one model in the list's model shape.
+pub(crate) async fn get_model(
+    State(shared): State<Arc<Shared>>,
+    ApiPath((author, slug)): ApiPath<(String, String)>,
+) -> Result<Response, ApiError> {
+    let id = format!("{author}/{slug}");
+    let idx = shared
+        .catalog
+        .get(&id)
+        .ok_or_else(|| ApiError::not_found(format!("Model {id} not found")))?;
+    let view = ModelView::from(shared.catalog.model(idx));
+    Ok(json_response(
+        serde_json::to_vec(&Envelope::data(view)).unwrap_or_default(),
+    ))
 }
 
 /// `GET /models/user` (bearer): the catalog filtered by the caller's guardrails.
 pub(crate) async fn list_user_models(
     State(shared): State<Arc<Shared>>,
     headers: HeaderMap,
+    ApiQuery(q): ApiQuery<ModelsQuery>,
 ) -> Result<Response, ApiError> {
     let caller = shared.authenticate(&headers)?;
+    let page = model_page(&q)?;
     let allowed: Vec<usize> = {
         let st = shared.state.lock();
         (0..shared.catalog.models.len())
@@ -576,9 +703,11 @@ pub(crate) async fn list_user_models(
         .iter()
         .map(|&i| ModelView::from(shared.catalog.model(i)))
         .collect();
-    Ok(json_response(
-        serde_json::to_vec(&Envelope::data(data)).unwrap_or_default(),
-    ))
+    Ok(json_response(model_list_json(
+        data,
+        page,
+        "/api/v1/models/user",
+    )))
 }
 
 #[derive(Serialize)]

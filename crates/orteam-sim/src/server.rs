@@ -21,7 +21,7 @@ use crate::faults::Fault;
 use crate::shared::Shared;
 use crate::{
     activity, admin, chat, completions, embeddings, guardrails, keys, messages, models, org,
-    responses,
+    responses, workspaces,
 };
 
 /// How often a dirty state is written to the state file.
@@ -91,6 +91,8 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
     let mut api = Router::new()
         .route("/models", get(models::list_models))
         .route("/models/user", get(models::list_user_models))
+        .route("/models/count", get(models::count_models))
+        .route("/model/{author}/{slug}", get(models::get_model))
         .route(
             "/models/{author}/{slug}/endpoints",
             get(models::model_endpoints),
@@ -115,7 +117,8 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/activity", get(activity::activity))
         .route("/generation", get(activity::generation))
         .route("/organization/members", get(org::list_members))
-        .merge(guardrails::routes());
+        .merge(guardrails::routes())
+        .merge(workspaces::routes());
     if shared.legacy_mcp_paths {
         api = api.merge(guardrails::legacy_routes());
     }

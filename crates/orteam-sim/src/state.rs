@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::SimError;
 use crate::guardrails::{Guardrail, KeyAssignment, MemberAssignment};
 use crate::org::{Member, seed_members};
+use crate::workspaces::{Workspace, WorkspaceMember, default_workspace};
 
 /// Adds `amount` in place; amounts are bounded by token counts, so overflow means a bug and is
 /// ignored rather than panicking.
@@ -49,6 +50,12 @@ pub(crate) struct KeyRecord {
     pub expires_at: Option<DateTime<Utc>>,
     pub creator_user_id: Option<String>,
     pub workspace_id: String,
+    /// Partner end-user id given at creation (`external.user`), shown as `external_user`.
+    #[serde(default)]
+    pub external_user: Option<String>,
+    /// The last completion billed to this key.
+    #[serde(default)]
+    pub last_used_at: Option<DateTime<Utc>>,
     pub seq: u64,
     pub usage: Money,
     pub byok_usage: Money,
@@ -112,6 +119,11 @@ pub(crate) struct ActivityAgg {
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
     pub reasoning_tokens: u64,
+    #[serde(default)]
+    pub cached_tokens: u64,
+    /// The key's workspace when the spend happened.
+    #[serde(default)]
+    pub workspace_id: Option<String>,
 }
 
 pub(crate) type ActivityKey = (NaiveDate, Arc<str>, Arc<str>, Arc<str>);
@@ -182,6 +194,9 @@ pub(crate) struct State {
     pub member_assign: FxHashMap<String, MemberAssignment>,
     pub assign_seq: u64,
     pub members: Vec<Member>,
+    pub workspaces: Vec<Workspace>,
+    pub workspace_seq: u64,
+    pub workspace_members: Vec<WorkspaceMember>,
     /// `:free` model rate limiting: key hash → (minute since epoch, requests in it).
     pub free_rl: FxHashMap<Arc<str>, (i64, u32)>,
 }
@@ -208,6 +223,9 @@ impl State {
             member_assign: FxHashMap::default(),
             assign_seq: 0,
             members: seed_members(now),
+            workspaces: vec![default_workspace(now)],
+            workspace_seq: 0,
+            workspace_members: Vec::new(),
             free_rl: FxHashMap::default(),
         }
     }
@@ -247,7 +265,10 @@ impl State {
     pub fn bill(&mut self, charge: &Charge<'_>) {
         let date = charge.at.date_naive();
         let mut creator = None;
+        let mut workspace = None;
         if let Some(key) = self.keys.get_mut(charge.key_hash) {
+            workspace = Some(key.workspace_id.clone());
+            key.last_used_at = Some(charge.at);
             add_money(&mut key.usage, charge.cost);
             add_money(&mut key.days.entry(date).or_default().usage, charge.cost);
             creator = key.creator_user_id.clone();
@@ -274,6 +295,8 @@ impl State {
             provider_name: charge.provider_name.clone(),
             key_hash: charge.key_hash.clone(),
             user_id: creator,
+            workspace_id: workspace,
+            cached_tokens: 0,
             usage: Money::ZERO,
             byok_usage_inference: Money::ZERO,
             requests: 0,
@@ -286,6 +309,7 @@ impl State {
         row.prompt_tokens += charge.prompt_tokens;
         row.completion_tokens += charge.completion_tokens;
         row.reasoning_tokens += charge.reasoning_tokens;
+        row.cached_tokens += charge.cached_tokens;
     }
 
     /// Stores a generation record, evicting the oldest beyond `max_generations`.
@@ -319,6 +343,7 @@ pub(crate) struct Charge<'a> {
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
     pub reasoning_tokens: u64,
+    pub cached_tokens: u64,
 }
 
 const SNAPSHOT_VERSION: u32 = 1;
@@ -338,6 +363,9 @@ struct SnapshotRef<'a> {
     key_assignments: Vec<&'a KeyAssignment>,
     member_assignments: Vec<&'a MemberAssignment>,
     members: &'a [Member],
+    workspace_seq: u64,
+    workspaces: &'a [Workspace],
+    workspace_members: &'a [WorkspaceMember],
 }
 
 #[derive(Deserialize)]
@@ -355,6 +383,12 @@ struct Snapshot {
     key_assignments: Vec<KeyAssignment>,
     member_assignments: Vec<MemberAssignment>,
     members: Vec<Member>,
+    #[serde(default)]
+    workspace_seq: u64,
+    #[serde(default)]
+    workspaces: Vec<Workspace>,
+    #[serde(default)]
+    workspace_members: Vec<WorkspaceMember>,
 }
 
 impl State {
@@ -386,6 +420,9 @@ impl State {
             key_assignments,
             member_assignments,
             members: &self.members,
+            workspace_seq: self.workspace_seq,
+            workspaces: &self.workspaces,
+            workspace_members: &self.workspace_members,
         };
         serde_json::to_vec(&snap)
     }
@@ -424,8 +461,17 @@ impl State {
             member_assign: FxHashMap::default(),
             assign_seq: snap.assign_seq,
             members: snap.members,
+            workspaces: snap.workspaces,
+            workspace_seq: snap.workspace_seq,
+            workspace_members: snap.workspace_members,
             free_rl: FxHashMap::default(),
         };
+        if st.workspaces.is_empty() {
+            // Snapshots from before workspaces: the default one existed all along.
+            let since = st.keys.values().map(|k| k.created_at).min();
+            st.workspaces
+                .push(default_workspace(since.unwrap_or(DateTime::UNIX_EPOCH)));
+        }
         for k in snap.keys {
             st.by_secret.insert(k.secret.clone(), k.hash.clone());
             st.keys.insert(k.hash.clone(), k);

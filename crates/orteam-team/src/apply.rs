@@ -23,7 +23,12 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, Utc};
 use orteam_ledger::Ledger;
 use orteam_openrouter::Client;
-use orteam_openrouter::types::keys::CreateKeyRequest;
+use orteam_openrouter::types::guardrails::{
+    CreateGuardrailRequest, Guardrail, ListGuardrailsParams, UpdateGuardrailRequest,
+};
+use orteam_openrouter::types::keys::{CreateKeyRequest, UpdateKeyRequest};
+use orteam_openrouter::types::workspaces::CreateWorkspaceRequest;
+use orteam_openrouter::{Pagination, Patch};
 use secrecy::SecretString;
 use serde::Serialize;
 
@@ -243,8 +248,177 @@ async fn run_op(op: &Op, cx: &mut ApplyContext<'_>) -> Result<Option<String>, Te
                 .await
                 .map_err(TeamError::ledger("forgetting an upstream key record"))?;
         }
+        Op::CreateWorkspace {
+            slug,
+            name,
+            description,
+        } => {
+            // A repeated apply after a crash finds the workspace instead of creating another.
+            if find_workspace(cx.client, slug).await?.is_none() {
+                cx.client
+                    .create_workspace(&CreateWorkspaceRequest {
+                        name: name.clone(),
+                        slug: slug.clone(),
+                        description: Some(description.clone()),
+                    })
+                    .await
+                    .map_err(TeamError::upstream(format!("creating workspace {slug:?}")))?;
+            }
+        }
+        Op::DeleteWorkspace { id } => match cx.client.delete_workspace(id).await {
+            Ok(_) => {}
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(TeamError::upstream("deleting a workspace")(e)),
+        },
+        Op::MoveKeyToWorkspace { hash, slug } => {
+            let id = find_workspace(cx.client, slug).await?.ok_or_else(|| {
+                TeamError::MissingUpstream {
+                    context: format!("moving a key to workspace {slug:?}"),
+                    message: "no such workspace".to_owned(),
+                }
+            })?;
+            let req = UpdateKeyRequest {
+                workspace_id: Some(id),
+                ..UpdateKeyRequest::default()
+            };
+            let short = hash.get(..12).unwrap_or(hash);
+            cx.client
+                .update_key(hash, &req)
+                .await
+                .map_err(TeamError::upstream(format!(
+                    "moving key {short}… to {slug:?}"
+                )))?;
+        }
+        Op::PutGuardrail {
+            name,
+            allowed_models,
+            description,
+        } => {
+            let ctx = format!("writing guardrail {name:?}");
+            match find_guardrail(cx.client, name).await? {
+                None => {
+                    let req = CreateGuardrailRequest {
+                        description: Some(description.clone()),
+                        allowed_models: Some(allowed_models.clone()),
+                        ..CreateGuardrailRequest::new(name.clone())
+                    };
+                    cx.client
+                        .create_guardrail(&req)
+                        .await
+                        .map_err(TeamError::upstream(ctx))?;
+                }
+                Some(g) => {
+                    let req = UpdateGuardrailRequest {
+                        description: Patch::Set(description.clone()),
+                        allowed_models: Patch::Set(allowed_models.clone()),
+                        ..UpdateGuardrailRequest::default()
+                    };
+                    cx.client
+                        .update_guardrail(&g.id, &req)
+                        .await
+                        .map_err(TeamError::upstream(ctx))?;
+                }
+            }
+        }
+        Op::DeleteGuardrail { id } => match cx.client.delete_guardrail(id).await {
+            Ok(_) => {}
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(TeamError::upstream("deleting a guardrail")(e)),
+        },
+        Op::AssignGuardrailKeys { guardrail, members } => {
+            let ctx = format!("assigning guardrail {guardrail:?}");
+            let g = find_guardrail(cx.client, guardrail).await?.ok_or_else(|| {
+                TeamError::MissingUpstream {
+                    context: ctx.clone(),
+                    message: "no such guardrail".to_owned(),
+                }
+            })?;
+            ledger
+                .refresh_if_changed()
+                .await
+                .map_err(TeamError::ledger("reading the directory"))?;
+            let assigned: Vec<String> = cx
+                .client
+                .guardrail_key_assignments(
+                    &g.id,
+                    &Pagination {
+                        offset: None,
+                        limit: Some(100),
+                    },
+                )
+                .await
+                .map_err(TeamError::upstream(ctx.clone()))?
+                .data
+                .into_iter()
+                .map(|a| a.key_hash)
+                .collect();
+            let hashes: Vec<String> = ledger
+                .directory()
+                .upstream_keys
+                .iter()
+                .filter(|k| members.contains(&k.member_id) && !assigned.contains(&k.key_hash))
+                .map(|k| k.key_hash.clone())
+                .collect();
+            if !hashes.is_empty() {
+                cx.client
+                    .assign_keys(&g.id, &hashes)
+                    .await
+                    .map_err(TeamError::upstream(ctx))?;
+            }
+        }
+        Op::UnassignGuardrailKeys { id, hashes } => {
+            cx.client
+                .unassign_keys(id, hashes)
+                .await
+                .map_err(TeamError::upstream("unassigning a guardrail"))?;
+        }
     }
     Ok(None)
+}
+
+/// The id of the workspace with this slug (or id), looked up now.
+async fn find_workspace(client: &Client, slug: &str) -> Result<Option<String>, TeamError> {
+    let mut offset = 0u32;
+    loop {
+        let page = client
+            .list_workspaces(&Pagination {
+                offset: Some(offset),
+                limit: Some(100),
+            })
+            .await
+            .map_err(TeamError::upstream("listing workspaces"))?;
+        if let Some(w) = page.data.iter().find(|w| w.slug == slug || w.id == slug) {
+            return Ok(Some(w.id.clone()));
+        }
+        let n = u32::try_from(page.data.len()).unwrap_or(u32::MAX);
+        if n == 0 || page.total_count.is_none_or(|t| u64::from(offset + n) >= t) {
+            return Ok(None);
+        }
+        offset += n;
+    }
+}
+
+/// The guardrail named `name`, looked up now.
+async fn find_guardrail(client: &Client, name: &str) -> Result<Option<Guardrail>, TeamError> {
+    let mut offset = 0u32;
+    loop {
+        let page = client
+            .list_guardrails(&ListGuardrailsParams {
+                offset: Some(offset),
+                limit: Some(100),
+                workspace_id: None,
+            })
+            .await
+            .map_err(TeamError::upstream("listing guardrails"))?;
+        let n = u32::try_from(page.data.len()).unwrap_or(u32::MAX);
+        if let Some(g) = page.data.into_iter().find(|g| g.name == name) {
+            return Ok(Some(g));
+        }
+        if n == 0 || page.total_count.is_none_or(|t| u64::from(offset + n) >= t) {
+            return Ok(None);
+        }
+        offset += n;
+    }
 }
 
 /// Issues a virtual key: created with the pending expiry, delivered, then given its real
@@ -304,6 +478,15 @@ pub(crate) async fn create_upstream_key(
         limit_reset: settings.limit_reset,
         include_byok_in_limit: Some(settings.include_byok_in_limit),
         expires_at: settings.expires_in.map(|d| cx.now + td(d)),
+        workspace_id: match &settings.workspace {
+            Some(slug) => Some(find_workspace(cx.client, slug).await?.ok_or_else(|| {
+                TeamError::MissingUpstream {
+                    context: format!("creating key {name:?}"),
+                    message: format!("no workspace {slug:?}"),
+                }
+            })?),
+            None => None,
+        },
         ..CreateKeyRequest::default()
     };
     let created = match cx.client.create_key(&req).await {

@@ -23,6 +23,10 @@ pub enum TeamError {
         source: LedgerError,
     },
     /// An OpenRouter call failed.
+    /// Something apply needs at OpenRouter is not there (removed by hand meanwhile); a new
+    /// plan sees the current state.
+    #[error("{context}: {message} (run `orteam team plan` again)")]
+    MissingUpstream { context: String, message: String },
     #[error("OpenRouter: {op}: {source}")]
     Upstream {
         op: String,

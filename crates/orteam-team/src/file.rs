@@ -72,6 +72,26 @@ struct RawOrg {
     /// team's shared key the gateway forwards with.
     #[serde(default)]
     keep_keys: Vec<String>,
+    #[serde(default)]
+    openrouter: OpenRouterSpec,
+}
+
+/// `[org.openrouter]`: OpenRouter as a second line of defence behind orteam's own checks.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpenRouterSpec {
+    /// Push each tier's model allowlist down as an OpenRouter guardrail
+    /// (`orteam:<org>:tier:<tier>`) assigned to the tier's members' OpenRouter keys.
+    #[serde(default)]
+    pub guardrails: bool,
+    /// The shared key the gateway forwards with (its name or hash). Naming it hands its limit to
+    /// orteam: the org budget when `backstop` is on, no limit otherwise.
+    #[serde(default)]
+    pub shared_key: Option<String>,
+    /// Set the org budget (its longest window) as the shared key's limit, with that window as
+    /// `limit_reset`, so OpenRouter refuses before orteam's own budgets could be overrun.
+    #[serde(default)]
+    pub backstop: bool,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -105,6 +125,8 @@ struct RawTeam {
     #[serde(default)]
     budget: BudgetSpec,
     member_budget: Option<BudgetSpec>,
+    /// The OpenRouter workspace (slug) the team's OpenRouter keys live in; created if missing.
+    workspace: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -346,6 +368,7 @@ pub struct OrgSpec {
     pub budget: BudgetSpec,
     /// Names or hashes of OpenRouter keys that are not strays although no member owns them.
     pub keep_keys: Vec<String>,
+    pub openrouter: OpenRouterSpec,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -364,6 +387,8 @@ pub struct TeamSpec {
     pub id: String,
     pub display_name: String,
     pub budget: BudgetSpec,
+    /// The OpenRouter workspace slug of the team's keys.
+    pub workspace: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -500,12 +525,17 @@ pub fn parse(path: &Path, text: &str) -> Result<ResolvedTeam, TeamFileError> {
     for (id, spanned) in &raw.teams {
         check_id(id).map_err(|m| at(Some(spanned.span()), format!("team {id:?}: {m}")))?;
         let t = spanned.get_ref();
+        if let Some(w) = &t.workspace {
+            check_slug(w.get_ref())
+                .map_err(|m| at(Some(w.span()), format!("team {id:?}: workspace: {m}")))?;
+        }
         teams.insert(
             id.clone(),
             TeamSpec {
                 id: id.clone(),
                 display_name: t.name.clone().unwrap_or_else(|| id.clone()),
                 budget: t.budget,
+                workspace: t.workspace.as_ref().map(|w| w.get_ref().clone()),
             },
         );
     }
@@ -667,6 +697,7 @@ pub fn parse(path: &Path, text: &str) -> Result<ResolvedTeam, TeamFileError> {
             name: raw.org.name.get_ref().clone(),
             budget: raw.org.budget,
             keep_keys: raw.org.keep_keys,
+            openrouter: raw.org.openrouter,
         },
         tiers,
         teams,
@@ -677,6 +708,21 @@ pub fn parse(path: &Path, text: &str) -> Result<ResolvedTeam, TeamFileError> {
 
 fn known<V>(map: &BTreeMap<String, V>) -> String {
     map.keys().cloned().collect::<Vec<_>>().join(", ")
+}
+
+/// OpenRouter workspace slugs: lowercase letters, digits and dashes.
+fn check_slug(slug: &str) -> Result<(), String> {
+    let ok = (1..=64).contains(&slug.len())
+        && slug
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{slug:?} is not a workspace slug (1-64 lowercase letters, digits or dashes)"
+        ))
+    }
 }
 
 /// Ids become parts of key names and URLs: keep them simple.

@@ -140,6 +140,8 @@ pub async fn rotate_member(
         expires_in: old_key
             .expires_at
             .map(|e| (e - old_key.created_at).to_std().unwrap_or_default()),
+        // The successor lives where its predecessor did.
+        workspace: old_key.workspace_id.clone(),
     };
     create_upstream_key(&mut cx, member, &new_label, &settings, false).await?;
     let until = now + td(grace);

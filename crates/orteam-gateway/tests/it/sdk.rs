@@ -77,3 +77,71 @@ async fn the_anthropic_python_sdk_works_unchanged() {
     .await;
     ledger_matches_the_bill(&tg, 5).await;
 }
+
+#[tokio::test]
+async fn the_openrouter_python_sdk_lists_models_and_chats_through_the_gateway() {
+    let tg = TestGateway::start(Backend::Sqlite).await;
+    python(
+        "openrouter_sdk.py",
+        &[
+            &tg.root_url(),
+            tg.key("alice"),
+            tg.key("carol"),
+            "openai/gpt-4o-mini",
+        ],
+    )
+    .await;
+    // Two chats and two streams on each of the two prefixes, each recorded and billed exactly.
+    ledger_matches_the_bill(&tg, 4).await;
+}
+
+/// The second line of defence: a request orteam allows (alice's tier allows every model) but
+/// that an OpenRouter guardrail on the shared upstream key forbids is refused by OpenRouter,
+/// and the member sees OpenRouter's refusal, naming the guardrail, as is.
+#[tokio::test]
+async fn a_pushed_down_guardrail_refuses_upstream_and_the_refusal_reaches_the_member() {
+    let tg = TestGateway::start(Backend::Sqlite).await;
+    let mgmt = |path: &str| {
+        tg.http
+            .post(format!("{}{path}", tg.sim.base_url()))
+            .bearer_auth(tg.sim.provisioning_key())
+    };
+    let g: serde_json::Value = mgmt("/guardrails")
+        .json(&serde_json::json!({"name": "orteam:acme:tier:all", "allowed_models": ["openai/gpt-4o-mini"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = g["data"]["id"].as_str().unwrap();
+    let assigned = mgmt(&format!("/guardrails/{id}/assignments/keys"))
+        .json(&serde_json::json!({"key_hashes": [tg.upstream_key.hash]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(assigned.status(), 200);
+
+    let resp = tg
+        .chat(
+            "alice",
+            serde_json::json!({"model": "openai/gpt-4o", "messages": [{"role": "user", "content": "hi"}]}),
+        )
+        .await;
+    assert_eq!(resp.status(), 403);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    let msg = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        msg.contains("orteam:acme:tier:all") && msg.contains("openai/gpt-4o"),
+        "{body}"
+    );
+    // Nothing was billed; the allowed model still works.
+    assert_eq!(sim_total_usage(&tg).await, Money::ZERO);
+    let ok = tg
+        .chat(
+            "alice",
+            serde_json::json!({"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}),
+        )
+        .await;
+    assert_eq!(ok.status(), 200);
+}

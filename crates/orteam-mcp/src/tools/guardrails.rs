@@ -370,6 +370,7 @@ impl OrteamMcp {
             allowed_models: args.allowed_models,
             ignored_models: args.ignored_models,
             enforce_zdr: args.enforce_zdr,
+            include_byok_in_budgets: None,
             workspace_id: None,
         };
         let g = self
@@ -416,6 +417,7 @@ impl OrteamMcp {
             allowed_models: patch(args.allowed_models),
             ignored_models: patch(args.ignored_models),
             enforce_zdr: args.enforce_zdr.map_or(Patch::Keep, Patch::Set),
+            include_byok_in_budgets: None,
         };
         if req.is_empty() {
             return Err("or_guardrail_update: at least one field must be provided".to_owned());

@@ -409,6 +409,7 @@ impl OrteamMcp {
             },
             include_byok_in_limit: args.include_byok_in_limit,
             expires_at,
+            workspace_id: None,
         };
         if req.is_empty() {
             return Err(

@@ -1,7 +1,7 @@
 //! The client: [`ClientBuilder`], [`Client`], and the transport and retry core every endpoint
 //! goes through (`Call` → `exchange` → `decode`). The endpoint methods live in one file per
 //! family, each an `impl Client` block: `keys.rs`, `account.rs` (credits, activity, generations,
-//! organization members), `models.rs`, `guardrails.rs` and `chat.rs`.
+//! organization members), `models.rs`, `guardrails.rs`, `workspaces.rs` and `chat.rs`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -27,6 +27,7 @@ mod chat;
 mod guardrails;
 mod keys;
 mod models;
+mod workspaces;
 
 /// Environment variable overriding the base URL (when the builder sets none).
 pub const BASE_URL_ENV: &str = orteam_core::env::OPENROUTER_BASE_URL;

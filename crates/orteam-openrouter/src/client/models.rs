@@ -3,7 +3,7 @@
 use super::{Call, encode_segment};
 use crate::Client;
 use crate::error::{ClientError, ErrorKind};
-use crate::types::models::{Endpoint, ModelEndpoints, ModelList, ModelsParams};
+use crate::types::models::{Endpoint, Model, ModelCount, ModelEndpoints, ModelList, ModelsParams};
 impl Client {
     /// `GET /models` with filters. Never cached.
     pub async fn models(&self, params: &ModelsParams) -> Result<ModelList, ClientError> {
@@ -11,6 +11,26 @@ impl Client {
     }
 
     /// `GET /embeddings/models`: the embedding models, in `/models`' shape. Never cached.
+    /// `GET /models/count`: how many models `/models` lists (for these output modalities).
+    pub async fn models_count(&self, output_modalities: &[&str]) -> Result<u64, ClientError> {
+        let mut call = Call::get("/models/count");
+        if !output_modalities.is_empty() {
+            call = call.query(vec![("output_modalities", output_modalities.join(","))]);
+        }
+        let c: ModelCount = self.call_data(call).await?;
+        Ok(c.count)
+    }
+
+    /// `GET /model/{author}/{slug}`: one model.
+    pub async fn model(&self, author: &str, slug: &str) -> Result<Model, ClientError> {
+        self.call_data(Call::get(format!(
+            "/model/{}/{}",
+            encode_segment(author),
+            encode_segment(slug)
+        )))
+        .await
+    }
+
     pub async fn embedding_models(&self) -> Result<ModelList, ClientError> {
         self.call(Call::get("/embeddings/models")).await
     }

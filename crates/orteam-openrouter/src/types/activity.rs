@@ -64,6 +64,10 @@ wire_object! {
         pub completion_tokens: u64,
         #[serde(default)]
         pub reasoning_tokens: u64,
+        #[serde(default)]
+        pub cached_tokens: u64,
+        #[serde(default)]
+        pub workspace_id: Option<String>,
     }
 }
 

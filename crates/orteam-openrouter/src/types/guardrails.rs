@@ -38,6 +38,9 @@ wire_object! {
         pub updated_at: Option<DateTime<Utc>>,
         #[serde(default)]
         pub workspace_id: Option<String>,
+        /// Whether BYOK spend counts against `limit_usd`.
+        #[serde(default)]
+        pub include_byok_in_budgets: Option<bool>,
     }
 }
 
@@ -64,6 +67,8 @@ pub struct CreateGuardrailRequest {
     pub ignored_models: Option<Vec<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub enforce_zdr: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub include_byok_in_budgets: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub workspace_id: Option<String>,
 }
@@ -102,6 +107,8 @@ pub struct UpdateGuardrailRequest {
     pub ignored_models: Patch<Vec<String>>,
     #[serde(skip_serializing_if = "Patch::is_keep")]
     pub enforce_zdr: Patch<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub include_byok_in_budgets: Option<bool>,
 }
 
 impl UpdateGuardrailRequest {
@@ -116,6 +123,7 @@ impl UpdateGuardrailRequest {
             && self.allowed_models.is_keep()
             && self.ignored_models.is_keep()
             && self.enforce_zdr.is_keep()
+            && self.include_byok_in_budgets.is_none()
     }
 }
 

@@ -56,6 +56,12 @@ wire_object! {
         pub creator_user_id: Option<String>,
         #[serde(default)]
         pub workspace_id: Option<String>,
+        /// The partner end user the key was created for (`external.user` at creation).
+        #[serde(default)]
+        pub external_user: Option<String>,
+        /// The last request made with the key.
+        #[serde(default, with = "timestamp::option")]
+        pub last_used_at: Option<DateTime<Utc>>,
     }
 }
 
@@ -95,6 +101,12 @@ pub struct CreateKeyRequest {
 }
 
 impl CreateKeyRequest {
+    /// Creates the key in this workspace (id or slug).
+    pub fn workspace(mut self, workspace_id: impl Into<String>) -> Self {
+        self.workspace_id = Some(workspace_id.into());
+        self
+    }
+
     pub fn new(name: impl Into<String>) -> Self {
         CreateKeyRequest {
             name: name.into(),
@@ -142,6 +154,9 @@ pub struct UpdateKeyRequest {
         serialize_with = "patch_timestamp"
     )]
     pub expires_at: Patch<DateTime<Utc>>,
+    /// Moves the key to another workspace.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workspace_id: Option<String>,
 }
 
 fn patch_timestamp<S: serde::Serializer>(
@@ -163,6 +178,7 @@ impl UpdateKeyRequest {
             && self.limit_reset.is_keep()
             && self.include_byok_in_limit.is_none()
             && self.expires_at.is_keep()
+            && self.workspace_id.is_none()
     }
 }
 
@@ -236,7 +252,59 @@ wire_object! {
         /// Deprecated and meaningless upstream; kept raw.
         #[serde(default)]
         pub rate_limit: Option<serde_json::Value>,
+        /// `global`, `europe`, `us`.
+        #[serde(default)]
+        pub allowed_data_regions: Vec<String>,
+        /// Every budget that limits this key (its own limit, guardrails, workspace).
+        #[serde(default)]
+        pub budgets: Vec<KeyBudget>,
+        /// The budget with the least left, if any applies.
+        #[serde(default)]
+        pub effective_budget: Option<KeyBudget>,
+        #[serde(default)]
+        pub free_model_daily_requests: Option<FreeModelDailyRequests>,
+        #[serde(default)]
+        pub organization_id: Option<String>,
+        #[serde(default)]
+        pub workspace_id: Option<String>,
     }
+}
+
+wire_object! {
+    /// One budget limiting a key, as `GET /key` reports it.
+    pub struct KeyBudget {
+        /// `key_limit`, `api_key`, `member`, `workspace`, `workspace_default_key`,
+        /// `workspace_default_member`, or a newer scope.
+        #[serde(default)]
+        pub scope: String,
+        #[serde(default)]
+        pub budget_id: Option<String>,
+        #[serde(default)]
+        pub guardrail_id: Option<String>,
+        #[serde(default)]
+        pub include_byok: bool,
+        #[serde(default, with = "json_number")]
+        pub limit_usd: Money,
+        #[serde(default, with = "json_number")]
+        pub remaining_usd: Money,
+        #[serde(default, with = "json_number")]
+        pub spend_usd: Money,
+        #[serde(default)]
+        pub reset_interval: Option<Window>,
+        #[serde(default, with = "timestamp::option")]
+        pub resets_at: Option<DateTime<Utc>>,
+    }
+}
+
+/// `:free` model requests today (`GET /key`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+pub struct FreeModelDailyRequests {
+    #[serde(default)]
+    pub limit: u64,
+    #[serde(default)]
+    pub remaining: u64,
+    #[serde(default)]
+    pub used: u64,
 }
 
 impl KeyInfo {

@@ -18,6 +18,7 @@ pub mod guardrails;
 pub mod keys;
 pub mod models;
 pub mod org;
+pub mod workspaces;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};

@@ -124,6 +124,9 @@ wire_object! {
         pub expiration_date: Option<String>,
         #[serde(default)]
         pub links: Option<Value>,
+        /// Voices of speech models (null for the others).
+        #[serde(default)]
+        pub supported_voices: Option<Vec<String>>,
     }
 }
 
@@ -271,7 +274,37 @@ wire_object! {
         pub latency_last_30m: Option<Percentiles>,
         #[serde(default)]
         pub throughput_last_30m: Option<Percentiles>,
+        /// Provider-native server tools by name (kept raw: their shapes vary).
+        #[serde(default)]
+        pub native_tools: Option<Value>,
+        /// `flex`, `priority`, `ultrafast`, or null.
+        #[serde(default)]
+        pub service_tier: Option<String>,
+        #[serde(default)]
+        pub supports_diarization: Option<bool>,
+        #[serde(default)]
+        pub supports_tool_choice: Option<ToolChoiceSupport>,
     }
+}
+
+/// Which `tool_choice` values an endpoint honours.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+pub struct ToolChoiceSupport {
+    #[serde(default)]
+    pub auto: bool,
+    #[serde(default)]
+    pub function: bool,
+    #[serde(default)]
+    pub none: bool,
+    #[serde(default)]
+    pub required: bool,
+}
+
+/// `GET /models/count` → `{data:{count}}`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+pub struct ModelCount {
+    #[serde(default)]
+    pub count: u64,
 }
 
 wire_object! {

@@ -448,3 +448,47 @@ fn public_types_are_send_and_sync() {
     fn send<T: Send>() {}
     send::<crate::ChatStream>();
 }
+
+/// A newer OpenRouter adds fields and an older one lacks the newest: both parse.
+#[test]
+fn newer_and_older_shapes_parse() {
+    // Newer: budgets with a scope this crate has never seen, unknown fields everywhere.
+    let newer: Envelope<KeyInfo> = serde_json::from_str(
+        r#"{"data":{"label":"sk-or-v1-abc...1234","limit":null,"limit_remaining":null,"limit_reset":null,
+        "include_byok_in_limit":false,"usage":1.5,"usage_daily":0,"usage_weekly":0,"usage_monthly":1.5,
+        "byok_usage":0,"byok_usage_daily":0,"byok_usage_weekly":0,"byok_usage_monthly":0,
+        "is_free_tier":false,"is_management_key":false,"is_provisioning_key":false,"creator_user_id":null,
+        "rate_limit":{"requests":-1,"interval":"10s","note":"x"},"allowed_data_regions":["europe"],
+        "budgets":[{"budget_id":"b1","guardrail_id":null,"include_byok":true,"limit_usd":10,
+          "remaining_usd":8.5,"reset_interval":"weekly","resets_at":"2026-12-07T00:00:00.000Z",
+          "scope":"workspace_team_pool","spend_usd":1.5,"brand_new":1}],
+        "effective_budget":null,"free_model_daily_requests":{"limit":1000,"remaining":999,"used":1},
+        "organization_id":"org_1","workspace_id":"w1","next_year_field":[1,2]}}"#,
+    )
+    .unwrap();
+    let k = newer.data;
+    assert_eq!(k.budgets[0].scope, "workspace_team_pool");
+    assert_eq!(k.budgets[0].remaining_usd, m("8.5"));
+    assert_eq!(k.budgets[0].reset_interval, Some(Window::Weekly));
+    assert!(k.budgets[0].extra.contains_key("brand_new"));
+    assert_eq!(k.free_model_daily_requests.unwrap().used, 1);
+    assert!(k.extra.contains_key("next_year_field"));
+    // Older: none of the 2026 fields.
+    let older: Envelope<KeyInfo> =
+        serde_json::from_str(r#"{"data":{"label":"x","usage":0}}"#).unwrap();
+    assert!(older.data.budgets.is_empty() && older.data.workspace_id.is_none());
+    let key: Key = serde_json::from_str(KEY).unwrap();
+    assert_eq!((key.external_user, key.last_used_at), (None, None));
+    let endpoint: Endpoint = serde_json::from_str(
+        r#"{"name":"e","pricing":{"prompt":"0.1","completion":"0.2"},"service_tier":"flex",
+        "supports_tool_choice":{"auto":true,"function":true,"none":true,"required":false,"later":true},
+        "native_tools":{"web_search":{"type":"web_search_2026"}}}"#,
+    )
+    .unwrap();
+    assert_eq!(endpoint.service_tier.as_deref(), Some("flex"));
+    assert!(!endpoint.supports_tool_choice.unwrap().required);
+    let ws: super::workspaces::Workspace =
+        serde_json::from_str(r#"{"id":"w","name":"W","is_observability_broadcast_enabled":true}"#)
+            .unwrap();
+    assert!(ws.extra.contains_key("is_observability_broadcast_enabled"));
+}

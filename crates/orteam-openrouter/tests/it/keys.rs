@@ -50,6 +50,7 @@ async fn key_crud_round_trip() {
                 limit_reset: Patch::Clear,
                 include_byok_in_limit: Some(true),
                 expires_at: Patch::Clear,
+                workspace_id: None,
             },
         )
         .await

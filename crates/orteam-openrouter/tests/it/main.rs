@@ -13,3 +13,4 @@ mod models;
 mod retries;
 mod secrets;
 mod wire;
+mod workspaces;

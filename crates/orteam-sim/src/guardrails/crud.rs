@@ -38,6 +38,7 @@ struct GuardrailView<'a> {
     allowed_models: &'a Option<Vec<String>>,
     ignored_models: &'a Option<Vec<String>>,
     enforce_zdr: Option<bool>,
+    include_byok_in_budgets: bool,
     created_at: String,
     updated_at: Option<String>,
     workspace_id: &'a str,
@@ -56,6 +57,7 @@ impl<'a> From<&'a Guardrail> for GuardrailView<'a> {
             allowed_models: &g.allowed_models,
             ignored_models: &g.ignored_models,
             enforce_zdr: g.enforce_zdr,
+            include_byok_in_budgets: g.include_byok_in_budgets,
             created_at: fmt_ts(g.created_at),
             updated_at: g.updated_at.map(fmt_ts),
             workspace_id: &g.workspace_id,
@@ -102,6 +104,8 @@ pub(crate) struct GuardrailBody {
     #[serde(default)]
     enforce_zdr: RawField,
     #[serde(default)]
+    include_byok_in_budgets: RawField,
+    #[serde(default)]
     workspace_id: RawField,
 }
 
@@ -146,6 +150,7 @@ struct GuardrailPatch {
     allowed_models: Option<Option<Vec<String>>>,
     ignored_models: Option<Option<Vec<String>>>,
     enforce_zdr: Option<Option<bool>>,
+    include_byok_in_budgets: Option<bool>,
     workspace_id: Option<String>,
 }
 
@@ -170,6 +175,12 @@ fn parse_body(shared: &Shared, b: &GuardrailBody) -> Result<GuardrailPatch, ApiE
         ignored_models: models_field(shared, &b.ignored_models, "ignored_models")?.into_patch(),
         enforce_zdr: typed_field::<bool>(&b.enforce_zdr, "enforce_zdr", "a boolean or null")?
             .into_patch(),
+        include_byok_in_budgets: typed_field::<bool>(
+            &b.include_byok_in_budgets,
+            "include_byok_in_budgets",
+            "a boolean",
+        )?
+        .into_option(),
         workspace_id: string_field(&b.workspace_id, "workspace_id")?.into_option(),
     })
 }
@@ -202,6 +213,9 @@ impl GuardrailPatch {
         }
         if let Some(v) = self.enforce_zdr {
             g.enforce_zdr = v;
+        }
+        if let Some(v) = self.include_byok_in_budgets {
+            g.include_byok_in_budgets = v;
         }
         if let Some(v) = self.workspace_id {
             g.workspace_id = v;
@@ -241,7 +255,7 @@ async fn create_guardrail(
     _: Management,
     ApiJson(body): ApiJson<GuardrailBody>,
 ) -> Result<Response, ApiError> {
-    let patch = parse_body(&shared, &body)?;
+    let mut patch = parse_body(&shared, &body)?;
     if patch.name.is_none() {
         return Err(ApiError::bad_request(
             "Invalid request parameters: name is required",
@@ -249,6 +263,10 @@ async fn create_guardrail(
     }
     let now = shared.clock.now();
     let mut st = shared.state.lock();
+    patch.workspace_id = Some(crate::workspaces::resolve_id(
+        &st,
+        patch.workspace_id.take(),
+    )?);
     st.guardrail_seq += 1;
     let mut g = Guardrail {
         id: uuid::Uuid::new_v4().to_string(),
@@ -261,6 +279,7 @@ async fn create_guardrail(
         allowed_models: None,
         ignored_models: None,
         enforce_zdr: None,
+        include_byok_in_budgets: false,
         created_at: now,
         updated_at: None,
         workspace_id: DEFAULT_WORKSPACE_ID.to_owned(),
@@ -296,9 +315,12 @@ async fn update_guardrail(
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<GuardrailBody>,
 ) -> Result<Response, ApiError> {
-    let patch = parse_body(&shared, &body)?;
+    let mut patch = parse_body(&shared, &body)?;
     let now = shared.clock.now();
     let mut st = shared.state.lock();
+    if let Some(w) = patch.workspace_id.take() {
+        patch.workspace_id = Some(crate::workspaces::resolve_id(&st, Some(w))?);
+    }
     let g = st.guardrails.get_mut(&id).ok_or_else(not_found)?;
     patch.apply(g);
     g.updated_at = Some(now);

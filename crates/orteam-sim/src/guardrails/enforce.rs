@@ -131,3 +131,107 @@ pub(crate) fn check_budgets(
     }
     Ok(())
 }
+
+/// One budget that applies to a key, as `GET /key` reports it in `budgets`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub(crate) struct KeyBudget {
+    pub budget_id: Option<String>,
+    pub guardrail_id: Option<String>,
+    pub include_byok: bool,
+    #[serde(with = "orteam_core::money::json_number")]
+    pub limit_usd: Money,
+    #[serde(with = "orteam_core::money::json_number")]
+    pub remaining_usd: Money,
+    pub reset_interval: Option<Window>,
+    pub resets_at: Option<String>,
+    pub scope: &'static str,
+    #[serde(with = "orteam_core::money::json_number")]
+    pub spend_usd: Money,
+}
+
+impl KeyBudget {
+    fn new(
+        scope: &'static str,
+        guardrail_id: Option<&str>,
+        limit: Money,
+        spend: Money,
+        reset: Option<Window>,
+        include_byok: bool,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Self {
+        KeyBudget {
+            budget_id: None,
+            guardrail_id: guardrail_id.map(str::to_owned),
+            include_byok,
+            limit_usd: limit,
+            remaining_usd: limit.saturating_sub_floor_zero(spend),
+            reset_interval: reset,
+            resets_at: reset.map(|w| crate::keys::fmt_ts(w.reset_at(now))),
+            scope,
+            spend_usd: spend,
+        }
+    }
+}
+
+/// Every budget limiting `key` (its own limit, its guardrail's, its creator member's
+/// guardrail's) and the effective one: the one with the least left.
+pub(crate) fn key_budgets(
+    st: &SimState,
+    key: &KeyRecord,
+    now: chrono::DateTime<chrono::Utc>,
+) -> (Vec<KeyBudget>, Option<usize>) {
+    let today = now.date_naive();
+    let mut out = Vec::new();
+    if let Some(limit) = key.limit {
+        let (usage, byok) = key.period_usage(key.limit_reset, today);
+        let spend = if key.include_byok_in_limit {
+            usage.checked_add(byok).unwrap_or(usage)
+        } else {
+            usage
+        };
+        out.push(KeyBudget::new(
+            "key_limit",
+            None,
+            limit,
+            spend,
+            key.limit_reset,
+            key.include_byok_in_limit,
+            now,
+        ));
+    }
+    let [own, member] = covering(st, key);
+    if let Some(g) = own
+        && let Some(limit) = g.limit_usd
+    {
+        let spend = key.period_usage(g.reset_interval, today).0;
+        out.push(KeyBudget::new(
+            "api_key",
+            Some(&g.id),
+            limit,
+            spend,
+            g.reset_interval,
+            g.include_byok_in_budgets,
+            now,
+        ));
+    }
+    if let (Some(g), Some(user)) = (member, key.creator_user_id.as_deref())
+        && let Some(limit) = g.limit_usd
+    {
+        let spend = st.member_period_usage(user, g.reset_interval, today);
+        out.push(KeyBudget::new(
+            "member",
+            Some(&g.id),
+            limit,
+            spend,
+            g.reset_interval,
+            g.include_byok_in_budgets,
+            now,
+        ));
+    }
+    let effective = out
+        .iter()
+        .enumerate()
+        .min_by_key(|(_, b)| b.remaining_usd)
+        .map(|(i, _)| i);
+    (out, effective)
+}

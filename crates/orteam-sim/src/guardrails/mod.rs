@@ -12,7 +12,7 @@ mod crud;
 mod enforce;
 
 pub(crate) use crud::{legacy_routes, routes};
-pub(crate) use enforce::{check_budgets, route};
+pub(crate) use enforce::{KeyBudget, check_budgets, key_budgets, route};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Guardrail {
@@ -26,6 +26,9 @@ pub(crate) struct Guardrail {
     pub allowed_models: Option<Vec<String>>,
     pub ignored_models: Option<Vec<String>>,
     pub enforce_zdr: Option<bool>,
+    /// Whether BYOK spend counts against `limit_usd`.
+    #[serde(default)]
+    pub include_byok_in_budgets: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: Option<DateTime<Utc>>,
     pub workspace_id: String,

@@ -16,6 +16,7 @@ mod limits;
 mod messages;
 mod models;
 mod responses;
+mod sdk;
 mod state_file;
 
 use std::collections::HashMap;

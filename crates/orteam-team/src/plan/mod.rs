@@ -17,6 +17,7 @@
 //! plan's data types (and the `Op`s apply runs), `planner.rs` is the pure planner, and
 //! `strays.rs` finds keys no member owns and keys nobody uses.
 
+mod defence;
 mod model;
 mod observe;
 mod planner;

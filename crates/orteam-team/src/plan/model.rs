@@ -68,6 +68,9 @@ pub enum Resource {
     VirtualKey,
     UpstreamKey,
     StrayKey,
+    Workspace,
+    Guardrail,
+    SharedKey,
 }
 
 impl Resource {
@@ -81,6 +84,9 @@ impl Resource {
             Resource::VirtualKey => "virtual key",
             Resource::UpstreamKey => "upstream key",
             Resource::StrayKey => "stray key",
+            Resource::Workspace => "openrouter workspace",
+            Resource::Guardrail => "openrouter guardrail",
+            Resource::SharedKey => "shared upstream key",
         }
     }
 }
@@ -186,6 +192,8 @@ pub(crate) struct UpstreamSettings {
     pub limit_reset: Option<Window>,
     pub include_byok_in_limit: bool,
     pub expires_in: Option<Duration>,
+    /// The slug of the OpenRouter workspace the key is created in (its team's).
+    pub workspace: Option<String>,
 }
 
 impl UpstreamSettings {
@@ -195,6 +203,7 @@ impl UpstreamSettings {
             limit_reset: spec.limit_reset,
             include_byok_in_limit: spec.include_byok_in_limit,
             expires_in: spec.expires_in.map(|d| d.0),
+            workspace: None,
         }
     }
 }
@@ -255,4 +264,39 @@ pub(crate) enum Op {
         record: Option<String>,
     },
     RemoveUpstreamRecord(String),
+    /// Creates an OpenRouter workspace (marked as orteam's in its description).
+    CreateWorkspace {
+        slug: String,
+        name: String,
+        description: String,
+    },
+    DeleteWorkspace {
+        id: String,
+    },
+    /// Moves an existing key into the workspace with this slug (resolved at apply time: it
+    /// may be created by the same apply).
+    MoveKeyToWorkspace {
+        hash: String,
+        slug: String,
+    },
+    /// Creates the guardrail named `name`, or updates it if it exists by then (a repeated apply
+    /// after a crash finds it by name).
+    PutGuardrail {
+        name: String,
+        allowed_models: Vec<String>,
+        description: String,
+    },
+    DeleteGuardrail {
+        id: String,
+    },
+    /// Assigns the guardrail named `guardrail` (resolved at apply time) to every OpenRouter key
+    /// the ledger records for these members by then (keys created by the same apply included).
+    AssignGuardrailKeys {
+        guardrail: String,
+        members: Vec<String>,
+    },
+    UnassignGuardrailKeys {
+        id: String,
+        hashes: Vec<String>,
+    },
 }

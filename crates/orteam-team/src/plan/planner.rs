@@ -43,9 +43,11 @@ pub fn plan(team: &ResolvedTeam, obs: &Observed, opts: &PlanOptions) -> Plan {
     p.teams();
     p.members();
     p.budgets();
+    super::defence::create_workspaces(team, obs, &mut p.out);
     p.member_keys();
     p.removed_members();
     p.orphans();
+    super::defence::plan_defence(team, obs, &mut p.out);
     let strays = strays(team, obs);
     if opts.prune {
         for s in &strays {
@@ -641,7 +643,12 @@ impl Planner<'_> {
         let hold_secret = m.key.mode == KeyMode::Gateway;
         let now = self.now;
         let mut next_gen = mk.max_generation + 1;
-        let settings = UpstreamSettings::of(&m.key);
+        let mut settings = UpstreamSettings::of(&m.key);
+        settings.workspace = self
+            .team
+            .teams
+            .get(&m.team)
+            .and_then(|t| t.workspace.clone());
 
         // Records whose key is gone at OpenRouter.
         let mut present = Vec::new();

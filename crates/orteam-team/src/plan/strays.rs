@@ -33,6 +33,13 @@ pub fn strays(team: &ResolvedTeam, obs: &Observed) -> Vec<StrayKey> {
                 .iter()
                 .any(|keep| keep == &k.name || keep == &k.hash)
         })
+        .filter(|k| {
+            team.org
+                .openrouter
+                .shared_key
+                .as_deref()
+                .is_none_or(|s| s != k.name && s != k.hash)
+        })
         .map(|k| StrayKey {
             hash: k.hash.clone(),
             name: k.name.clone(),

@@ -51,6 +51,9 @@ fn observed(data: DirectoryData, keys: Vec<Key>) -> Observed {
     Observed {
         dir: Arc::new(Directory::build(data, None)),
         keys,
+        workspaces: Vec::new(),
+        guardrails: Vec::new(),
+        key_assignments: Vec::new(),
     }
 }
 

@@ -6,9 +6,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod dashboards;
+mod defence;
 mod demo;
 mod gateway;
 mod insight;
 mod operations;
+mod sim_sdk;
 mod support;
 mod team;
