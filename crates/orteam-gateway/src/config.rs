@@ -110,6 +110,8 @@ pub struct GatewayConfig {
     pub body_read_timeout: Duration,
     /// Open connections across workers; past it new ones are closed at once.
     pub max_connections: usize,
+    /// The ledger instance id (`ORTEAM_INSTANCE_ID`; default a random one per start).
+    pub instance_id: Option<String>,
 }
 
 impl std::fmt::Debug for GatewayConfig {
@@ -240,6 +242,7 @@ impl GatewayConfig {
                 .max_connections
                 .unwrap_or_else(crate::server::default_max_connections)
                 .max(1),
+            instance_id: nonempty(env::ORTEAM_INSTANCE_ID),
         })
     }
 }

@@ -47,7 +47,17 @@ pub async fn run(
     let model = served.as_deref().unwrap_or(&request.model);
     let price = price_of_every_model(gw, &auth, model, &request.routing.fallback_models).await?;
     let credentials = auth::upstream_credentials(gw, &auth)?;
-    let (quote, reservation) = reserve::reserve(gw, &auth, &price, &request).await?;
+    let request_id = gw.next_request_id();
+    let in_flight = crate::settle::in_flight_usage(
+        gw,
+        wire,
+        &request_id,
+        &auth,
+        &credentials,
+        (&request.model, model),
+        request.stream,
+    );
+    let (quote, reservation) = reserve::reserve(gw, &auth, &price, &request, in_flight).await?;
 
     let upstream_body = request.upstream_body(model, quote.max_tokens, &auth.member_id);
     let resp = match forward::forward(worker, path, &credentials, &forwarded, upstream_body).await {
@@ -65,6 +75,10 @@ pub async fn run(
         .get(HEADER_GENERATION_ID)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
+    if let Some(id) = &header_generation_id {
+        // Upstream billed this generation: a crash from here on is corrected exactly.
+        reservation.record_generation_id(id).await;
+    }
     let is_stream = resp
         .headers()
         .get(CONTENT_TYPE)
@@ -73,7 +87,7 @@ pub async fn run(
     let meta = Settlement {
         gw: gw.clone(),
         wire,
-        request_id: gw.next_request_id(),
+        request_id,
         auth,
         credentials,
         requested_model: request.model.clone(),

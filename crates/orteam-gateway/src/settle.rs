@@ -34,6 +34,27 @@ pub struct Settlement {
     pub header_generation_id: Option<String>,
 }
 
+/// What the ledger records as in flight before forwarding (charged at the reservation's worst
+/// case if the gateway dies before the settle): the same attribution as the settled event.
+pub fn in_flight_usage(
+    gw: &Gateway,
+    wire: Wire,
+    request_id: &str,
+    auth: &AuthContext,
+    credentials: &UpstreamCredentials,
+    (requested_model, served_model): (&str, &str),
+    streamed: bool,
+) -> Usage {
+    let mut usage = Usage::new(request_id, requested_model, Money::ZERO).with_route(wire.route());
+    usage.virtual_key_id = Some(auth.key_id.clone());
+    usage.upstream_key_hash = credentials.upstream_key_hash.clone();
+    usage.served_model = Some(served_model.to_owned());
+    usage.streamed = streamed;
+    usage.outcome = Outcome::Provisional;
+    usage.title = Some(gw.config.attribution_title.clone());
+    usage
+}
+
 impl Settlement {
     /// The generation to look up: the header's, else the answer's own id.
     fn generation_id(&self, info: &CompletionInfo) -> Option<String> {

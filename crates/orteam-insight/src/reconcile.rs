@@ -154,6 +154,26 @@ pub struct ReconcileSummary {
     pub totals_checked: usize,
     pub totals_matched: usize,
     pub totals_differed: usize,
+    /// Requests a dead gateway had in flight without a known generation, charged at their
+    /// worst case and now repaired to what `/activity` says their member was billed.
+    #[serde(default)]
+    pub repaired: usize,
+}
+
+/// A provisional charge of a request left in flight (no generation id: the gateway died before
+/// upstream's headers arrived) repaired from `/activity`: the member's billed total for the day
+/// minus everything else the ledger holds for that member and day is what those requests cost.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InFlightRepair {
+    pub request_id: String,
+    pub member: String,
+    pub day: NaiveDate,
+    /// The provisional charge (the request's worst case).
+    pub provisional: Money,
+    /// What it is corrected to.
+    pub exact: Money,
+    /// The figures the repair rests on.
+    pub evidence: String,
 }
 
 /// What reconciliation found.
@@ -166,6 +186,9 @@ pub struct ReconcileReport {
     pub generations: Vec<GenerationCheck>,
     /// Every (key, day, model) compared.
     pub totals: Vec<TotalCheck>,
+    /// Provisional charges of requests left in flight, repaired from `/activity`.
+    #[serde(default)]
+    pub repairs: Vec<InFlightRepair>,
     pub notes: Vec<String>,
 }
 
@@ -347,6 +370,18 @@ pub async fn reconcile(
         ));
     }
 
+    // ---- step 2a: requests left in flight without a generation id, from /activity
+    let repairs = repair_in_flight(ledger, upstream, opts, &events, &checks, &mut exact, &mut notes)
+        .await?;
+    summary.repaired = repairs.len();
+    if opts.corrections == Corrections::Apply && !repairs.is_empty() {
+        summary.applied += ledger
+            .apply_pending_corrections()
+            .await
+            .map_err(InsightError::ledger("applying cost corrections"))?
+            .len();
+    }
+
     // ---- step 2: /activity per key, day and model
     let mut totals = Vec::new();
     if opts.activity {
@@ -463,8 +498,147 @@ pub async fn reconcile(
         summary,
         generations: checks,
         totals,
+        repairs,
         notes,
     })
+}
+
+/// Whether `e` is a request a dead gateway left in flight before upstream revealed its
+/// generation: charged provisionally at its worst case, checkable only through `/activity`.
+fn in_flight_without_generation(e: &UsageEvent) -> bool {
+    e.usage.outcome == Outcome::Provisional
+        && e.usage.generation_id.as_deref().is_none_or(str::is_empty)
+}
+
+/// Step 2a: per (key, member, completed day) holding such requests, asks `/activity` what the
+/// member was billed that day and corrects those requests so the ledger's total for the member
+/// and day equals it (each at most its worst case, oldest first). Skipped while any other
+/// provisional event of that member and day still waits for its exact cost.
+async fn repair_in_flight<'e>(
+    ledger: &Ledger,
+    upstream: &Upstream,
+    opts: &ReconcileOptions,
+    events: &'e [UsageEvent],
+    checks: &[GenerationCheck],
+    exact: &mut HashMap<&'e str, Money>,
+    notes: &mut Vec<String>,
+) -> Result<Vec<InFlightRepair>, InsightError> {
+    let mut repairs = Vec::new();
+    if !events.iter().any(in_flight_without_generation) {
+        return Ok(repairs);
+    }
+    let Some(client) = upstream.management() else {
+        notes.push("requests left in flight without a generation id stay at their worst case: set OPENROUTER_PROVISIONING_KEY to repair them from /activity".into());
+        return Ok(repairs);
+    };
+    let (first, last) = activity_days(ledger.now());
+    let shared_hash = upstream.shared_key_hash().await?;
+    let pending: HashSet<&str> = checks
+        .iter()
+        .filter(|c| c.provisional && c.status != CheckStatus::Corrected)
+        .map(|c| c.request_id.as_str())
+        .collect();
+    // (key hash, member, day) -> events
+    let mut groups: BTreeMap<(String, String, NaiveDate), Vec<&UsageEvent>> = BTreeMap::new();
+    for e in events {
+        let Some(hash) = e.usage.upstream_key_hash.clone().or(shared_hash.clone()) else {
+            continue;
+        };
+        groups
+            .entry((hash, e.member_id.clone(), e.time.date_naive()))
+            .or_default()
+            .push(e);
+    }
+    for ((hash, member, day), evs) in groups {
+        let mut unknown: Vec<&UsageEvent> = evs
+            .iter()
+            .copied()
+            .filter(|e| in_flight_without_generation(e))
+            .collect();
+        if unknown.is_empty() {
+            continue;
+        }
+        if day < first || day > last || !opts.range.covers_day(day) {
+            notes.push(format!(
+                "{} request(s) of {member} left in flight on {day} wait for that day's /activity (completed days only)",
+                unknown.len()
+            ));
+            continue;
+        }
+        if evs.iter().any(|e| {
+            e.usage.outcome == Outcome::Provisional
+                && !in_flight_without_generation(e)
+                && (pending.contains(e.usage.request_id.as_str())
+                    || !exact.contains_key(e.usage.request_id.as_str()))
+        }) {
+            notes.push(format!(
+                "{member} on {day}: other provisional charges still wait for their exact cost; requests left in flight are repaired once they have it"
+            ));
+            continue;
+        }
+        let rows = client
+            .activity(&ActivityParams {
+                api_key_hash: Some(hash.clone()),
+                user_id: Some(member.clone()),
+                date: Some(day),
+                ..ActivityParams::default()
+            })
+            .await
+            .map_err(InsightError::upstream("reading /activity"))?;
+        let billed: Money = rows
+            .iter()
+            .filter(|a| a.day() == Some(day))
+            .map(|a| a.usage)
+            .sum();
+        let cost_of = |e: &UsageEvent| {
+            exact
+                .get(e.usage.request_id.as_str())
+                .copied()
+                .unwrap_or(e.usage.cost)
+        };
+        let known: Money = evs
+            .iter()
+            .filter(|e| !in_flight_without_generation(e))
+            .map(|e| cost_of(e))
+            .sum();
+        let held: Money = unknown.iter().map(|e| e.usage.cost).sum();
+        let Some(mut left) = billed.checked_sub(known).filter(|m| !m.is_negative()) else {
+            notes.push(format!(
+                "{member} on {day}: the ledger's exact charges ({known}) exceed what /activity billed ({billed}); requests left in flight not repaired"
+            ));
+            continue;
+        };
+        if left > held {
+            notes.push(format!(
+                "{member} on {day}: /activity billed {left} beyond the ledger's exact charges, more than the {held} held by requests left in flight; not repaired"
+            ));
+            continue;
+        }
+        let evidence = format!(
+            "/activity {day} user {member}: billed {billed}; other ledger events {known}; held in flight {held}"
+        );
+        unknown.sort_by(|a, b| a.time.cmp(&b.time).then(a.usage.request_id.cmp(&b.usage.request_id)));
+        for e in unknown {
+            let share = if left < e.usage.cost { left } else { e.usage.cost };
+            left = left.checked_sub(share).unwrap_or(Money::ZERO);
+            if opts.corrections != Corrections::Report {
+                ledger
+                    .request_cost_correction(&e.usage.request_id, share, None)
+                    .await
+                    .map_err(InsightError::ledger("queueing a cost correction"))?;
+            }
+            exact.insert(e.usage.request_id.as_str(), share);
+            repairs.push(InFlightRepair {
+                request_id: e.usage.request_id.clone(),
+                member: member.clone(),
+                day,
+                provisional: e.usage.cost,
+                exact: share,
+                evidence: evidence.clone(),
+            });
+        }
+    }
+    Ok(repairs)
 }
 
 /// The gateway's periodic job, every `interval` until `shutdown`: applies corrections queued by

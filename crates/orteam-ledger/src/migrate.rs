@@ -49,6 +49,11 @@ pub const POSTGRES: &[Migration] = &[
         name: "event_route",
         sql: include_str!("../migrations/postgres/0003_event_route.sql"),
     },
+    Migration {
+        version: 5,
+        name: "inflight",
+        sql: include_str!("../migrations/postgres/0005_inflight.sql"),
+    },
 ];
 
 /// The table every runner records applied migrations in.

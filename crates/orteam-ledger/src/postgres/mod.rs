@@ -12,6 +12,7 @@ mod directory;
 mod events;
 pub(crate) mod lease;
 mod migrate;
+mod inflight;
 mod outbox;
 pub(crate) mod writer;
 

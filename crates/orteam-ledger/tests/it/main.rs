@@ -11,5 +11,6 @@ mod support;
 mod auth;
 mod budget;
 mod events;
+mod inflight;
 mod multiproc;
 mod windows;

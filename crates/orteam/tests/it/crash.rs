@@ -1,0 +1,370 @@
+//! The crash drill through the real binary: load (plain requests, streams, hang-ups) against
+//! `orteam serve`, SIGKILL at random points (and once right after a restart), restart, with
+//! upstream's `/generation` failing for a while; a tight budget hammered until 402 across the
+//! restarts. After the restarts' in-flight resolution and reconciliation, the ledger holds
+//! exactly what the simulator billed, and the budget was never exceeded upstream.
+//!
+//! `ORTEAM_DRILL_ROUNDS` sets the number of kills (default 3); `bench/crash-drill.sh` runs more
+//! and prints the table recorded in docs/CRASH-DRILL.md.
+
+use std::collections::HashMap;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use orteam_core::{Money, Outcome, Window};
+use orteam_ledger::{BudgetScope, EventFilter};
+use orteam_sim::{Fault, FaultRule};
+use orteam_test_support::{TestKey, seed_directory};
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+
+use crate::support::{Backend, Env, bin, both_backends};
+
+/// Alice's daily budget: small enough that the drill's load exhausts it.
+const ALICE_DAILY: &str = "0.004";
+
+struct Gateway {
+    child: tokio::process::Child,
+    base_url: String,
+    stderr: tokio::task::JoinHandle<String>,
+}
+
+impl Gateway {
+    async fn start(env: &Env, shared: &TestKey) -> Gateway {
+        let mut child = tokio::process::Command::new(bin())
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--workers",
+                "1",
+                "--reconcile-interval",
+                "1s",
+            ])
+            .env("ORTEAM_LOG", "warn")
+            .env("OPENROUTER_BASE_URL", env.sim.base_url())
+            .env("OPENROUTER_API_KEY", &shared.secret)
+            .env("OPENROUTER_PROVISIONING_KEY", env.sim.provisioning_key())
+            .env("ORTEAM_DATABASE_URL", &env.db_url)
+            .env("ORTEAM_SECRET_KEY", &env.secret_key)
+            .env("ORTEAM_INSTANCE_ID", "drill-gateway")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn orteam serve");
+        let mut err = child.stderr.take().unwrap();
+        let stderr = tokio::spawn(async move {
+            let mut s = String::new();
+            let _ = err.read_to_string(&mut s).await;
+            s
+        });
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let base_url = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+            .await
+            .expect("orteam serve printed its URL in time")
+            .unwrap()
+            .expect("a URL line");
+        Gateway {
+            child,
+            base_url,
+            stderr,
+        }
+    }
+
+    async fn kill_9(mut self) -> String {
+        self.child.start_kill().unwrap();
+        self.child.wait().await.unwrap();
+        self.stderr.await.unwrap()
+    }
+
+    async fn stop(mut self) -> String {
+        let pid = self.child.id().unwrap().to_string();
+        let status = tokio::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .await
+            .unwrap();
+        assert!(status.success());
+        let exit = self.child.wait().await.unwrap();
+        let log = self.stderr.await.unwrap();
+        assert!(exit.success(), "graceful stop failed:\n{log}");
+        log
+    }
+}
+
+/// How many requests a start charged provisionally (the gateway's warning line).
+fn resolved_at_start(log: &str) -> u64 {
+    log.lines()
+        .filter(|l| l.contains("previous gateway had in flight"))
+        .filter_map(|l| {
+            let rest = &l[l.find("in_flight=")? + "in_flight=".len()..];
+            rest.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+        })
+        .sum()
+}
+
+fn body(tokens: u32, stream: bool) -> Value {
+    json!({
+        "model": "openai/gpt-4o-mini",
+        "messages": [{"role": "user", "content": format!("drill [[sim:tokens={tokens}]] [[sim:delay_ms=15]]")}],
+        "max_tokens": 40,
+        "stream": stream,
+    })
+}
+
+#[derive(Default)]
+struct Load {
+    answered: Mutex<Vec<String>>,
+    refused_402: AtomicU64,
+    stop: AtomicBool,
+}
+
+/// One client: plain requests, whole streams and hang-ups (a stream dropped after its first
+/// chunk), until the gateway goes away or `stop`.
+async fn client(http: reqwest::Client, base: String, key: String, n: u64, load: Arc<Load>) {
+    for j in 0u64.. {
+        if load.stop.load(Ordering::Relaxed) {
+            return;
+        }
+        let kind = (n + j) % 3;
+        let resp = match http
+            .post(format!("{base}/chat/completions"))
+            .bearer_auth(&key)
+            .json(&body(3 + (j % 20) as u32, kind != 0))
+            .send()
+            .await
+        {
+            Ok(r) => r,
+            Err(_) => return,
+        };
+        let status = resp.status().as_u16();
+        let id = resp
+            .headers()
+            .get("x-orteam-request-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        if status == 402 {
+            load.refused_402.fetch_add(1, Ordering::Relaxed);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            continue;
+        }
+        let mut resp = resp;
+        if kind == 2 {
+            // Hang up after the first chunk.
+            let _ = resp.chunk().await;
+            continue;
+        }
+        let Ok(text) = resp.text().await else { return };
+        let complete = if kind == 1 {
+            text.contains("data: [DONE]")
+        } else {
+            serde_json::from_str::<Value>(&text).is_ok()
+        };
+        if status == 200
+            && complete
+            && let Some(id) = id
+        {
+            load.answered.lock().unwrap().push(id);
+        }
+    }
+}
+
+fn spawn_load(
+    base: &str,
+    keys: &HashMap<String, String>,
+    load: &Arc<Load>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let http = reqwest::Client::new();
+    (0..12u64)
+        .map(|i| {
+            let member = if i % 3 == 2 { "bob" } else { "alice" };
+            tokio::spawn(client(
+                http.clone(),
+                base.to_owned(),
+                keys[member].clone(),
+                i,
+                load.clone(),
+            ))
+        })
+        .collect()
+}
+
+fn pseudo_random(below: u64) -> u64 {
+    (uuid::Uuid::new_v4().as_u128() % u128::from(below.max(1))) as u64
+}
+
+/// One drill row.
+struct Round {
+    answered: usize,
+    recorded: usize,
+    resolved: u64,
+}
+
+pub async fn drill(backend: Backend, rounds: usize) {
+    let env = Env::new(backend).await;
+    env.sim.add_credits(Money::from_cents(100_000));
+    let shared = orteam_test_support::inference_key(&env.sim, "shared");
+    let admin = env.ledger().await;
+    let keys = seed_directory(&admin, &HashMap::new()).await;
+    let limit = Money::parse(ALICE_DAILY).unwrap();
+    admin
+        .set_budget(BudgetScope::Member, "alice", Window::Daily, limit)
+        .await
+        .unwrap();
+    // Upstream's /generation fails for a while: exact costs come late.
+    env.sim.set_faults(vec![FaultRule {
+        method: None,
+        path_prefix: Some("/api/v1/generation".into()),
+        times: Some(40),
+        fault: Fault::Status {
+            status: 503,
+            retry_after: None,
+            message: None,
+        },
+    }]);
+
+    let mut rows = Vec::new();
+    let mut pending_resolution: Option<usize> = None;
+    for round in 0..rounds {
+        let gw = Gateway::start(&env, &shared).await;
+        let load = Arc::new(Load::default());
+        let tasks = spawn_load(&gw.base_url, &keys, &load);
+        // A random kill point; every other round kills right after the restart.
+        let wait_ms = if round % 2 == 1 {
+            pseudo_random(60)
+        } else {
+            200 + pseudo_random(1200)
+        };
+        tokio::time::sleep(Duration::from_millis(wait_ms)).await;
+        let log = gw.kill_9().await;
+        for t in tasks {
+            t.await.unwrap();
+        }
+        if let (Some(i), Some(prev)) = (pending_resolution, rows.last_mut()) {
+            let _: &mut Round = prev;
+            prev.resolved = resolved_at_start(&log);
+            let _ = i;
+        }
+        let answered = load.answered.lock().unwrap().clone();
+        rows.push(Round {
+            answered: answered.len(),
+            recorded: 0,
+            resolved: 0,
+        });
+        pending_resolution = Some(round);
+        // Every answered request is in the ledger (checked after the next start's replay).
+        let answered_ids = answered;
+        let check = env.ledger().await;
+        let have: std::collections::HashSet<String> = check
+            .events(EventFilter::default())
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.usage.request_id)
+            .collect();
+        let recorded = answered_ids.iter().filter(|id| have.contains(*id)).count();
+        rows.last_mut().unwrap().recorded = recorded;
+        check.shutdown().await.unwrap();
+    }
+
+    // The last start: hammer alice's budget until 402, wait for exact costs, stop cleanly.
+    let gw = Gateway::start(&env, &shared).await;
+    let load = Arc::new(Load::default());
+    let tasks = spawn_load(&gw.base_url, &keys, &load);
+    orteam_test_support::wait::until(Duration::from_secs(60), "alice refused with 402", || {
+        let load = load.clone();
+        async move { load.refused_402.load(Ordering::Relaxed) >= 5 }
+    })
+    .await;
+    load.stop.store(true, Ordering::Relaxed);
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let view = env.ledger().await;
+    orteam_test_support::wait::until(
+        Duration::from_secs(120),
+        "every provisional charge with a generation id corrected",
+        || {
+            let view = view.clone();
+            async move {
+                view.events(EventFilter {
+                    provisional_only: true,
+                    ..EventFilter::default()
+                })
+                .await
+                .unwrap()
+                .iter()
+                .all(|e| e.usage.generation_id.is_none())
+            }
+        },
+    )
+    .await;
+    view.shutdown().await.unwrap();
+    let log = gw.stop().await;
+    if let Some(prev) = rows.last_mut() {
+        prev.resolved = resolved_at_start(&log);
+    }
+
+    // A day later `/activity` covers the day: reconcile repairs what was in flight without a
+    // generation id, and says so.
+    env.set_offset(86_400);
+    let day = (chrono::Utc::now()).date_naive().to_string();
+    let out = env.orteam(&["reconcile", "--since", &day]).await;
+    println!("{}", out.stdout);
+    let ledger = env.ledger().await;
+    let events = ledger.events(EventFilter::default()).await.unwrap();
+    let provisional = events
+        .iter()
+        .filter(|e| e.usage.outcome == Outcome::Provisional)
+        .count();
+    let recorded: Money = events.iter().map(|e| e.usage.cost).sum();
+    let billed = orteam_test_support::sim_credits_used(&env.sim).await;
+    let alice: Money = events
+        .iter()
+        .filter(|e| e.member_id == "alice")
+        .map(|e| e.usage.cost)
+        .sum();
+    println!("| round | answered | recorded | in flight resolved at restart |");
+    println!("|---|---|---|---|");
+    for (i, r) in rows.iter().enumerate() {
+        println!(
+            "| {} | {} | {} | {} |",
+            i + 1,
+            r.answered,
+            r.recorded,
+            r.resolved
+        );
+    }
+    println!(
+        "ledger {recorded}, billed {billed}, difference {}; alice {alice} of {limit}; {provisional} provisional left",
+        recorded.checked_sub(billed).unwrap()
+    );
+    for r in &rows {
+        assert_eq!(r.recorded, r.answered, "answered requests lost");
+    }
+    assert!(
+        out.stdout.contains("Changed:"),
+        "reconcile says what it changed:\n{out:?}"
+    );
+    assert_eq!(provisional, 0, "everything exact after reconciliation");
+    assert_eq!(recorded, billed, "the ledger holds exactly what upstream billed");
+    assert!(alice <= limit, "alice's budget exceeded upstream: {alice}");
+    ledger.shutdown().await.unwrap();
+}
+
+fn rounds() -> usize {
+    std::env::var("ORTEAM_DRILL_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3)
+}
+
+async fn crash_drill(backend: Backend) {
+    drill(backend, rounds()).await;
+}
+
+both_backends!(crash_drill);
