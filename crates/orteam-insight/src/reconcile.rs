@@ -161,8 +161,8 @@ pub struct ReconcileSummary {
 }
 
 /// A provisional charge of a request left in flight (no generation id: the gateway died before
-/// upstream's headers arrived) repaired from `/activity`: the member's billed total for the day
-/// minus everything else the ledger holds for that member and day is what those requests cost.
+/// upstream's headers arrived) repaired from `/activity`: the key's billed total for the day and
+/// model minus everything else the ledger holds for them is what those requests cost.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InFlightRepair {
     pub request_id: String,
@@ -371,8 +371,10 @@ pub async fn reconcile(
     }
 
     // ---- step 2a: requests left in flight without a generation id, from /activity
-    let repairs = repair_in_flight(ledger, upstream, opts, &events, &checks, &mut exact, &mut notes)
-        .await?;
+    let repairs = repair_in_flight(
+        ledger, upstream, opts, &events, &checks, &mut exact, &mut notes,
+    )
+    .await?;
     summary.repaired = repairs.len();
     if opts.corrections == Corrections::Apply && !repairs.is_empty() {
         summary.applied += ledger
@@ -510,10 +512,13 @@ fn in_flight_without_generation(e: &UsageEvent) -> bool {
         && e.usage.generation_id.as_deref().is_none_or(str::is_empty)
 }
 
-/// Step 2a: per (key, member, completed day) holding such requests, asks `/activity` what the
-/// member was billed that day and corrects those requests so the ledger's total for the member
-/// and day equals it (each at most its worst case, oldest first). Skipped while any other
-/// provisional event of that member and day still waits for its exact cost.
+/// Step 2a: per (key, completed day, model) holding such requests, asks `/activity` what the
+/// key was billed for that model that day, and corrects those requests so that the ledger's
+/// total for the key, day and model equals it. `/activity` does not say which member a charge
+/// belongs to, so the amount is laid on the requests oldest first, each at most its own worst
+/// case (what its member's budget held for it): the total is exact, and no member is charged
+/// more than its own hold; the evidence names every member involved. Skipped while any other
+/// provisional event of that key, day and model still waits for its exact cost.
 async fn repair_in_flight<'e>(
     ledger: &Ledger,
     upstream: &Upstream,
@@ -538,18 +543,20 @@ async fn repair_in_flight<'e>(
         .filter(|c| c.provisional && c.status != CheckStatus::Corrected)
         .map(|c| c.request_id.as_str())
         .collect();
-    // (key hash, member, day) -> events
-    let mut groups: BTreeMap<(String, String, NaiveDate), Vec<&UsageEvent>> = BTreeMap::new();
+    // (key hash, day, model) -> events
+    let mut groups: BTreeMap<(String, NaiveDate, String), Vec<&UsageEvent>> = BTreeMap::new();
     for e in events {
         let Some(hash) = e.usage.upstream_key_hash.clone().or(shared_hash.clone()) else {
             continue;
         };
         groups
-            .entry((hash, e.member_id.clone(), e.time.date_naive()))
+            .entry((hash, e.time.date_naive(), e.model().to_owned()))
             .or_default()
             .push(e);
     }
-    for ((hash, member, day), evs) in groups {
+    let mut activity_of_key: HashMap<String, Vec<orteam_openrouter::types::activity::ActivityRow>> =
+        HashMap::new();
+    for ((hash, day, model), evs) in groups {
         let mut unknown: Vec<&UsageEvent> = evs
             .iter()
             .copied()
@@ -560,7 +567,7 @@ async fn repair_in_flight<'e>(
         }
         if day < first || day > last || !opts.range.covers_day(day) {
             notes.push(format!(
-                "{} request(s) of {member} left in flight on {day} wait for that day's /activity (completed days only)",
+                "{} request(s) left in flight on {day} ({model}) wait for that day's /activity (completed days only)",
                 unknown.len()
             ));
             continue;
@@ -572,22 +579,25 @@ async fn repair_in_flight<'e>(
                     || !exact.contains_key(e.usage.request_id.as_str()))
         }) {
             notes.push(format!(
-                "{member} on {day}: other provisional charges still wait for their exact cost; requests left in flight are repaired once they have it"
+                "{day} {model}: other provisional charges still wait for their exact cost; requests left in flight are repaired once they have it"
             ));
             continue;
         }
-        let rows = client
-            .activity(&ActivityParams {
-                api_key_hash: Some(hash.clone()),
-                user_id: Some(member.clone()),
-                date: Some(day),
-                ..ActivityParams::default()
-            })
-            .await
-            .map_err(InsightError::upstream("reading /activity"))?;
-        let billed: Money = rows
-            .iter()
-            .filter(|a| a.day() == Some(day))
+        if !activity_of_key.contains_key(&hash) {
+            let rows = client
+                .activity(&ActivityParams {
+                    api_key_hash: Some(hash.clone()),
+                    ..ActivityParams::default()
+                })
+                .await
+                .map_err(InsightError::upstream("reading /activity"))?;
+            activity_of_key.insert(hash.clone(), rows);
+        }
+        let billed: Money = activity_of_key
+            .get(&hash)
+            .into_iter()
+            .flatten()
+            .filter(|a| a.day() == Some(day) && a.model == model)
             .map(|a| a.usage)
             .sum();
         let cost_of = |e: &UsageEvent| {
@@ -604,22 +614,31 @@ async fn repair_in_flight<'e>(
         let held: Money = unknown.iter().map(|e| e.usage.cost).sum();
         let Some(mut left) = billed.checked_sub(known).filter(|m| !m.is_negative()) else {
             notes.push(format!(
-                "{member} on {day}: the ledger's exact charges ({known}) exceed what /activity billed ({billed}); requests left in flight not repaired"
+                "{day} {model}: the ledger's exact charges ({known}) exceed what /activity billed ({billed}); requests left in flight not repaired"
             ));
             continue;
         };
         if left > held {
             notes.push(format!(
-                "{member} on {day}: /activity billed {left} beyond the ledger's exact charges, more than the {held} held by requests left in flight; not repaired"
+                "{day} {model}: /activity billed {left} beyond the ledger's exact charges, more than the {held} held by requests left in flight; not repaired"
             ));
             continue;
         }
+        let mut members: Vec<&str> = unknown.iter().map(|e| e.member_id.as_str()).collect();
+        members.sort_unstable();
+        members.dedup();
         let evidence = format!(
-            "/activity {day} user {member}: billed {billed}; other ledger events {known}; held in flight {held}"
+            "/activity {day} {model}: billed {billed}; the ledger's exact charges {known}; {} request(s) of {} held {held} in flight",
+            unknown.len(),
+            members.join(", ")
         );
-        unknown.sort_by(|a, b| a.time.cmp(&b.time).then(a.usage.request_id.cmp(&b.usage.request_id)));
+        unknown.sort_by(|a, b| {
+            a.time
+                .cmp(&b.time)
+                .then(a.usage.request_id.cmp(&b.usage.request_id))
+        });
         for e in unknown {
-            let share = if left < e.usage.cost { left } else { e.usage.cost };
+            let share = left.min(e.usage.cost);
             left = left.checked_sub(share).unwrap_or(Money::ZERO);
             if opts.corrections != Corrections::Report {
                 ledger
@@ -630,7 +649,7 @@ async fn repair_in_flight<'e>(
             exact.insert(e.usage.request_id.as_str(), share);
             repairs.push(InFlightRepair {
                 request_id: e.usage.request_id.clone(),
-                member: member.clone(),
+                member: e.member_id.clone(),
                 day,
                 provisional: e.usage.cost,
                 exact: share,

@@ -30,12 +30,13 @@ impl Ledger {
         };
         if let Some(journal) = &self.inner.journal {
             let seq = journal.append_hold(hold)?;
-            return journal.written(seq).await.map_err(|()| {
-                LedgerError::Storage {
-                op: "recording a request in flight",
-                source: "the event journal could not be written".into(),
-            }
-            });
+            return journal
+                .written(seq)
+                .await
+                .map_err(|()| LedgerError::Storage {
+                    op: "recording a request in flight",
+                    source: "the event journal could not be written".into(),
+                });
         }
         if self.inner.pg.is_none() {
             // SQLite without a journal (in memory, or turned off): nothing outlives the process
@@ -44,7 +45,10 @@ impl Ledger {
         }
         let (tx, rx) = oneshot::channel();
         writer
-            .send(WriterMsg::Hold { event: hold, ack: tx })
+            .send(WriterMsg::Hold {
+                event: hold,
+                ack: tx,
+            })
             .map_err(|_| LedgerError::Closed)?;
         rx.await.map_err(|_| LedgerError::Closed)?
     }

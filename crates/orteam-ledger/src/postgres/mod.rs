@@ -10,9 +10,9 @@
 mod budgets;
 mod directory;
 mod events;
+mod inflight;
 pub(crate) mod lease;
 mod migrate;
-mod inflight;
 mod outbox;
 pub(crate) mod writer;
 

@@ -124,7 +124,10 @@ async fn a_dead_instances_holds_are_charged_before_its_leases_return() {
     // While its heartbeat vouches for it, nothing is resolved and its lease stays held.
     let live = db.open(opts("gw-live")).await;
     assert_eq!(live.resolved_in_flight().in_flight, 0);
-    assert!(live.reserve("alice", m("5")).await.is_err(), "6 of 10 still held");
+    assert!(
+        live.reserve("alice", m("5")).await.is_err(),
+        "6 of 10 still held"
+    );
 
     // An hour later its heartbeat has lapsed: the hold is charged, then the lease returns.
     let clock = Arc::new(ControllableClock::new());
