@@ -524,9 +524,8 @@ impl Ledger {
             j.close();
         }
         // Wait for a maintenance tick in progress: it may have taken idle leases out of the
-        // engine and still be returning them. Ending the process before that round trip
-        // completed left them counted as leased forever (the flaky
-        // `multiproc::two_processes_on_one_postgres_never_overspend`: "lease left").
+        // engine and still be returning them; a process ending before that round trip
+        // completed would leave them counted as leased until they expire.
         let _no_more_ticks = self.inner.maintenance.lock().await;
         if let Some(pg) = &self.inner.pg {
             let now = self.now();
