@@ -147,10 +147,7 @@ impl Settlement {
     ) -> Result<(), GatewayError> {
         match info.cost() {
             Some(cost) => self.settle_exact(reservation, info, cost, outcome).await,
-            None => {
-                self.settle_unknown(reservation, info, outcome).await;
-                Ok(())
-            }
+            None => self.settle_unknown(reservation, info, outcome).await,
         }
     }
 
@@ -159,26 +156,30 @@ impl Settlement {
     /// generation id in the background; the event then takes `outcome` (`partial` for a cut
     /// stream, `ok` for a whole answer that carried no cost). With no generation id nothing was
     /// generated, so the hold is released.
+    ///
+    /// `Err` when the provisional charge could not be made durable (the request stays recorded
+    /// as in flight, and is charged when it is resolved).
     pub async fn settle_unknown(
         &self,
         reservation: Reservation,
         info: &CompletionInfo,
         outcome: Outcome,
-    ) {
+    ) -> Result<(), GatewayError> {
         let Some(generation_id) = self.generation_id(info) else {
             reservation.release();
-            return;
+            return Ok(());
         };
         let provisional = reservation.amount();
         let usage = self.usage(info, provisional, Outcome::Provisional);
         if let Err(err) = reservation.settle(usage).await {
             tracing::error!(%err, request_id = %self.request_id, "provisional settle failed");
-            return;
+            return Err(ledger_error(err));
         }
         let this = self.clone();
         self.gw.tasks.spawn(async move {
             this.correct_from_generation(generation_id, outcome).await;
         });
+        Ok(())
     }
 
     /// Polls `/generation` until upstream knows the exact cost (it may lag the request).

@@ -26,6 +26,7 @@
 mod db;
 #[cfg(feature = "gateway")]
 mod gateway;
+mod proxy;
 mod seed;
 mod wait;
 mod webhook;
@@ -33,6 +34,7 @@ mod webhook;
 pub use db::{Backend, TestDb, pg_base_url, pg_connect};
 #[cfg(feature = "gateway")]
 pub use gateway::{TestGateway, TestGatewayBuilder};
+pub use proxy::TcpProxy;
 pub use seed::{ADMIN_TOKEN, seed_directory};
 pub use wait::{
     POLL_EVERY, POLL_ROUNDS, all_settled, poll_until, wait_for_event, wait_for_events,

@@ -25,14 +25,20 @@ use crate::support::{Backend, Env, bin, both_backends};
 /// Alice's daily budget: small enough that the drill's load exhausts it.
 const ALICE_DAILY: &str = "0.004";
 
-struct Gateway {
+/// `orteam serve` as a process, its stderr collected.
+pub(crate) struct Gateway {
     child: tokio::process::Child,
-    base_url: String,
+    pub base_url: String,
     stderr: tokio::task::JoinHandle<String>,
 }
 
 impl Gateway {
     async fn start(env: &Env, shared: &TestKey) -> Gateway {
+        Gateway::start_on(env, shared, &env.db_url).await
+    }
+
+    /// Serves the ledger at `db_url` (e.g. through a [`orteam_test_support::TcpProxy`]).
+    pub(crate) async fn start_on(env: &Env, shared: &TestKey, db_url: &str) -> Gateway {
         let mut child = tokio::process::Command::new(bin())
             .args([
                 "serve",
@@ -47,7 +53,7 @@ impl Gateway {
             .env("OPENROUTER_BASE_URL", env.sim.base_url())
             .env("OPENROUTER_API_KEY", &shared.secret)
             .env("OPENROUTER_PROVISIONING_KEY", env.sim.provisioning_key())
-            .env("ORTEAM_DATABASE_URL", &env.db_url)
+            .env("ORTEAM_DATABASE_URL", db_url)
             .env("ORTEAM_SECRET_KEY", &env.secret_key)
             .env("ORTEAM_INSTANCE_ID", "drill-gateway")
             .stdin(Stdio::null())
@@ -81,7 +87,7 @@ impl Gateway {
         self.stderr.await.unwrap()
     }
 
-    async fn stop(mut self) -> String {
+    pub(crate) async fn stop(mut self) -> String {
         let pid = self.child.id().unwrap().to_string();
         let status = tokio::process::Command::new("kill")
             .args(["-TERM", &pid])

@@ -7,6 +7,7 @@
 
 mod crash;
 mod dashboards;
+mod db_faults;
 mod demo;
 mod gateway;
 mod insight;
