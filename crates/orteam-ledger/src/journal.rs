@@ -98,6 +98,8 @@ pub(crate) struct Journal {
     failed: AtomicBool,
     /// `write(2)` calls made (one per group).
     writes: AtomicU64,
+    /// Test-only switch: the next writes fail as a full disk's would.
+    fail_writes: AtomicBool,
 }
 
 /// One thread's group write: whether one of its tasks is about to write, and how its other
@@ -453,6 +455,7 @@ impl Journal {
             written: AtomicU64::new(0),
             failed: AtomicBool::new(false),
             writes: AtomicU64::new(0),
+            fail_writes: AtomicBool::new(false),
         })
     }
 
@@ -574,7 +577,12 @@ impl Journal {
         }
         let lines = std::mem::take(&mut st.buffered);
         self.writes.fetch_add(1, Ordering::Relaxed);
-        match st.file.write_all(&lines) {
+        let result = if self.fail_writes.load(Ordering::Acquire) {
+            Err(std::io::Error::from_raw_os_error(28)) // ENOSPC
+        } else {
+            st.file.write_all(&lines)
+        };
+        match result {
             Ok(()) => {
                 st.bytes += lines.len() as u64;
                 self.written.store(st.buffered_through, Ordering::Release);
@@ -591,6 +599,11 @@ impl Journal {
             lines.clear();
             st.buffered = lines;
         }
+    }
+
+    /// Test-only: make every following write fail with ENOSPC, as on a full filesystem.
+    pub(crate) fn fail_writes_for_tests(&self) {
+        self.fail_writes.store(true, Ordering::Release);
     }
 
     /// The writer committed `n` journaled events.

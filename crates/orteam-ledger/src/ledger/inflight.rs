@@ -89,6 +89,20 @@ impl Ledger {
         }
     }
 
+    /// Test-only switch (SQLite serving with a journal): every following journal write fails
+    /// with ENOSPC, as on a full filesystem, where one cannot be made. Returns whether there is
+    /// a journal to break.
+    #[doc(hidden)]
+    pub fn fail_journal_writes_for_tests(&self) -> bool {
+        match &self.inner.journal {
+            Some(j) => {
+                j.fail_writes_for_tests();
+                true
+            }
+            None => false,
+        }
+    }
+
     /// What resolving requests in flight has done in this process so far: at start, and (on
     /// PostgreSQL) for instances found dead since.
     pub fn resolved_in_flight(&self) -> Resolved {
