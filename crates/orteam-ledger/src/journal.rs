@@ -59,6 +59,8 @@ struct Record<'a> {
 /// the generation id once upstream's headers reveal it, and a release when nothing was
 /// generated. A hold with neither its settled event nor a release at the next start was in
 /// flight when the process died (`crate::inflight`).
+// Built for one line and dropped; boxing the hold would add an allocation per request.
+#[allow(clippy::large_enum_variant)]
 #[derive(Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 enum Marker<'a> {
@@ -70,7 +72,8 @@ enum Marker<'a> {
     Released(std::borrow::Cow<'a, str>),
 }
 
-/// One decoded journal line.
+/// One decoded journal line (events and holds are nearly all of them).
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Line {
     /// A settled event.
