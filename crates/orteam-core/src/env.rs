@@ -38,6 +38,11 @@ pub const ORTEAM_SIM_PROVISIONING_KEY: &str = "ORTEAM_SIM_PROVISIONING_KEY";
 
 /// Log filter, `tracing_subscriber::EnvFilter` syntax (default `info`).
 pub const ORTEAM_LOG: &str = "ORTEAM_LOG";
+/// A gateway instance's stable name on a shared PostgreSQL ledger (default: a random UUID per
+/// start). With it, a restarted instance takes back at once what its previous process left:
+/// its leases, and its requests in flight (charged provisionally). Two live instances must
+/// never share one.
+pub const ORTEAM_INSTANCE_ID: &str = "ORTEAM_INSTANCE_ID";
 /// File that `orteam serve` appends each key it rotates (its new secret) to.
 pub const ORTEAM_ROTATION_SECRETS_OUT: &str = "ORTEAM_ROTATION_SECRETS_OUT";
 /// Testing aid: shifts the CLI's clock by this many seconds (negative allowed), so tests can

@@ -13,7 +13,7 @@ use serde::Deserialize;
 pub mod env {
     pub use orteam_core::env::{
         OPENROUTER_API_KEY, OPENROUTER_BASE_URL, OPENROUTER_PROVISIONING_KEY, ORTEAM_ADMIN_TOKEN,
-        ORTEAM_DATABASE_URL, ORTEAM_METRICS_TOKEN,
+        ORTEAM_DATABASE_URL, ORTEAM_INSTANCE_ID, ORTEAM_METRICS_TOKEN,
     };
 }
 
@@ -148,6 +148,8 @@ pub struct GatewayConfig {
     pub member_labels: MemberLabels,
     /// OpenTelemetry traces (`OTEL_EXPORTER_OTLP_ENDPOINT` …); `None`: off.
     pub otel: Option<crate::trace::OtelSettings>,
+    /// The ledger instance id (`ORTEAM_INSTANCE_ID`; default a random one per start).
+    pub instance_id: Option<String>,
 }
 
 impl std::fmt::Debug for GatewayConfig {
@@ -288,6 +290,7 @@ impl GatewayConfig {
             media_part_tokens: parsed.limits.media_part_tokens.unwrap_or(4_096),
             document_part_tokens: parsed.limits.document_part_tokens.unwrap_or(100_000),
             member_labels: parsed.metrics.member_labels.unwrap_or_default(),
+            instance_id: nonempty(env::ORTEAM_INSTANCE_ID),
         })
     }
 }

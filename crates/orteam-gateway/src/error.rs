@@ -62,6 +62,10 @@ pub enum GatewayError {
     Upstream { status: StatusCode, message: String },
     #[error("the gateway is shutting down")]
     ShuttingDown,
+    /// The ledger cannot make the request's record durable (database unreachable, journal not
+    /// writable): the request is refused before it reaches upstream, so nothing is billed.
+    #[error("the gateway cannot record usage right now; retry in {retry_after_secs} s")]
+    LedgerUnavailable { retry_after_secs: u64 },
     /// Something that should not happen; details are logged, not sent.
     #[error("internal error")]
     Internal(String),
@@ -116,7 +120,9 @@ impl GatewayError {
                 StatusCode::METHOD_NOT_ALLOWED
             }
             GatewayError::Upstream { status, .. } => *status,
-            GatewayError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            GatewayError::ShuttingDown | GatewayError::LedgerUnavailable { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             GatewayError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -142,6 +148,7 @@ impl GatewayError {
             }
             GatewayError::Upstream { .. } => ("upstream_error", "upstream_error"),
             GatewayError::ShuttingDown => ("server_error", "shutting_down"),
+            GatewayError::LedgerUnavailable { .. } => ("server_error", "ledger_unavailable"),
             GatewayError::Internal(_) => ("server_error", "internal_error"),
         }
     }
@@ -187,6 +194,7 @@ impl GatewayError {
                 400..=499 => "invalid_request_error",
                 _ => "api_error",
             },
+            GatewayError::LedgerUnavailable { .. } => "overloaded_error",
             GatewayError::ShuttingDown | GatewayError::Internal(_) => "api_error",
         }
     }
@@ -258,7 +266,8 @@ impl GatewayError {
         );
         if let GatewayError::RateLimited {
             retry_after_secs, ..
-        } = self
+        }
+        | GatewayError::LedgerUnavailable { retry_after_secs } = self
         {
             headers.insert(
                 http::header::RETRY_AFTER,

@@ -87,7 +87,12 @@ impl Gateway {
         {
             attribution.push((HeaderName::from_static("http-referer"), v));
         }
-        let request_prefix = format!("req_{}_", ledger.instance_id());
+        // Unique per start, not only per instance: a restarted instance keeps its id
+        // (`ORTEAM_INSTANCE_ID`), and a repeated request id would be recorded once.
+        let started = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros());
+        let request_prefix = format!("req_{}_{started:x}_", ledger.instance_id());
         Gateway {
             config,
             ledger,

@@ -76,8 +76,18 @@ pub async fn run(
                 param: None,
             })?;
     let credentials = auth::upstream_credentials(gw, &auth)?;
+    let request_id = gw.next_request_id();
+    let in_flight = crate::settle::in_flight_usage(
+        gw,
+        wire,
+        &request_id,
+        &auth,
+        &credentials,
+        (&request.model, model),
+        request.stream,
+    );
     let reserving = trace.stage(tracing, "orteam.reserve");
-    let (quote, reservation) = reserve::reserve(gw, &auth, &price, &request).await?;
+    let (quote, reservation) = reserve::reserve(gw, &auth, &price, &request, in_flight).await?;
     drop(reserving);
     trace.reserved(&quote);
 
@@ -102,6 +112,10 @@ pub async fn run(
         .get(HEADER_GENERATION_ID)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
+    if let Some(id) = &header_generation_id {
+        // Upstream billed this generation: a crash from here on is corrected exactly.
+        reservation.record_generation_id(id).await;
+    }
     let is_stream = resp
         .headers()
         .get(CONTENT_TYPE)
@@ -110,7 +124,7 @@ pub async fn run(
     let meta = Settlement {
         gw: gw.clone(),
         wire,
-        request_id: gw.next_request_id(),
+        request_id,
         auth,
         credentials,
         requested_model: request.model.clone(),

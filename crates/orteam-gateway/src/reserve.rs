@@ -6,6 +6,7 @@
 //! cap is clamped to what is really left rather than refused.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use orteam_ledger::{AuthContext, LedgerError, Reservation};
 
@@ -16,12 +17,15 @@ use crate::ratelimit::Limits;
 use crate::wire::WireRequest;
 
 /// Checks the member's rate limits, fits the request to the tightest budget and holds its
-/// worst case against every budget that applies.
+/// worst case against every budget that applies, then records the hold durably as in flight
+/// (`in_flight` describes the request) before anything is forwarded: if the process dies
+/// before the settle, the next start charges it (see `orteam_ledger`'s `inflight`).
 pub async fn reserve(
     gw: &Gateway,
     auth: &AuthContext,
     price: &ModelPrice,
     request: &WireRequest<'_>,
+    in_flight: orteam_ledger::Usage,
 ) -> Result<(Quote, Reservation), GatewayError> {
     let price = price
         .for_answers(request.choices)
@@ -48,7 +52,11 @@ pub async fn reserve(
             )?;
         }
         match gw.ledger.reserve(&auth.member_id, quote.worst_case).await {
-            Ok(r) => return Ok((quote, r)),
+            Ok(mut r) => {
+                // A failure drops the reservation, which releases the hold.
+                r.record_in_flight(in_flight).await.map_err(ledger_error)?;
+                return Ok((quote, r));
+            }
             Err(e) if attempt < 3 && e.budget_exceeded().is_some() => continue,
             Err(e) => return Err(ledger_error(e)),
         }
@@ -111,6 +119,31 @@ pub fn ledger_error(e: LedgerError) -> GatewayError {
     }
     match e {
         LedgerError::Closed => GatewayError::ShuttingDown,
+        storage @ LedgerError::Storage { .. } => ledger_unavailable(&storage),
         other => GatewayError::Internal(other.to_string()),
+    }
+}
+
+/// Seconds a member is asked to wait when the ledger cannot record: long enough for a
+/// database restart or a failover to finish, short enough that tools retry promptly.
+const LEDGER_RETRY_AFTER_SECS: u64 = 2;
+
+/// The ledger could not make a record durable: 503 with `Retry-After`, one log line, a metric.
+pub fn ledger_unavailable(e: &LedgerError) -> GatewayError {
+    // One line per 10 s, not one per refused request.
+    static LAST_LOGGED: AtomicU64 = AtomicU64::new(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let last = LAST_LOGGED.load(Ordering::Relaxed);
+    if now >= last + 10
+        && LAST_LOGGED
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    {
+        tracing::error!(error = %e, "ledger unavailable: refusing requests before forwarding them (503, Retry-After)");
+    }
+    GatewayError::LedgerUnavailable {
+        retry_after_secs: LEDGER_RETRY_AFTER_SECS,
     }
 }

@@ -32,7 +32,8 @@ pub async fn whole(
         Err(err) => {
             // The answer was generated and billed but not delivered: charge provisionally and
             // look the exact cost up.
-            meta.settle_unknown(reservation, &Default::default(), Outcome::Failed)
+            let _ = meta
+                .settle_unknown(reservation, &Default::default(), Outcome::Failed)
                 .await;
             return Err(GatewayError::Upstream {
                 status: StatusCode::BAD_GATEWAY,
@@ -105,8 +106,12 @@ pub fn stream(
             } else {
                 Outcome::Partial
             };
-            if let Err(err) = meta.settle(reservation, &scanner.state.info, outcome).await {
-                tracing::error!(%err, request_id = %meta.request_id, "stream settle failed");
+            match meta.settle(reservation, &scanner.state.info, outcome).await {
+                Ok(()) => true,
+                Err(err) => {
+                    tracing::error!(%err, request_id = %meta.request_id, "stream settle failed");
+                    false
+                }
             }
         })
     });

@@ -91,11 +91,18 @@ pub async fn start(
     shutdown: CancellationToken,
 ) -> Result<RunningGateway, StartError> {
     let config = Arc::new(config);
-    let ledger = Ledger::open(
-        &config.database_url,
-        LedgerOptions::serving().with_clock(clock.clone()),
-    )
-    .await?;
+    let mut options = LedgerOptions::serving().with_clock(clock.clone());
+    if let Some(id) = &config.instance_id {
+        options = options.with_instance_id(id.clone());
+    }
+    let ledger = Ledger::open(&config.database_url, options).await?;
+    let resolved = ledger.resolved_in_flight();
+    if resolved.in_flight > 0 {
+        tracing::warn!(
+            in_flight = resolved.in_flight,
+            "requests the previous gateway had in flight are charged provisionally; reconciliation corrects them"
+        );
+    }
     let metrics = Arc::new(Metrics::new());
     let retries = metrics.upstream_retries.clone();
     let openrouter = orteam_openrouter::Client::builder()

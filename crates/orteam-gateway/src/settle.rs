@@ -36,6 +36,27 @@ pub struct Settlement {
     pub trace: crate::trace::RequestTrace,
 }
 
+/// What the ledger records as in flight before forwarding (charged at the reservation's worst
+/// case if the gateway dies before the settle): the same attribution as the settled event.
+pub fn in_flight_usage(
+    gw: &Gateway,
+    wire: Wire,
+    request_id: &str,
+    auth: &AuthContext,
+    credentials: &UpstreamCredentials,
+    (requested_model, served_model): (&str, &str),
+    streamed: bool,
+) -> Usage {
+    let mut usage = Usage::new(request_id, requested_model, Money::ZERO).with_route(wire.route());
+    usage.virtual_key_id = Some(auth.key_id.clone());
+    usage.upstream_key_hash = credentials.upstream_key_hash.clone();
+    usage.served_model = Some(served_model.to_owned());
+    usage.streamed = streamed;
+    usage.outcome = Outcome::Provisional;
+    usage.title = Some(gw.config.attribution_title.clone());
+    usage
+}
+
 impl Settlement {
     /// The generation to look up: the header's, else the answer's own id.
     fn generation_id(&self, info: &CompletionInfo) -> Option<String> {
@@ -172,10 +193,7 @@ impl Settlement {
     ) -> Result<(), GatewayError> {
         match info.cost() {
             Some(cost) => self.settle_exact(reservation, info, cost, outcome).await,
-            None => {
-                self.settle_unknown(reservation, info, outcome).await;
-                Ok(())
-            }
+            None => self.settle_unknown(reservation, info, outcome).await,
         }
     }
 
@@ -184,27 +202,31 @@ impl Settlement {
     /// generation id in the background; the event then takes `outcome` (`partial` for a cut
     /// stream, `ok` for a whole answer that carried no cost). With no generation id nothing was
     /// generated, so the hold is released.
+    ///
+    /// `Err` when the provisional charge could not be made durable (the request stays recorded
+    /// as in flight, and is charged when it is resolved).
     pub async fn settle_unknown(
         &self,
         reservation: Reservation,
         info: &CompletionInfo,
         outcome: Outcome,
-    ) {
+    ) -> Result<(), GatewayError> {
         let Some(generation_id) = self.generation_id(info) else {
             reservation.release();
-            return;
+            return Ok(());
         };
         let provisional = reservation.amount();
         let usage = self.usage(info, provisional, Outcome::Provisional);
         let _span = self.trace.settling(self.gw.tracing.as_ref(), &usage);
         if let Err(err) = reservation.settle(usage).await {
             tracing::error!(%err, request_id = %self.request_id, "provisional settle failed");
-            return;
+            return Err(ledger_error(err));
         }
         let this = self.clone();
         self.gw.tasks.spawn(async move {
             this.correct_from_generation(generation_id, outcome).await;
         });
+        Ok(())
     }
 
     /// Polls `/generation` until upstream knows the exact cost (it may lag the request).

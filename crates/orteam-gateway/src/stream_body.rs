@@ -30,8 +30,9 @@ pub enum StreamEnd {
     ClientGone(SseScanner),
 }
 
-/// Runs once when the stream ends; returns the settlement task.
-pub type OnEnd = Box<dyn FnOnce(StreamEnd) -> JoinHandle<()> + Send>;
+/// Runs once when the stream ends; returns the settlement task, which answers whether the
+/// usage event is durable.
+pub type OnEnd = Box<dyn FnOnce(StreamEnd) -> JoinHandle<bool> + Send>;
 
 // The whole body is boxed once by the response; boxing the scanner too would add an
 // allocation per stream for nothing.
@@ -43,7 +44,7 @@ enum State {
     },
     /// Waiting for the settlement to commit before sending the last bytes.
     Settling {
-        task: JoinHandle<()>,
+        task: JoinHandle<bool>,
         last: Bytes,
     },
     Done,
@@ -64,7 +65,7 @@ impl MeteredStream {
     }
 
     /// Ends the stream with `how`; returns the settlement task.
-    fn end(&mut self, how: impl FnOnce(SseScanner) -> StreamEnd) -> Option<JoinHandle<()>> {
+    fn end(&mut self, how: impl FnOnce(SseScanner) -> StreamEnd) -> Option<JoinHandle<bool>> {
         match std::mem::replace(&mut self.state, State::Done) {
             State::Streaming { scanner, on_end } => Some(on_end(how(scanner))),
             other => {
@@ -94,13 +95,18 @@ impl Body for MeteredStream {
             match &mut this.state {
                 State::Done => return Poll::Ready(None),
                 State::Settling { task, last } => {
-                    // A failed settlement was logged by the task; the client still gets its
-                    // answer's end.
-                    if Pin::new(task).poll(cx).is_pending() {
+                    let Poll::Ready(settled) = Pin::new(task).poll(cx) else {
                         return Poll::Pending;
-                    }
+                    };
                     let last = std::mem::take(last);
                     this.state = State::Done;
+                    if !matches!(settled, Ok(true)) {
+                        // The usage event is not durable (the ledger is unreachable): the
+                        // client never sees the answer's end, so it is not acknowledged.
+                        return Poll::Ready(Some(Err(std::io::Error::other(
+                            "the usage of this answer could not be recorded",
+                        ))));
+                    }
                     if last.is_empty() {
                         return Poll::Ready(None);
                     }

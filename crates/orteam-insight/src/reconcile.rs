@@ -154,6 +154,26 @@ pub struct ReconcileSummary {
     pub totals_checked: usize,
     pub totals_matched: usize,
     pub totals_differed: usize,
+    /// Requests a dead gateway had in flight without a known generation, charged at their
+    /// worst case and now repaired to what `/activity` says their member was billed.
+    #[serde(default)]
+    pub repaired: usize,
+}
+
+/// A provisional charge of a request left in flight (no generation id: the gateway died before
+/// upstream's headers arrived) repaired from `/activity`: the key's billed total for the day and
+/// model minus everything else the ledger holds for them is what those requests cost.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InFlightRepair {
+    pub request_id: String,
+    pub member: String,
+    pub day: NaiveDate,
+    /// The provisional charge (the request's worst case).
+    pub provisional: Money,
+    /// What it is corrected to.
+    pub exact: Money,
+    /// The figures the repair rests on.
+    pub evidence: String,
 }
 
 /// What reconciliation found.
@@ -166,6 +186,9 @@ pub struct ReconcileReport {
     pub generations: Vec<GenerationCheck>,
     /// Every (key, day, model) compared.
     pub totals: Vec<TotalCheck>,
+    /// Provisional charges of requests left in flight, repaired from `/activity`.
+    #[serde(default)]
+    pub repairs: Vec<InFlightRepair>,
     pub notes: Vec<String>,
 }
 
@@ -347,6 +370,20 @@ pub async fn reconcile(
         ));
     }
 
+    // ---- step 2a: requests left in flight without a generation id, from /activity
+    let repairs = repair_in_flight(
+        ledger, upstream, opts, &events, &checks, &mut exact, &mut notes,
+    )
+    .await?;
+    summary.repaired = repairs.len();
+    if opts.corrections == Corrections::Apply && !repairs.is_empty() {
+        summary.applied += ledger
+            .apply_pending_corrections()
+            .await
+            .map_err(InsightError::ledger("applying cost corrections"))?
+            .len();
+    }
+
     // ---- step 2: /activity per key, day and model
     let mut totals = Vec::new();
     if opts.activity {
@@ -463,8 +500,164 @@ pub async fn reconcile(
         summary,
         generations: checks,
         totals,
+        repairs,
         notes,
     })
+}
+
+/// Whether `e` is a request a dead gateway left in flight before upstream revealed its
+/// generation: charged provisionally at its worst case, checkable only through `/activity`.
+fn in_flight_without_generation(e: &UsageEvent) -> bool {
+    e.usage.outcome == Outcome::Provisional
+        && e.usage.generation_id.as_deref().is_none_or(str::is_empty)
+}
+
+/// Step 2a: per (key, completed day, model) holding such requests, asks `/activity` what the
+/// key was billed for that model that day, and corrects those requests so that the ledger's
+/// total for the key, day and model equals it. `/activity` does not say which member a charge
+/// belongs to, so the amount is laid on the requests oldest first, each at most its own worst
+/// case (what its member's budget held for it): the total is exact, and no member is charged
+/// more than its own hold; the evidence names every member involved. Skipped while any other
+/// provisional event of that key, day and model still waits for its exact cost.
+async fn repair_in_flight<'e>(
+    ledger: &Ledger,
+    upstream: &Upstream,
+    opts: &ReconcileOptions,
+    events: &'e [UsageEvent],
+    checks: &[GenerationCheck],
+    exact: &mut HashMap<&'e str, Money>,
+    notes: &mut Vec<String>,
+) -> Result<Vec<InFlightRepair>, InsightError> {
+    let mut repairs = Vec::new();
+    if !events.iter().any(in_flight_without_generation) {
+        return Ok(repairs);
+    }
+    let Some(client) = upstream.management() else {
+        notes.push("requests left in flight without a generation id stay at their worst case: set OPENROUTER_PROVISIONING_KEY to repair them from /activity".into());
+        return Ok(repairs);
+    };
+    let (first, last) = activity_days(ledger.now());
+    let shared_hash = upstream.shared_key_hash().await?;
+    let pending: HashSet<&str> = checks
+        .iter()
+        .filter(|c| c.provisional && c.status != CheckStatus::Corrected)
+        .map(|c| c.request_id.as_str())
+        .collect();
+    // (key hash, day, model) -> events
+    let mut groups: BTreeMap<(String, NaiveDate, String), Vec<&UsageEvent>> = BTreeMap::new();
+    for e in events {
+        let Some(hash) = e.usage.upstream_key_hash.clone().or(shared_hash.clone()) else {
+            continue;
+        };
+        groups
+            .entry((hash, e.time.date_naive(), e.model().to_owned()))
+            .or_default()
+            .push(e);
+    }
+    let mut activity_of_key: HashMap<String, Vec<orteam_openrouter::types::activity::ActivityRow>> =
+        HashMap::new();
+    for ((hash, day, model), evs) in groups {
+        let mut unknown: Vec<&UsageEvent> = evs
+            .iter()
+            .copied()
+            .filter(|e| in_flight_without_generation(e))
+            .collect();
+        if unknown.is_empty() {
+            continue;
+        }
+        if day < first || day > last || !opts.range.covers_day(day) {
+            notes.push(format!(
+                "{} request(s) left in flight on {day} ({model}) wait for that day's /activity (completed days only)",
+                unknown.len()
+            ));
+            continue;
+        }
+        if evs.iter().any(|e| {
+            e.usage.outcome == Outcome::Provisional
+                && !in_flight_without_generation(e)
+                && (pending.contains(e.usage.request_id.as_str())
+                    || !exact.contains_key(e.usage.request_id.as_str()))
+        }) {
+            notes.push(format!(
+                "{day} {model}: other provisional charges still wait for their exact cost; requests left in flight are repaired once they have it"
+            ));
+            continue;
+        }
+        if !activity_of_key.contains_key(&hash) {
+            let rows = client
+                .activity(&ActivityParams {
+                    api_key_hash: Some(hash.clone()),
+                    ..ActivityParams::default()
+                })
+                .await
+                .map_err(InsightError::upstream("reading /activity"))?;
+            activity_of_key.insert(hash.clone(), rows);
+        }
+        let billed: Money = activity_of_key
+            .get(&hash)
+            .into_iter()
+            .flatten()
+            .filter(|a| a.day() == Some(day) && a.model == model)
+            .map(|a| a.usage)
+            .sum();
+        let cost_of = |e: &UsageEvent| {
+            exact
+                .get(e.usage.request_id.as_str())
+                .copied()
+                .unwrap_or(e.usage.cost)
+        };
+        let known: Money = evs
+            .iter()
+            .filter(|e| !in_flight_without_generation(e))
+            .map(|e| cost_of(e))
+            .sum();
+        let held: Money = unknown.iter().map(|e| e.usage.cost).sum();
+        let Some(mut left) = billed.checked_sub(known).filter(|m| !m.is_negative()) else {
+            notes.push(format!(
+                "{day} {model}: the ledger's exact charges ({known}) exceed what /activity billed ({billed}); requests left in flight not repaired"
+            ));
+            continue;
+        };
+        if left > held {
+            notes.push(format!(
+                "{day} {model}: /activity billed {left} beyond the ledger's exact charges, more than the {held} held by requests left in flight; not repaired"
+            ));
+            continue;
+        }
+        let mut members: Vec<&str> = unknown.iter().map(|e| e.member_id.as_str()).collect();
+        members.sort_unstable();
+        members.dedup();
+        let evidence = format!(
+            "/activity {day} {model}: billed {billed}; the ledger's exact charges {known}; {} request(s) of {} held {held} in flight",
+            unknown.len(),
+            members.join(", ")
+        );
+        unknown.sort_by(|a, b| {
+            a.time
+                .cmp(&b.time)
+                .then(a.usage.request_id.cmp(&b.usage.request_id))
+        });
+        for e in unknown {
+            let share = left.min(e.usage.cost);
+            left = left.checked_sub(share).unwrap_or(Money::ZERO);
+            if opts.corrections != Corrections::Report {
+                ledger
+                    .request_cost_correction(&e.usage.request_id, share, None)
+                    .await
+                    .map_err(InsightError::ledger("queueing a cost correction"))?;
+            }
+            exact.insert(e.usage.request_id.as_str(), share);
+            repairs.push(InFlightRepair {
+                request_id: e.usage.request_id.clone(),
+                member: e.member_id.clone(),
+                day,
+                provisional: e.usage.cost,
+                exact: share,
+                evidence: evidence.clone(),
+            });
+        }
+    }
+    Ok(repairs)
 }
 
 /// The gateway's periodic job, every `interval` until `shutdown`: applies corrections queued by

@@ -49,6 +49,19 @@ pub enum WriterMsg {
     Flush(oneshot::Sender<()>),
     /// The journal went from empty to non-empty: wake the writer (SQLite).
     Kick,
+    /// PostgreSQL: record a request about to be forwarded (its provisional event at the worst
+    /// case); acknowledged once committed.
+    Hold {
+        event: UsageEvent,
+        ack: oneshot::Sender<Result<(), LedgerError>>,
+    },
+    /// PostgreSQL: the generation id of a request in flight.
+    InFlightGeneration {
+        request_id: String,
+        generation_id: String,
+    },
+    /// PostgreSQL: a request in flight ended without an event (released).
+    InFlightEnded(String),
 }
 
 pub type WriterTx = mpsc::UnboundedSender<WriterMsg>;
@@ -214,7 +227,13 @@ pub fn finish_batch(
                         });
                         let _ = ack.send(r);
                     }
-                    WriterMsg::TouchKeys(_) | WriterMsg::Kick => {}
+                    WriterMsg::Hold { ack, .. } => {
+                        let _ = ack.send(Ok(()));
+                    }
+                    WriterMsg::TouchKeys(_)
+                    | WriterMsg::Kick
+                    | WriterMsg::InFlightGeneration { .. }
+                    | WriterMsg::InFlightEnded(_) => {}
                     WriterMsg::Flush(ack) => {
                         let _ = ack.send(());
                     }
@@ -242,7 +261,16 @@ pub fn finish_batch(
                             source: text.clone().into(),
                         }));
                     }
-                    WriterMsg::TouchKeys(_) | WriterMsg::Kick => {}
+                    WriterMsg::Hold { ack, .. } => {
+                        let _ = ack.send(Err(LedgerError::Storage {
+                            op: "recording a request in flight",
+                            source: text.clone().into(),
+                        }));
+                    }
+                    WriterMsg::TouchKeys(_)
+                    | WriterMsg::Kick
+                    | WriterMsg::InFlightGeneration { .. }
+                    | WriterMsg::InFlightEnded(_) => {}
                     WriterMsg::Flush(ack) => {
                         let _ = ack.send(());
                     }

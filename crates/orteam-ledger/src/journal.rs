@@ -55,6 +55,38 @@ struct Record<'a> {
     usage: std::borrow::Cow<'a, Usage>,
 }
 
+/// The marker lines of requests in flight: a hold recorded before the request is forwarded,
+/// the generation id once upstream's headers reveal it, and a release when nothing was
+/// generated. A hold with neither its settled event nor a release at the next start was in
+/// flight when the process died (`crate::inflight`).
+// Built for one line and dropped; boxing the hold would add an allocation per request.
+#[allow(clippy::large_enum_variant)]
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Marker<'a> {
+    Hold(Record<'a>),
+    Generation {
+        request_id: std::borrow::Cow<'a, str>,
+        generation_id: std::borrow::Cow<'a, str>,
+    },
+    Released(std::borrow::Cow<'a, str>),
+}
+
+/// One decoded journal line (events and holds are nearly all of them).
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Line {
+    /// A settled event.
+    Event(UsageEvent),
+    /// A request about to be forwarded: its provisional event (cost = the hold's worst case).
+    Hold(UsageEvent),
+    Generation {
+        request_id: String,
+        generation_id: String,
+    },
+    Released(String),
+}
+
 /// The open journal of a serving SQLite ledger.
 pub(crate) struct Journal {
     prefix: PathBuf,
@@ -69,6 +101,8 @@ pub(crate) struct Journal {
     failed: AtomicBool,
     /// `write(2)` calls made (one per group).
     writes: AtomicU64,
+    /// Test-only switch: the next writes fail as a full disk's would.
+    fail_writes: AtomicBool,
 }
 
 /// One thread's group write: whether one of its tasks is about to write, and how its other
@@ -121,6 +155,9 @@ struct State {
     buffered: Vec<u8>,
     buffered_through: u64,
     last_seq: u64,
+    /// Holds of requests in flight (their provisional events), by request id: rewritten into
+    /// each new segment, so deleting a committed segment never drops an open hold.
+    open: std::collections::HashMap<String, UsageEvent>,
 }
 
 /// What the writer takes from the journal for one batch.
@@ -211,16 +248,37 @@ pub(crate) fn remove_all_segments(db: &Path) -> Result<usize, LedgerError> {
     Ok(paths.len())
 }
 
-/// Encodes one event as a journal line.
-fn encode(event: &UsageEvent) -> Result<Vec<u8>, LedgerError> {
-    let record = Record {
+fn record(event: &UsageEvent) -> Record<'_> {
+    Record {
         time: event.time,
         member: event.member_id.as_str().into(),
         team: event.team_id.as_str().into(),
         org: event.org_id.as_str().into(),
         usage: std::borrow::Cow::Borrowed(&event.usage),
-    };
-    let json = serde_json::to_vec(&record)
+    }
+}
+
+fn owned(r: Record<'_>) -> UsageEvent {
+    UsageEvent {
+        time: r.time,
+        member_id: r.member.into_owned(),
+        team_id: r.team.into_owned(),
+        org_id: r.org.into_owned(),
+        usage: r.usage.into_owned(),
+    }
+}
+
+/// Encodes one event as a journal line.
+fn encode(event: &UsageEvent) -> Result<Vec<u8>, LedgerError> {
+    encode_json(&record(event))
+}
+
+fn encode_marker(marker: &Marker<'_>) -> Result<Vec<u8>, LedgerError> {
+    encode_json(marker)
+}
+
+fn encode_json(value: &impl Serialize) -> Result<Vec<u8>, LedgerError> {
+    let json = serde_json::to_vec(value)
         .map_err(|e| LedgerError::storage("encoding a journal record", e))?;
     let mut line = Vec::with_capacity(json.len() + 10);
     write!(line, "{:08x} ", crc32fast::hash(&json)).map_err(io_err("encoding a journal record"))?;
@@ -229,26 +287,124 @@ fn encode(event: &UsageEvent) -> Result<Vec<u8>, LedgerError> {
     Ok(line)
 }
 
-/// Decodes one journal line (without its newline); `None` for a torn or corrupt line.
+/// Decodes one event line (without its newline); `None` for a torn or corrupt line or a marker.
+#[cfg(test)]
 fn decode(line: &[u8]) -> Option<UsageEvent> {
+    match decode_line(line)? {
+        Line::Event(e) => Some(e),
+        _ => None,
+    }
+}
+
+/// Decodes one journal line (without its newline); `None` for a torn or corrupt line.
+fn decode_line(line: &[u8]) -> Option<Line> {
     let (crc, json) = (line.get(..8)?, line.get(9..)?);
     let crc = u32::from_str_radix(std::str::from_utf8(crc).ok()?, 16).ok()?;
     if line.get(8) != Some(&b' ') || crc32fast::hash(json) != crc {
         return None;
     }
-    let r: Record<'_> = serde_json::from_slice(json).ok()?;
-    Some(UsageEvent {
-        time: r.time,
-        member_id: r.member.into_owned(),
-        team_id: r.team.into_owned(),
-        org_id: r.org.into_owned(),
-        usage: r.usage.into_owned(),
+    if let Ok(r) = serde_json::from_slice::<Record<'_>>(json) {
+        return Some(Line::Event(owned(r)));
+    }
+    Some(match serde_json::from_slice::<Marker<'_>>(json).ok()? {
+        Marker::Hold(r) => Line::Hold(owned(r)),
+        Marker::Generation {
+            request_id,
+            generation_id,
+        } => Line::Generation {
+            request_id: request_id.into_owned(),
+            generation_id: generation_id.into_owned(),
+        },
+        Marker::Released(id) => Line::Released(id.into_owned()),
     })
 }
 
 /// Reads every event a previous process journaled for the database at `db`, oldest first, and
 /// the segment files they came from. Corrupt lines (a torn append) are skipped and counted.
+#[cfg(test)]
 pub(crate) fn read_leftovers(db: &Path) -> Result<(Vec<UsageEvent>, Vec<PathBuf>), LedgerError> {
+    let (lines, files) = read_leftover_lines(db)?;
+    let events = lines
+        .into_iter()
+        .filter_map(|l| match l {
+            Line::Event(e) => Some(e),
+            _ => None,
+        })
+        .collect();
+    Ok((events, files))
+}
+
+/// What a previous process left in the journal: the settled events to commit, and the
+/// provisional events of the requests that were in flight (a hold without its event or
+/// release), with the generation id when upstream's headers had revealed it.
+pub(crate) struct Leftovers {
+    pub events: Vec<UsageEvent>,
+    pub in_flight: Vec<UsageEvent>,
+    pub files: Vec<PathBuf>,
+}
+
+pub(crate) fn leftovers(db: &Path) -> Result<Leftovers, LedgerError> {
+    let (lines, files) = read_leftover_lines(db)?;
+    let mut events = Vec::new();
+    let mut holds: indexmap_lite::Ordered = Default::default();
+    for line in lines {
+        match line {
+            Line::Event(e) => {
+                holds.remove(&e.usage.request_id);
+                events.push(e);
+            }
+            Line::Hold(h) => holds.insert(h),
+            Line::Generation {
+                request_id,
+                generation_id,
+            } => holds.set_generation(&request_id, generation_id),
+            Line::Released(id) => holds.remove(&id),
+        }
+    }
+    Ok(Leftovers {
+        events,
+        in_flight: holds.into_vec(),
+        files,
+    })
+}
+
+/// Open holds by request id, in the order they were recorded.
+mod indexmap_lite {
+    use std::collections::HashMap;
+
+    use crate::model::UsageEvent;
+
+    #[derive(Default)]
+    pub(crate) struct Ordered {
+        order: Vec<String>,
+        by_id: HashMap<String, UsageEvent>,
+    }
+
+    impl Ordered {
+        pub fn insert(&mut self, e: UsageEvent) {
+            let id = e.usage.request_id.clone();
+            if self.by_id.insert(id.clone(), e).is_none() {
+                self.order.push(id);
+            }
+        }
+        pub fn remove(&mut self, id: &str) {
+            self.by_id.remove(id);
+        }
+        pub fn set_generation(&mut self, id: &str, generation_id: String) {
+            if let Some(e) = self.by_id.get_mut(id) {
+                e.usage.generation_id = Some(generation_id);
+            }
+        }
+        pub fn into_vec(mut self) -> Vec<UsageEvent> {
+            self.order
+                .iter()
+                .filter_map(|id| self.by_id.remove(id))
+                .collect()
+        }
+    }
+}
+
+fn read_leftover_lines(db: &Path) -> Result<(Vec<Line>, Vec<PathBuf>), LedgerError> {
     let mut events = Vec::new();
     let mut files = Vec::new();
     let mut corrupt = 0usize;
@@ -259,8 +415,8 @@ pub(crate) fn read_leftovers(db: &Path) -> Result<(Vec<UsageEvent>, Vec<PathBuf>
             if line.is_empty() {
                 continue;
             }
-            match decode(&line) {
-                Some(e) => events.push(e),
+            match decode_line(&line) {
+                Some(l) => events.push(l),
                 None => corrupt += 1,
             }
         }
@@ -319,12 +475,14 @@ impl Journal {
                 buffered: Vec::new(),
                 buffered_through: 0,
                 last_seq: 0,
+                open: std::collections::HashMap::new(),
             }),
             appended: AtomicU64::new(0),
             committed: AtomicU64::new(0),
             written: AtomicU64::new(0),
             failed: AtomicBool::new(false),
             writes: AtomicU64::new(0),
+            fail_writes: AtomicBool::new(false),
         })
     }
 
@@ -348,10 +506,64 @@ impl Journal {
         st.last_seq += 1;
         let seq = st.last_seq;
         st.buffered_through = seq;
+        st.open.remove(&job.event.usage.request_id);
         let wake = st.pending.is_empty();
         st.pending.push(job);
         self.appended.fetch_add(1, Ordering::Release);
         Ok(Appended { wake, seq })
+    }
+
+    /// Buffers the hold of a request about to be forwarded (its provisional event at the
+    /// worst case); await [`Journal::written`] with the sequence number before forwarding.
+    /// `Err` when the journal is broken: the request must not be forwarded.
+    pub(crate) fn append_hold(&self, hold: UsageEvent) -> Result<u64, LedgerError> {
+        let line = encode_marker(&Marker::Hold(record(&hold)))?;
+        let mut st = self.state.lock();
+        if st.broken {
+            return Err(LedgerError::Storage {
+                op: "recording a request in flight",
+                source: "the event journal could not be written".into(),
+            });
+        }
+        st.buffered.extend_from_slice(&line);
+        st.last_seq += 1;
+        st.buffered_through = st.last_seq;
+        st.open.insert(hold.usage.request_id.clone(), hold);
+        Ok(st.last_seq)
+    }
+
+    /// Buffers the generation id of a request in flight; await [`Journal::written`] with the
+    /// returned sequence number for it to be durable (`None`: no open hold, or broken).
+    pub(crate) fn append_generation(&self, request_id: &str, generation_id: &str) -> Option<u64> {
+        let marker = Marker::Generation {
+            request_id: request_id.into(),
+            generation_id: generation_id.into(),
+        };
+        let line = encode_marker(&marker).ok()?;
+        let mut st = self.state.lock();
+        let hold = st.open.get_mut(request_id)?;
+        hold.usage.generation_id = Some(generation_id.to_owned());
+        if st.broken {
+            return None;
+        }
+        st.buffered.extend_from_slice(&line);
+        st.last_seq += 1;
+        st.buffered_through = st.last_seq;
+        Some(st.last_seq)
+    }
+
+    /// A request in flight ended without an event (nothing was generated), or its event went
+    /// to the database directly: its hold is closed.
+    pub(crate) fn close_hold(&self, request_id: &str, write_release: bool) {
+        let mut st = self.state.lock();
+        if st.open.remove(request_id).is_none() || !write_release || st.broken {
+            return;
+        }
+        if let Ok(line) = encode_marker(&Marker::Released(request_id.into())) {
+            st.buffered.extend_from_slice(&line);
+            st.last_seq += 1;
+            st.buffered_through = st.last_seq;
+        }
     }
 
     /// Returns once line `seq` is written — then its bytes are the kernel's and survive
@@ -392,7 +604,12 @@ impl Journal {
         }
         let lines = std::mem::take(&mut st.buffered);
         self.writes.fetch_add(1, Ordering::Relaxed);
-        match st.file.write_all(&lines) {
+        let result = if self.fail_writes.load(Ordering::Acquire) {
+            Err(std::io::Error::from_raw_os_error(28)) // ENOSPC
+        } else {
+            st.file.write_all(&lines)
+        };
+        match result {
             Ok(()) => {
                 st.bytes += lines.len() as u64;
                 self.written.store(st.buffered_through, Ordering::Release);
@@ -409,6 +626,11 @@ impl Journal {
             lines.clear();
             st.buffered = lines;
         }
+    }
+
+    /// Test-only: make every following write fail with ENOSPC, as on a full filesystem.
+    pub(crate) fn fail_writes_for_tests(&self) {
+        self.fail_writes.store(true, Ordering::Release);
     }
 
     /// The writer committed `n` journaled events.
@@ -430,12 +652,14 @@ impl Journal {
         let jobs = std::mem::take(&mut st.pending);
         let mut retired = Vec::new();
         if (force_rotate && st.bytes > 0) || st.bytes >= SEGMENT_BYTES {
-            match open_segment(&self.prefix, st.segment + 1) {
-                Ok(f) => {
+            match open_segment(&self.prefix, st.segment + 1)
+                .and_then(|f| carry_holds(f, st.open.values()))
+            {
+                Ok((f, bytes)) => {
                     retired.push(segment_path(&self.prefix, st.segment));
                     st.file = f;
                     st.segment += 1;
-                    st.bytes = 0;
+                    st.bytes = bytes;
                 }
                 Err(err) => {
                     tracing::warn!(%err, "could not start a new journal segment; keeping the current one");
@@ -449,10 +673,26 @@ impl Journal {
     pub(crate) fn close(&self) {
         let mut st = self.state.lock();
         self.write_buffered(&mut st);
-        if st.pending.is_empty() && !self.behind() {
+        if st.pending.is_empty() && st.open.is_empty() && !self.behind() {
             remove_segments(&[segment_path(&self.prefix, st.segment)]);
         }
     }
+}
+
+/// Writes the open holds at the start of a new segment, before the old one may be deleted.
+fn carry_holds<'a>(
+    mut file: File,
+    holds: impl Iterator<Item = &'a UsageEvent>,
+) -> Result<(File, u64), LedgerError> {
+    let mut lines = Vec::new();
+    for h in holds {
+        lines.extend(encode_marker(&Marker::Hold(record(h)))?);
+    }
+    if !lines.is_empty() {
+        file.write_all(&lines)
+            .map_err(io_err("carrying holds into a new journal segment"))?;
+    }
+    Ok((file, lines.len() as u64))
 }
 
 fn open_segment(prefix: &Path, n: u64) -> Result<File, LedgerError> {

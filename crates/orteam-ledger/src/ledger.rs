@@ -6,6 +6,7 @@
 mod budgets;
 mod directory;
 mod health;
+mod inflight;
 mod keys;
 mod outbox;
 mod usage;
@@ -160,11 +161,17 @@ struct Inner {
     engine: Arc<BudgetEngine>,
     dir: RwLock<Arc<Directory>>,
     reload_lock: tokio::sync::Mutex<()>,
+    /// Held by a maintenance tick for its whole run, and by `shutdown` before it returns the
+    /// leases: a tick that already took idle leases out of the engine finishes returning them
+    /// first, and none starts afterwards (see `shutdown`).
+    maintenance: tokio::sync::Mutex<()>,
     opts: LedgerOptions,
     secret_key: Option<SecretKey>,
     writer: Option<WriterTx>,
     /// SQLite serving: the write-ahead journal of settled events (`journal.rs`).
     journal: Option<Arc<Journal>>,
+    /// What resolving requests left in flight by dead processes has done (`inflight.rs`).
+    resolved: Mutex<crate::inflight::Resolved>,
     /// How many times the change watcher has looked for directory changes.
     change_polls: Arc<AtomicU64>,
     touched: Mutex<HashMap<String, DateTime<Utc>>>,
@@ -208,6 +215,7 @@ impl Ledger {
         let serving = opts.role == Role::Serving;
         let tracker = TaskTracker::new();
         let cancel = CancellationToken::new();
+        let mut resolved = crate::inflight::Resolved::default();
         let (store, pg, engine, writer, journal, backend_name) =
             if url.starts_with("postgres://") || url.starts_with("postgresql://") {
                 let pg = Arc::new(PgStore::open(url).await?);
@@ -255,7 +263,7 @@ impl Ledger {
                     // go in before the durable spend is loaded.
                     let journal = match (&target, opts.journal) {
                         (SqliteTarget::File(path), true) => {
-                            crate::sqlite::writer::replay_journal(&mut conn, path)?;
+                            resolved = crate::sqlite::writer::replay_journal(&mut conn, path)?;
                             Some(Arc::new(Journal::create(path)?))
                         }
                         _ => None,
@@ -286,7 +294,7 @@ impl Ledger {
                         && let Some(lock) = crate::sqlite::try_serve_lock(path)?
                     {
                         let mut conn = target.connect(sync_full)?;
-                        crate::sqlite::writer::replay_journal(&mut conn, path)?;
+                        resolved = crate::sqlite::writer::replay_journal(&mut conn, path)?;
                         drop(lock);
                     }
                     (None, None)
@@ -310,10 +318,12 @@ impl Ledger {
             engine,
             dir: RwLock::new(Arc::new(dir)),
             reload_lock: tokio::sync::Mutex::new(()),
+            maintenance: tokio::sync::Mutex::new(()),
             opts,
             secret_key,
             writer,
             journal,
+            resolved: Mutex::new(resolved),
             change_polls: Arc::new(AtomicU64::new(0)),
             touched: Mutex::new(HashMap::new()),
             tracker,
@@ -322,6 +332,7 @@ impl Ledger {
             backend_name,
         });
         let ledger = Ledger { inner };
+        ledger.start_in_flight().await?;
         ledger.spawn_background().await?;
         Ok(ledger)
     }
@@ -398,6 +409,10 @@ impl Ledger {
                     }
                     let Some(inner) = w.upgrade() else { break };
                     let ledger = Ledger { inner };
+                    let _tick = ledger.inner.maintenance.lock().await;
+                    if ledger.inner.closed.load(Ordering::Acquire) {
+                        break;
+                    }
                     if let Err(e) = ledger.maintain(&mut last_heartbeat).await {
                         tracing::warn!(error = %e, "ledger maintenance failed");
                     }
@@ -436,6 +451,11 @@ impl Ledger {
             let ttl = td(self.inner.opts.lease_ttl);
             if last_heartbeat.is_none_or(|t| now - t >= ttl / 3) {
                 pg.heartbeat(instance, now + ttl).await?;
+                // After the leases: an instance never looks alive longer than its leases do.
+                pg.register_instance(instance, now + ttl).await?;
+                // A dead instance's holds are charged before its leases return to the budgets
+                // (same `now` for both), so what upstream may have billed is never re-granted.
+                self.resolve_in_flight(now, false).await?;
                 pg.reclaim_expired(instance, now).await?;
                 *last_heartbeat = Some(now);
             }
@@ -504,11 +524,16 @@ impl Ledger {
             // Everything journaled is committed: a clean stop leaves no segment to replay.
             j.close();
         }
+        // Wait for a maintenance tick in progress: it may have taken idle leases out of the
+        // engine and still be returning them; a process ending before that round trip
+        // completed would leave them counted as leased until they expire.
+        let _no_more_ticks = self.inner.maintenance.lock().await;
         if let Some(pg) = &self.inner.pg {
             let now = self.now();
             let all = self.inner.engine.take_idle_leases(now, now, true);
             self.return_leases(pg, all).await?;
             pg.drop_empty_leases(&self.inner.opts.instance_id).await?;
+            pg.unregister_instance(&self.inner.opts.instance_id).await?;
         }
         if let AnyStore::Sqlite(s) = &self.inner.store {
             s.release_serve_lock();

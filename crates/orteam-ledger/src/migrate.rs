@@ -61,6 +61,11 @@ pub const POSTGRES: &[Migration] = &[
         name: "routing_policy",
         sql: include_str!("../migrations/postgres/0004_routing_policy.sql"),
     },
+    Migration {
+        version: 5,
+        name: "inflight",
+        sql: include_str!("../migrations/postgres/0005_inflight.sql"),
+    },
 ];
 
 /// The newest schema version this build knows for a backend's migrations.

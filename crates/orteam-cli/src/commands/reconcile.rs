@@ -125,6 +125,13 @@ fn write_table(out: &mut impl Write, r: &ReconcileReport, all: bool) -> anyhow::
     )?;
     writeln!(
         out,
+        "Changed: {} exact cost(s) {}, {} request(s) left in flight repaired from /activity",
+        s.corrected + s.repaired,
+        if s.applied > 0 { "applied" } else { "queued" },
+        s.repaired
+    )?;
+    writeln!(
+        out,
         "Day totals (/activity): {} checked, {} match, {} differ",
         s.totals_checked, s.totals_matched, s.totals_differed
     )?;
@@ -192,6 +199,27 @@ fn write_table(out: &mut impl Write, r: &ReconcileReport, all: bool) -> anyhow::
             ]);
         }
         writeln!(out, "\n{t}")?;
+    }
+    if !r.repairs.is_empty() {
+        writeln!(
+            out,
+            "\nRepaired {} request(s) a stopped gateway left in flight (provisional at their worst case → what /activity billed):",
+            r.repairs.len()
+        )?;
+        let mut t = Table::new();
+        t.load_preset(presets::UTF8_FULL_CONDENSED);
+        t.set_header(vec!["request", "member", "day", "was", "now", "evidence"]);
+        for x in &r.repairs {
+            t.add_row(vec![
+                Cell::new(&x.request_id),
+                Cell::new(&x.member),
+                Cell::new(x.day.to_string()),
+                right(x.provisional.to_canonical_string()),
+                right(x.exact.to_canonical_string()),
+                Cell::new(&x.evidence),
+            ]);
+        }
+        writeln!(out, "{t}")?;
     }
     for n in &r.notes {
         writeln!(out, "note: {n}")?;

@@ -148,3 +148,62 @@ async fn cut_streams_are_charged_exactly(backend: Backend) {
     let total: Money = all_events(&tg).await.iter().map(|e| e.usage.cost).sum();
     assert_eq!(total, sim_total_usage(&tg).await);
 }
+
+/// SQLite on a full filesystem (a test-only injected ENOSPC on the journal's writes, since a
+/// full disk cannot be made here): requests are refused before they are forwarded — 503 with
+/// `Retry-After`, counted in `orteam_errors_total{code="ledger_unavailable"}` — and nothing
+/// answered before is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_journal_that_cannot_be_written_refuses_requests() {
+    let tg = TestGateway::start(Backend::Sqlite).await;
+    let body = serde_json::json!({
+        "model": "openai/gpt-4o-mini",
+        "messages": [{"role": "user", "content": "hi [[sim:tokens=5]]"}],
+        "max_tokens": 20,
+    });
+    let ok = tg.chat("alice", body.clone()).await;
+    assert_eq!(ok.status(), 200);
+    let answered = ok
+        .headers()
+        .get("x-orteam-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .expect("request id");
+    let _ = ok.text().await;
+    let upstream_before = tg.sim.request_count("POST", "/api/v1/chat/completions");
+
+    assert!(tg.gateway().ledger.fail_journal_writes_for_tests());
+    for _ in 0..3 {
+        let refused = tg.chat("alice", body.clone()).await;
+        assert_eq!(refused.status(), 503);
+        assert!(refused.headers().get("retry-after").is_some());
+        let v: serde_json::Value = refused.json().await.unwrap();
+        assert_eq!(v["error"]["code"], "ledger_unavailable", "{v}");
+    }
+    // Nothing was forwarded, so nothing was billed.
+    assert_eq!(
+        tg.sim.request_count("POST", "/api/v1/chat/completions"),
+        upstream_before
+    );
+    let metrics = tg
+        .http
+        .get(format!("{}/metrics", tg.root_url()))
+        .bearer_auth(orteam_test_support::ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.contains("ledger_unavailable") && l.trim_end().ends_with(" 3")),
+        "{metrics}"
+    );
+    tg.gateway().ledger.flush().await.unwrap();
+    assert!(
+        tg.admin.event(&answered).await.unwrap().is_some(),
+        "the answered request is kept"
+    );
+}

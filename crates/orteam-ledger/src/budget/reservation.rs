@@ -24,6 +24,8 @@ pub struct Reservation {
     pub(crate) amount: Money,
     pub(crate) at: DateTime<Utc>,
     pub(crate) ledger: Option<Ledger>,
+    /// The request id once the hold is recorded as in flight ([`Reservation::record_in_flight`]).
+    pub(crate) in_flight: Option<String>,
 }
 
 /// The result of a settle, returned once the event is durably committed.
@@ -64,6 +66,29 @@ impl Reservation {
         self.at
     }
 
+    /// Records durably, before the request is forwarded, that it is in flight: `usage` describes
+    /// the request (id, model, keys, route); it is charged at this reservation's amount if the
+    /// process dies before the settle. Fails when the record cannot be made durable (a broken
+    /// journal, an unreachable database): the request must then not be forwarded.
+    pub async fn record_in_flight(&mut self, usage: Usage) -> Result<(), LedgerError> {
+        let Some(ledger) = self.ledger.clone() else {
+            return Err(LedgerError::Closed);
+        };
+        let request_id = usage.request_id.clone();
+        ledger.record_in_flight(self, usage).await?;
+        self.in_flight = Some(request_id);
+        Ok(())
+    }
+
+    /// Adds upstream's generation id to the in-flight record, so a crash before the settle is
+    /// corrected exactly from `/generation`. Best effort: returns once it is durable on SQLite;
+    /// queued for the next group commit on PostgreSQL.
+    pub async fn record_generation_id(&self, generation_id: &str) {
+        if let (Some(ledger), Some(id)) = (&self.ledger, &self.in_flight) {
+            ledger.record_in_flight_generation(id, generation_id).await;
+        }
+    }
+
     /// Records `usage` and turns the hold into spend of exactly `usage.cost`, returning once the
     /// event is committed. A cost above the reserved amount is still recorded in full (the
     /// gateway reserves an upper bound, so this only happens if it under-reserved).
@@ -88,6 +113,9 @@ impl Reservation {
     pub fn release(mut self) {
         if let Some(l) = self.ledger.take() {
             l.release_hold(self.id);
+            if let Some(id) = self.in_flight.take() {
+                l.end_in_flight(&id);
+            }
         }
     }
 }
@@ -96,6 +124,9 @@ impl Drop for Reservation {
     fn drop(&mut self) {
         if let Some(l) = self.ledger.take() {
             l.release_hold(self.id);
+            if let Some(id) = self.in_flight.take() {
+                l.end_in_flight(&id);
+            }
         }
     }
 }

@@ -41,6 +41,7 @@ impl Ledger {
                         amount: max_cost,
                         at: now,
                         ledger: Some(self.clone()),
+                        in_flight: None,
                     });
                 }
                 TryReserve::Short(s) => s,
@@ -197,7 +198,11 @@ impl Ledger {
         usage: Usage,
     ) -> Result<Settled, LedgerError> {
         let (writer, job) = self.settle_job(r, usage)?;
-        self.commit_job(writer, job).await
+        let settled = self.commit_job(writer, job).await?;
+        if let Some(id) = &r.in_flight {
+            self.settled_in_flight(id);
+        }
+        Ok(settled)
     }
 
     /// Journals the settled event and returns (SQLite serving with a journal); otherwise, or
@@ -225,11 +230,13 @@ impl Ledger {
                 Err(back) => job = *back,
             }
         }
-        self.commit_job(writer, job)
-            .await
-            .map(|s| Durability::Committed {
-                duplicate: s.duplicate,
-            })
+        let settled = self.commit_job(writer, job).await?;
+        if let Some(id) = &r.in_flight {
+            self.settled_in_flight(id);
+        }
+        Ok(Durability::Committed {
+            duplicate: settled.duplicate,
+        })
     }
 
     /// Every budget window that applies to `member`, with what remains.
@@ -347,6 +354,10 @@ impl Ledger {
         let holds = self.inner.engine.expire_holds(now);
         let leases = match &self.inner.pg {
             Some(pg) => {
+                // Dead instances' requests in flight are charged before their leases return.
+                if self.writer().is_ok() {
+                    self.resolve_in_flight(now, false).await?;
+                }
                 pg.reclaim_expired(&self.inner.opts.instance_id, now)
                     .await?
             }

@@ -10,6 +10,7 @@
 mod budgets;
 mod directory;
 mod events;
+mod inflight;
 pub(crate) mod lease;
 mod migrate;
 mod outbox;

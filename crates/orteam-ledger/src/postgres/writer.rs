@@ -51,7 +51,16 @@ struct Prepared {
     insert: Statement,
     spend: Statement,
     debit: Statement,
+    hold: Statement,
+    generation: Statement,
+    ended: Statement,
 }
+
+const HOLD_INSERT_SQL: &str = "INSERT INTO inflight_requests (request_id, instance_id, record) \
+     SELECT r, $1, rec FROM UNNEST($2::text[], $3::text[]) AS t(r, rec) ON CONFLICT (request_id) DO NOTHING";
+const HOLD_GENERATION_SQL: &str = "UPDATE inflight_requests i SET generation_id = g.gid \
+     FROM UNNEST($1::text[], $2::text[]) AS g(rid, gid) WHERE i.request_id = g.rid";
+const HOLD_END_SQL: &str = "DELETE FROM inflight_requests WHERE request_id = ANY($1::text[])";
 
 async fn prepare(client: &Client) -> Result<Prepared, tokio_postgres::Error> {
     let insert = client
@@ -67,12 +76,18 @@ async fn prepare(client: &Client) -> Result<Prepared, tokio_postgres::Error> {
     let debit = client.prepare(LEASE_DEBIT_SQL).await?;
     let begin = client.prepare("BEGIN").await?;
     let commit = client.prepare("COMMIT").await?;
+    let hold = client.prepare(HOLD_INSERT_SQL).await?;
+    let generation = client.prepare(HOLD_GENERATION_SQL).await?;
+    let ended = client.prepare(HOLD_END_SQL).await?;
     Ok(Prepared {
         begin,
         commit,
         insert,
         spend,
         debit,
+        hold,
+        generation,
+        ended,
     })
 }
 
@@ -286,7 +301,32 @@ async fn write_batch(
     let (s1, s2, s3, s4, s5) = spend_arrays(&spend_rows);
     let (take_ids, take_amts) = sorted_takes(takes);
 
-    // One round trip: BEGIN + insert + spend + lease debit, pipelined.
+    // Requests in flight: new holds, generation ids, and the end of those settled or
+    // released (a settled event ends its hold in the same transaction).
+    let mut hold_ids: Vec<&str> = Vec::new();
+    let mut hold_records: Vec<String> = Vec::new();
+    let mut gen_ids: Vec<&str> = Vec::new();
+    let mut gen_values: Vec<&str> = Vec::new();
+    let mut ended: Vec<&str> = request_id.clone();
+    for m in batch {
+        match m {
+            WriterMsg::Hold { event, .. } => {
+                hold_ids.push(event.usage.request_id.as_str());
+                hold_records.push(serde_json::to_string(event).unwrap_or_default());
+            }
+            WriterMsg::InFlightGeneration {
+                request_id,
+                generation_id,
+            } => {
+                gen_ids.push(request_id);
+                gen_values.push(generation_id);
+            }
+            WriterMsg::InFlightEnded(id) => ended.push(id),
+            _ => {}
+        }
+    }
+
+    // One round trip: BEGIN + insert + spend + lease debit + in-flight rows, pipelined.
     let begin = client.execute(&p.begin, &[]);
     let insert = async {
         if uniq.is_empty() {
@@ -336,7 +376,30 @@ async fn write_batch(
             .query(&p.debit, &[&instance, &take_ids, &take_amts])
             .await
     };
-    let (_, inserted_rows, _, debited) = futures::try_join!(begin, insert, spend, debit)?;
+    let holds = async {
+        if hold_ids.is_empty() {
+            return Ok(0);
+        }
+        client
+            .execute(&p.hold, &[&instance, &hold_ids, &hold_records])
+            .await
+    };
+    let generations = async {
+        if gen_ids.is_empty() {
+            return Ok(0);
+        }
+        client
+            .execute(&p.generation, &[&gen_ids, &gen_values])
+            .await
+    };
+    let ends = async {
+        if ended.is_empty() {
+            return Ok(0);
+        }
+        client.execute(&p.ended, &[&ended]).await
+    };
+    let (_, inserted_rows, _, debited, _, _, _) =
+        futures::try_join!(begin, insert, spend, debit, holds, generations, ends)?;
     let inserted_set: HashSet<&str> = inserted_rows.iter().map(|r| r.get::<_, &str>(0)).collect();
     let mut inserted = inserted_set.clone();
     let ok: HashSet<i64> = debited.iter().map(|r| r.get(0)).collect();
@@ -409,7 +472,12 @@ async fn write_batch(
                         .await?;
                 }
             }
-            WriterMsg::Event(_) | WriterMsg::Flush(_) | WriterMsg::Kick => {}
+            WriterMsg::Event(_)
+            | WriterMsg::Flush(_)
+            | WriterMsg::Kick
+            | WriterMsg::Hold { .. }
+            | WriterMsg::InFlightGeneration { .. }
+            | WriterMsg::InFlightEnded(_) => {}
         }
     }
     for (k, m) in corrections.0 {

@@ -142,11 +142,38 @@ pub(crate) fn spawn(
 
 /// Replays what a previous process journaled but may not have committed, then removes its
 /// segments. Runs before the engine loads the durable spend, so replayed spend counts.
+///
+/// Then the requests the previous process had in flight (a hold journaled before forwarding,
+/// no settled event or release after it) are charged provisionally at their worst case, with
+/// the generation id when it was known, so their money counts against the budgets before
+/// anything is granted again; reconciliation corrects them to what upstream billed.
 pub(crate) fn replay_journal(
     conn: &mut Connection,
     db: &std::path::Path,
+) -> Result<crate::inflight::Resolved, LedgerError> {
+    let left = crate::journal::leftovers(db)?;
+    let committed = commit_replayed(conn, left.events)?;
+    let in_flight = commit_replayed(conn, left.in_flight)?;
+    remove_segments(&left.files);
+    if committed > 0 {
+        tracing::info!(
+            inserted = committed,
+            "committed usage events a stopped gateway had journaled"
+        );
+    }
+    let resolved = crate::inflight::Resolved {
+        events: committed,
+        in_flight,
+    };
+    resolved.log();
+    Ok(resolved)
+}
+
+/// Inserts replayed events (idempotent); returns how many were new.
+fn commit_replayed(
+    conn: &mut Connection,
+    events: Vec<crate::model::UsageEvent>,
 ) -> Result<usize, LedgerError> {
-    let (events, files) = crate::journal::read_leftovers(db)?;
     let mut inserted = 0;
     let mut jobs = events
         .into_iter()
@@ -160,13 +187,6 @@ pub(crate) fn replay_journal(
             .collect();
         let out = write_batch(conn, &batch)?;
         inserted += out.inserted.iter().filter(|n| **n).count();
-    }
-    remove_segments(&files);
-    if inserted > 0 {
-        tracing::info!(
-            inserted,
-            "committed usage events a stopped gateway had journaled"
-        );
     }
     Ok(inserted)
 }
@@ -251,7 +271,12 @@ fn write_batch(conn: &mut Connection, batch: &[WriterMsg]) -> Result<BatchOutcom
                         .map_err(err)?;
                     }
                 }
-                WriterMsg::Flush(_) | WriterMsg::Kick => {}
+                // Holds are journaled on SQLite, never sent to its writer.
+                WriterMsg::Flush(_)
+                | WriterMsg::Kick
+                | WriterMsg::Hold { .. }
+                | WriterMsg::InFlightGeneration { .. }
+                | WriterMsg::InFlightEnded(_) => {}
             }
         }
         let mut get = tx

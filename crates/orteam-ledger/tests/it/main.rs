@@ -11,6 +11,7 @@ mod support;
 mod auth;
 mod budget;
 mod events;
+mod inflight;
 mod multiproc;
 mod upgrade;
 mod windows;

@@ -48,6 +48,14 @@ async fn two_processes_on_one_postgres_never_overspend() {
         .set_budget(BudgetScope::Member, "alice", Window::Daily, m("20"))
         .await
         .unwrap();
+    // Bob may take at most 10 of the team's 30, so alice's 20 are hers whichever probe starts
+    // first. (With bob unbounded, a bob probe that opened its ledger first could spend the
+    // whole team budget before the alice probes had started — under CPU load process start-up
+    // takes long enough — and the alice probes were then denied at once.)
+    admin
+        .set_budget(BudgetScope::Member, "bob", Window::Daily, m("10"))
+        .await
+        .unwrap();
     admin
         .set_budget(BudgetScope::Team, "core", Window::Daily, m("30"))
         .await
@@ -80,8 +88,8 @@ async fn two_processes_on_one_postgres_never_overspend() {
     let team: Money = alice.plus(a3.iter().map(|(_, c)| *c).sum()).unwrap();
     assert!(alice <= m("20"), "member overspend: {alice}");
     assert!(team <= m("30"), "team overspend: {team}");
-    // Which process wins more of the budget depends on scheduling; that they spent it is what
-    // matters.
+    // Which alice process wins more of her budget depends on scheduling; that they spent it is
+    // what matters.
     assert!(
         !a1.is_empty() || !a2.is_empty(),
         "the probes spent alice's budget"

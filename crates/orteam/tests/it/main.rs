@@ -5,8 +5,10 @@
 // Test plumbing outside #[test] functions: failing loudly is the point.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod crash;
 mod dashboards;
 mod defence;
+mod db_faults;
 mod demo;
 mod gateway;
 mod insight;
