@@ -21,6 +21,17 @@ pub enum PeriodArg {
     Last30d,
 }
 
+/// Which requests `orteam report` counts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum OutcomeArg {
+    /// Requests the gateway served (spend, tokens), with a summary of refusals under the table.
+    #[default]
+    Served,
+    /// Requests the gateway refused: who, why (budget, tier, rate limit, key, bad input), how
+    /// often, and the last time.
+    Refused,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ByArg {
     Member,
@@ -90,6 +101,10 @@ pub struct SpendReportArgs {
     /// does not say which API their requests used).
     #[arg(long, value_name = "NAME", value_parser = route_parser())]
     pub route: Option<ApiRoute>,
+    /// Served requests (spend) or refused ones (who was blocked, how often, by what).
+    #[arg(long, value_enum, default_value_t = OutcomeArg::Served)]
+    pub outcome: OutcomeArg,
+    /// Output format: a table for people, JSON or CSV (exact amounts) for programs.
     #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
     pub format: ReportFormat,
     /// Leave out direct-mode keys (no OpenRouter /activity calls).

@@ -23,7 +23,7 @@ use crate::ratelimit::RateLimits;
 use crate::server::{LocalFuture, Worker};
 use crate::upstream::{Upstream, UpstreamSettings};
 use crate::wire::Wire;
-use crate::{auth, pipeline};
+use crate::{auth, pipeline, refused};
 
 pub const HEADER_MODEL: HeaderName = HeaderName::from_static("x-orteam-model");
 pub const HEADER_MAX_TOKENS: HeaderName = HeaderName::from_static("x-orteam-max-tokens");
@@ -149,9 +149,11 @@ impl GatewayWorker {
     /// Runs a route's pipeline and counts the outcome.
     async fn serve(&self, wire: Wire, req: Request<Incoming>) -> Response<Body> {
         let started = Instant::now();
-        let (resp, stream) = match pipeline::run(self, wire, req, started).await {
+        let mut seen = refused::Seen::default();
+        let (resp, stream) = match pipeline::run(self, wire, req, started, &mut seen).await {
             Ok(pair) => pair,
             Err(err) => {
+                refused::record(&self.gw, wire, seen, &err);
                 self.gw
                     .metrics
                     .errors

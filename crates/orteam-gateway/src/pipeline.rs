@@ -19,24 +19,29 @@ use crate::gateway::{
 };
 use crate::policy::{self, ModelDecision};
 use crate::pricing::ModelPrice;
+use crate::refused::Seen;
 use crate::settle::Settlement;
 use crate::sse::SseScanner;
 use crate::wire::{Wire, routing};
 use crate::{auth, body, forward, reserve, respond};
 
-/// Runs one request of `wire`; returns the response and whether it is a stream.
+/// Runs one request of `wire`; returns the response and whether it is a stream. `seen` learns
+/// the member and the model as soon as they are known, for the refusal record.
 pub async fn run(
     worker: &GatewayWorker,
     wire: Wire,
     req: Request<Incoming>,
     started: Instant,
+    seen: &mut Seen,
 ) -> Result<(Response<Body>, bool), GatewayError> {
     let gw = &worker.gw;
     let auth = auth::authenticate(&gw.ledger, req.headers())?;
+    seen.member_id = Some(auth.member_id.clone());
     let path = worker.upstream_path(wire, req.uri().query())?;
     let forwarded = forwarded_headers(wire, req.headers());
     let bytes = body::read(req, gw.config.max_body_bytes, gw.config.body_read_timeout).await?;
     let request = wire.parse(&bytes)?;
+    seen.model = Some(request.model.clone());
     if let Some((field, reason)) = &request.routing.refused {
         return Err(GatewayError::FieldNotAllowed {
             field,

@@ -45,6 +45,8 @@ pub enum WriterMsg {
     },
     /// `last_used_at` of virtual keys, batched (not worth a transaction of its own).
     TouchKeys(Vec<(String, DateTime<Utc>)>),
+    /// Refusal counts gathered since the last flush, added to their rows (`refusals.rs`).
+    Refusals(Vec<crate::refusals::RefusalCount>),
     /// Acknowledged once everything queued before it is committed.
     Flush(oneshot::Sender<()>),
     /// The journal went from empty to non-empty: wake the writer (SQLite).
@@ -214,7 +216,7 @@ pub fn finish_batch(
                         });
                         let _ = ack.send(r);
                     }
-                    WriterMsg::TouchKeys(_) | WriterMsg::Kick => {}
+                    WriterMsg::TouchKeys(_) | WriterMsg::Refusals(_) | WriterMsg::Kick => {}
                     WriterMsg::Flush(ack) => {
                         let _ = ack.send(());
                     }
@@ -242,7 +244,7 @@ pub fn finish_batch(
                             source: text.clone().into(),
                         }));
                     }
-                    WriterMsg::TouchKeys(_) | WriterMsg::Kick => {}
+                    WriterMsg::TouchKeys(_) | WriterMsg::Refusals(_) | WriterMsg::Kick => {}
                     WriterMsg::Flush(ack) => {
                         let _ = ack.send(());
                     }

@@ -7,6 +7,7 @@ mod budgets;
 mod directory;
 mod keys;
 mod outbox;
+mod refusals;
 mod usage;
 
 use std::collections::HashMap;
@@ -167,6 +168,8 @@ struct Inner {
     /// How many times the change watcher has looked for directory changes.
     change_polls: Arc<AtomicU64>,
     touched: Mutex<HashMap<String, DateTime<Utc>>>,
+    /// Refusal counts not yet handed to the writer (`refusals.rs`).
+    refused: Mutex<crate::refusals::PendingRefusals>,
     tracker: TaskTracker,
     cancel: CancellationToken,
     closed: AtomicBool,
@@ -315,6 +318,7 @@ impl Ledger {
             journal,
             change_polls: Arc::new(AtomicU64::new(0)),
             touched: Mutex::new(HashMap::new()),
+            refused: Mutex::new(Default::default()),
             tracker,
             cancel,
             closed: AtomicBool::new(false),
@@ -406,7 +410,7 @@ impl Ledger {
         Ok(())
     }
 
-    /// Periodic upkeep: expire leaked holds, flush key last-use times, and on PostgreSQL renew,
+    /// Periodic upkeep: expire leaked holds, flush key last-use times and refusal counts, and on PostgreSQL renew,
     /// return and reclaim leases.
     async fn maintain(
         &self,
@@ -421,6 +425,7 @@ impl Ledger {
         {
             let _ = w.send(WriterMsg::TouchKeys(touched));
         }
+        self.hand_refusals_to_writer();
         if let AnyStore::Sqlite(s) = &self.inner.store {
             s.checkpoint().await?;
         }
@@ -496,6 +501,7 @@ impl Ledger {
         {
             let _ = w.send(WriterMsg::TouchKeys(touched));
         }
+        self.hand_refusals_to_writer();
         let flushed = self.flush().await;
         if flushed.is_ok()
             && let Some(j) = &self.inner.journal

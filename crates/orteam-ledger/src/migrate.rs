@@ -31,6 +31,11 @@ pub const SQLITE: &[Migration] = &[
         name: "event_route",
         sql: include_str!("../migrations/sqlite/0004_event_route.sql"),
     },
+    Migration {
+        version: 7,
+        name: "refusals",
+        sql: include_str!("../migrations/sqlite/0007_refusals.sql"),
+    },
 ];
 
 pub const POSTGRES: &[Migration] = &[
@@ -48,6 +53,11 @@ pub const POSTGRES: &[Migration] = &[
         version: 3,
         name: "event_route",
         sql: include_str!("../migrations/postgres/0003_event_route.sql"),
+    },
+    Migration {
+        version: 6,
+        name: "refusals",
+        sql: include_str!("../migrations/postgres/0006_refusals.sql"),
     },
 ];
 

@@ -13,6 +13,7 @@ mod events;
 pub(crate) mod lease;
 mod migrate;
 mod outbox;
+pub(crate) mod refusals;
 pub(crate) mod writer;
 
 use chrono::{DateTime, Utc};

@@ -15,6 +15,7 @@ mod directory;
 mod events;
 mod migrate;
 mod outbox;
+pub(crate) mod refusals;
 pub(crate) mod writer;
 
 use std::sync::Arc;

@@ -251,6 +251,9 @@ fn write_batch(conn: &mut Connection, batch: &[WriterMsg]) -> Result<BatchOutcom
                         .map_err(err)?;
                     }
                 }
+                WriterMsg::Refusals(counts) => {
+                    super::refusals::add_refusals(&tx, counts).map_err(err)?;
+                }
                 WriterMsg::Flush(_) | WriterMsg::Kick => {}
             }
         }
