@@ -161,9 +161,9 @@ impl Money {
     }
 
     /// The one way orteam shows an amount to people (CLI, `top`, the dashboard, MCP, the demo):
-    /// `$` and cents from one dollar up (`$12.35`); below a dollar at least four places and up to
-    /// three significant digits (`$0.0342`, `$0.000396`, `$0.0000000375`, `$0.0001`), so a
-    /// non-zero amount never shows as zero. Rounded half away from zero; the places depend on the amount
+    /// `$` and cents (`$12.35`, `$0.02`); below a dollar, as many more places as it takes to show
+    /// up to three significant digits of the exact amount (`$0.0342`, `$0.000396`,
+    /// `$0.0000000375`, `$0.0001`), so a non-zero amount never shows as zero. Rounded half away from zero; the places depend on the amount
     /// only, so two views of the same figure always agree. Machine output (JSON, CSV) carries the
     /// exact [`Money::to_canonical_string`] instead.
     pub fn usd(self) -> String {
@@ -184,7 +184,7 @@ impl Money {
             x *= Decimal::TEN;
             first += 1;
         }
-        (first + 2).min(self.0.normalize().scale()).max(4)
+        (first + 2).min(self.0.normalize().scale()).max(2)
     }
 
     /// `"$12.35"` style with fixed places; prefer [`Money::usd`] for anything people read.
@@ -345,7 +345,9 @@ mod tests {
         assert_eq!(u("0"), "$0.00");
         assert_eq!(u("12.345"), "$12.35");
         assert_eq!(u("1"), "$1.00");
-        assert_eq!(u("0.5"), "$0.5000");
+        assert_eq!(u("0.5"), "$0.50");
+        assert_eq!(u("0.02"), "$0.02");
+        assert_eq!(u("0.123456"), "$0.123");
         assert_eq!(u("0.0342"), "$0.0342");
         assert_eq!(u("0.03425"), "$0.0343");
         assert_eq!(u("0.000396"), "$0.000396");
@@ -353,7 +355,7 @@ mod tests {
         assert_eq!(u("0.0000000375"), "$0.0000000375");
         assert_eq!(u("0.0001"), "$0.0001");
         assert_eq!(u("0.000100"), "$0.0001");
-        assert_eq!(u("-0.25"), "-$0.2500");
+        assert_eq!(u("-0.25"), "-$0.25");
         assert_eq!(u("-3"), "-$3.00");
         for s in ["0.0000000001", "0.00000000000000000001", "0.004999"] {
             assert_ne!(u(s).trim_start_matches("$0.").trim_matches('0'), "", "{s}");

@@ -75,6 +75,9 @@ pub struct LedgerOptions {
     /// [`Reservation::settle_journaled`] returns after one `write(2)` instead of a database
     /// commit (default on; see `journal.rs`).
     pub journal: bool,
+    /// A SQLite file that does not exist is an error ([`LedgerError::NoLedger`]) instead of a
+    /// new, empty ledger: for commands that only read or change an existing one.
+    pub must_exist: bool,
 }
 
 impl std::fmt::Debug for LedgerOptions {
@@ -107,6 +110,7 @@ impl Default for LedgerOptions {
             sqlite_synchronous_full: false,
             postgres_synchronous_commit: true,
             journal: true,
+            must_exist: false,
         }
     }
 }
@@ -131,6 +135,11 @@ impl LedgerOptions {
     }
     pub fn with_reservation_ttl(mut self, ttl: Duration) -> Self {
         self.reservation_ttl = ttl;
+        self
+    }
+    /// See [`LedgerOptions::must_exist`].
+    pub fn existing(mut self) -> Self {
+        self.must_exist = true;
         self
     }
     pub fn with_instance_id(mut self, id: impl Into<String>) -> Self {
@@ -244,6 +253,9 @@ impl Ledger {
             } else {
                 let target = SqliteTarget::parse(url)
                     .ok_or_else(|| LedgerError::UnsupportedUrl(url.to_owned()))?;
+                if let SqliteTarget::File(path) = &target {
+                    check_sqlite_path(path, opts.must_exist)?;
+                }
                 let sync_full = opts.sqlite_synchronous_full;
                 let t2 = target.clone();
                 let store =
@@ -521,6 +533,27 @@ impl Ledger {
         self.inner.cancel.cancel();
         self.inner.tracker.close();
         flushed
+    }
+}
+
+/// A missing file is an error when it must exist; a missing directory always is (SQLite would
+/// only say "unable to open database file").
+fn check_sqlite_path(path: &std::path::Path, must_exist: bool) -> Result<(), LedgerError> {
+    if path.exists() {
+        return Ok(());
+    }
+    let shown = path.display().to_string();
+    if must_exist {
+        return Err(LedgerError::NoLedger { path: shown });
+    }
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() && !dir.is_dir() => {
+            Err(LedgerError::MissingDirectory {
+                path: shown,
+                dir: dir.display().to_string(),
+            })
+        }
+        _ => Ok(()),
     }
 }
 

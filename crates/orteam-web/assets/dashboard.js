@@ -30,14 +30,15 @@ function usd(s, places) {
   return (neg ? "-$" : "$") + body;
 }
 
-/** Money::usd's rule (orteam-core): 2 places from $1 and for zero; below $1 at least 4 places
- * and up to three significant digits, never more places than the exact amount has. */
+/** Money::usd's rule (orteam-core): cents; below $1
+ * as many more places as it takes for up to three significant digits, never more than the exact
+ * amount has. */
 function adaptivePlaces(t) {
   const [whole, frac = ""] = t.split(".");
   const digits = frac.replace(/0+$/, "");
   if (BigInt(whole || "0") >= 1n || digits === "") return 2;
   const first = digits.search(/[1-9]/) + 1;
-  return Math.max(4, Math.min(first + 2, digits.length));
+  return Math.max(2, Math.min(first + 2, digits.length));
 }
 
 function time(iso) {

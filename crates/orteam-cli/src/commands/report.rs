@@ -195,7 +195,7 @@ fn num(n: u64) -> Cell {
 }
 
 fn money(m: Money) -> Cell {
-    Cell::new(m.to_usd(6)).set_alignment(CellAlignment::Right)
+    Cell::new(m.usd()).set_alignment(CellAlignment::Right)
 }
 
 fn write_table(out: &mut impl Write, r: &Report) -> anyhow::Result<()> {
@@ -345,10 +345,10 @@ pub(crate) fn write_weekly(out: &mut impl Write, r: &WeeklyReport) -> anyhow::Re
         "Week {} to {}: {} in {} requests ({} vs the week before: {})",
         r.week_start,
         last,
-        r.spend.to_usd(2),
+        r.spend.usd(),
         r.requests,
         change(&r.change),
-        r.previous.to_usd(2),
+        r.previous.usd(),
     )?;
     let mut t = Table::new();
     t.load_preset(presets::UTF8_FULL_CONDENSED);
@@ -371,8 +371,8 @@ pub(crate) fn write_weekly(out: &mut impl Write, r: &WeeklyReport) -> anyhow::Re
                 format!(
                     "{} {} / {} ({}%)",
                     b.window,
-                    b.spent.to_usd(2),
-                    b.limit.to_usd(2),
+                    b.spent.usd(),
+                    b.limit.usd(),
                     b.percent
                 )
             })
@@ -399,8 +399,8 @@ pub(crate) fn write_weekly(out: &mut impl Write, r: &WeeklyReport) -> anyhow::Re
                 b.scope,
                 b.scope_id,
                 b.window,
-                b.spent.to_usd(2),
-                b.limit.to_usd(2),
+                b.spent.usd(),
+                b.limit.usd(),
                 b.percent
             )?;
         }
@@ -411,7 +411,7 @@ pub(crate) fn write_weekly(out: &mut impl Write, r: &WeeklyReport) -> anyhow::Re
             out,
             "  - {:<45} {:>12} {:>6} req  ({})",
             m.model,
-            m.spend.to_usd(4),
+            m.spend.usd(),
             m.requests,
             change(&m.change)
         )?;
@@ -423,7 +423,7 @@ pub(crate) fn write_weekly(out: &mut impl Write, r: &WeeklyReport) -> anyhow::Re
                 out,
                 "  - {:<45} {:>12} {:>6} req  ({})",
                 rt.route,
-                rt.spend.to_usd(4),
+                rt.spend.usd(),
                 rt.requests,
                 change(&rt.change)
             )?;

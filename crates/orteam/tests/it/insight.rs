@@ -176,7 +176,7 @@ async fn report_and_reconcile_cli(backend: Backend) {
     )
     .await;
     assert_eq!(out.code, 0, "{}", out.stderr);
-    assert!(out.stdout.contains(&total.to_usd(6)), "{}", out.stdout);
+    assert!(out.stdout.contains(&total.usd()), "{}", out.stdout);
     assert!(out.stdout.contains("openrouter"));
 
     // The weekly summary.
