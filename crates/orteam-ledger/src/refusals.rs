@@ -113,7 +113,7 @@ pub fn summarize(rows: &[RefusalCount]) -> Vec<RefusalSummary> {
             last,
         })
         .collect();
-    out.sort_by(|a, b| b.count.cmp(&a.count));
+    out.sort_by_key(|s| std::cmp::Reverse(s.count));
     out
 }
 

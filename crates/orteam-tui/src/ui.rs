@@ -269,7 +269,7 @@ fn render_overview(f: &mut Frame, area: Rect, s: &Snapshot) {
     }
     for r in &s.refusals {
         lines.push(Line::from(vec![
-            Span::styled("refused ", Style::new().fg(Color::Yellow)),
+            Span::styled("⊘ ", Style::new().fg(Color::Yellow)),
             Span::raw(r.describe()),
         ]));
     }
