@@ -23,7 +23,11 @@ use args::{Cli, Command};
 /// Parses the command line, runs the command and maps its result to an exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    logging::init(&cli.global);
+    let server = matches!(
+        cli.command,
+        Command::Serve(_) | Command::Sim(_) | Command::Mcp(_)
+    );
+    logging::init(&cli.global, server);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
