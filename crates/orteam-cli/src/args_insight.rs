@@ -119,6 +119,7 @@ pub struct SpendReportArgs {
 
 #[derive(Debug, Args)]
 pub struct WeeklyArgs {
+    /// Output format: a table for people or JSON (exact amounts) for programs.
     #[arg(long, value_enum, default_value_t = InsightFormat::Table)]
     pub format: InsightFormat,
     /// Anomaly rule: no flag below this day spend in dollars.
@@ -137,6 +138,7 @@ pub struct ReconcileArgs {
     /// End: a date (inclusive) or an RFC 3339 time (default: the end of today).
     #[arg(long)]
     pub until: Option<String>,
+    /// Output format: a table for people or JSON (exact amounts) for programs.
     #[arg(long, value_enum, default_value_t = InsightFormat::Table)]
     pub format: InsightFormat,
     /// List every check, not only the differences (table format).
@@ -191,6 +193,7 @@ pub struct AlertsListArgs {
     /// Only alerts not delivered yet.
     #[arg(long)]
     pub pending: bool,
+    /// Output format: a table for people or JSON (exact amounts) for programs.
     #[arg(long, value_enum, default_value_t = InsightFormat::Table)]
     pub format: InsightFormat,
     #[command(flatten)]
