@@ -22,7 +22,6 @@ pub fn describe(member: &str, reason: &str, detail: &str, count: u64) -> String 
     format!("{who} refused {count}× {by}")
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -42,5 +41,4 @@ mod tests {
             "bob refused 2× (model not found)"
         );
     }
-
 }

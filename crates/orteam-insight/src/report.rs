@@ -389,7 +389,6 @@ pub fn refusals_csv(refusals: &[RefusalSummary]) -> String {
     out
 }
 
-
 /// The fixed CSV header: every dimension column is always present (empty when not grouped by).
 pub const CSV_HEADER: &str = "source,member,team,model,day,provider,key,route,requests,cost,prompt_tokens,completion_tokens,reasoning_tokens,anomaly";
 

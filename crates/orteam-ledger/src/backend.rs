@@ -12,8 +12,7 @@ use crate::postgres::PgStore;
 use crate::query::EventFilter;
 use crate::sqlite::SqliteStore;
 use crate::store::{
-    BudgetStore, CorrectionStore, DirectoryStore, EventStore, OutboxStore, RefusalStore,
-    WindowRow,
+    BudgetStore, CorrectionStore, DirectoryStore, EventStore, OutboxStore, RefusalStore, WindowRow,
 };
 
 #[derive(Debug, Clone)]

@@ -36,5 +36,5 @@ pub use keys::SecretKey;
 pub use ledger::{Ledger, LedgerOptions, Reclaimed, Role};
 pub use model::*;
 pub use orteam_core::{Money, Window};
-pub use refusals::{Refusal, RefusalCount, RefusalFilter, RefusalKey, RefusalSummary};
 pub use query::{DailyPoint, EventFilter, GroupBy, UsageGroup, UsageQuery};
+pub use refusals::{Refusal, RefusalCount, RefusalFilter, RefusalKey, RefusalSummary};

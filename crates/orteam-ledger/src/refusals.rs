@@ -127,9 +127,7 @@ pub(crate) struct PendingRefusals {
 
 impl PendingRefusals {
     pub(crate) fn add(&mut self, r: Refusal, at: DateTime<Utc>) {
-        let minute = at
-            .duration_trunc(TimeDelta::minutes(1))
-            .unwrap_or(at);
+        let minute = at.duration_trunc(TimeDelta::minutes(1)).unwrap_or(at);
         let mut key = RefusalKey {
             minute,
             member_id: r.member_id.unwrap_or_default(),

@@ -559,7 +559,9 @@ async fn print_summary(out: &mut impl Write, ledger: &Ledger, t: &Tally) -> anyh
         members.insert(g.member.clone().unwrap_or_default(), (g.requests, g.cost));
     }
     for r in refusals.iter().filter(|r| !r.member_id.is_empty()) {
-        members.entry(r.member_id.clone()).or_insert((0, Money::ZERO));
+        members
+            .entry(r.member_id.clone())
+            .or_insert((0, Money::ZERO));
     }
     let mut table = Table::new();
     table.load_preset(UTF8_FULL_CONDENSED);

@@ -17,8 +17,8 @@ use orteam_ledger::{GroupBy, RefusalSummary};
 use secrecy::SecretString;
 
 use crate::args_insight::{
-    ByArg, InsightFormat, OutcomeArg, PeriodArg, ReportArgs, ReportCommand, ReportFormat, SpendReportArgs,
-    WeeklyArgs,
+    ByArg, InsightFormat, OutcomeArg, PeriodArg, ReportArgs, ReportCommand, ReportFormat,
+    SpendReportArgs, WeeklyArgs,
 };
 use crate::args_team::ConnectArgs;
 use crate::context::Context;
@@ -178,9 +178,9 @@ async fn spend(cx: &Context, args: SpendReportArgs) -> anyhow::Result<ExitCode> 
             )?;
             writeln!(out)?;
         }
-        (OutcomeArg::Refused, ReportFormat::Csv) => out.write_all(
-            orteam_insight::report::refusals_csv(&report.refusals).as_bytes(),
-        )?,
+        (OutcomeArg::Refused, ReportFormat::Csv) => {
+            out.write_all(orteam_insight::report::refusals_csv(&report.refusals).as_bytes())?
+        }
         (OutcomeArg::Refused, ReportFormat::Table) => write_refusals(&mut out, &report)?,
     }
     out.flush()?;
@@ -287,7 +287,13 @@ fn write_refusals(out: &mut impl Write, r: &Report) -> anyhow::Result<()> {
     }
     let mut t = Table::new();
     t.load_preset(presets::UTF8_FULL_CONDENSED);
-    t.set_header(vec!["member", "reason", "refused by", "requests", "last (UTC)"]);
+    t.set_header(vec![
+        "member",
+        "reason",
+        "refused by",
+        "requests",
+        "last (UTC)",
+    ]);
     for row in &r.refusals {
         t.add_row(vec![
             Cell::new(if row.member_id.is_empty() {
@@ -436,7 +442,11 @@ pub(crate) fn write_weekly(out: &mut impl Write, r: &WeeklyReport) -> anyhow::Re
     for a in &r.anomalies {
         writeln!(out, "  - {}", a.describe())?;
     }
-    write_refusal_lines(out, &r.refusals, "orteam report --outcome refused --period last-7d")?;
+    write_refusal_lines(
+        out,
+        &r.refusals,
+        "orteam report --outcome refused --period last-7d",
+    )?;
     writeln!(out, "\nKeys expiring or due for rotation:")?;
     if r.keys.is_empty() {
         writeln!(out, "  none")?;

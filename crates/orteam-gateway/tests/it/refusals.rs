@@ -11,7 +11,10 @@ use orteam_test_support::{Backend, TestGateway, backend_tests};
 
 use crate::support::*;
 
-backend_tests!(a_burst_of_refusals_is_counted_exactly, a_flood_of_bad_requests_stays_bounded);
+backend_tests!(
+    a_burst_of_refusals_is_counted_exactly,
+    a_flood_of_bad_requests_stays_bounded
+);
 
 /// (member, reason, detail) → count, as the ledger summarises them.
 async fn recorded(tg: &TestGateway) -> BTreeMap<(String, String, String), u64> {
@@ -88,7 +91,10 @@ async fn a_burst_of_refusals_is_counted_exactly(backend: Backend) {
     let want: BTreeMap<_, _> = [
         (key("carol", "budget_exceeded", "member \"carol\" daily"), 7),
         (key("carol", "model_not_allowed", "tier strict"), 4),
-        (key("bob", "rate_limit_exceeded", "requests per minute"), bob_limited),
+        (
+            key("bob", "rate_limit_exceeded", "requests per minute"),
+            bob_limited,
+        ),
         (key("", "invalid_api_key", ""), 3),
     ]
     .into();
@@ -98,8 +104,9 @@ async fn a_burst_of_refusals_is_counted_exactly(backend: Backend) {
     assert!(rows.iter().any(|r| r.key.member_id == "carol"
         && r.key.model == "openai/gpt-4o"
         && r.key.route == orteam_core::ApiRoute::Chat));
-    assert!(rows.iter().any(|r| r.key.reason == "invalid_api_key"
-        && r.key.route == orteam_core::ApiRoute::Messages));
+    assert!(rows.iter().any(
+        |r| r.key.reason == "invalid_api_key" && r.key.route == orteam_core::ApiRoute::Messages
+    ));
     // A member filter reads only that member's rows.
     let bob = tg
         .admin
@@ -141,7 +148,10 @@ async fn a_flood_of_bad_requests_stays_bounded(backend: Backend) {
     assert_eq!(statuses.iter().filter(|s| **s == 400).count(), 5_000);
 
     let got = recorded(&tg).await;
-    assert_eq!(got[&("".into(), "invalid_api_key".into(), "".into())], 5_000);
+    assert_eq!(
+        got[&("".into(), "invalid_api_key".into(), "".into())],
+        5_000
+    );
     assert_eq!(
         got[&("alice".into(), "model_not_found".into(), "".into())],
         5_000

@@ -58,7 +58,15 @@ async fn the_demo_shows_every_planted_event() {
     // Carol's small daily budget is used up to the last cent, never beyond.
     let carol = stdout.lines().find(|l| l.contains("carol")).unwrap();
     assert!(carol.contains("$0.02 daily"), "{carol}");
-    let spend = orteam_core::Money::parse(carol.split('┆').nth(2).unwrap().trim().trim_start_matches('$')).unwrap();
+    let spend = orteam_core::Money::parse(
+        carol
+            .split('┆')
+            .nth(2)
+            .unwrap()
+            .trim()
+            .trim_start_matches('$'),
+    )
+    .unwrap();
     assert!(
         spend <= orteam_core::Money::parse("0.02").unwrap(),
         "{carol}"
