@@ -620,7 +620,13 @@ async fn an_existing_ledger_upgrades_with_old_events_as_chat(b: Backend) {
     let mut sql = String::from(
         "CREATE TABLE schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL);\n",
     );
-    for mig in migrations.iter().filter(|mig| mig.name != "event_route") {
+    // Every migration before the route one (later ones come after it, as on a real upgrade).
+    let route_version = migrations
+        .iter()
+        .find(|mig| mig.name == "event_route")
+        .map(|mig| mig.version)
+        .unwrap();
+    for mig in migrations.iter().filter(|mig| mig.version < route_version) {
         sql.push_str(mig.sql);
         sql.push_str(&format!(
             ";\nINSERT INTO schema_migrations VALUES ({}, '{}', '2026-01-01T00:00:00Z');\n",
@@ -664,9 +670,11 @@ async fn an_existing_ledger_upgrades_with_old_events_as_chat(b: Backend) {
     let versions = db
         .raw("SELECT name FROM schema_migrations ORDER BY version")
         .await;
-    assert_eq!(
-        versions.last().and_then(|r| r[0].clone()).as_deref(),
-        Some("event_route")
+    assert!(
+        versions
+            .iter()
+            .any(|r| r[0].as_deref() == Some("event_route")),
+        "{versions:?}"
     );
 }
 
