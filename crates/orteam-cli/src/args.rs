@@ -23,10 +23,10 @@ pub struct Cli {
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
     /// More log output on stderr (-v info, -vv debug). ORTEAM_LOG overrides.
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, help_heading = "Logging")]
     pub verbose: u8,
-    /// Log format on stderr.
-    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Pretty)]
+    /// Log format on stderr: pretty (coloured on a terminal only) or JSON lines.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Pretty, help_heading = "Logging")]
     pub log_format: LogFormat,
 }
 
@@ -181,4 +181,37 @@ pub struct TopArgs {
     /// Time between refreshes, e.g. `2s`, `500ms`.
     #[arg(long, default_value = "2s")]
     pub interval: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    /// Every argument of every command, with the command path, that has no help text.
+    fn undocumented(cmd: &clap::Command, path: &str, out: &mut Vec<String>) {
+        for arg in cmd.get_arguments() {
+            let id = arg.get_id().as_str();
+            if matches!(id, "help" | "version") {
+                continue;
+            }
+            if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                out.push(format!("{path} {id}"));
+            }
+        }
+        for sub in cmd.get_subcommands() {
+            if sub.get_about().is_none() && sub.get_long_about().is_none() {
+                out.push(format!("{path} {} (command)", sub.get_name()));
+            }
+            undocumented(sub, &format!("{path} {}", sub.get_name()), out);
+        }
+    }
+
+    #[test]
+    fn every_flag_of_every_command_is_documented() {
+        let mut missing = Vec::new();
+        undocumented(&Cli::command(), "orteam", &mut missing);
+        assert!(missing.is_empty(), "no help text:\n{}", missing.join("\n"));
+    }
 }

@@ -21,6 +21,17 @@ pub enum PeriodArg {
     Last30d,
 }
 
+/// Which requests `orteam report` counts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum OutcomeArg {
+    /// Requests the gateway served (spend, tokens), with a summary of refusals under the table.
+    #[default]
+    Served,
+    /// Requests the gateway refused: who, why (budget, tier, rate limit, key, bad input), how
+    /// often, and the last time.
+    Refused,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ByArg {
     Member,
@@ -90,6 +101,10 @@ pub struct SpendReportArgs {
     /// does not say which API their requests used).
     #[arg(long, value_name = "NAME", value_parser = route_parser())]
     pub route: Option<ApiRoute>,
+    /// Served requests (spend) or refused ones (who was blocked, how often, by what).
+    #[arg(long, value_enum, default_value_t = OutcomeArg::Served)]
+    pub outcome: OutcomeArg,
+    /// Output format: a table for people, JSON or CSV (exact amounts) for programs.
     #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
     pub format: ReportFormat,
     /// Leave out direct-mode keys (no OpenRouter /activity calls).
@@ -104,6 +119,7 @@ pub struct SpendReportArgs {
 
 #[derive(Debug, Args)]
 pub struct WeeklyArgs {
+    /// Output format: a table for people or JSON (exact amounts) for programs.
     #[arg(long, value_enum, default_value_t = InsightFormat::Table)]
     pub format: InsightFormat,
     /// Anomaly rule: no flag below this day spend in dollars.
@@ -122,6 +138,7 @@ pub struct ReconcileArgs {
     /// End: a date (inclusive) or an RFC 3339 time (default: the end of today).
     #[arg(long)]
     pub until: Option<String>,
+    /// Output format: a table for people or JSON (exact amounts) for programs.
     #[arg(long, value_enum, default_value_t = InsightFormat::Table)]
     pub format: InsightFormat,
     /// List every check, not only the differences (table format).
@@ -176,6 +193,7 @@ pub struct AlertsListArgs {
     /// Only alerts not delivered yet.
     #[arg(long)]
     pub pending: bool,
+    /// Output format: a table for people or JSON (exact amounts) for programs.
     #[arg(long, value_enum, default_value_t = InsightFormat::Table)]
     pub format: InsightFormat,
     #[command(flatten)]

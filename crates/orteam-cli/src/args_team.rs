@@ -45,6 +45,7 @@ pub struct TeamPlanArgs {
     /// The team file.
     #[arg(short = 'f', long = "file", default_value = "team.toml")]
     pub file: PathBuf,
+    /// Output format: a table for people or JSON for programs.
     #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
     pub format: OutputFormat,
     /// Also plan the deletion of stray OpenRouter keys (keys no member owns).
@@ -123,6 +124,7 @@ pub enum ListFormat {
 
 #[derive(Debug, Args)]
 pub struct KeysListArgs {
+    /// Output format: a table for people, JSON or CSV for programs.
     #[arg(long, value_enum, default_value_t = ListFormat::Table)]
     pub format: ListFormat,
     /// Include revoked keys.
@@ -188,6 +190,7 @@ pub struct BudgetRaiseArgs {
     /// Dollars to add, e.g. `10.00`.
     #[arg(allow_hyphen_values = true)]
     pub amount: String,
+    /// The budget window to raise; it must have a budget.
     #[arg(long, value_enum)]
     pub window: WindowArg,
     /// When the raise ends: RFC 3339 (`2026-05-01T18:00:00Z`) or a duration from now (`8h`).

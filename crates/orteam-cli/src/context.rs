@@ -10,7 +10,7 @@ use anyhow::Context as _;
 use chrono::{DateTime, TimeDelta, Utc};
 use orteam_core::env::ORTEAM_CLOCK_OFFSET_SECONDS;
 use orteam_core::{Clock, ControllableClock};
-use orteam_ledger::{Ledger, LedgerOptions};
+use orteam_ledger::{Ledger, LedgerError, LedgerOptions};
 use orteam_openrouter::Client;
 use orteam_team::TeamError;
 use orteam_team::apply::{NewSecret, SecretKind, SecretSink};
@@ -53,8 +53,17 @@ impl Context {
         self.clock.clone()
     }
 
-    /// Opens the ledger of `connect` as an admin (not serving), on the context's clock.
+    /// Opens the existing ledger of `connect` as an admin (not serving), on the context's clock:
+    /// a SQLite file that does not exist is an error, never a new empty ledger that reads as
+    /// zeros.
     pub async fn open_ledger(&self, connect: &ConnectArgs) -> anyhow::Result<Ledger> {
+        self.open_ledger_with(connect, LedgerOptions::admin().existing())
+            .await
+    }
+
+    /// Opens the ledger of `connect` as an admin, creating it if it does not exist (team
+    /// plan/apply, which set a ledger up).
+    pub async fn open_or_create_ledger(&self, connect: &ConnectArgs) -> anyhow::Result<Ledger> {
         self.open_ledger_with(connect, LedgerOptions::admin()).await
     }
 
@@ -64,9 +73,17 @@ impl Context {
         connect: &ConnectArgs,
         opts: LedgerOptions,
     ) -> anyhow::Result<Ledger> {
-        Ledger::open(&connect.database_url, opts.with_clock(self.shared_clock()))
-            .await
-            .with_context(|| format!("opening the ledger {}", redact_url(&connect.database_url)))
+        match Ledger::open(&connect.database_url, opts.with_clock(self.shared_clock())).await {
+            Ok(l) => Ok(l),
+            // These already name the path and what to do.
+            Err(e @ (LedgerError::NoLedger { .. } | LedgerError::MissingDirectory { .. })) => {
+                Err(e.into())
+            }
+            Err(e) => Err(anyhow::Error::from(e).context(format!(
+                "opening the ledger {}",
+                redact_url(&connect.database_url)
+            ))),
+        }
     }
 
     /// The OpenRouter client with the management key of `connect`; a clear error when it is

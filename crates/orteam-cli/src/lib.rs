@@ -25,7 +25,11 @@ use args::{Cli, Command};
 /// Parses the command line, runs the command and maps its result to an exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    logging::init(&cli.global);
+    let server = matches!(
+        cli.command,
+        Command::Serve(_) | Command::Sim(_) | Command::Mcp(_)
+    );
+    logging::init(&cli.global, server);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -68,6 +72,39 @@ fn report(err: &anyhow::Error) -> ExitCode {
     {
         return ExitCode::SUCCESS;
     }
-    let _ = writeln!(std::io::stderr(), "error: {err:#}");
+    let _ = writeln!(std::io::stderr(), "error: {}", error_line(err));
     ExitCode::FAILURE
+}
+
+/// An error and its causes on one line, each said once: a cause whose text an outer error
+/// already carries (many errors repeat their source in their own message) is left out.
+pub fn error_line(err: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for e in err.chain() {
+        let text = e.to_string();
+        let text = text.trim();
+        if text.is_empty() || parts.iter().any(|p| p.contains(text)) {
+            continue;
+        }
+        parts.push(text.to_owned());
+    }
+    parts.join(": ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_error_chain_says_each_thing_once() {
+        let inner = anyhow::anyhow!("error connecting to server");
+        let err = inner
+            .context("error connecting to server")
+            .context("request failed after 3 retries in 2.0s: error connecting to server")
+            .context("reading the key");
+        assert_eq!(
+            error_line(&err),
+            "reading the key: request failed after 3 retries in 2.0s: error connecting to server"
+        );
+    }
 }

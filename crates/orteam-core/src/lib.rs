@@ -11,6 +11,7 @@
 pub mod clock;
 pub mod env;
 pub mod money;
+pub mod refusal;
 pub mod route;
 pub mod scope;
 pub mod window;

@@ -160,7 +160,34 @@ impl Money {
         format!("{:.*}", places as usize, r)
     }
 
-    /// `"$12.35"` style for human output.
+    /// The one way orteam shows an amount to people (CLI, `top`, the dashboard, MCP, the demo):
+    /// `$` and cents (`$12.35`, `$0.02`); below a dollar, as many more places as it takes to show
+    /// up to three significant digits of the exact amount (`$0.0342`, `$0.000396`,
+    /// `$0.0000000375`, `$0.0001`), so a non-zero amount never shows as zero. Rounded half away from zero; the places depend on the amount
+    /// only, so two views of the same figure always agree. Machine output (JSON, CSV) carries the
+    /// exact [`Money::to_canonical_string`] instead.
+    pub fn usd(self) -> String {
+        self.to_usd(self.display_places())
+    }
+
+    /// The decimal places [`Money::usd`] shows for this amount.
+    pub fn display_places(self) -> u32 {
+        let abs = self.0.abs();
+        if abs.is_zero() || abs >= Decimal::ONE {
+            return 2;
+        }
+        // Position of the first significant digit after the point (0.0342 → 2); no more places
+        // than the exact amount has (0.0001 stays `$0.0001`).
+        let mut first = 1u32;
+        let mut x = abs * Decimal::TEN;
+        while x < Decimal::ONE && first < 28 {
+            x *= Decimal::TEN;
+            first += 1;
+        }
+        (first + 2).min(self.0.normalize().scale()).max(2)
+    }
+
+    /// `"$12.35"` style with fixed places; prefer [`Money::usd`] for anything people read.
     pub fn to_usd(self, places: u32) -> String {
         if self.is_negative() {
             format!("-${}", Money(-self.0).to_fixed(places))
@@ -311,6 +338,29 @@ pub mod json_number {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn usd_never_hides_an_amount_and_depends_on_the_amount_only() {
+        let u = |s: &str| Money::parse(s).unwrap().usd();
+        assert_eq!(u("0"), "$0.00");
+        assert_eq!(u("12.345"), "$12.35");
+        assert_eq!(u("1"), "$1.00");
+        assert_eq!(u("0.5"), "$0.50");
+        assert_eq!(u("0.02"), "$0.02");
+        assert_eq!(u("0.123456"), "$0.123");
+        assert_eq!(u("0.0342"), "$0.0342");
+        assert_eq!(u("0.03425"), "$0.0343");
+        assert_eq!(u("0.000396"), "$0.000396");
+        assert_eq!(u("0.0003964"), "$0.000396");
+        assert_eq!(u("0.0000000375"), "$0.0000000375");
+        assert_eq!(u("0.0001"), "$0.0001");
+        assert_eq!(u("0.000100"), "$0.0001");
+        assert_eq!(u("-0.25"), "-$0.25");
+        assert_eq!(u("-3"), "-$3.00");
+        for s in ["0.0000000001", "0.00000000000000000001", "0.004999"] {
+            assert_ne!(u(s).trim_start_matches("$0.").trim_matches('0'), "", "{s}");
+        }
+    }
     use super::*;
     use proptest::prelude::*;
 

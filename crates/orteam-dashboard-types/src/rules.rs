@@ -6,7 +6,7 @@ use orteam_core::{BudgetScope, Outcome};
 
 use crate::alerts::{Alert, Severity};
 use crate::keys::KeyRow;
-use crate::snapshot::{Gauge, RecentRequest, usd};
+use crate::snapshot::{Gauge, RecentRequest, RefusalRow, usd};
 
 /// Budgets used at or above this per-mille get a warning.
 pub const BUDGET_WARN_PERMILLE: u32 = 800;
@@ -119,4 +119,33 @@ pub fn derive_alerts(
     }
     out.sort_by_key(|a| a.severity);
     out
+}
+
+/// Members refused at least this often today get an alert.
+pub const REFUSAL_ALERT_MIN: u64 = 10;
+
+/// Most refusal alerts shown (the refused panel lists them all).
+pub const MAX_REFUSAL_ALERTS: usize = 5;
+
+/// One alert per member × reason × cause refused at least [`REFUSAL_ALERT_MIN`] times
+/// (`refusals` most refused first, as the snapshot holds them).
+pub fn refusal_alerts(refusals: &[RefusalRow]) -> Vec<Alert> {
+    refusals
+        .iter()
+        .filter(|r| r.count >= REFUSAL_ALERT_MIN)
+        .take(MAX_REFUSAL_ALERTS)
+        .map(|r| Alert {
+            severity: Severity::Warning,
+            kind: "refused".into(),
+            subject: if r.member.is_empty() {
+                "unknown keys".into()
+            } else {
+                r.member.clone()
+            },
+            message: r.describe(),
+            action: (r.reason == "budget_exceeded" && !r.member.is_empty())
+                .then(|| "orteam report --outcome refused --period today".to_owned()),
+            time: Some(r.last),
+        })
+        .collect()
 }

@@ -89,6 +89,10 @@ pub struct Snapshot {
     pub recent: Vec<RecentRequest>,
     /// Budget, key and failure alerts derived from the data above.
     pub alerts: Vec<Alert>,
+    /// Requests the gateway refused today (the ledger's "today"), per member × reason × what
+    /// refused them, most refused first.
+    #[serde(default)]
+    pub refusals: Vec<RefusalRow>,
     /// Anomalies from the detector wired into the dashboard (`orteam_web::AnomalySource`).
     pub anomalies: Vec<Alert>,
     /// Name of the anomaly detector, `None` when none is wired in.
@@ -111,6 +115,9 @@ pub struct Totals {
     pub requests_today: u64,
     pub requests_month: u64,
     pub failed_today: u64,
+    /// Requests the gateway refused today (budget, tier, rate limit, key, bad input).
+    #[serde(default)]
+    pub refused_today: u64,
     pub members: usize,
     /// Requests ever recorded (0: show how to send one).
     pub any_requests: bool,
@@ -132,22 +139,10 @@ pub struct Gauge {
     pub used_permille: u32,
 }
 
-/// Dollars for people, rounded for display only: 2 places from $1, 4 from a cent, else 6, so
-/// small LLM costs stay visible (`$12.35`, `$0.0342`, `$0.000396`).
+/// Dollars for people: [`Money::usd`], the one display rule (kept under this name for the
+/// dashboards' callers).
 pub fn usd(m: Money) -> String {
-    let abs = if m.is_negative() {
-        Money::ZERO.checked_sub(m).unwrap_or(m)
-    } else {
-        m
-    };
-    let places = if abs >= Money::from_cents(100) || abs.is_zero() {
-        2
-    } else if abs >= Money::from_cents(1) {
-        4
-    } else {
-        6
-    };
-    m.to_usd(places)
+    m.usd()
 }
 
 /// `part / whole` in per mille, rounded down, capped at 1000; a zero limit counts as full.
@@ -252,6 +247,31 @@ pub struct RecentRequest {
     #[serde(default)]
     pub served_outside_tier: bool,
 }
+
+/// Requests refused for one member × reason × cause over a period.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefusalRow {
+    /// Empty when the key did not authenticate.
+    pub member: String,
+    /// The gateway's error code (`budget_exceeded`, `model_not_allowed`, `rate_limit_exceeded`,
+    /// `invalid_api_key`, `invalid_request`…).
+    pub reason: String,
+    /// What refused them (`member "carol" daily`, `requests per minute`, `tier strict`), or
+    /// empty.
+    pub detail: String,
+    pub count: u64,
+    /// The minute of the latest refusal counted.
+    pub last: DateTime<Utc>,
+}
+
+impl RefusalRow {
+    /// `carol refused 225× by the member "carol" daily budget`.
+    pub fn describe(&self) -> String {
+        describe_refusal(&self.member, &self.reason, &self.detail, self.count)
+    }
+}
+
+pub use orteam_core::refusal::describe as describe_refusal;
 
 /// Most series a chart draws; the rest are summed into "other".
 pub const MAX_SERIES: usize = 6;

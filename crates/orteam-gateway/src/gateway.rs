@@ -24,7 +24,7 @@ use crate::server::{LocalFuture, Worker};
 use crate::trace::RequestTrace;
 use crate::upstream::{Upstream, UpstreamSettings};
 use crate::wire::Wire;
-use crate::{auth, health, pipeline};
+use crate::{auth, health, pipeline, refused};
 
 pub const HEADER_MODEL: HeaderName = HeaderName::from_static("x-orteam-model");
 pub const HEADER_MAX_TOKENS: HeaderName = HeaderName::from_static("x-orteam-max-tokens");
@@ -163,10 +163,12 @@ impl GatewayWorker {
     async fn serve(&self, wire: Wire, req: Request<Incoming>) -> Response<Body> {
         let started = Instant::now();
         let trace = RequestTrace::start(self.gw.tracing.as_ref(), wire, req.headers());
-        let (resp, stream) = match pipeline::run(self, wire, req, started, &trace).await {
+        let mut seen = refused::Seen::default();
+        let (resp, stream) = match pipeline::run(self, wire, req, started, &trace, &mut seen).await {
             Ok(pair) => pair,
             Err(err) => {
                 trace.failed(&err);
+                refused::record(&self.gw, wire, seen, &err);
                 self.gw
                     .metrics
                     .errors

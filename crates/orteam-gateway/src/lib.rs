@@ -25,6 +25,7 @@ pub mod pipeline;
 pub mod policy;
 pub mod pricing;
 pub mod ratelimit;
+pub mod refused;
 pub mod reserve;
 pub mod respond;
 pub mod serve;

@@ -19,24 +19,28 @@ use crate::gateway::{
 };
 use crate::policy::{self, ModelDecision};
 use crate::pricing::ModelPrice;
+use crate::refused::Seen;
 use crate::settle::Settlement;
 use crate::sse::SseScanner;
 use crate::trace::RequestTrace;
 use crate::wire::{Wire, routing};
 use crate::{auth, body, forward, reserve, respond};
 
-/// Runs one request of `wire`; returns the response and whether it is a stream.
+/// Runs one request of `wire`; returns the response and whether it is a stream. `seen` learns
+/// the member and the model as soon as they are known, for the refusal record.
 pub async fn run(
     worker: &GatewayWorker,
     wire: Wire,
     req: Request<Incoming>,
     started: Instant,
     trace: &RequestTrace,
+    seen: &mut Seen,
 ) -> Result<(Response<Body>, bool), GatewayError> {
     let gw = &worker.gw;
     let tracing = gw.tracing.as_ref();
     let auth = auth::authenticate(&gw.ledger, req.headers())?;
     trace.authenticated(&auth);
+    seen.member_id = Some(auth.member_id.clone());
     let path = worker.upstream_path(wire, req.uri().query())?;
     let mut forwarded = forwarded_headers(wire, req.headers());
     let bytes = body::read(req, gw.config.max_body_bytes, gw.config.body_read_timeout).await?;
@@ -64,6 +68,7 @@ pub async fn run(
                 .documents
                 .saturating_mul(gw.config.document_part_tokens),
         );
+    seen.model = Some(request.model.clone());
     let served = served_model(&auth, &request.model)?;
     let model = served.as_deref().unwrap_or(&request.model);
     trace.models(wire, &request.model, model, request.stream);

@@ -93,8 +93,8 @@ fn quote(
             window: t.window.to_string(),
             detail: format!(
                 "{} remains, a minimal answer costs {}",
-                e.remaining.to_usd(6),
-                e.minimum.to_usd(6)
+                e.remaining.usd(),
+                e.minimum.usd()
             ),
             reset_at: t.reset_at,
         },
@@ -110,9 +110,9 @@ pub fn ledger_error(e: LedgerError) -> GatewayError {
             window: b.window.to_string(),
             detail: format!(
                 "limit {}, spent {}, held by requests in flight {}",
-                b.limit.to_usd(6),
-                b.spent.to_usd(6),
-                b.held.to_usd(6)
+                b.limit.usd(),
+                b.spent.usd(),
+                b.held.usd()
             ),
             reset_at: b.reset_at,
         };

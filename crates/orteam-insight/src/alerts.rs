@@ -222,8 +222,8 @@ fn budget_alerts(
                 b.scope,
                 b.scope_id,
                 t,
-                b.spent.to_usd(2),
-                b.limit.to_usd(2),
+                b.spent.usd(),
+                b.limit.usd(),
                 b.reset_at.format("%Y-%m-%d %H:%M UTC")
             );
             out.push(AlertPayload {

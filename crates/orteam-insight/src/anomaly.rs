@@ -118,11 +118,11 @@ impl Anomaly {
             "{} {} spent {} on {} ({} requests); usual is {} a day, flagged above {}",
             self.kind.as_str(),
             self.subject,
-            self.spend.to_usd(2),
+            self.spend.usd(),
             self.day,
             self.requests,
-            self.baseline_median.to_usd(2),
-            self.threshold.max(self.floor).to_usd(2)
+            self.baseline_median.usd(),
+            self.threshold.max(self.floor).usd()
         )
     }
 }

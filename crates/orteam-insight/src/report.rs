@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use chrono::{DateTime, Days, NaiveDate, Utc};
 use orteam_core::{ApiRoute, Money};
-use orteam_ledger::{Directory, GroupBy, Ledger, UsageQuery};
+use orteam_ledger::{Directory, GroupBy, Ledger, RefusalFilter, RefusalSummary, UsageQuery};
 use orteam_openrouter::types::activity::ActivityParams;
 use serde::{Deserialize, Serialize};
 
@@ -119,6 +119,10 @@ pub struct Report {
     pub totals_by_source: BTreeMap<Source, Totals>,
     /// Flagged anomalies of the anomaly day.
     pub anomalies: Vec<Anomaly>,
+    /// Requests the gateway refused in the period, per member × reason × what refused them,
+    /// most refused first (`orteam report --outcome refused`).
+    #[serde(default)]
+    pub refusals: Vec<RefusalSummary>,
     /// Caveats (missing coverage, skipped sources).
     pub notes: Vec<String>,
 }
@@ -328,6 +332,7 @@ pub async fn build_report(
         totals.add(r);
         by_source.entry(r.source).or_default().add(r);
     }
+    let refusals = refusals_in(ledger, opts.range, opts.route).await?;
     Ok(Report {
         from: opts.range.from,
         to: opts.range.to,
@@ -337,8 +342,51 @@ pub async fn build_report(
         totals,
         totals_by_source: by_source,
         anomalies,
+        refusals,
         notes,
     })
+}
+
+/// Refusals recorded in `range` (of one route, if given), summed per member × reason × detail.
+pub async fn refusals_in(
+    ledger: &Ledger,
+    range: Range,
+    route: Option<ApiRoute>,
+) -> Result<Vec<RefusalSummary>, InsightError> {
+    let rows = ledger
+        .refusals(RefusalFilter {
+            from: Some(range.from),
+            to: Some(range.to),
+            member: None,
+        })
+        .await
+        .map_err(InsightError::ledger("reading refusals"))?;
+    let rows: Vec<_> = rows
+        .into_iter()
+        .filter(|r| route.is_none_or(|rt| r.key.route == rt))
+        .collect();
+    Ok(orteam_ledger::refusals::summarize(&rows))
+}
+
+/// The CSV of [`Report::refusals`].
+pub const REFUSALS_CSV_HEADER: &str = "member,reason,refused_by,count,last_minute";
+
+/// [`Report::refusals`] as CSV (an unauthenticated key's member is empty).
+pub fn refusals_csv(refusals: &[RefusalSummary]) -> String {
+    let mut out = String::from(REFUSALS_CSV_HEADER);
+    out.push('\n');
+    for r in refusals {
+        let cells = [
+            csv_field(&r.member_id),
+            csv_field(&r.reason),
+            csv_field(&r.detail),
+            r.count.to_string(),
+            r.last.to_rfc3339(),
+        ];
+        out.push_str(&cells.join(","));
+        out.push('\n');
+    }
+    out
 }
 
 /// The fixed CSV header: every dimension column is always present (empty when not grouped by).

@@ -109,6 +109,9 @@ pub struct WeeklyReport {
     /// Team and org budget windows now.
     pub budgets: Vec<BudgetLine>,
     pub anomalies: Vec<Anomaly>,
+    /// Requests the gateway refused during the week, per member × reason × what refused them.
+    #[serde(default)]
+    pub refusals: Vec<orteam_ledger::RefusalSummary>,
     pub keys: Vec<KeyNotice>,
     pub notes: Vec<String>,
 }
@@ -367,6 +370,15 @@ pub async fn weekly_report(
         }
     }
     keys.sort_by(|a, b| a.at.cmp(&b.at).then(a.member.cmp(&b.member)));
+    let refusals = report::refusals_in(
+        ledger,
+        Range {
+            from: midnight(start),
+            to: midnight(end),
+        },
+        None,
+    )
+    .await?;
     Ok(WeeklyReport {
         week_start: start,
         week_end: end,
@@ -384,6 +396,7 @@ pub async fn weekly_report(
             .map(line)
             .collect(),
         anomalies,
+        refusals,
         keys,
         notes,
     })

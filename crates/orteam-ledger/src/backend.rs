@@ -12,7 +12,7 @@ use crate::postgres::PgStore;
 use crate::query::EventFilter;
 use crate::sqlite::SqliteStore;
 use crate::store::{
-    BudgetStore, CorrectionStore, DirectoryStore, EventStore, OutboxStore, WindowRow,
+    BudgetStore, CorrectionStore, DirectoryStore, EventStore, OutboxStore, RefusalStore, WindowRow,
 };
 
 #[derive(Debug, Clone)]
@@ -66,6 +66,15 @@ impl EventStore for AnyStore {
     }
     async fn event(&self, request_id: String) -> Result<Option<UsageEvent>, LedgerError> {
         dispatch!(self, s => s.event(request_id).await)
+    }
+}
+
+impl RefusalStore for AnyStore {
+    async fn refusals(
+        &self,
+        filter: crate::refusals::RefusalFilter,
+    ) -> Result<Vec<crate::refusals::RefusalCount>, LedgerError> {
+        dispatch!(self, s => s.refusals(filter).await)
     }
 }
 

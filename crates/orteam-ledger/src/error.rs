@@ -42,6 +42,14 @@ pub enum LedgerError {
     /// Budget operations need a ledger opened with [`crate::Role::Serving`].
     #[error("this operation needs a ledger opened in the serving role")]
     NotServing,
+    /// A command that reads an existing ledger was pointed at a SQLite file that does not exist.
+    #[error(
+        "no ledger at {path}; set ORTEAM_DATABASE_URL (or --database-url) to your ledger, or run `orteam team apply` to create one"
+    )]
+    NoLedger { path: String },
+    /// A SQLite file cannot be created because its directory does not exist.
+    #[error("cannot create the ledger {path}: the directory {dir} does not exist")]
+    MissingDirectory { path: String, dir: String },
     /// The database URL is not understood.
     #[error(
         "unsupported ledger url {0:?}: expected sqlite://PATH, a file path, sqlite::memory: or postgres://…"

@@ -45,6 +45,8 @@ pub enum WriterMsg {
     },
     /// `last_used_at` of virtual keys, batched (not worth a transaction of its own).
     TouchKeys(Vec<(String, DateTime<Utc>)>),
+    /// Refusal counts gathered since the last flush, added to their rows (`refusals.rs`).
+    Refusals(Vec<crate::refusals::RefusalCount>),
     /// Acknowledged once everything queued before it is committed.
     Flush(oneshot::Sender<()>),
     /// The journal went from empty to non-empty: wake the writer (SQLite).
@@ -231,6 +233,7 @@ pub fn finish_batch(
                         let _ = ack.send(Ok(()));
                     }
                     WriterMsg::TouchKeys(_)
+                    | WriterMsg::Refusals(_)
                     | WriterMsg::Kick
                     | WriterMsg::InFlightGeneration { .. }
                     | WriterMsg::InFlightEnded(_) => {}
@@ -268,6 +271,7 @@ pub fn finish_batch(
                         }));
                     }
                     WriterMsg::TouchKeys(_)
+                    | WriterMsg::Refusals(_)
                     | WriterMsg::Kick
                     | WriterMsg::InFlightGeneration { .. }
                     | WriterMsg::InFlightEnded(_) => {}

@@ -9,6 +9,7 @@ mod health;
 mod inflight;
 mod keys;
 mod outbox;
+mod refusals;
 mod usage;
 
 use std::collections::HashMap;
@@ -76,6 +77,9 @@ pub struct LedgerOptions {
     /// [`Reservation::settle_journaled`] returns after one `write(2)` instead of a database
     /// commit (default on; see `journal.rs`).
     pub journal: bool,
+    /// A SQLite file that does not exist is an error ([`LedgerError::NoLedger`]) instead of a
+    /// new, empty ledger: for commands that only read or change an existing one.
+    pub must_exist: bool,
 }
 
 impl std::fmt::Debug for LedgerOptions {
@@ -108,6 +112,7 @@ impl Default for LedgerOptions {
             sqlite_synchronous_full: false,
             postgres_synchronous_commit: true,
             journal: true,
+            must_exist: false,
         }
     }
 }
@@ -132,6 +137,11 @@ impl LedgerOptions {
     }
     pub fn with_reservation_ttl(mut self, ttl: Duration) -> Self {
         self.reservation_ttl = ttl;
+        self
+    }
+    /// See [`LedgerOptions::must_exist`].
+    pub fn existing(mut self) -> Self {
+        self.must_exist = true;
         self
     }
     pub fn with_instance_id(mut self, id: impl Into<String>) -> Self {
@@ -175,6 +185,8 @@ struct Inner {
     /// How many times the change watcher has looked for directory changes.
     change_polls: Arc<AtomicU64>,
     touched: Mutex<HashMap<String, DateTime<Utc>>>,
+    /// Refusal counts not yet handed to the writer (`refusals.rs`).
+    refused: Mutex<crate::refusals::PendingRefusals>,
     tracker: TaskTracker,
     cancel: CancellationToken,
     closed: AtomicBool,
@@ -250,6 +262,9 @@ impl Ledger {
             } else {
                 let target = SqliteTarget::parse(url)
                     .ok_or_else(|| LedgerError::UnsupportedUrl(url.to_owned()))?;
+                if let SqliteTarget::File(path) = &target {
+                    check_sqlite_path(path, opts.must_exist)?;
+                }
                 let sync_full = opts.sqlite_synchronous_full;
                 let t2 = target.clone();
                 let store =
@@ -326,6 +341,7 @@ impl Ledger {
             resolved: Mutex::new(resolved),
             change_polls: Arc::new(AtomicU64::new(0)),
             touched: Mutex::new(HashMap::new()),
+            refused: Mutex::new(Default::default()),
             tracker,
             cancel,
             closed: AtomicBool::new(false),
@@ -422,7 +438,7 @@ impl Ledger {
         Ok(())
     }
 
-    /// Periodic upkeep: expire leaked holds, flush key last-use times, and on PostgreSQL renew,
+    /// Periodic upkeep: expire leaked holds, flush key last-use times and refusal counts, and on PostgreSQL renew,
     /// return and reclaim leases.
     async fn maintain(
         &self,
@@ -437,6 +453,7 @@ impl Ledger {
         {
             let _ = w.send(WriterMsg::TouchKeys(touched));
         }
+        self.hand_refusals_to_writer();
         if let AnyStore::Sqlite(s) = &self.inner.store {
             s.checkpoint().await?;
         }
@@ -517,6 +534,7 @@ impl Ledger {
         {
             let _ = w.send(WriterMsg::TouchKeys(touched));
         }
+        self.hand_refusals_to_writer();
         let flushed = self.flush().await;
         if flushed.is_ok()
             && let Some(j) = &self.inner.journal
@@ -541,6 +559,27 @@ impl Ledger {
         self.inner.cancel.cancel();
         self.inner.tracker.close();
         flushed
+    }
+}
+
+/// A missing file is an error when it must exist; a missing directory always is (SQLite would
+/// only say "unable to open database file").
+fn check_sqlite_path(path: &std::path::Path, must_exist: bool) -> Result<(), LedgerError> {
+    if path.exists() {
+        return Ok(());
+    }
+    let shown = path.display().to_string();
+    if must_exist {
+        return Err(LedgerError::NoLedger { path: shown });
+    }
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() && !dir.is_dir() => {
+            Err(LedgerError::MissingDirectory {
+                path: shown,
+                dir: dir.display().to_string(),
+            })
+        }
+        _ => Ok(()),
     }
 }
 

@@ -38,6 +38,11 @@ pub const SQLITE: &[Migration] = &[
         name: "routing_policy",
         sql: include_str!("../migrations/sqlite/0005_routing_policy.sql"),
     },
+    Migration {
+        version: 7,
+        name: "refusals",
+        sql: include_str!("../migrations/sqlite/0007_refusals.sql"),
+    },
 ];
 
 pub const POSTGRES: &[Migration] = &[
@@ -65,6 +70,11 @@ pub const POSTGRES: &[Migration] = &[
         version: 5,
         name: "inflight",
         sql: include_str!("../migrations/postgres/0005_inflight.sql"),
+    },
+    Migration {
+        version: 6,
+        name: "refusals",
+        sql: include_str!("../migrations/postgres/0006_refusals.sql"),
     },
 ];
 

@@ -261,3 +261,19 @@ pub(crate) fn pending_correction(r: &impl Columns) -> Result<PendingCorrection, 
         requested_at: r.time(3)?,
     })
 }
+
+pub(crate) const REFUSAL_COLUMNS: &str = "minute, member_id, route, model, reason, detail, count";
+
+pub(crate) fn refusal(r: &impl Columns) -> Result<crate::refusals::RefusalCount, LedgerError> {
+    Ok(crate::refusals::RefusalCount {
+        key: crate::refusals::RefusalKey {
+            minute: r.time(0)?,
+            member_id: r.text(1)?,
+            route: r.parsed(2)?,
+            model: r.text(3)?,
+            reason: r.text(4)?,
+            detail: r.text(5)?,
+        },
+        count: r.count(6)?,
+    })
+}

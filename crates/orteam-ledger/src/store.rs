@@ -58,6 +58,15 @@ pub(crate) trait EventStore: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Option<UsageEvent>, LedgerError>> + Send;
 }
 
+/// Reading refusal counts (the writers add them, `refusals.rs`).
+pub(crate) trait RefusalStore: Send + Sync + 'static {
+    /// Rows matching `filter`, oldest minute first.
+    fn refusals(
+        &self,
+        filter: crate::refusals::RefusalFilter,
+    ) -> impl Future<Output = Result<Vec<crate::refusals::RefusalCount>, LedgerError>> + Send;
+}
+
 /// Durable budget spend (the writers move it; PostgreSQL's leases are in `postgres/lease.rs`).
 pub(crate) trait BudgetStore: Send + Sync + 'static {
     /// Spend rows of the given window instances.

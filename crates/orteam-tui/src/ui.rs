@@ -77,6 +77,12 @@ fn render_totals(f: &mut Frame, area: Rect, s: &Snapshot) {
             Style::new().fg(Color::Red),
         ));
     }
+    if t.refused_today > 0 {
+        spans.push(Span::styled(
+            format!(" · {} refused", t.refused_today),
+            Style::new().fg(Color::Yellow),
+        ));
+    }
     spans.push(Span::raw(format!(" · {} members", t.members)));
     let due = s.key_totals.rotation_overdue;
     if due > 0 {
@@ -251,9 +257,21 @@ fn render_overview(f: &mut Frame, area: Rect, s: &Snapshot) {
     f.render_widget(Paragraph::new(lines).block(block("Today by model")), models);
 
     // Alerts and anomalies.
-    let mut lines: Vec<Line> = s.alerts.iter().map(alert_line).collect();
-    if lines.is_empty() {
+    // Refusals are listed in full below, so their alerts are not repeated.
+    let mut lines: Vec<Line> = s
+        .alerts
+        .iter()
+        .filter(|a| a.kind != "refused")
+        .map(alert_line)
+        .collect();
+    if lines.is_empty() && s.refusals.is_empty() {
         lines.push(Line::styled("No alerts.", Style::new().fg(Color::Green)));
+    }
+    for r in &s.refusals {
+        lines.push(Line::from(vec![
+            Span::styled("⊘ ", Style::new().fg(Color::Yellow)),
+            Span::raw(r.describe()),
+        ]));
     }
     match (&s.anomaly_detector, s.anomalies.is_empty()) {
         (_, false) => lines.extend(s.anomalies.iter().map(alert_line)),

@@ -30,12 +30,15 @@ function usd(s, places) {
   return (neg ? "-$" : "$") + body;
 }
 
-/** 2 places from $1, 4 from a cent, else 6: small LLM costs stay visible. */
+/** Money::usd's rule (orteam-core): cents; below $1
+ * as many more places as it takes for up to three significant digits, never more than the exact
+ * amount has. */
 function adaptivePlaces(t) {
   const [whole, frac = ""] = t.split(".");
-  if (BigInt(whole || "0") >= 1n) return 2;
-  if (/^0[1-9]|^[1-9]/.test(frac)) return 4;
-  return frac.replace(/0+$/, "") === "" ? 2 : 6;
+  const digits = frac.replace(/0+$/, "");
+  if (BigInt(whole || "0") >= 1n || digits === "") return 2;
+  const first = digits.search(/[1-9]/) + 1;
+  return Math.max(2, Math.min(first + 2, digits.length));
 }
 
 function time(iso) {
@@ -197,7 +200,8 @@ function render(snap) {
   renderChart("chart-models", snap.charts && snap.charts.spend_by_model);
   renderGauges(snap.budgets);
   renderAlerts($("alerts"), snap.alerts,
-    "All clear: no budget above 80 %, no key overdue for rotation, no failed requests.");
+    "All clear: no budget above 80 %, no key overdue for rotation, no failed requests, no member refused 10 times today.");
+  renderRefused(snap.refusals || []);
   renderAnomalies(snap);
   renderRoutes(snap.by_route || []);
   renderRecent(snap.recent);
@@ -208,7 +212,8 @@ function renderKpis(snap) {
   $("kpi-today").textContent = usd(snap.totals.spend_today);
   $("kpi-month").textContent = usd(snap.totals.spend_month);
   $("kpi-requests").textContent = String(snap.totals.requests_today) +
-    (snap.totals.failed_today ? ` (${snap.totals.failed_today} failed)` : "");
+    (snap.totals.failed_today ? ` (${snap.totals.failed_today} failed)` : "") +
+    (snap.totals.refused_today ? ` · ${snap.totals.refused_today} refused` : "");
   $("kpi-members").textContent = String(snap.totals.members);
   $("kpi-due").textContent = String(snap.key_totals.rotation_overdue);
 }
@@ -282,6 +287,28 @@ function renderAnomalies(snap) {
     ? "No anomalies in recent traffic."
     : "No anomalies: no anomaly detector is wired into this gateway yet.";
   renderAlerts($("anomalies"), snap.anomalies, text);
+}
+
+/** Who was refused today, how often and by what (the ledger's refusal counts). */
+function renderRefused(refusals) {
+  const body = $("refused").tBodies[0];
+  if (!refusals.length) {
+    body.replaceChildren(el("tr", {}, el("td", { colspan: 4, class: "muted" }, "No request refused today.")));
+    return;
+  }
+  body.replaceChildren(...refusals.map((r) => el("tr", { "data-member": r.member, "data-reason": r.reason },
+    el("td", {}, r.member || "unknown key"),
+    el("td", {}, refusedBy(r)),
+    el("td", { class: "num" }, String(r.count)),
+    el("td", {}, time(r.last)))));
+}
+
+function refusedBy(r) {
+  if (r.reason === "budget_exceeded") return r.detail ? `${r.detail} budget` : "a budget";
+  if (r.reason === "rate_limit_exceeded") return `rate limit${r.detail ? " (" + r.detail + ")" : ""}`;
+  if (r.reason === "model_not_allowed") return `${r.detail || "tier"}: model not allowed`;
+  if (r.reason === "invalid_api_key") return "not a valid key";
+  return r.reason.replaceAll("_", " ") + (r.detail ? `: ${r.detail}` : "");
 }
 
 function renderRoutes(routes) {

@@ -9,12 +9,12 @@ use orteam_core::{ApiRoute, Money, Window};
 use orteam_ledger::{BudgetStatus, EventFilter, Ledger, LedgerError, UsageEvent};
 
 pub use orteam_dashboard_types::snapshot::{
-    Charts, Gauge, MAX_SERIES, MemberRow, ModelRow, NamedSeries, Range, RecentRequest, RouteRow,
-    Series, Snapshot, SplitBy, Totals, permille, usd,
+    Charts, Gauge, MAX_SERIES, MemberRow, ModelRow, NamedSeries, Range, RecentRequest, RefusalRow,
+    RouteRow, Series, Snapshot, SplitBy, Totals, permille, usd,
 };
 
 use crate::keys::{KeyTotals, KeyUsage, key_rows};
-use orteam_dashboard_types::rules::derive_alerts;
+use orteam_dashboard_types::rules::{derive_alerts, refusal_alerts};
 
 /// Inputs of [`build`] that do not come from the ledger.
 #[derive(Debug, Clone, Copy)]
@@ -39,6 +39,7 @@ pub async fn build(ledger: &Ledger, opts: Options) -> Result<Snapshot, LedgerErr
         })
         .await?;
     let recent = ledger.recent_events(opts.recent).await?;
+    let refusals = refusals_since(ledger, today).await?;
     let statuses = ledger.all_budget_status().await?;
     let dir = ledger.directory();
 
@@ -49,6 +50,7 @@ pub async fn build(ledger: &Ledger, opts: Options) -> Result<Snapshot, LedgerErr
             .filter(|m| m.state == orteam_ledger::MemberState::Active)
             .count(),
         any_requests: !recent.is_empty(),
+        refused_today: refusals.iter().map(|r| r.count).sum(),
         ..Totals::default()
     };
     let mut member_spend: HashMap<&str, (Money, Money, u64)> = HashMap::new();
@@ -148,7 +150,9 @@ pub async fn build(ledger: &Ledger, opts: Options) -> Result<Snapshot, LedgerErr
     let keys = key_rows(&dir, &statuses, &usage, now, false);
     let key_totals = KeyTotals::of(&keys);
     let recent: Vec<RecentRequest> = recent.iter().map(recent_request).collect();
-    let alerts = derive_alerts(&budgets, &keys, &recent, now);
+    let mut alerts = derive_alerts(&budgets, &keys, &recent, now);
+    alerts.extend(refusal_alerts(&refusals));
+    alerts.sort_by_key(|a| a.severity);
     Ok(Snapshot {
         generated_at: now,
         backend: ledger.backend().to_owned(),
@@ -162,10 +166,34 @@ pub async fn build(ledger: &Ledger, opts: Options) -> Result<Snapshot, LedgerErr
         key_totals,
         recent,
         alerts,
+        refusals,
         anomalies: Vec::new(),
         anomaly_detector: None,
         charts: None,
     })
+}
+
+/// Refusals since `from`, per member × reason × cause, most refused first.
+async fn refusals_since(
+    ledger: &Ledger,
+    from: DateTime<Utc>,
+) -> Result<Vec<RefusalRow>, LedgerError> {
+    let rows = ledger
+        .refusals(orteam_ledger::RefusalFilter {
+            from: Some(from),
+            ..Default::default()
+        })
+        .await?;
+    Ok(orteam_ledger::refusals::summarize(&rows)
+        .into_iter()
+        .map(|s| RefusalRow {
+            member: s.member_id,
+            reason: s.reason,
+            detail: s.detail,
+            count: s.count,
+            last: s.last,
+        })
+        .collect())
 }
 
 fn add(a: Money, b: Money) -> Money {

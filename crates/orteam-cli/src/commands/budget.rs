@@ -80,6 +80,27 @@ async fn raise(cx: &Context, args: BudgetRaiseArgs) -> anyhow::Result<ExitCode> 
             }
         },
     };
+    // A raise adds to a budget: a window without one has nothing to raise.
+    let windows: Vec<&str> = dir
+        .budgets
+        .iter()
+        .filter(|b| b.scope == scope && b.scope_id == id)
+        .map(|b| b.window.as_str())
+        .collect();
+    if !windows.contains(&window.as_str()) {
+        let _ = ledger.shutdown().await;
+        let has = if windows.is_empty() {
+            "it has no budget at all (set one in the team file and run `orteam team apply`)"
+                .to_owned()
+        } else {
+            format!("its budgets are: {}", windows.join(", "))
+        };
+        return Err(TeamError::Target(format!(
+            "{scope} {id:?} has no {} budget to raise; {has}",
+            window.as_str()
+        ))
+        .into());
+    }
     let r = ledger
         .add_raise(scope, id, window, amount, until, &args.reason)
         .await
@@ -90,7 +111,7 @@ async fn raise(cx: &Context, args: BudgetRaiseArgs) -> anyhow::Result<ExitCode> 
         r.scope,
         r.scope_id,
         r.window.as_str(),
-        r.amount.to_usd(2),
+        r.amount.usd(),
         r.until.format("%Y-%m-%d %H:%M:%S UTC"),
         r.id
     )?;

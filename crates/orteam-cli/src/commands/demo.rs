@@ -5,7 +5,7 @@
 //! model downgraded, a spike, a key rotation. Then a summary, and the gateway keeps serving
 //! (with its dashboard) until Ctrl-C.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -105,6 +105,8 @@ struct Tally {
     rotated: bool,
     direct: u64,
     errors: u64,
+    /// Per member: (clamped, downgraded).
+    by_member: BTreeMap<String, (u64, u64)>,
 }
 
 pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
@@ -244,7 +246,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     // 5. The summary, then next Monday's weekly report: the simulated clocks jump to Monday
     // 09:00 UTC so that today's traffic is "last week".
     let mut out = std::io::stdout();
-    print_summary(&mut out, &admin, &tally).await?;
+    print_summary(&mut out, &running.gateway.ledger, &tally).await?;
     let now = clock.now();
     let days_to_monday = 7 - u64::from(now.weekday().num_days_from_monday());
     let monday =
@@ -276,6 +278,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         monday.date_naive()
     )?;
     super::report::write_weekly(&mut out, &weekly)?;
+    // The report is written: back to real time, so the gateway, the dashboard and `top` show
+    // today's traffic as today's.
+    demo_clock.set_offset(chrono::TimeDelta::zero());
+    sim.clock().set_offset(chrono::TimeDelta::zero());
     writeln!(out)?;
     writeln!(
         out,
@@ -488,6 +494,9 @@ async fn send(
             tally.streamed += u64::from(stream);
             tally.clamped += u64::from(clamped);
             tally.downgraded += u64::from(downgraded);
+            let m = tally.by_member.entry(member.to_owned()).or_default();
+            m.0 += u64::from(clamped);
+            m.1 += u64::from(downgraded);
         }
         402 => tally.refused_budget += 1,
         403 => tally.denied_model += 1,
@@ -539,39 +548,82 @@ async fn print_summary(out: &mut impl Write, ledger: &Ledger, t: &Tally) -> anyh
         })
         .await?;
     let status = ledger.all_budget_status().await?;
+    // The gateway's own ledger: its refusal counts are written before they are read.
+    let refusals = orteam_ledger::refusals::summarize(
+        &ledger
+            .refusals(orteam_ledger::RefusalFilter::default())
+            .await?,
+    );
+    let mut members: BTreeMap<String, (u64, Money)> = BTreeMap::new();
+    for g in &usage {
+        members.insert(g.member.clone().unwrap_or_default(), (g.requests, g.cost));
+    }
+    for r in refusals.iter().filter(|r| !r.member_id.is_empty()) {
+        members
+            .entry(r.member_id.clone())
+            .or_insert((0, Money::ZERO));
+    }
     let mut table = Table::new();
     table.load_preset(UTF8_FULL_CONDENSED);
     table.set_header(vec![
         "member",
         "requests",
-        "spend (USD)",
+        "spend",
         "tightest budget",
         "used",
+        "clamped",
+        "downgraded",
+        "refused",
     ]);
-    for g in &usage {
-        let member = g.member.clone().unwrap_or_default();
+    for (member, (requests, cost)) in &members {
         let tightest = status
             .iter()
-            .filter(|s| s.scope.as_str() == "member" && s.scope_id == member)
+            .filter(|s| s.scope.as_str() == "member" && s.scope_id == *member)
             .min_by(|a, b| a.remaining.cmp(&b.remaining));
         let (budget, used) = match tightest {
             Some(s) => (
-                format!("{} {}", s.limit.to_usd(2), s.window),
+                format!("{} {}", s.limit.usd(), s.window),
                 format!("{}%", percent(s.spent, s.limit)),
             ),
             None => ("team/org only".into(), "-".into()),
         };
+        let (clamped, downgraded) = t.by_member.get(member).copied().unwrap_or_default();
+        let refused: Vec<String> = refusals
+            .iter()
+            .filter(|r| r.member_id == *member)
+            .map(|r| format!("{} ({})", r.count, refused_by(r)))
+            .collect();
         table.add_row(vec![
-            member,
-            g.requests.to_string(),
-            g.cost.to_fixed(6),
+            member.clone(),
+            requests.to_string(),
+            cost.usd(),
             budget,
             used,
+            clamped.to_string(),
+            downgraded.to_string(),
+            if refused.is_empty() {
+                "0".to_owned()
+            } else {
+                refused.join(", ")
+            },
         ]);
     }
     writeln!(out, "Spend by member (exact, from the ledger)")?;
     writeln!(out, "{table}")?;
     Ok(())
+}
+
+/// What refused a member's requests, in a few words (`daily budget`, `tier pro`).
+fn refused_by(r: &orteam_ledger::RefusalSummary) -> String {
+    match r.reason.as_str() {
+        "budget_exceeded" => {
+            let window = r.detail.rsplit(' ').next().unwrap_or_default();
+            format!("{window} budget")
+        }
+        "model_not_allowed" => r.detail.clone(),
+        "rate_limit_exceeded" => "rate limit".to_owned(),
+        other => other.replace('_', " "),
+    }
 }
 
 fn percent(spent: Money, limit: Money) -> String {

@@ -32,6 +32,7 @@ async fn open_for_corrections(
         return Ok((cx.open_ledger(&args.connect).await?, Corrections::Report));
     }
     let opts = LedgerOptions::serving()
+        .existing()
         .with_clock(cx.shared_clock())
         .with_instance_id(format!("orteam-reconcile-{}", std::process::id()));
     match Ledger::open(&args.connect.database_url, opts).await {
@@ -39,6 +40,9 @@ async fn open_for_corrections(
         Err(LedgerError::AlreadyServing { .. }) => {
             tracing::info!("a gateway serves this ledger: exact costs are queued for it to apply");
             Ok((cx.open_ledger(&args.connect).await?, Corrections::Queue))
+        }
+        Err(e @ (LedgerError::NoLedger { .. } | LedgerError::MissingDirectory { .. })) => {
+            Err(e.into())
         }
         Err(e) => Err(e).context("opening the ledger"),
     }

@@ -13,12 +13,12 @@ use orteam_insight::anomaly::AnomalyConfig;
 use orteam_insight::report::{Report, ReportOptions, group_name};
 use orteam_insight::weekly::WeeklyReport;
 use orteam_insight::{Period, Progress, Range, Upstream};
-use orteam_ledger::GroupBy;
+use orteam_ledger::{GroupBy, RefusalSummary};
 use secrecy::SecretString;
 
 use crate::args_insight::{
-    ByArg, InsightFormat, PeriodArg, ReportArgs, ReportCommand, ReportFormat, SpendReportArgs,
-    WeeklyArgs,
+    ByArg, InsightFormat, OutcomeArg, PeriodArg, ReportArgs, ReportCommand, ReportFormat,
+    SpendReportArgs, WeeklyArgs,
 };
 use crate::args_team::ConnectArgs;
 use crate::context::Context;
@@ -158,13 +158,30 @@ async fn spend(cx: &Context, args: SpendReportArgs) -> anyhow::Result<ExitCode> 
     let _ = ledger.shutdown().await;
     let report = report?;
     let mut out = std::io::stdout().lock();
-    match args.format {
-        ReportFormat::Json => {
+    match (args.outcome, args.format) {
+        (OutcomeArg::Served, ReportFormat::Json) => {
             serde_json::to_writer_pretty(&mut out, &report)?;
             writeln!(out)?;
         }
-        ReportFormat::Csv => out.write_all(report.to_csv().as_bytes())?,
-        ReportFormat::Table => write_table(&mut out, &report)?,
+        (OutcomeArg::Served, ReportFormat::Csv) => out.write_all(report.to_csv().as_bytes())?,
+        (OutcomeArg::Served, ReportFormat::Table) => write_table(&mut out, &report)?,
+        (OutcomeArg::Refused, ReportFormat::Json) => {
+            serde_json::to_writer_pretty(
+                &mut out,
+                &serde_json::json!({
+                    "from": report.from,
+                    "to": report.to,
+                    "route": report.route,
+                    "refusals": report.refusals,
+                    "total": report.refusals.iter().map(|r| r.count).sum::<u64>(),
+                }),
+            )?;
+            writeln!(out)?;
+        }
+        (OutcomeArg::Refused, ReportFormat::Csv) => {
+            out.write_all(orteam_insight::report::refusals_csv(&report.refusals).as_bytes())?
+        }
+        (OutcomeArg::Refused, ReportFormat::Table) => write_refusals(&mut out, &report)?,
     }
     out.flush()?;
     for n in &report.notes {
@@ -178,7 +195,7 @@ fn num(n: u64) -> Cell {
 }
 
 fn money(m: Money) -> Cell {
-    Cell::new(m.to_usd(6)).set_alignment(CellAlignment::Right)
+    Cell::new(m.usd()).set_alignment(CellAlignment::Right)
 }
 
 fn write_table(out: &mut impl Write, r: &Report) -> anyhow::Result<()> {
@@ -227,6 +244,78 @@ fn write_table(out: &mut impl Write, r: &Report) -> anyhow::Result<()> {
             writeln!(out, "  - {}", a.describe())?;
         }
     }
+    write_refusal_lines(out, &r.refusals, "--outcome refused")?;
+    Ok(())
+}
+
+/// "Refused:" and one sentence per member × reason × cause (nothing when none were refused).
+pub(crate) fn write_refusal_lines(
+    out: &mut impl Write,
+    refusals: &[RefusalSummary],
+    more: &str,
+) -> anyhow::Result<()> {
+    if refusals.is_empty() {
+        return Ok(());
+    }
+    let total: u64 = refusals.iter().map(|r| r.count).sum();
+    writeln!(out, "\nRefused: {total} request(s) ({more} for the table)")?;
+    for r in refusals {
+        writeln!(
+            out,
+            "  - {}",
+            orteam_core::refusal::describe(&r.member_id, &r.reason, &r.detail, r.count)
+        )?;
+    }
+    Ok(())
+}
+
+/// `orteam report --outcome refused` as a table.
+fn write_refusals(out: &mut impl Write, r: &Report) -> anyhow::Result<()> {
+    write!(
+        out,
+        "Refused requests from {} to {} (UTC)",
+        r.from.format("%Y-%m-%d %H:%M"),
+        r.to.format("%Y-%m-%d %H:%M")
+    )?;
+    match r.route {
+        Some(route) => writeln!(out, ", route {route}")?,
+        None => writeln!(out)?,
+    }
+    if r.refusals.is_empty() {
+        writeln!(out, "No request was refused.")?;
+        return Ok(());
+    }
+    let mut t = Table::new();
+    t.load_preset(presets::UTF8_FULL_CONDENSED);
+    t.set_header(vec![
+        "member",
+        "reason",
+        "refused by",
+        "requests",
+        "last (UTC)",
+    ]);
+    for row in &r.refusals {
+        t.add_row(vec![
+            Cell::new(if row.member_id.is_empty() {
+                "(unknown key)"
+            } else {
+                row.member_id.as_str()
+            }),
+            Cell::new(row.reason.replace('_', " ")),
+            Cell::new(&row.detail),
+            num(row.count),
+            Cell::new(row.last.format("%Y-%m-%d %H:%M")),
+        ]);
+    }
+    let total: u64 = r.refusals.iter().map(|x| x.count).sum();
+    t.add_row(vec![
+        Cell::new("total"),
+        Cell::new(""),
+        Cell::new(""),
+        num(total),
+        Cell::new(""),
+    ]);
+    writeln!(out, "{t}")?;
     Ok(())
 }
 
@@ -262,10 +351,10 @@ pub(crate) fn write_weekly(out: &mut impl Write, r: &WeeklyReport) -> anyhow::Re
         "Week {} to {}: {} in {} requests ({} vs the week before: {})",
         r.week_start,
         last,
-        r.spend.to_usd(2),
+        r.spend.usd(),
         r.requests,
         change(&r.change),
-        r.previous.to_usd(2),
+        r.previous.usd(),
     )?;
     let mut t = Table::new();
     t.load_preset(presets::UTF8_FULL_CONDENSED);
@@ -288,8 +377,8 @@ pub(crate) fn write_weekly(out: &mut impl Write, r: &WeeklyReport) -> anyhow::Re
                 format!(
                     "{} {} / {} ({}%)",
                     b.window,
-                    b.spent.to_usd(2),
-                    b.limit.to_usd(2),
+                    b.spent.usd(),
+                    b.limit.usd(),
                     b.percent
                 )
             })
@@ -316,8 +405,8 @@ pub(crate) fn write_weekly(out: &mut impl Write, r: &WeeklyReport) -> anyhow::Re
                 b.scope,
                 b.scope_id,
                 b.window,
-                b.spent.to_usd(2),
-                b.limit.to_usd(2),
+                b.spent.usd(),
+                b.limit.usd(),
                 b.percent
             )?;
         }
@@ -328,7 +417,7 @@ pub(crate) fn write_weekly(out: &mut impl Write, r: &WeeklyReport) -> anyhow::Re
             out,
             "  - {:<45} {:>12} {:>6} req  ({})",
             m.model,
-            m.spend.to_usd(4),
+            m.spend.usd(),
             m.requests,
             change(&m.change)
         )?;
@@ -340,7 +429,7 @@ pub(crate) fn write_weekly(out: &mut impl Write, r: &WeeklyReport) -> anyhow::Re
                 out,
                 "  - {:<45} {:>12} {:>6} req  ({})",
                 rt.route,
-                rt.spend.to_usd(4),
+                rt.spend.usd(),
                 rt.requests,
                 change(&rt.change)
             )?;
@@ -353,6 +442,11 @@ pub(crate) fn write_weekly(out: &mut impl Write, r: &WeeklyReport) -> anyhow::Re
     for a in &r.anomalies {
         writeln!(out, "  - {}", a.describe())?;
     }
+    write_refusal_lines(
+        out,
+        &r.refusals,
+        "orteam report --outcome refused --period last-7d",
+    )?;
     writeln!(out, "\nKeys expiring or due for rotation:")?;
     if r.keys.is_empty() {
         writeln!(out, "  none")?;

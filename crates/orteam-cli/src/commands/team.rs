@@ -52,7 +52,7 @@ async fn make_plan(
     let team = file::load(path)?;
     let client = cx.client(connect)?;
     plan::check_models(&team, &client).await?;
-    let ledger = cx.open_ledger(connect).await?;
+    let ledger = cx.open_or_create_ledger(connect).await?;
     let obs = plan::observe(&ledger, &client).await?;
     let now = cx.now();
     let plan = plan::plan(
@@ -151,7 +151,7 @@ fn print_plan(plan: &Plan, format: OutputFormat, unused_days: u32) -> anyhow::Re
             t.add_row(vec![
                 format!("{} {}", r.scope, r.scope_id),
                 r.window.as_str().to_owned(),
-                format!("+{}", r.amount.to_usd(2)),
+                format!("+{}", r.amount.usd()),
                 r.until.format("%Y-%m-%d %H:%M UTC").to_string(),
                 r.reason.clone(),
             ]);
@@ -180,7 +180,7 @@ fn print_plan(plan: &Plan, format: OutputFormat, unused_days: u32) -> anyhow::Re
                 s.name.clone(),
                 format!("{}…", s.hash.get(..12).unwrap_or(&s.hash)),
                 s.created_at.format("%Y-%m-%d").to_string(),
-                s.usage.to_usd(2),
+                s.usage.usd(),
                 s.disabled.to_string(),
             ]);
         }

@@ -10,6 +10,7 @@ mod faults;
 mod hardening;
 mod input;
 mod ops;
+mod refusals;
 mod routes;
 mod sdk;
 mod support;

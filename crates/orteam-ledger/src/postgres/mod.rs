@@ -14,6 +14,7 @@ mod inflight;
 pub(crate) mod lease;
 mod migrate;
 mod outbox;
+pub(crate) mod refusals;
 pub(crate) mod writer;
 
 use chrono::{DateTime, Utc};

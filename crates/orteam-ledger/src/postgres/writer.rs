@@ -472,6 +472,9 @@ async fn write_batch(
                         .await?;
                 }
             }
+            WriterMsg::Refusals(counts) => {
+                super::refusals::add_refusals(client, counts).await?;
+            }
             WriterMsg::Event(_)
             | WriterMsg::Flush(_)
             | WriterMsg::Kick

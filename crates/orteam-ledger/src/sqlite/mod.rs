@@ -16,6 +16,7 @@ mod directory;
 mod events;
 mod migrate;
 mod outbox;
+pub(crate) mod refusals;
 pub(crate) mod writer;
 
 use std::sync::Arc;

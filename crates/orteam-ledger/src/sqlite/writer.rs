@@ -271,6 +271,9 @@ fn write_batch(conn: &mut Connection, batch: &[WriterMsg]) -> Result<BatchOutcom
                         .map_err(err)?;
                     }
                 }
+                WriterMsg::Refusals(counts) => {
+                    super::refusals::add_refusals(&tx, counts).map_err(err)?;
+                }
                 // Holds are journaled on SQLite, never sent to its writer.
                 WriterMsg::Flush(_)
                 | WriterMsg::Kick

@@ -10,7 +10,7 @@ use std::path::Path;
 use chrono::NaiveDate;
 use orteam_core::ApiRoute;
 use orteam_insight::report::{ReportOptions, build_report, group_name};
-use orteam_insight::{AnomalyQuery, NoProgress, Range, Upstream, anomalies_endpoint};
+use orteam_insight::{AnomalyQuery, NoProgress, Period, Range, Upstream, anomalies_endpoint};
 use orteam_ledger::{BudgetScope, GroupBy, Ledger, SecretKey};
 use orteam_openrouter::Client;
 use orteam_team::apply::{self, ApplyContext, CollectSecrets, NewSecret};
@@ -154,21 +154,69 @@ impl From<RouteArg> for ApiRoute {
     }
 }
 
+/// A period, as `orteam report --period` takes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum PeriodArg {
+    /// Today (UTC).
+    Today,
+    /// This week, from Monday.
+    Week,
+    /// This calendar month.
+    Month,
+    /// The 7 completed days before today.
+    #[serde(rename = "last-7d")]
+    Last7d,
+    /// The 30 completed days before today.
+    #[serde(rename = "last-30d")]
+    Last30d,
+}
+
+impl From<PeriodArg> for Period {
+    fn from(p: PeriodArg) -> Period {
+        match p {
+            PeriodArg::Today => Period::Today,
+            PeriodArg::Week => Period::Week,
+            PeriodArg::Month => Period::Month,
+            PeriodArg::Last7d => Period::Last7d,
+            PeriodArg::Last30d => Period::Last30d,
+        }
+    }
+}
+
+/// Which requests team_spend counts, as `orteam report --outcome`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum OutcomeArg {
+    /// Served requests: spend, requests, tokens (and refusals summed under `refused`).
+    #[default]
+    Served,
+    /// Refused requests only: who was blocked, how often, by what.
+    Refused,
+}
+
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct SpendArgs {
+    /// The period, as `orteam report --period`: today, week, month, last-7d, last-30d.
+    /// Default (with neither since nor until): month.
+    #[serde(default)]
+    period: Option<PeriodArg>,
     /// Start of the period (inclusive): a date YYYY-MM-DD (00:00 UTC) or an ISO-8601 timestamp.
-    /// Default: 30 days before today.
+    /// Replaces `period`.
     #[serde(default)]
     since: Option<String>,
     /// End of the period (exclusive for timestamps; a date includes that whole day).
-    /// Default: the end of today (UTC).
+    /// Default with `since`: the end of today (UTC).
     #[serde(default)]
     until: Option<String>,
-    /// Dimensions to group by, e.g. ["member"], ["member","model"], ["day"], ["route"],
-    /// ["member","route"]. Default ["member"].
+    /// Dimensions to group by, as `orteam report --by`: e.g. ["member"], ["member","model"],
+    /// ["day"], ["route"]. Default ["member"]. (`group_by` is accepted too.)
+    #[serde(default, alias = "group_by")]
+    by: Option<Vec<Dimension>>,
+    /// served (default) or refused, as `orteam report --outcome`.
     #[serde(default)]
-    group_by: Option<Vec<Dimension>>,
+    outcome: Option<OutcomeArg>,
     /// Only requests of this gateway API route. Members' direct OpenRouter keys are then left
     /// out (OpenRouter does not say which API their requests used).
     #[serde(default)]
@@ -322,21 +370,29 @@ impl TeamTools {
                        Covers traffic through the orteam gateway and members' direct OpenRouter \
                        keys. Use it for \"who burned the budget this week?\", \"spend per model \
                        per day\" or \"how much goes through the Messages API?\". \
-                       Default: the last 30 days by member.",
+                       Also says who was refused (budget 402, tier 403, rate limit 429, bad key, \
+                       bad input), how often and by what; `outcome: \"refused\"` returns only \
+                       that. Arguments as `orteam report`: period (default month) or \
+                       since/until, by, route, outcome.",
         annotations(read_only_hint = true, open_world_hint = true)
     )]
     async fn team_spend(&self, Parameters(Args(args)): Parameters<Args<SpendArgs>>) -> ToolResult {
         const TOOL: &str = "team_spend";
-        let range = Range::from_bounds(
-            args.since.as_deref(),
-            args.until.as_deref(),
-            self.ledger.now(),
-        )
-        .map_err(|e| format!("{TOOL}: {e}"))?;
-        let dims = args.group_by.unwrap_or_else(|| vec![Dimension::Member]);
+        let now = self.ledger.now();
+        let range = match (&args.since, &args.until, args.period) {
+            (None, None, p) => Period::from(p.unwrap_or(PeriodArg::Month)).range(now),
+            (_, _, Some(_)) => {
+                return Err(format!(
+                    "{TOOL}: give either `period` or `since`/`until`, not both"
+                ));
+            }
+            (since, until, None) => Range::from_bounds(since.as_deref(), until.as_deref(), now)
+                .map_err(|e| format!("{TOOL}: {e}"))?,
+        };
+        let dims = args.by.unwrap_or_else(|| vec![Dimension::Member]);
         if dims.is_empty() {
             return Err(format!(
-                "{TOOL}: `group_by` must name at least one of member, team, model, day, \
+                "{TOOL}: `by` must name at least one of member, team, model, day, \
                  provider, key, route"
             ));
         }
@@ -362,13 +418,45 @@ impl TeamTools {
         )
         .await
         .map_err(|e| format!("{TOOL}: {e}"))?;
+        let refused: Vec<Value> = report
+            .refusals
+            .iter()
+            .map(|r| {
+                json!({
+                    "member": r.member_id,
+                    "reason": r.reason,
+                    "refused_by": r.detail,
+                    "count": r.count,
+                    "last": r.last,
+                    "text": r.describe(),
+                })
+            })
+            .collect();
+        let refused_total: u64 = report.refusals.iter().map(|r| r.count).sum();
+        if args.outcome.unwrap_or_default() == OutcomeArg::Refused {
+            return pretty(
+                TOOL,
+                &json!({
+                    "from": report.from,
+                    "to": report.to,
+                    "outcome": "refused",
+                    "total": refused_total,
+                    "refused": refused,
+                }),
+            );
+        }
         let mut v = to_value(TOOL, &report)?;
         if let Value::Object(m) = &mut v {
+            m.remove("refusals");
             m.insert(
                 "group_by".to_owned(),
                 json!(group_by.iter().map(|g| group_name(*g)).collect::<Vec<_>>()),
             );
             m.insert("currency".to_owned(), json!("USD"));
+            m.insert(
+                "refused".to_owned(),
+                json!({ "total": refused_total, "by": refused }),
+            );
         }
         pretty(TOOL, &v)
     }

@@ -6,7 +6,7 @@ use orteam_dashboard_types::Range;
 use orteam_dashboard_types::keys::{KeyMode, KeyRow, KeyTotals};
 use orteam_dashboard_types::rules::derive_alerts;
 use orteam_dashboard_types::snapshot::{
-    Gauge, ModelRow, RecentRequest, Series, Snapshot, Totals, permille,
+    Gauge, ModelRow, RecentRequest, RefusalRow, Series, Snapshot, Totals, permille,
 };
 use orteam_tui::{App, Tab, ui};
 use ratatui::Terminal;
@@ -141,6 +141,7 @@ pub fn fixture() -> Snapshot {
             requests_today: 31,
             requests_month: 31,
             failed_today: 0,
+            refused_today: 12,
             members: 3,
             any_requests: true,
         },
@@ -163,6 +164,13 @@ pub fn fixture() -> Snapshot {
         keys,
         recent,
         alerts,
+        refusals: vec![RefusalRow {
+            member: "carol".into(),
+            reason: "budget_exceeded".into(),
+            detail: "member \"carol\" daily".into(),
+            count: 12,
+            last: now(),
+        }],
         anomalies: vec![],
         anomaly_detector: None,
         charts: None,
@@ -230,7 +238,7 @@ fn every_tab_fits_80x24() {
             Tab::Budgets => {
                 assert!(got.contains("member alice"), "{got}");
                 assert!(got.contains("org    acme"), "{got}");
-                assert!(got.contains("$0.0500"), "{got}");
+                assert!(got.contains("$0.05 "), "{got}");
                 assert!(got.contains("13h44m"), "resets at midnight: {got}");
             }
             Tab::Requests => {
@@ -286,6 +294,7 @@ fn empty_gateway_says_how_to_get_data() {
     s.keys.clear();
     s.recent.clear();
     s.alerts.clear();
+    s.refusals.clear();
     s.key_totals = KeyTotals::default();
     let mut app = App::new("http://x");
     app.on_snapshot(Ok(s));
@@ -298,26 +307,26 @@ fn empty_gateway_says_how_to_get_data() {
 
 const OVERVIEW: [&str; 24] = [
     " orteam top  1 Overview │ 2 Budgets │ 3 Requests │ 4 Keys                       ",
-    " today $0.0356 · month $0.0356 · 31 req · 3 members · 1 key due                 ",
+    " today $0.0356 · month $0.0356 · 31 req · 12 refused · 3 members · 1 key due    ",
     "┌ Spend vs budget ─────────────────────┐┌ Today by model ──────────────────────┐",
-    "│M alice   day ██████▏··  68%   $0.0342││anthropic/claude-3… ████████   $0.0190│",
-    "│M bob     day █████████ 100% $0.001200││openai/gpt-4o       ██████▍·   $0.0152│",
-    "│T core    mo  ██████▎··  70%   $0.0352││openai/gpt-4o-mini  ▌······· $0.001442│",
-    "│O acme    mo  █▎·······  14%   $0.0356││                                      │",
+    "│M alice   day ███████▌···  68% $0.0342││anthropic/claude-3… █████████  $0.0190│",
+    "│M bob     day ███████████ 100% $0.0012││openai/gpt-4o       ███████▏·  $0.0152│",
+    "│T core    mo  ███████▋···  70% $0.0352││openai/gpt-4o-mini  ▋········ $0.00144│",
+    "│O acme    mo  █▌·········  14% $0.0356││                                      │",
     "└──────────────────────────────────────┘└──────────────────────────────────────┘",
     "┌ Alerts & anomalies ──────────────────┐┌ Keys due for rotation ───────────────┐",
     "│✖ member bob's daily budget is        ││carol   ot-cIA5xG6c7UNS… 11-13 overdue│",
-    "│exhausted: $0.001200 of $0.001200     ││                                      │",
-    "│used; it resets at 2026-11-24 00:00   ││                                      │",
-    "│UTC                                   ││                                      │",
+    "│exhausted: $0.0012 of $0.0012 used; it││                                      │",
+    "│resets at 2026-11-24 00:00 UTC        ││                                      │",
     "│! carol's gateway key ot-cIA5xG6c7UNS…││                                      │",
     "│was due for rotation on 2026-11-13    ││                                      │",
-    "│No anomaly detector wired in.         ││                                      │",
+    "│⊘ carol refused 12× by the member     ││                                      │",
+    "│\"carol\" daily budget                  ││                                      │",
     "└──────────────────────────────────────┘└──────────────────────────────────────┘",
     "┌ Recent requests (tab 3) ─────────────────────────────────────────────────────┐",
     "│10:15:25 carol    gpt-4o-mini                    $0.000026 ok                 │",
     "│10:14:25 bob      claude-3.5-sonnet→gpt-4o-mini  $0.000092 ok                 │",
-    "│10:14:24 alice    gpt-4o                         $0.003035 ok                 │",
+    "│10:14:24 alice    gpt-4o                          $0.00304 ok                 │",
     "│                                                                              │",
     "└──────────────────────────────────────────────────────────────────────────────┘",
     " updated 10:15:30 UTC  q quit · ←/→ tabs · ↑/↓ scroll · r refresh               ",

@@ -58,10 +58,38 @@ async fn the_demo_shows_every_planted_event() {
     // Carol's small daily budget is used up to the last cent, never beyond.
     let carol = stdout.lines().find(|l| l.contains("carol")).unwrap();
     assert!(carol.contains("$0.02 daily"), "{carol}");
-    let spend = orteam_core::Money::parse(carol.split('┆').nth(2).unwrap().trim()).unwrap();
+    let spend = orteam_core::Money::parse(
+        carol
+            .split('┆')
+            .nth(2)
+            .unwrap()
+            .trim()
+            .trim_start_matches('$'),
+    )
+    .unwrap();
     assert!(
         spend <= orteam_core::Money::parse("0.02").unwrap(),
         "{carol}"
+    );
+    // Refusals per member, from the ledger: carol's by her daily budget, in the summary table
+    // and in the weekly report.
+    assert!(carol.contains("(daily budget)"), "{carol}");
+    let refused_in_summary: u64 = carol
+        .split('┆')
+        .nth(7)
+        .and_then(|c| c.trim().split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no refused count in {carol:?}"));
+    assert_eq!(
+        refused_in_summary,
+        count(&stdout, "refused: budget exhausted"),
+        "every 402 the demo saw is in the ledger"
+    );
+    assert!(
+        stdout.contains(&format!(
+            "carol refused {refused_in_summary}× by the member \"carol\" daily budget"
+        )),
+        "{stdout}"
     );
     // The demo leaves a ledger and the team file behind.
     assert!(dir.path().join("team.toml").exists());

@@ -176,7 +176,7 @@ async fn report_and_reconcile_cli(backend: Backend) {
     )
     .await;
     assert_eq!(out.code, 0, "{}", out.stderr);
-    assert!(out.stdout.contains(&total.to_usd(6)), "{}", out.stdout);
+    assert!(out.stdout.contains(&total.usd()), "{}", out.stdout);
     assert!(out.stdout.contains("openrouter"));
 
     // The weekly summary.
@@ -338,7 +338,7 @@ async fn report_by_route_cli(backend: Backend) {
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(out.stdout.contains(", route messages"), "{}", out.stdout);
     assert!(out.stdout.contains("┆ route "), "{}", out.stdout);
-    assert!(out.stdout.contains("0.250000"), "{}", out.stdout);
+    assert!(out.stdout.contains("$0.25"), "{}", out.stdout);
     assert!(!out.stdout.contains("embeddings"), "{}", out.stdout);
     assert!(!out.stdout.contains("chat"), "{}", out.stdout);
 

@@ -14,5 +14,6 @@ mod gateway;
 mod insight;
 mod operations;
 mod sim_sdk;
+mod refusals;
 mod support;
 mod team;
