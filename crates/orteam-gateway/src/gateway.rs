@@ -181,7 +181,7 @@ impl Worker for GatewayWorker {
     fn handle(
         self: Rc<Self>,
         req: Request<Incoming>,
-        _peer: SocketAddr,
+        peer: SocketAddr,
     ) -> LocalFuture<Response<Body>> {
         Box::pin(async move {
             let path = req.uri().path();
@@ -198,8 +198,13 @@ impl Worker for GatewayWorker {
                     Err(err) => err.to_response_as(Wire::Messages.error_shape()),
                 };
             }
+            if crate::current_key::is_route(path) {
+                return crate::current_key::serve(&self.gw, req).await;
+            }
             // Everything else (models, health, metrics, admin, dashboard) goes through axum.
-            let (parts, body) = req.into_parts();
+            let (mut parts, body) = req.into_parts();
+            // The admin API records where each action came from.
+            parts.extensions.insert(axum::extract::ConnectInfo(peer));
             let req = Request::from_parts(parts, Body::new(body));
             match self.gw.admin.clone().oneshot(req).await {
                 Ok(resp) => resp,

@@ -11,6 +11,7 @@
 //!
 //! See `DESIGN.md` in this crate for how the fast paths work and why.
 
+pub mod audit;
 mod backend;
 pub mod budget;
 pub mod directory;
@@ -32,7 +33,8 @@ pub use budget::{Durability, Reservation, Settled};
 pub use directory::Directory;
 pub use error::{AuthError, BudgetExceeded, LedgerError};
 pub use keys::SecretKey;
-pub use ledger::{Ledger, LedgerOptions, Reclaimed, Role};
+pub use audit::{ChainProblem, ChainReport};
+pub use ledger::{Ledger, LedgerOptions, Reclaimed, Role, TokenRefused};
 pub use model::*;
 pub use orteam_core::{Money, Window};
 pub use query::{DailyPoint, EventFilter, GroupBy, UsageGroup, UsageQuery};

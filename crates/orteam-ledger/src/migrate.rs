@@ -31,6 +31,11 @@ pub const SQLITE: &[Migration] = &[
         name: "event_route",
         sql: include_str!("../migrations/sqlite/0004_event_route.sql"),
     },
+    Migration {
+        version: 8,
+        name: "access",
+        sql: include_str!("../migrations/sqlite/0008_access.sql"),
+    },
 ];
 
 pub const POSTGRES: &[Migration] = &[
@@ -48,6 +53,11 @@ pub const POSTGRES: &[Migration] = &[
         version: 3,
         name: "event_route",
         sql: include_str!("../migrations/postgres/0003_event_route.sql"),
+    },
+    Migration {
+        version: 7,
+        name: "access",
+        sql: include_str!("../migrations/postgres/0007_access.sql"),
     },
 ];
 

@@ -6,6 +6,7 @@
 mod agents;
 mod budget;
 mod chat;
+mod current_key;
 mod faults;
 mod hardening;
 mod input;

@@ -13,6 +13,7 @@
 mod budgets;
 mod directory;
 mod events;
+mod access;
 mod migrate;
 mod outbox;
 pub(crate) mod writer;
@@ -223,6 +224,11 @@ impl Columns for Row<'_> {
     }
     fn money(&self, i: usize) -> Result<Money, LedgerError> {
         self.parsed(i)
+    }
+    fn opt_money(&self, i: usize) -> Result<Option<Money>, LedgerError> {
+        self.opt_text(i)?
+            .map(|t| Money::parse(&t).map_err(|e| corrupt(i, e)))
+            .transpose()
     }
     fn time(&self, i: usize) -> Result<DateTime<Utc>, LedgerError> {
         micros(i, self.int(i)?)

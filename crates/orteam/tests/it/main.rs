@@ -9,5 +9,6 @@ mod dashboards;
 mod demo;
 mod gateway;
 mod insight;
+mod me;
 mod support;
 mod team;
