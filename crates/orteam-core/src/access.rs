@@ -193,7 +193,13 @@ pub fn authorize(p: &Principal, action: &Action<'_>) -> Result<(), Denied> {
                 deny(&format!("a team lead of {} only", p.teams.join(", ")))
             }
         }
-        (Role::TeamLead, Action::Raise { team: Some(t), amount }) => {
+        (
+            Role::TeamLead,
+            Action::Raise {
+                team: Some(t),
+                amount,
+            },
+        ) => {
             if !p.sees_team(t) {
                 return deny(&format!("a team lead of {} only", p.teams.join(", ")));
             }
@@ -243,7 +249,10 @@ mod tests {
         };
         assert!(authorize(&p, &raise(Some("core"), "10")).is_ok());
         let e = authorize(&p, &raise(Some("core"), "10.01")).unwrap_err();
-        assert!(e.to_string().contains("above this token's max_raise 10"), "{e}");
+        assert!(
+            e.to_string().contains("above this token's max_raise 10"),
+            "{e}"
+        );
         assert!(authorize(&p, &raise(Some("web"), "1")).is_err());
         assert!(authorize(&p, &raise(None, "1")).is_err());
         assert!(authorize(&lead(None), &raise(Some("core"), "1")).is_err());

@@ -118,11 +118,20 @@ pub fn router(state: AdminState) -> Router {
             orteam_web::api(orteam_web::WebState::new(state.ledger.clone()))
                 .route_layer(middleware::from_fn(require_org_view)),
         )
-        .route("/tokens", get(crate::admin_access::tokens).post(crate::admin_access::create_token))
-        .route("/tokens/{name}/revoke", post(crate::admin_access::revoke_token))
+        .route(
+            "/tokens",
+            get(crate::admin_access::tokens).post(crate::admin_access::create_token),
+        )
+        .route(
+            "/tokens/{name}/revoke",
+            post(crate::admin_access::revoke_token),
+        )
         .route("/audit", get(crate::admin_access::audit_list))
         .route("/audit/verify", get(crate::admin_access::audit_verify))
-        .route_layer(middleware::from_fn_with_state(state.clone(), require_principal))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            require_principal,
+        ))
         .layer(middleware::map_response(private_response));
     Router::new()
         .route("/healthz", get(healthz))
@@ -249,7 +258,9 @@ impl AdminState {
                             action: "sign_in_failed".into(),
                             target: "admin_api".into(),
                             before: None,
-                            after: Some(serde_json::json!({ "reason": refused.to_string() }).to_string()),
+                            after: Some(
+                                serde_json::json!({ "reason": refused.to_string() }).to_string(),
+                            ),
                             source,
                         })
                         .await;

@@ -29,11 +29,11 @@ mod rows;
 pub(crate) mod sqlite;
 mod store;
 
+pub use audit::{ChainProblem, ChainReport};
 pub use budget::{Durability, Reservation, Settled};
 pub use directory::Directory;
 pub use error::{AuthError, BudgetExceeded, LedgerError};
 pub use keys::SecretKey;
-pub use audit::{ChainProblem, ChainReport};
 pub use ledger::{Ledger, LedgerOptions, Reclaimed, Role, TokenRefused};
 pub use model::*;
 pub use orteam_core::{Money, Window};

@@ -131,13 +131,17 @@ pub(crate) trait CorrectionStore: Send + Sync + 'static {
 /// Named admin tokens and the audit log (`admin_tokens`, `audit_log`).
 pub(crate) trait AccessStore: Send + Sync + 'static {
     /// Stores a new token (its hash only); a taken name is [`LedgerError::Invalid`].
-    fn token_insert(&self, token: AdminToken)
-    -> impl Future<Output = Result<(), LedgerError>> + Send;
+    fn token_insert(
+        &self,
+        token: AdminToken,
+    ) -> impl Future<Output = Result<(), LedgerError>> + Send;
     /// Every token, oldest first.
     fn tokens(&self) -> impl Future<Output = Result<Vec<AdminToken>, LedgerError>> + Send;
     /// One token by public id.
-    fn token(&self, id: String)
-    -> impl Future<Output = Result<Option<AdminToken>, LedgerError>> + Send;
+    fn token(
+        &self,
+        id: String,
+    ) -> impl Future<Output = Result<Option<AdminToken>, LedgerError>> + Send;
     /// Marks a live token (by name) revoked; whether one was.
     fn token_revoke(
         &self,

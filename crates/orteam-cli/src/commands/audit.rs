@@ -51,7 +51,10 @@ async fn list(cx: &Context, args: AuditListArgs) -> anyhow::Result<ExitCode> {
     match args.format {
         AuditFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(&entries)?)?,
         AuditFormat::Csv => {
-            writeln!(out, "seq,at,actor,action,target,before,after,source,prev_hash,hash")?;
+            writeln!(
+                out,
+                "seq,at,actor,action,target,before,after,source,prev_hash,hash"
+            )?;
             for e in &entries {
                 writeln!(out, "{}", csv_line(e))?;
             }
@@ -59,7 +62,15 @@ async fn list(cx: &Context, args: AuditListArgs) -> anyhow::Result<ExitCode> {
         AuditFormat::Table => {
             let mut t = Table::new();
             t.load_preset(presets::UTF8_FULL_CONDENSED);
-            t.set_header(vec!["#", "when (UTC)", "who", "what", "on", "before → after", "from"]);
+            t.set_header(vec![
+                "#",
+                "when (UTC)",
+                "who",
+                "what",
+                "on",
+                "before → after",
+                "from",
+            ]);
             for e in &entries {
                 let change = match (&e.before, &e.after) {
                     (None, None) => String::new(),

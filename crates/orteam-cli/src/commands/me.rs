@@ -88,7 +88,14 @@ fn print_tables(out: &mut impl Write, d: &KeyInfo) -> anyhow::Result<()> {
         let mut t = Table::new();
         t.load_preset(presets::UTF8_FULL_CONDENSED);
         t.set_header(vec![
-            "budget", "window", "limit", "raise", "spent", "held", "remaining", "resets",
+            "budget",
+            "window",
+            "limit",
+            "raise",
+            "spent",
+            "held",
+            "remaining",
+            "resets",
         ]);
         for b in &o.budgets {
             t.add_row(vec![
@@ -145,7 +152,12 @@ fn print_tables(out: &mut impl Write, d: &KeyInfo) -> anyhow::Result<()> {
 mod tests {
     #[test]
     fn the_key_url_is_below_the_root() {
-        for g in ["http://h:1", "http://h:1/", "http://h:1/v1", "http://h:1/v1/"] {
+        for g in [
+            "http://h:1",
+            "http://h:1/",
+            "http://h:1/v1",
+            "http://h:1/v1/",
+        ] {
             assert_eq!(super::key_url(g), "http://h:1/v1/key", "{g}");
         }
     }

@@ -11,7 +11,9 @@ use orteam_core::access::{Action, Role};
 use orteam_ledger::NewAdminToken;
 use secrecy::ExposeSecret;
 
-use crate::args_access::{RoleArg, TokenArgs, TokenCommand, TokenCreateArgs, TokenListArgs, TokenRevokeArgs};
+use crate::args_access::{
+    RoleArg, TokenArgs, TokenCommand, TokenCreateArgs, TokenListArgs, TokenRevokeArgs,
+};
 use crate::args_team::OutputFormat;
 use crate::commands::access::acting_as;
 use crate::context::Context;
@@ -98,7 +100,15 @@ async fn list(cx: &Context, args: TokenListArgs) -> anyhow::Result<ExitCode> {
         let mut t = Table::new();
         t.load_preset(presets::UTF8_FULL_CONDENSED);
         t.set_header(vec![
-            "name", "token", "role", "teams", "max raise", "created", "by", "expires", "state",
+            "name",
+            "token",
+            "role",
+            "teams",
+            "max raise",
+            "created",
+            "by",
+            "expires",
+            "state",
         ]);
         for k in &tokens {
             let state = if k.revoked_at.is_some() {
@@ -113,7 +123,9 @@ async fn list(cx: &Context, args: TokenListArgs) -> anyhow::Result<ExitCode> {
                 k.display_prefix(),
                 k.role.to_string(),
                 k.teams.join(", "),
-                k.max_raise.map(|m| m.to_usd(2)).unwrap_or_else(|| "-".into()),
+                k.max_raise
+                    .map(|m| m.to_usd(2))
+                    .unwrap_or_else(|| "-".into()),
                 stamp(Some(k.created_at)),
                 k.created_by.clone(),
                 stamp(k.expires_at),

@@ -15,9 +15,22 @@ use crate::support::*;
 backend_tests!(role_by_action_matrix_through_the_admin_api);
 
 /// The columns of the matrix.
-const WHO: [&str; 6] = ["bootstrap", "admin", "viewer", "lead(core)", "member(alice)", "none"];
+const WHO: [&str; 6] = [
+    "bootstrap",
+    "admin",
+    "viewer",
+    "lead(core)",
+    "member(alice)",
+    "none",
+];
 
-async fn token(tg: &TestGateway, name: &str, role: Role, teams: &[&str], max: Option<&str>) -> String {
+async fn token(
+    tg: &TestGateway,
+    name: &str,
+    role: Role,
+    teams: &[&str],
+    max: Option<&str>,
+) -> String {
     tg.admin
         .create_admin_token(NewAdminToken {
             name: name.into(),
@@ -67,7 +80,12 @@ async fn role_by_action_matrix_through_the_admin_api(backend: Backend) {
         .start()
         .await;
     for member in ["alice", "bob", "carol"] {
-        let r = tg.chat(member, body("openai/gpt-4o-mini", "[[sim:tokens=20]]", Some(40))).await;
+        let r = tg
+            .chat(
+                member,
+                body("openai/gpt-4o-mini", "[[sim:tokens=20]]", Some(40)),
+            )
+            .await;
         assert_eq!(r.status(), 200);
     }
     tg.sync().await;
@@ -93,34 +111,156 @@ async fn role_by_action_matrix_through_the_admin_api(backend: Backend) {
         None,
     ];
     let until = (tg.clock.now() + TimeDelta::hours(8)).to_rfc3339();
-    let raise = |scope: &str, id: &str, amount: &str| {
-        json!({"scope": scope, "id": id, "window": "daily", "amount": amount, "until": until, "reason": "matrix"})
-    };
+    let raise = |scope: &str, id: &str, amount: &str| json!({"scope": scope, "id": id, "window": "daily", "amount": amount, "until": until, "reason": "matrix"});
     let new_token = |n: usize| json!({"name": format!("made-{n}"), "role": "viewer"});
     // (action, method, path, body, expected status per column of WHO)
     let rows: Vec<(&str, &str, String, Option<Value>, [u16; 6])> = vec![
-        ("list members", "GET", "/admin/v1/members".into(), None, [200, 200, 200, 200, 200, 401]),
-        ("view a member of core", "GET", "/admin/v1/members/bob".into(), None, [200, 200, 200, 200, 403, 401]),
-        ("view a member of web", "GET", "/admin/v1/members/carol".into(), None, [200, 200, 200, 403, 403, 401]),
-        ("view oneself", "GET", "/admin/v1/members/alice".into(), None, [200, 200, 200, 200, 200, 401]),
-        ("list keys", "GET", "/admin/v1/keys".into(), None, [200, 200, 200, 200, 200, 401]),
-        ("list budgets", "GET", "/admin/v1/budgets".into(), None, [200, 200, 200, 200, 200, 401]),
-        ("usage, whole org", "GET", "/admin/v1/usage?by=member".into(), None, [200, 200, 200, 403, 200, 401]),
-        ("usage of team core", "GET", "/admin/v1/usage?team=core&by=member".into(), None, [200, 200, 200, 200, 403, 401]),
-        ("usage of team web", "GET", "/admin/v1/usage?team=web&by=member".into(), None, [200, 200, 200, 403, 403, 401]),
-        ("recent events", "GET", "/admin/v1/events".into(), None, [200, 200, 200, 200, 200, 401]),
-        ("anomalies (org-wide)", "GET", "/admin/v1/anomalies".into(), None, [200, 200, 200, 403, 403, 401]),
-        ("dashboard (org-wide)", "GET", "/admin/v1/dashboard".into(), None, [200, 200, 200, 403, 403, 401]),
-        ("raise bob (core) by 1", "POST", "/admin/v1/budgets/raise".into(), Some(raise("member", "bob", "1")), [201, 201, 403, 201, 403, 401]),
-        ("raise bob by 6 (> lead cap 5)", "POST", "/admin/v1/budgets/raise".into(), Some(raise("member", "bob", "6")), [201, 201, 403, 403, 403, 401]),
-        ("raise carol (web)", "POST", "/admin/v1/budgets/raise".into(), Some(raise("member", "carol", "1")), [201, 201, 403, 403, 403, 401]),
-        ("raise the org", "POST", "/admin/v1/budgets/raise".into(), Some(raise("org", "acme", "1")), [201, 201, 403, 403, 403, 401]),
-        ("list tokens", "GET", "/admin/v1/tokens".into(), None, [200, 200, 403, 403, 403, 401]),
-        ("read the audit log", "GET", "/admin/v1/audit".into(), None, [200, 200, 200, 403, 403, 401]),
-        ("verify the audit log", "GET", "/admin/v1/audit/verify".into(), None, [200, 200, 200, 403, 403, 401]),
-        ("revoke a key of web", "POST", format!("/admin/v1/keys/{carol_key}/revoke"), None, [0, 200, 403, 403, 403, 401]),
+        (
+            "list members",
+            "GET",
+            "/admin/v1/members".into(),
+            None,
+            [200, 200, 200, 200, 200, 401],
+        ),
+        (
+            "view a member of core",
+            "GET",
+            "/admin/v1/members/bob".into(),
+            None,
+            [200, 200, 200, 200, 403, 401],
+        ),
+        (
+            "view a member of web",
+            "GET",
+            "/admin/v1/members/carol".into(),
+            None,
+            [200, 200, 200, 403, 403, 401],
+        ),
+        (
+            "view oneself",
+            "GET",
+            "/admin/v1/members/alice".into(),
+            None,
+            [200, 200, 200, 200, 200, 401],
+        ),
+        (
+            "list keys",
+            "GET",
+            "/admin/v1/keys".into(),
+            None,
+            [200, 200, 200, 200, 200, 401],
+        ),
+        (
+            "list budgets",
+            "GET",
+            "/admin/v1/budgets".into(),
+            None,
+            [200, 200, 200, 200, 200, 401],
+        ),
+        (
+            "usage, whole org",
+            "GET",
+            "/admin/v1/usage?by=member".into(),
+            None,
+            [200, 200, 200, 403, 200, 401],
+        ),
+        (
+            "usage of team core",
+            "GET",
+            "/admin/v1/usage?team=core&by=member".into(),
+            None,
+            [200, 200, 200, 200, 403, 401],
+        ),
+        (
+            "usage of team web",
+            "GET",
+            "/admin/v1/usage?team=web&by=member".into(),
+            None,
+            [200, 200, 200, 403, 403, 401],
+        ),
+        (
+            "recent events",
+            "GET",
+            "/admin/v1/events".into(),
+            None,
+            [200, 200, 200, 200, 200, 401],
+        ),
+        (
+            "anomalies (org-wide)",
+            "GET",
+            "/admin/v1/anomalies".into(),
+            None,
+            [200, 200, 200, 403, 403, 401],
+        ),
+        (
+            "dashboard (org-wide)",
+            "GET",
+            "/admin/v1/dashboard".into(),
+            None,
+            [200, 200, 200, 403, 403, 401],
+        ),
+        (
+            "raise bob (core) by 1",
+            "POST",
+            "/admin/v1/budgets/raise".into(),
+            Some(raise("member", "bob", "1")),
+            [201, 201, 403, 201, 403, 401],
+        ),
+        (
+            "raise bob by 6 (> lead cap 5)",
+            "POST",
+            "/admin/v1/budgets/raise".into(),
+            Some(raise("member", "bob", "6")),
+            [201, 201, 403, 403, 403, 401],
+        ),
+        (
+            "raise carol (web)",
+            "POST",
+            "/admin/v1/budgets/raise".into(),
+            Some(raise("member", "carol", "1")),
+            [201, 201, 403, 403, 403, 401],
+        ),
+        (
+            "raise the org",
+            "POST",
+            "/admin/v1/budgets/raise".into(),
+            Some(raise("org", "acme", "1")),
+            [201, 201, 403, 403, 403, 401],
+        ),
+        (
+            "list tokens",
+            "GET",
+            "/admin/v1/tokens".into(),
+            None,
+            [200, 200, 403, 403, 403, 401],
+        ),
+        (
+            "read the audit log",
+            "GET",
+            "/admin/v1/audit".into(),
+            None,
+            [200, 200, 200, 403, 403, 401],
+        ),
+        (
+            "verify the audit log",
+            "GET",
+            "/admin/v1/audit/verify".into(),
+            None,
+            [200, 200, 200, 403, 403, 401],
+        ),
+        (
+            "revoke a key of web",
+            "POST",
+            format!("/admin/v1/keys/{carol_key}/revoke"),
+            None,
+            [0, 200, 403, 403, 403, 401],
+        ),
     ];
-    let mut table = format!("| action | {} |\n|---|{}\n", WHO.join(" | "), "---|".repeat(6));
+    let mut table = format!(
+        "| action | {} |\n|---|{}\n",
+        WHO.join(" | "),
+        "---|".repeat(6)
+    );
     let mut lead_saw = String::new();
     let mut member_saw = String::new();
     let mut failures = Vec::new();
@@ -134,7 +274,10 @@ async fn role_by_action_matrix_through_the_admin_api(backend: Backend) {
             // Token creation gets a fresh name per call.
             let (status, text) = call(&tg, *cred, method, path, body.as_ref()).await;
             if status != want[i] {
-                failures.push(format!("{action} as {}: got {status}, want {}: {text}", WHO[i], want[i]));
+                failures.push(format!(
+                    "{action} as {}: got {status}, want {}: {text}",
+                    WHO[i], want[i]
+                ));
             }
             if status == 403 || status == 401 {
                 // Every refusal says why.
@@ -151,31 +294,50 @@ async fn role_by_action_matrix_through_the_admin_api(backend: Backend) {
             if i == 4 && status < 300 && *method == "GET" {
                 member_saw.push_str(&text);
             }
-            cells.push(if status < 300 { format!("✓ {status}") } else { format!("✗ {status}") });
+            cells.push(if status < 300 {
+                format!("✓ {status}")
+            } else {
+                format!("✗ {status}")
+            });
         }
         table.push_str(&format!("| {action} | {} |\n", cells.join(" | ")));
     }
     // Token creation: admins only (fresh names per caller).
     let mut cells = Vec::new();
     for (i, cred) in creds.iter().enumerate() {
-        let (status, text) = call(&tg, *cred, "POST", "/admin/v1/tokens", Some(&new_token(i))).await;
+        let (status, text) =
+            call(&tg, *cred, "POST", "/admin/v1/tokens", Some(&new_token(i))).await;
         let want = [201, 201, 403, 403, 403, 401][i];
         if status != want {
-            failures.push(format!("create token as {}: got {status}, want {want}: {text}", WHO[i]));
+            failures.push(format!(
+                "create token as {}: got {status}, want {want}: {text}",
+                WHO[i]
+            ));
         }
         if status == 201 {
             let v: Value = serde_json::from_str(&text).unwrap();
             assert!(v["secret"].as_str().unwrap().starts_with("ota-"), "{v}");
             assert!(v.get("token_hash").is_none(), "the hash never leaves: {v}");
         }
-        cells.push(if status < 300 { format!("✓ {status}") } else { format!("✗ {status}") });
+        cells.push(if status < 300 {
+            format!("✓ {status}")
+        } else {
+            format!("✗ {status}")
+        });
     }
     table.push_str(&format!("| create a token | {} |\n", cells.join(" | ")));
     println!("{table}");
     assert!(failures.is_empty(), "{}\n{table}", failures.join("\n"));
 
     // Nothing of team web reaches the core lead; nothing of others reaches alice.
-    for leak in ["carol", "CAROL", "\"web\"", "7.77", "31.31", carol_key.as_str()] {
+    for leak in [
+        "carol",
+        "CAROL",
+        "\"web\"",
+        "7.77",
+        "31.31",
+        carol_key.as_str(),
+    ] {
         assert!(!lead_saw.contains(leak), "{leak} leaked to the core lead");
     }
     for leak in ["bob", "carol", "\"web\"", "7.77", "31.31"] {
@@ -188,16 +350,33 @@ async fn role_by_action_matrix_through_the_admin_api(backend: Backend) {
     assert!(budgets.iter().any(|b| b["scope_id"] == "core"));
 
     // A revoked token and an expired one stop at once, each with its reason.
-    let (s, _) = call(&tg, Some(ADMIN_TOKEN), "POST", "/admin/v1/tokens/finance/revoke", None).await;
+    let (s, _) = call(
+        &tg,
+        Some(ADMIN_TOKEN),
+        "POST",
+        "/admin/v1/tokens/finance/revoke",
+        None,
+    )
+    .await;
     assert_eq!(s, 200);
     let (s, text) = call(&tg, Some(&viewer), "GET", "/admin/v1/members", None).await;
     assert_eq!(s, 401);
-    assert!(text.contains("admin token \\\"finance\\\" has been revoked"), "{text}");
+    assert!(
+        text.contains("admin token \\\"finance\\\" has been revoked"),
+        "{text}"
+    );
     tg.clock.set_offset(TimeDelta::days(91));
     let (s, text) = call(&tg, Some(&lead), "GET", "/admin/v1/members", None).await;
     assert_eq!(s, 401);
     assert!(text.contains("has expired"), "{text}");
-    let (s, text) = call(&tg, Some("ota-000000000000aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"), "GET", "/admin/v1/members", None).await;
+    let (s, text) = call(
+        &tg,
+        Some("ota-000000000000aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"),
+        "GET",
+        "/admin/v1/members",
+        None,
+    )
+    .await;
     assert_eq!(s, 401);
     assert!(text.contains("unknown admin token"), "{text}");
     tg.clock.set_offset(TimeDelta::zero());
@@ -210,11 +389,34 @@ async fn role_by_action_matrix_through_the_admin_api(backend: Backend) {
     let by_lead = raises.iter().find(|e| e.actor == "core-lead").unwrap();
     assert_eq!(by_lead.target, "member:bob:daily");
     assert_eq!(by_lead.source.as_deref(), Some("127.0.0.1"));
-    assert!(by_lead.before.as_deref().unwrap().contains("\"limit\":null"), "bob has no daily budget: {by_lead:?}");
-    assert!(entries.iter().any(|e| e.action == "revoke_key" && e.actor == "ops-admin"));
-    assert!(entries.iter().any(|e| e.action == "token_revoke" && e.actor == "bootstrap"));
-    assert!(entries.iter().any(|e| e.action == "token_create" && e.target == "token:made-1" && e.actor == "ops-admin"));
-    assert!(entries.iter().filter(|e| e.action == "sign_in_failed").count() >= 3);
+    assert!(
+        by_lead
+            .before
+            .as_deref()
+            .unwrap()
+            .contains("\"limit\":null"),
+        "bob has no daily budget: {by_lead:?}"
+    );
+    assert!(
+        entries
+            .iter()
+            .any(|e| e.action == "revoke_key" && e.actor == "ops-admin")
+    );
+    assert!(
+        entries
+            .iter()
+            .any(|e| e.action == "token_revoke" && e.actor == "bootstrap")
+    );
+    assert!(entries.iter().any(|e| e.action == "token_create"
+        && e.target == "token:made-1"
+        && e.actor == "ops-admin"));
+    assert!(
+        entries
+            .iter()
+            .filter(|e| e.action == "sign_in_failed")
+            .count()
+            >= 3
+    );
     let report = tg.admin.verify_audit().await.unwrap();
     assert!(report.is_valid(), "{report:?}");
 }
@@ -224,13 +426,32 @@ async fn role_by_action_matrix_through_the_admin_api(backend: Backend) {
 async fn a_team_lead_revokes_in_their_team_only() {
     let tg = TestGateway::start(Backend::Sqlite).await;
     let lead = token(&tg, "core-lead", Role::TeamLead, &["core"], None).await;
-    let (s, text) = call(&tg, Some(&lead), "POST", "/admin/v1/members/carol/revoke", None).await;
+    let (s, text) = call(
+        &tg,
+        Some(&lead),
+        "POST",
+        "/admin/v1/members/carol/revoke",
+        None,
+    )
+    .await;
     assert_eq!(s, 403, "{text}");
-    assert!(text.contains("core-lead (team_lead) may not revoke in team \\\"web\\\""), "{text}");
-    let (s, text) = call(&tg, Some(&lead), "POST", "/admin/v1/members/bob/revoke", None).await;
+    assert!(
+        text.contains("core-lead (team_lead) may not revoke in team \\\"web\\\""),
+        "{text}"
+    );
+    let (s, text) = call(
+        &tg,
+        Some(&lead),
+        "POST",
+        "/admin/v1/members/bob/revoke",
+        None,
+    )
+    .await;
     assert_eq!(s, 200, "{text}");
     tg.sync().await;
-    let r = tg.chat("bob", body("openai/gpt-4o-mini", "", Some(10))).await;
+    let r = tg
+        .chat("bob", body("openai/gpt-4o-mini", "", Some(10)))
+        .await;
     assert_eq!(r.status(), 401);
     // No max_raise: a lead may not raise at all.
     let until = (tg.clock.now() + TimeDelta::hours(1)).to_rfc3339();
@@ -245,5 +466,7 @@ async fn a_team_lead_revokes_in_their_team_only() {
     assert_eq!(s, 403);
     assert!(text.contains("no max_raise"), "{text}");
     let e = tg.admin.audit_entries().await.unwrap();
-    assert!(e.iter().any(|e| e.action == "revoke_member" && e.actor == "core-lead" && e.target == "member:bob"));
+    assert!(e.iter().any(|e| e.action == "revoke_member"
+        && e.actor == "core-lead"
+        && e.target == "member:bob"));
 }

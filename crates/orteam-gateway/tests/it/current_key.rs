@@ -95,7 +95,8 @@ async fn every_figure_is_exact_after_known_traffic(backend: Backend) {
     let alice = spent_by(&|e| e.member_id == "alice");
     let core = spent_by(&|e| e.team_id == "core");
     let org = spent_by(&|_| true);
-    let alice_4o = spent_by(&|e| e.member_id == "alice" && e.usage.requested_model == "openai/gpt-4o");
+    let alice_4o =
+        spent_by(&|e| e.member_id == "alice" && e.usage.requested_model == "openai/gpt-4o");
     assert!(!alice.is_zero() && core > alice && org > core);
     // The simulator billed exactly what the ledger holds.
     assert_eq!(org, sim_total_usage(&tg).await);
@@ -103,7 +104,10 @@ async fn every_figure_is_exact_after_known_traffic(backend: Backend) {
     let (v, text) = current_key(&tg, "/v1/key", "alice").await;
     let d = &v.data;
     let o = &d.orteam;
-    assert_eq!((o.member.as_str(), o.team.as_str(), o.org.as_str()), ("alice", "core", "acme"));
+    assert_eq!(
+        (o.member.as_str(), o.team.as_str(), o.org.as_str()),
+        ("alice", "core", "acme")
+    );
     // Every budget that applies, and only those (not team web's).
     assert_eq!(o.budgets.len(), 4, "{:?}", o.budgets);
     let daily = budget(&o.budgets, BudgetScope::Member, "alice", Window::Daily);
@@ -117,7 +121,10 @@ async fn every_figure_is_exact_after_known_traffic(backend: Backend) {
     assert_eq!((weekly.limit, weekly.spent), (m("5"), alice));
     assert_eq!(weekly.remaining, m("5").minus(alice).unwrap());
     let team = budget(&o.budgets, BudgetScope::Team, "core", Window::Monthly);
-    assert_eq!((team.limit, team.spent, team.held), (m("20"), core, Money::ZERO));
+    assert_eq!(
+        (team.limit, team.spent, team.held),
+        (m("20"), core, Money::ZERO)
+    );
     assert_eq!(team.remaining, m("20").minus(core).unwrap());
     let whole = budget(&o.budgets, BudgetScope::Org, "acme", Window::Monthly);
     assert_eq!((whole.limit, whole.spent), (m("100"), org));
@@ -129,26 +136,44 @@ async fn every_figure_is_exact_after_known_traffic(backend: Backend) {
     assert_eq!(d.limit, Some(daily.limit));
     assert_eq!(d.limit_remaining, Some(daily.remaining));
     assert_eq!(d.limit_reset, Some(Window::Daily));
-    assert_eq!((d.usage, d.usage_daily, d.usage_weekly, d.usage_monthly), (alice, alice, alice, alice));
+    assert_eq!(
+        (d.usage, d.usage_daily, d.usage_weekly, d.usage_monthly),
+        (alice, alice, alice, alice)
+    );
     assert_eq!(d.budgets.len(), 4);
     let eff = d.effective_budget.as_ref().unwrap();
-    assert_eq!((eff.scope.as_str(), eff.limit_usd, eff.spend_usd), ("member", m("1.5"), alice));
+    assert_eq!(
+        (eff.scope.as_str(), eff.limit_usd, eff.spend_usd),
+        ("member", m("1.5"), alice)
+    );
     assert_eq!(d.organization_id.as_deref(), Some("acme"));
     assert_eq!(d.workspace_id.as_deref(), Some("core"));
     assert_eq!(d.rate_limit.requests, 600);
     assert_eq!(o.tier.requests_per_minute, Some(600));
     assert_eq!(o.tier.tokens_per_minute, Some(1_000_000));
-    assert_eq!(o.tier.models, orteam_gateway::current_key::AllowedModels::All);
+    assert_eq!(
+        o.tier.models,
+        orteam_gateway::current_key::AllowedModels::All
+    );
     // This month by day and by model.
     assert_eq!(o.month_by_day.len(), 1);
-    assert_eq!((o.month_by_day[0].cost, o.month_by_day[0].requests), (alice, 3));
+    assert_eq!(
+        (o.month_by_day[0].cost, o.month_by_day[0].requests),
+        (alice, 3)
+    );
     assert_eq!(o.month_by_model[0].model.as_str(), "openai/gpt-4o");
     assert_eq!(o.month_by_model[0].cost, alice_4o);
-    assert_eq!(o.month_by_model.iter().map(|s| s.cost).sum::<Money>(), alice);
+    assert_eq!(
+        o.month_by_model.iter().map(|s| s.cost).sum::<Money>(),
+        alice
+    );
     // Money is written as exact JSON numbers in OpenRouter's fields and strings in orteam's.
     let raw: Value = serde_json::from_str(&text).unwrap();
     assert!(raw["data"]["usage"].is_number(), "{text}");
-    assert!(raw["data"]["orteam"]["usage"]["total"].is_string(), "{text}");
+    assert!(
+        raw["data"]["orteam"]["usage"]["total"].is_string(),
+        "{text}"
+    );
     assert!(
         text.contains(&format!("\"usage\":{},", alice.to_canonical_string())),
         "{text}"
@@ -166,8 +191,16 @@ async fn every_figure_is_exact_after_known_traffic(backend: Backend) {
         c.data.orteam.tier.models,
         orteam_gateway::current_key::AllowedModels::Only(vec!["openai/gpt-4o-mini".into()])
     );
-    assert!(!text.contains("alice") && !text.contains("\"core\""), "{text}");
-    let carol_daily = budget(&c.data.orteam.budgets, BudgetScope::Team, "web", Window::Daily);
+    assert!(
+        !text.contains("alice") && !text.contains("\"core\""),
+        "{text}"
+    );
+    let carol_daily = budget(
+        &c.data.orteam.budgets,
+        BudgetScope::Team,
+        "web",
+        Window::Daily,
+    );
     assert_eq!(carol_daily.spent, spent_by(&|e| e.member_id == "carol"));
 }
 
@@ -182,7 +215,13 @@ async fn refused_without_a_member_key() {
         .unwrap();
     assert_eq!(resp.status(), 401);
     let v: Value = resp.json().await.unwrap();
-    assert!(v["error"]["message"].as_str().unwrap().contains("missing API key"), "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("missing API key"),
+        "{v}"
+    );
     // The admin token is not a member key.
     let resp = get_key(&tg, "/v1/key", orteam_test_support::ADMIN_TOKEN).await;
     assert_eq!(resp.status(), 401);

@@ -64,9 +64,7 @@ impl Ledger {
         }
         let now = self.now();
         if t.expires_at.is_some_and(|e| e <= now) {
-            return Err(LedgerError::Invalid(
-                "the expiry is in the past".into(),
-            ));
+            return Err(LedgerError::Invalid("the expiry is in the past".into()));
         }
         let (id, secret) = keys::generate_admin_token();
         let token = AdminToken {

@@ -266,7 +266,9 @@ impl Ledger {
             for r in &mut rows {
                 r.held = local
                     .iter()
-                    .find(|l| l.scope == r.scope && l.scope_id == r.scope_id && l.window == r.window)
+                    .find(|l| {
+                        l.scope == r.scope && l.scope_id == r.scope_id && l.window == r.window
+                    })
                     .map(|l| l.held)
                     .unwrap_or(Money::ZERO);
                 r.remaining = r

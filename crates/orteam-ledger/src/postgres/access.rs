@@ -46,7 +46,9 @@ impl AccessStore for PgStore {
             .client()
             .await?
             .query(
-                &format!("SELECT {ADMIN_TOKEN_COLUMNS} FROM admin_tokens ORDER BY created_at, name"),
+                &format!(
+                    "SELECT {ADMIN_TOKEN_COLUMNS} FROM admin_tokens ORDER BY created_at, name"
+                ),
                 &[],
             )
             .await

@@ -128,7 +128,9 @@ impl AccessStore for SqliteStore {
         self.run(|c| {
             let op = "reading the audit log";
             let mut st = c
-                .prepare(&format!("SELECT {AUDIT_COLUMNS} FROM audit_log ORDER BY seq"))
+                .prepare(&format!(
+                    "SELECT {AUDIT_COLUMNS} FROM audit_log ORDER BY seq"
+                ))
                 .map_err(db(op))?;
             all(&mut st, [], |r| rows::audit_entry(r), op)
         })

@@ -10,10 +10,10 @@
 //! Money is stored as canonical decimal TEXT and summed in Rust; instants as INTEGER
 //! microseconds (UTC); the database runs in WAL mode.
 
+mod access;
 mod budgets;
 mod directory;
 mod events;
-mod access;
 mod migrate;
 mod outbox;
 pub(crate) mod writer;

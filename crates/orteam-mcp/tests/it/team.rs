@@ -44,10 +44,10 @@ async fn start(db: &TestDb, allow_write: bool) -> Mcp {
 async fn team_tools_read_write_and_bad_input() {
     let (db, admin) = ledger().await;
 
-    // Read-only: the 16 OpenRouter read tools and the 4 team read tools.
+    // Read-only: the 16 OpenRouter read tools and the 5 team read tools.
     let mcp = start(&db, false).await;
     let names = mcp.tool_names().await;
-    assert_eq!(names.len(), 20, "{names:?}");
+    assert_eq!(names.len(), 21, "{names:?}");
     for t in TEAM_READ_TOOLS {
         assert!(names.iter().any(|n| n == t), "{t} missing");
     }

@@ -5,6 +5,7 @@
 // Test plumbing outside #[test] functions: failing loudly is the point.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod access_cli;
 mod dashboards;
 mod demo;
 mod gateway;

@@ -61,8 +61,14 @@ async fn me_shows_my_budgets_and_spend(backend: Backend) {
     let budgets = v["orteam"]["budgets"].as_array().unwrap();
     assert_eq!(budgets.len(), 2, "{v:#}");
     let daily = &budgets[0];
-    assert_eq!((daily["scope"].as_str(), daily["window"].as_str()), (Some("member"), Some("daily")));
-    assert_eq!(Money::parse(daily["spent"].as_str().unwrap()).unwrap(), alice);
+    assert_eq!(
+        (daily["scope"].as_str(), daily["window"].as_str()),
+        (Some("member"), Some("daily"))
+    );
+    assert_eq!(
+        Money::parse(daily["spent"].as_str().unwrap()).unwrap(),
+        alice
+    );
     assert_eq!(
         Money::parse(daily["remaining"].as_str().unwrap()).unwrap(),
         Money::parse("2").unwrap().minus(alice).unwrap()
@@ -93,7 +99,13 @@ async fn me_shows_my_budgets_and_spend(backend: Backend) {
 
     // No key, or a wrong one: one clear error line.
     let (ok, _, stderr) = me(&tg, None, &[]).await;
-    assert!(!ok && stderr.contains("error: no member key: set ORTEAM_KEY"), "{stderr}");
+    assert!(
+        !ok && stderr.contains("error: no member key: set ORTEAM_KEY"),
+        "{stderr}"
+    );
     let (ok, _, stderr) = me(&tg, Some("ot-nottherightkey"), &[]).await;
-    assert!(!ok && stderr.contains("error: the gateway refused (401"), "{stderr}");
+    assert!(
+        !ok && stderr.contains("error: the gateway refused (401"),
+        "{stderr}"
+    );
 }
