@@ -9,9 +9,9 @@ use std::path::Path;
 
 use chrono::NaiveDate;
 use orteam_core::ApiRoute;
+use orteam_core::access::{Action, Principal, authorize};
 use orteam_insight::report::{ReportOptions, build_report, group_name};
 use orteam_insight::{AnomalyQuery, NoProgress, Range, Upstream, anomalies_endpoint};
-use orteam_core::access::{Action, Principal, authorize};
 use orteam_ledger::{BudgetScope, GroupBy, Ledger, NewAuditEntry, SecretKey};
 use orteam_openrouter::Client;
 use orteam_team::apply::{self, ApplyContext, CollectSecrets, NewSecret};
@@ -691,7 +691,7 @@ impl TeamTools {
         };
         self.record(
             "apply",
-            format!("org:{}", plan.org),
+            format!("org:{}", v["org"].as_str().unwrap_or_default()),
             Some(json!({ "applied": applied })),
         )
         .await;
