@@ -114,10 +114,10 @@ pub fn router(state: AdminState) -> Router {
         .route("/events", get(events))
         .route("/anomalies", get(anomalies))
         // The web dashboard's data (GET /admin/v1/dashboard), behind the same token.
-        .merge(
-            orteam_web::api(orteam_web::WebState::new(state.ledger.clone()))
-                .route_layer(middleware::from_fn(require_org_view)),
-        )
+        // Scoped to what the caller's principal sees (orteam_web::api reads it).
+        .merge(orteam_web::api(orteam_web::WebState::new(
+            state.ledger.clone(),
+        )))
         .route(
             "/tokens",
             get(crate::admin_access::tokens).post(crate::admin_access::create_token),
@@ -201,19 +201,6 @@ async fn require_principal(
             next.run(req).await
         }
         Err(e) => e.to_response(),
-    }
-}
-
-/// The dashboard's snapshot shows the whole org: admins and viewers only (a member's own view
-/// is `GET /v1/key`).
-async fn require_org_view(req: Request, next: Next) -> Response {
-    let denied = match req.extensions().get::<Principal>() {
-        Some(p) => allow(p, &Action::View { team: None }).err(),
-        None => Some(GatewayError::Unauthorized("no principal".into())),
-    };
-    match denied {
-        Some(e) => e.to_response(),
-        None => next.run(req).await,
     }
 }
 

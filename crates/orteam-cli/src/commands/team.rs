@@ -237,12 +237,9 @@ async fn apply_cmd(cx: &Context, args: TeamApplyArgs) -> anyhow::Result<ExitCode
             return Ok(ExitCode::FAILURE);
         }
     }
-    let who = crate::commands::access::acting_as(
-        cx,
-        &p.ledger,
-        &orteam_core::access::Action::Apply,
-    )
-    .await?;
+    let who =
+        crate::commands::access::acting_as(cx, &p.ledger, &orteam_core::access::Action::Apply)
+            .await?;
     let mut sink = cx.sink(args.secrets_out.as_deref())?;
     let mut applied: Vec<String> = Vec::new();
     let mut progress = |line: &str| {

@@ -193,11 +193,11 @@ async fn role_by_action_matrix_through_the_admin_api(backend: Backend) {
             [200, 200, 200, 403, 403, 401],
         ),
         (
-            "dashboard (org-wide)",
+            "dashboard (scoped to what one sees)",
             "GET",
             "/admin/v1/dashboard".into(),
             None,
-            [200, 200, 200, 403, 403, 401],
+            [200, 200, 200, 200, 200, 401],
         ),
         (
             "raise bob (core) by 1",
@@ -348,6 +348,24 @@ async fn role_by_action_matrix_through_the_admin_api(backend: Backend) {
     let budgets: Vec<Value> = serde_json::from_str(&budgets).unwrap();
     assert!(budgets.iter().all(|b| b["scope"] != "org"), "{budgets:?}");
     assert!(budgets.iter().any(|b| b["scope_id"] == "core"));
+    // The dashboard's totals are computed from what each one sees.
+    let (_, snap) = call(&tg, Some(&lead), "GET", "/admin/v1/dashboard", None).await;
+    let snap: Value = serde_json::from_str(&snap).unwrap();
+    let members: Vec<&str> = snap["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(members, ["alice", "bob"], "{snap:#}");
+    assert_eq!(snap["totals"]["requests_today"], 2);
+    let (_, snap) = call(&tg, Some(&alice), "GET", "/admin/v1/dashboard", None).await;
+    let snap: Value = serde_json::from_str(&snap).unwrap();
+    assert_eq!(snap["totals"]["requests_today"], 1, "{snap:#}");
+    assert_eq!(snap["recent"].as_array().unwrap().len(), 1);
+    let (_, snap) = call(&tg, Some(&viewer), "GET", "/admin/v1/dashboard", None).await;
+    let snap: Value = serde_json::from_str(&snap).unwrap();
+    assert_eq!(snap["totals"]["requests_today"], 3);
 
     // A revoked token and an expired one stop at once, each with its reason.
     let (s, _) = call(
