@@ -14,6 +14,10 @@ use crate::support::*;
 
 backend_tests!(role_by_action_matrix_through_the_admin_api);
 
+/// One row of the matrix: action, method, path, body, expected status per column of [`WHO`]
+/// (0: not asked).
+type MatrixRow<'a> = (&'a str, &'a str, String, Option<Value>, [u16; 6]);
+
 /// The columns of the matrix.
 const WHO: [&str; 6] = [
     "bootstrap",
@@ -114,7 +118,7 @@ async fn role_by_action_matrix_through_the_admin_api(backend: Backend) {
     let raise = |scope: &str, id: &str, amount: &str| json!({"scope": scope, "id": id, "window": "daily", "amount": amount, "until": until, "reason": "matrix"});
     let new_token = |n: usize| json!({"name": format!("made-{n}"), "role": "viewer"});
     // (action, method, path, body, expected status per column of WHO)
-    let rows: Vec<(&str, &str, String, Option<Value>, [u16; 6])> = vec![
+    let rows: Vec<MatrixRow> = vec![
         (
             "list members",
             "GET",

@@ -53,7 +53,7 @@ impl AccessStore for PgStore {
             )
             .await
             .map_err(db("listing admin tokens"))?;
-        all(&rows, |r| rows::admin_token(r))
+        all(&rows, rows::admin_token)
     }
 
     async fn token(&self, id: String) -> Result<Option<AdminToken>, LedgerError> {
@@ -66,7 +66,7 @@ impl AccessStore for PgStore {
             )
             .await
             .map_err(db("reading an admin token"))?;
-        row.as_ref().map(|r| rows::admin_token(r)).transpose()
+        row.as_ref().map(rows::admin_token).transpose()
     }
 
     async fn token_revoke(&self, name: String, now: DateTime<Utc>) -> Result<bool, LedgerError> {
@@ -129,6 +129,6 @@ impl AccessStore for PgStore {
             )
             .await
             .map_err(db("reading the audit log"))?;
-        all(&rows, |r| rows::audit_entry(r))
+        all(&rows, rows::audit_entry)
     }
 }

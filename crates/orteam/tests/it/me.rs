@@ -83,7 +83,6 @@ async fn me_shows_my_budgets_and_spend(backend: Backend) {
 
     let (ok, table, stderr) = me(&tg, Some(tg.key("alice")), &[]).await;
     assert!(ok, "{stderr}");
-    println!("{table}");
     for needle in [
         "ALICE (alice) · team core · org acme",
         "member alice",
