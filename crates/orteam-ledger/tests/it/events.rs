@@ -620,7 +620,10 @@ async fn an_existing_ledger_upgrades_with_old_events_as_chat(b: Backend) {
     let mut sql = String::from(
         "CREATE TABLE schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL);\n",
     );
-    for mig in migrations.iter().take_while(|mig| mig.name != "event_route") {
+    for mig in migrations
+        .iter()
+        .take_while(|mig| mig.name != "event_route")
+    {
         sql.push_str(mig.sql);
         sql.push_str(&format!(
             ";\nINSERT INTO schema_migrations VALUES ({}, '{}', '2026-01-01T00:00:00Z');\n",
@@ -664,9 +667,11 @@ async fn an_existing_ledger_upgrades_with_old_events_as_chat(b: Backend) {
     let versions = db
         .raw("SELECT name FROM schema_migrations ORDER BY version")
         .await;
-    assert_eq!(
-        versions.last().and_then(|r| r[0].clone()).as_deref(),
-        Some("event_route")
+    assert!(
+        versions
+            .iter()
+            .any(|r| r[0].as_deref() == Some("event_route")),
+        "{versions:?}"
     );
 }
 
