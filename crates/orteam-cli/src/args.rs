@@ -60,6 +60,15 @@ pub enum Command {
     /// A live terminal dashboard of a running gateway: spend against budgets, today's burn by
     /// model, recent requests, alerts and anomalies, keys due for rotation. `q` quits.
     Top(TopArgs),
+    /// Your own budgets and spend, with your own `ot-…` key (no admin token): every budget that
+    /// applies to you (limit, raise, spent, held, remaining, reset), your tier, and this month
+    /// by day and by model.
+    Me(MeArgs),
+    /// Named admin tokens: `create` (role admin, team_lead of named teams, viewer; expiring),
+    /// `list`, `revoke`.
+    Token(crate::args_access::TokenArgs),
+    /// The tamper-evident audit log of every admin action: `list`, `verify`.
+    Audit(crate::args_access::AuditArgs),
     /// Spend report from the ledger and OpenRouter (`report weekly`: the Monday summary).
     Report(crate::args_insight::ReportArgs),
     /// Compare the ledger with OpenRouter's /generation and /activity; exit 1 if money differs.
@@ -181,6 +190,19 @@ pub struct TopArgs {
     /// Time between refreshes, e.g. `2s`, `500ms`.
     #[arg(long, default_value = "2s")]
     pub interval: String,
+}
+
+#[derive(Debug, Args)]
+pub struct MeArgs {
+    /// The gateway's URL (its root or its `/v1` base URL).
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    pub gateway: String,
+    /// Your `ot-…` key. Prefer the environment variable: command-line arguments are visible to
+    /// other local users.
+    #[arg(long, env = env::ORTEAM_KEY, hide_env_values = true)]
+    pub key: Option<String>,
+    #[arg(long, value_enum, default_value_t = crate::args_team::OutputFormat::Table)]
+    pub format: crate::args_team::OutputFormat,
 }
 
 #[cfg(test)]

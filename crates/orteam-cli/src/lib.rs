@@ -11,6 +11,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 pub mod args;
+pub mod args_access;
 pub mod args_insight;
 pub mod args_ops;
 pub mod args_team;
@@ -55,6 +56,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Member(args) => commands::member::run(cx, args).await,
         Command::Budget(args) => commands::budget::run(cx, args).await,
         Command::Top(args) => commands::top::run(args).await,
+        Command::Me(args) => commands::me::run(args).await,
+        Command::Token(args) => commands::token::run(cx, args).await,
+        Command::Audit(args) => commands::audit::run(cx, args).await,
         Command::Report(args) => commands::report::run(cx, args).await,
         Command::Reconcile(args) => commands::reconcile::run(cx, args).await,
         Command::Alerts(args) => commands::alerts::run(cx, args).await,

@@ -36,6 +36,11 @@ pub const ORTEAM_SIM_PROVISIONING_KEY: &str = "ORTEAM_SIM_PROVISIONING_KEY";
 
 // CLI.
 
+/// A member's own `ot-…` key (`orteam me`).
+pub const ORTEAM_KEY: &str = "ORTEAM_KEY";
+/// A named `ota-…` admin token the CLI and the MCP team tools act as (its role is enforced).
+pub const ORTEAM_TOKEN: &str = "ORTEAM_TOKEN";
+
 /// Log filter, `tracing_subscriber::EnvFilter` syntax (default `info`).
 pub const ORTEAM_LOG: &str = "ORTEAM_LOG";
 /// A gateway instance's stable name on a shared PostgreSQL ledger (default: a random UUID per

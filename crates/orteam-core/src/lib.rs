@@ -4,10 +4,12 @@
 //! - [`Window`]: the UTC calendar windows budgets and key limits reset on.
 //! - [`Clock`]: the source of "now", controllable in tests and in the simulator.
 //! - [`ApiRoute`]: the gateway API route a request came in on (chat, messages, responses…).
+//! - [`access`]: roles and the one authorization rule ([`access::authorize`]).
 //! - [`env`]: the name of every environment variable orteam reads.
 //! - [`BudgetScope`], [`Outcome`]: a budget's level and how a request ended (the ledger stores
 //!   them, the dashboards show them).
 
+pub mod access;
 pub mod clock;
 pub mod env;
 pub mod money;

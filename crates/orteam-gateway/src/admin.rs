@@ -1,18 +1,27 @@
 //! Everything but the hot path, as an axum router: `GET /v1/models` (the caller's allowed
 //! models), `/healthz`, `/metrics`, and the admin API under `/admin/v1` (members, keys, budgets,
-//! usage), which needs `Authorization: Bearer $ORTEAM_ADMIN_TOKEN`, compared in constant time.
+//! usage, tokens, audit log).
+//!
+//! Who calls the admin API is a [`Principal`]: the bootstrap `ORTEAM_ADMIN_TOKEN` (an admin,
+//! compared in constant time), a named `ota-…` token (its role, teams and `max_raise`), or a
+//! member's own `ot-…` key (the member role). Every handler asks the one rule,
+//! [`orteam_core::access::authorize`], and lists only what the principal may see. Every change
+//! is appended to the audit log with who, what, before → after and from where.
 
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{ConnectInfo, Extension, Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
+use orteam_core::access::{Action, Principal, authorize};
 use orteam_core::{ApiRoute, Money, Window};
-use orteam_ledger::{BudgetScope, GroupBy, Ledger, LedgerError, UsageQuery};
+use orteam_ledger::{
+    BudgetScope, Directory, GroupBy, Ledger, LedgerError, NewAuditEntry, UsageQuery,
+};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -89,7 +98,7 @@ impl IntoResponse for GatewayError {
     }
 }
 
-fn ledger_err(e: LedgerError) -> GatewayError {
+pub(crate) fn ledger_err(e: LedgerError) -> GatewayError {
     match e {
         LedgerError::NotFound { .. } => GatewayError::NotFound(e.to_string()),
         LedgerError::Invalid(msg) => GatewayError::BadRequest {
@@ -114,10 +123,24 @@ pub fn router(state: AdminState) -> Router {
         .route("/events", get(events))
         .route("/anomalies", get(anomalies))
         // The web dashboard's data (GET /admin/v1/dashboard), behind the same token.
+        // Scoped to what the caller's principal sees (orteam_web::api reads it).
         .merge(orteam_web::api(orteam_web::WebState::new(
             state.ledger.clone(),
         )))
-        .route_layer(middleware::from_fn_with_state(state.clone(), require_admin))
+        .route(
+            "/tokens",
+            get(crate::admin_access::tokens).post(crate::admin_access::create_token),
+        )
+        .route(
+            "/tokens/{name}/revoke",
+            post(crate::admin_access::revoke_token),
+        )
+        .route("/audit", get(crate::admin_access::audit_list))
+        .route("/audit/verify", get(crate::admin_access::audit_verify))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            require_principal,
+        ))
         .layer(middleware::map_response(private_response));
     Router::new()
         .route("/healthz", get(healthz))
@@ -174,25 +197,129 @@ async fn require_metrics_token(
     .to_response()
 }
 
-async fn require_admin(State(state): State<AdminState>, req: Request, next: Next) -> Response {
-    let Some(expected) = state.admin_token_digest else {
-        return GatewayError::Unauthorized(
-            "the admin API is disabled: start the gateway with ORTEAM_ADMIN_TOKEN set".into(),
-        )
-        .to_response();
-    };
-    let presented = crate::auth::bearer_token(req.headers());
-    let ok = presented.is_some_and(|p| {
-        let digest: [u8; 32] = Sha256::digest(p.as_bytes()).into();
-        bool::from(digest.ct_eq(&expected))
-    });
-    if !ok {
-        return GatewayError::Unauthorized(
-            "wrong or missing admin token: send `Authorization: Bearer $ORTEAM_ADMIN_TOKEN`".into(),
-        )
-        .to_response();
+/// Resolves the caller to a [`Principal`] (401 with the reason if none) and hands it to the
+/// handler as a request extension.
+async fn require_principal(
+    State(state): State<AdminState>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    match state.principal(req.headers(), source_of(&req)).await {
+        Ok(p) => {
+            req.extensions_mut().insert(p);
+            next.run(req).await
+        }
+        Err(e) => e.to_response(),
     }
-    next.run(req).await
+}
+
+/// Where a request came from (the peer address the server saw), for the audit log.
+fn source_of(req: &Request) -> Option<String> {
+    req.extensions()
+        .get::<ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip().to_string())
+}
+
+impl AdminState {
+    /// Who `headers` authenticate as. Failed attempts with a named token are audited.
+    pub async fn principal(
+        &self,
+        headers: &HeaderMap,
+        source: Option<String>,
+    ) -> Result<Principal, GatewayError> {
+        let Some(presented) = crate::auth::bearer_token(headers) else {
+            return Err(GatewayError::Unauthorized(
+                "wrong or missing admin token: send `Authorization: Bearer` with \
+                 $ORTEAM_ADMIN_TOKEN, a named `ota-…` token, or your own `ot-…` key"
+                    .into(),
+            ));
+        };
+        if AdminState::presents(headers, &[self.admin_token_digest]) {
+            return Ok(Principal::bootstrap());
+        }
+        if presented.starts_with(orteam_ledger::keys::ADMIN_TOKEN_PREFIX) {
+            let secret = SecretString::from(presented.to_owned());
+            return match self
+                .ledger
+                .authenticate_admin_token(&secret)
+                .await
+                .map_err(ledger_err)?
+            {
+                Ok(token) => Ok(token.principal()),
+                Err(refused) => {
+                    let _ = self
+                        .ledger
+                        .audit(NewAuditEntry {
+                            actor: "(unauthenticated)".into(),
+                            action: "sign_in_failed".into(),
+                            target: "admin_api".into(),
+                            before: None,
+                            after: Some(
+                                serde_json::json!({ "reason": refused.to_string() }).to_string(),
+                            ),
+                            source,
+                        })
+                        .await;
+                    Err(GatewayError::Unauthorized(refused.to_string()))
+                }
+            };
+        }
+        if presented.starts_with(orteam_ledger::KEY_PREFIX) {
+            let auth = crate::auth::authenticate(&self.ledger, headers)?;
+            return Ok(Principal::member(&auth.member_id));
+        }
+        Err(GatewayError::Unauthorized(
+            "wrong or missing admin token: send `Authorization: Bearer` with $ORTEAM_ADMIN_TOKEN, \
+             a named `ota-…` token, or your own `ot-…` key"
+                .into(),
+        ))
+    }
+}
+
+/// 403 with the rule's reason.
+pub(crate) fn allow(p: &Principal, action: &Action<'_>) -> Result<(), GatewayError> {
+    authorize(p, action).map_err(|d| GatewayError::Forbidden(d.to_string()))
+}
+
+/// The team of a member (`None` if unknown).
+fn team_of<'d>(dir: &'d Directory, member: &str) -> Option<&'d str> {
+    dir.members.get(member).map(|m| m.team_id.as_str())
+}
+
+/// Whether `p` may see this budget: a member budget of a member they see, a team budget of a
+/// team they see, the org's only when they see everything (a member: the budgets that apply to
+/// them).
+fn sees_budget(p: &Principal, dir: &Directory, scope: BudgetScope, id: &str) -> bool {
+    let own_team = p.member.as_deref().and_then(|m| team_of(dir, m));
+    match scope {
+        BudgetScope::Member => team_of(dir, id).is_some_and(|t| p.sees_member(id, t)),
+        BudgetScope::Team => p.sees_team(id) || own_team == Some(id),
+        BudgetScope::Org => p.sees_everything() || own_team.is_some(),
+    }
+}
+
+/// Records an admin action; a failure to record is logged, never hidden from the log reader
+/// (verify will not show a gap, but the gateway's log says which action went unrecorded).
+async fn record(
+    state: &AdminState,
+    p: &Principal,
+    source: Option<String>,
+    action: &str,
+    target: String,
+    before: Option<serde_json::Value>,
+    after: Option<serde_json::Value>,
+) {
+    let entry = NewAuditEntry {
+        actor: p.name.clone(),
+        action: action.to_owned(),
+        target,
+        before: before.map(|v| v.to_string()),
+        after: after.map(|v| v.to_string()),
+        source,
+    };
+    if let Err(e) = state.ledger.audit(entry).await {
+        tracing::error!(error = %e, action, "could not record an admin action in the audit log");
+    }
 }
 
 async fn healthz(State(state): State<AdminState>) -> Json<serde_json::Value> {
@@ -340,17 +467,24 @@ async fn member_view(
     })
 }
 
-async fn members(State(state): State<AdminState>) -> Result<Json<Vec<MemberView>>, GatewayError> {
+/// The members `p` sees (a member: themselves).
+async fn members(
+    State(state): State<AdminState>,
+    Extension(p): Extension<Principal>,
+) -> Result<Json<Vec<MemberView>>, GatewayError> {
     let dir = state.ledger.directory();
     let mut out = Vec::with_capacity(dir.members.len());
     for m in dir.members.values() {
-        out.push(member_view(&state, m).await?);
+        if p.sees_member(&m.id, &m.team_id) {
+            out.push(member_view(&state, m).await?);
+        }
     }
     Ok(Json(out))
 }
 
 async fn member(
     State(state): State<AdminState>,
+    Extension(p): Extension<Principal>,
     Path(id): Path<String>,
 ) -> Result<Json<MemberView>, GatewayError> {
     let dir = state.ledger.directory();
@@ -358,14 +492,27 @@ async fn member(
         .members
         .get(&id)
         .ok_or_else(|| GatewayError::NotFound(format!("member {id:?}")))?;
+    allow(
+        &p,
+        &Action::ViewMember {
+            member: &m.id,
+            team: &m.team_id,
+        },
+    )?;
     Ok(Json(member_view(&state, m).await?))
 }
 
 async fn revoke_member(
     State(state): State<AdminState>,
+    Extension(p): Extension<Principal>,
+    ConnectInfoOpt(source): ConnectInfoOpt,
     Path(id): Path<String>,
 ) -> Result<Json<serde_json::Value>, GatewayError> {
     let dir = state.ledger.directory();
+    let team = team_of(&dir, &id)
+        .ok_or_else(|| GatewayError::NotFound(format!("member {id:?}")))?
+        .to_owned();
+    allow(&p, &Action::Revoke { team: &team })?;
     let key_ids: Vec<String> = dir
         .virtual_keys
         .values()
@@ -380,6 +527,16 @@ async fn revoke_member(
             .await
             .map_err(ledger_err)?;
     }
+    record(
+        &state,
+        &p,
+        source,
+        "revoke_member",
+        format!("member:{id}"),
+        Some(serde_json::json!({ "state": "active", "live_keys": key_ids })),
+        Some(serde_json::json!({ "state": "removed", "live_keys": [] })),
+    )
+    .await;
     Ok(Json(
         serde_json::json!({ "member": id, "revoked_keys": key_ids.len() }),
     ))
@@ -399,11 +556,15 @@ struct KeyView {
     last_used_at: Option<DateTime<Utc>>,
 }
 
-async fn keys(State(state): State<AdminState>) -> Json<Vec<KeyView>> {
+async fn keys(
+    State(state): State<AdminState>,
+    Extension(p): Extension<Principal>,
+) -> Json<Vec<KeyView>> {
     let dir = state.ledger.directory();
     let mut out: Vec<KeyView> = dir
         .virtual_keys
         .values()
+        .filter(|k| team_of(&dir, &k.member_id).is_some_and(|t| p.sees_member(&k.member_id, t)))
         .map(|k| KeyView {
             id: k.id.clone(),
             prefix: k.display_prefix(),
@@ -423,22 +584,44 @@ async fn keys(State(state): State<AdminState>) -> Json<Vec<KeyView>> {
 
 async fn revoke_key(
     State(state): State<AdminState>,
+    Extension(p): Extension<Principal>,
+    ConnectInfoOpt(source): ConnectInfoOpt,
     Path(id): Path<String>,
 ) -> Result<Json<serde_json::Value>, GatewayError> {
+    let dir = state.ledger.directory();
+    let key = dir
+        .virtual_keys
+        .get(&id)
+        .ok_or_else(|| GatewayError::NotFound(format!("key {id:?}")))?;
+    let member = key.member_id.clone();
+    let team = team_of(&dir, &member).unwrap_or_default().to_owned();
+    allow(&p, &Action::Revoke { team: &team })?;
     state
         .ledger
         .revoke_virtual_key(&id)
         .await
         .map_err(ledger_err)?;
+    record(
+        &state,
+        &p,
+        source,
+        "revoke_key",
+        format!("key:{id}"),
+        Some(serde_json::json!({ "member": member, "revoked": false })),
+        Some(serde_json::json!({ "member": member, "revoked": true })),
+    )
+    .await;
     Ok(Json(serde_json::json!({ "revoked": id })))
 }
 
 async fn budgets(
     State(state): State<AdminState>,
+    Extension(p): Extension<Principal>,
 ) -> Result<Json<Vec<orteam_ledger::BudgetStatus>>, GatewayError> {
-    Ok(Json(
-        state.ledger.all_budget_status().await.map_err(ledger_err)?,
-    ))
+    let dir = state.ledger.directory();
+    let mut all = state.ledger.all_budget_status().await.map_err(ledger_err)?;
+    all.retain(|b| sees_budget(&p, &dir, b.scope, &b.scope_id));
+    Ok(Json(all))
 }
 
 #[derive(Deserialize)]
@@ -455,17 +638,59 @@ struct RaiseRequest {
 
 async fn raise_budget(
     State(state): State<AdminState>,
+    Extension(p): Extension<Principal>,
+    ConnectInfoOpt(source): ConnectInfoOpt,
     body: Result<Json<RaiseRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<(StatusCode, Json<orteam_ledger::BudgetRaise>), GatewayError> {
     let Json(r) = body.map_err(|e| GatewayError::BadRequest {
         message: e.body_text(),
         param: None,
     })?;
+    let dir = state.ledger.directory();
+    let team = match r.scope {
+        BudgetScope::Member => Some(
+            team_of(&dir, &r.id)
+                .ok_or_else(|| GatewayError::NotFound(format!("member {:?}", r.id)))?
+                .to_owned(),
+        ),
+        BudgetScope::Team => Some(r.id.clone()),
+        BudgetScope::Org => None,
+    };
+    allow(
+        &p,
+        &Action::Raise {
+            team: team.as_deref(),
+            amount: r.amount,
+        },
+    )?;
+    let before = state
+        .ledger
+        .all_budget_status()
+        .await
+        .map_err(ledger_err)?
+        .into_iter()
+        .find(|b| b.scope == r.scope && b.scope_id == r.id && b.window == r.window);
     let raise = state
         .ledger
         .add_raise(r.scope, &r.id, r.window, r.amount, r.until, &r.reason)
         .await
         .map_err(ledger_err)?;
+    let limit_before = before.as_ref().map(|b| b.limit);
+    record(
+        &state,
+        &p,
+        source,
+        "raise",
+        format!("{}:{}:{}", r.scope, r.id, r.window),
+        Some(serde_json::json!({ "limit": limit_before })),
+        Some(serde_json::json!({
+            "limit": limit_before.and_then(|l| l.checked_add(r.amount)),
+            "raise": raise.amount,
+            "until": raise.until,
+            "reason": raise.reason,
+        })),
+    )
+    .await;
     Ok((StatusCode::CREATED, Json(raise)))
 }
 
@@ -484,8 +709,34 @@ struct UsageParams {
 
 async fn usage(
     State(state): State<AdminState>,
-    Query(p): Query<UsageParams>,
+    Extension(who): Extension<Principal>,
+    Query(mut p): Query<UsageParams>,
 ) -> Result<Json<Vec<orteam_ledger::UsageGroup>>, GatewayError> {
+    if !who.sees_everything() {
+        let dir = state.ledger.directory();
+        if let Some(own) = &who.member {
+            // A member: only their own usage, whatever they asked for.
+            if p.member.as_ref().is_some_and(|m| m != own) || p.team.is_some() {
+                return Err(GatewayError::Forbidden(format!(
+                    "{} (member) may only read their own usage",
+                    who.name
+                )));
+            }
+            p.member = Some(own.clone());
+        } else if let Some(m) = &p.member {
+            let team = team_of(&dir, m).unwrap_or_default();
+            allow(&who, &Action::ViewMember { member: m, team })?;
+        } else if let Some(t) = &p.team {
+            allow(&who, &Action::View { team: Some(t) })?;
+        } else {
+            return Err(GatewayError::Forbidden(format!(
+                "{} ({}) sees only teams {}: name one with ?team=",
+                who.name,
+                who.role,
+                who.teams.join(", ")
+            )));
+        }
+    }
     let mut group_by = Vec::new();
     for part in
         p.by.as_deref()
@@ -528,24 +779,27 @@ struct EventsParams {
 
 async fn events(
     State(state): State<AdminState>,
+    Extension(who): Extension<Principal>,
     Query(p): Query<EventsParams>,
 ) -> Result<Json<Vec<orteam_ledger::UsageEvent>>, GatewayError> {
     let limit = p.limit.unwrap_or(50).min(1000);
-    Ok(Json(
-        state
-            .ledger
-            .recent_events(limit)
-            .await
-            .map_err(ledger_err)?,
-    ))
+    let mut events = state
+        .ledger
+        .recent_events(limit)
+        .await
+        .map_err(ledger_err)?;
+    events.retain(|e| who.sees_member(&e.member_id, &e.team_id));
+    Ok(Json(events))
 }
 
 /// `GET /admin/v1/anomalies?day=YYYY-MM-DD&all=true&min_spend=…`: today's spend of every member,
 /// key and model against its own trailing baseline (rule in docs/insight.md).
 async fn anomalies(
     State(state): State<AdminState>,
+    Extension(who): Extension<Principal>,
     Query(q): Query<orteam_insight::AnomalyQuery>,
 ) -> Result<Json<orteam_insight::AnomalyReport>, GatewayError> {
+    allow(&who, &Action::View { team: None })?;
     let report = orteam_insight::anomalies_endpoint(&state.ledger, q)
         .await
         .map_err(|e| GatewayError::Internal(e.to_string()))?;
@@ -560,4 +814,23 @@ async fn anomalies(
             .set(1);
     }
     Ok(Json(report))
+}
+
+/// The client's address when the server recorded one (absent in in-process tests).
+pub(crate) struct ConnectInfoOpt(pub Option<String>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ConnectInfoOpt {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(ConnectInfoOpt(
+            parts
+                .extensions
+                .get::<ConnectInfo<std::net::SocketAddr>>()
+                .map(|c| c.0.ip().to_string()),
+        ))
+    }
 }

@@ -17,6 +17,9 @@ use crate::wire::ErrorShape;
 pub enum GatewayError {
     #[error("{0}")]
     Unauthorized(String),
+    /// An admin action the caller's role does not allow (the reason names role and rule).
+    #[error("{0}")]
+    Forbidden(String),
     #[error("{message}")]
     BadRequest {
         message: String,
@@ -104,6 +107,7 @@ impl GatewayError {
     pub fn status(&self) -> StatusCode {
         match self {
             GatewayError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            GatewayError::Forbidden(_) => StatusCode::FORBIDDEN,
             GatewayError::BadRequest { .. } | GatewayError::UnknownModel(_) => {
                 StatusCode::BAD_REQUEST
             }
@@ -131,6 +135,7 @@ impl GatewayError {
     fn kind_and_code(&self) -> (&'static str, &'static str) {
         match self {
             GatewayError::Unauthorized(_) => ("authentication_error", "invalid_api_key"),
+            GatewayError::Forbidden(_) => ("permission_error", "forbidden"),
             GatewayError::BadRequest { .. } => ("invalid_request_error", "invalid_request"),
             GatewayError::UnknownModel(_) => ("invalid_request_error", "model_not_found"),
             GatewayError::ModelNotAllowed { .. } => ("permission_error", "model_not_allowed"),
@@ -171,9 +176,9 @@ impl GatewayError {
     fn anthropic_type(&self) -> &'static str {
         match self {
             GatewayError::Unauthorized(_) => "authentication_error",
-            GatewayError::ModelNotAllowed { .. } | GatewayError::FieldNotAllowed { .. } => {
-                "permission_error"
-            }
+            GatewayError::ModelNotAllowed { .. }
+            | GatewayError::FieldNotAllowed { .. }
+            | GatewayError::Forbidden(_) => "permission_error",
             GatewayError::UnknownModel(_) | GatewayError::NotFound(_) => "not_found_error",
             GatewayError::RateLimited { .. } => "rate_limit_error",
             GatewayError::BudgetExhausted { .. } => "billing_error",

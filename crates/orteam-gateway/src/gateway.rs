@@ -164,7 +164,8 @@ impl GatewayWorker {
         let started = Instant::now();
         let trace = RequestTrace::start(self.gw.tracing.as_ref(), wire, req.headers());
         let mut seen = refused::Seen::default();
-        let (resp, stream) = match pipeline::run(self, wire, req, started, &trace, &mut seen).await {
+        let (resp, stream) = match pipeline::run(self, wire, req, started, &trace, &mut seen).await
+        {
             Ok(pair) => pair,
             Err(err) => {
                 trace.failed(&err);
@@ -199,7 +200,7 @@ impl Worker for GatewayWorker {
     fn handle(
         self: Rc<Self>,
         req: Request<Incoming>,
-        _peer: SocketAddr,
+        peer: SocketAddr,
     ) -> LocalFuture<Response<Body>> {
         Box::pin(async move {
             let path = req.uri().path();
@@ -219,8 +220,13 @@ impl Worker for GatewayWorker {
             if let Some(resp) = health::answer(&self.gw, req.method(), path).await {
                 return resp;
             }
+            if crate::current_key::is_route(path) {
+                return crate::current_key::serve(&self.gw, req).await;
+            }
             // Everything else (models, metrics, admin, dashboard) goes through axum.
-            let (parts, body) = req.into_parts();
+            let (mut parts, body) = req.into_parts();
+            // The admin API records where each action came from.
+            parts.extensions.insert(axum::extract::ConnectInfo(peer));
             let req = Request::from_parts(parts, Body::new(body));
             match self.gw.admin.clone().oneshot(req).await {
                 Ok(resp) => resp,

@@ -8,14 +8,17 @@
 //! path) → [`pipeline`] (the stages in sequence): [`auth`] → [`body`] → [`wire`] (the route's
 //! adapter: parse, rewrite, read the bill) → [`policy`] → [`pricing`] → [`reserve`] (rate
 //! limits, budget-aware cap, hold) → [`forward`] ([`upstream`] connections) → [`respond`]
-//! ([`sse`], [`stream_body`]) → [`settle`]. [`health`] answers probes, [`admin`] everything else; [`serve`] starts
+//! ([`sse`], [`stream_body`]) → [`settle`]. [`health`] answers probes, [`current_key`] a
+//! member's `GET /v1/key`, [`admin`] everything else; [`serve`] starts
 //! and drains it all.
 
 pub mod admin;
+pub mod admin_access;
 pub mod auth;
 pub mod body;
 pub mod catalog;
 pub mod config;
+pub mod current_key;
 pub mod error;
 pub mod forward;
 pub mod gateway;

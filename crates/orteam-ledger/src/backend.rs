@@ -7,12 +7,15 @@ use orteam_core::{Money, Window};
 
 use crate::directory::{DirectoryChange, DirectoryData};
 use crate::error::LedgerError;
-use crate::model::{NewAlert, OutboxEntry, PendingCorrection, UsageEvent};
+use crate::model::{
+    AdminToken, AuditEntry, NewAlert, NewAuditEntry, OutboxEntry, PendingCorrection, UsageEvent,
+};
 use crate::postgres::PgStore;
 use crate::query::EventFilter;
 use crate::sqlite::SqliteStore;
 use crate::store::{
-    BudgetStore, CorrectionStore, DirectoryStore, EventStore, OutboxStore, RefusalStore, WindowRow,
+    AccessStore, BudgetStore, CorrectionStore, DirectoryStore, EventStore, OutboxStore,
+    RefusalStore, WindowRow,
 };
 
 #[derive(Debug, Clone)]
@@ -146,5 +149,30 @@ impl CorrectionStore for AnyStore {
         now: DateTime<Utc>,
     ) -> Result<(), LedgerError> {
         dispatch!(self, s => s.mark_correction(request_id, error, now).await)
+    }
+}
+
+impl AccessStore for AnyStore {
+    async fn token_insert(&self, token: AdminToken) -> Result<(), LedgerError> {
+        dispatch!(self, s => s.token_insert(token).await)
+    }
+    async fn tokens(&self) -> Result<Vec<AdminToken>, LedgerError> {
+        dispatch!(self, s => s.tokens().await)
+    }
+    async fn token(&self, id: String) -> Result<Option<AdminToken>, LedgerError> {
+        dispatch!(self, s => s.token(id).await)
+    }
+    async fn token_revoke(&self, name: String, now: DateTime<Utc>) -> Result<bool, LedgerError> {
+        dispatch!(self, s => s.token_revoke(name, now).await)
+    }
+    async fn audit_append(
+        &self,
+        entry: NewAuditEntry,
+        now: DateTime<Utc>,
+    ) -> Result<AuditEntry, LedgerError> {
+        dispatch!(self, s => s.audit_append(entry, now).await)
+    }
+    async fn audit_entries(&self) -> Result<Vec<AuditEntry>, LedgerError> {
+        dispatch!(self, s => s.audit_entries().await)
     }
 }

@@ -87,7 +87,7 @@ impl DirectoryChange {
 }
 
 /// The indexed snapshot.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Directory {
     pub seq: i64,
     pub orgs: BTreeMap<String, Org>,

@@ -30,6 +30,28 @@ fn random_base62(len: usize) -> String {
         .collect()
 }
 
+/// The prefix of every named admin token (`ota-` + public id + secret part, as keys).
+pub const ADMIN_TOKEN_PREFIX: &str = "ota-";
+
+/// A fresh admin token: (public id, full token).
+pub fn generate_admin_token() -> (String, SecretString) {
+    let public_id = random_base62(PUBLIC_ID_LEN);
+    let secret = random_base62(SECRET_PART_LEN);
+    let full = format!("{ADMIN_TOKEN_PREFIX}{public_id}{secret}");
+    (public_id, SecretString::from(full))
+}
+
+/// The public id of a well-formed admin token, or `None`.
+pub fn parse_admin_token_id(token: &str) -> Option<&str> {
+    let rest = token.strip_prefix(ADMIN_TOKEN_PREFIX)?;
+    if rest.len() != PUBLIC_ID_LEN + SECRET_PART_LEN
+        || !rest.bytes().all(|b| b.is_ascii_alphanumeric())
+    {
+        return None;
+    }
+    Some(&rest[..PUBLIC_ID_LEN])
+}
+
 /// A fresh key: (public id, full key).
 pub fn generate_key() -> (String, SecretString) {
     let public_id = random_base62(PUBLIC_ID_LEN);

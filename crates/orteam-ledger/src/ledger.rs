@@ -3,7 +3,10 @@
 //! `TaskTracker`, and exposes directory CRUD, authentication, reservations and queries, in
 //! `impl` blocks by concern: `directory.rs`, `keys.rs`, `budgets.rs`, `usage.rs`, `outbox.rs`.
 
+mod access;
 mod budgets;
+
+pub use access::TokenRefused;
 mod directory;
 mod health;
 mod inflight;

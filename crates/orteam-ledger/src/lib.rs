@@ -11,6 +11,7 @@
 //!
 //! See `DESIGN.md` in this crate for how the fast paths work and why.
 
+pub mod audit;
 mod backend;
 pub mod backup;
 pub mod budget;
@@ -31,12 +32,13 @@ mod rows;
 pub(crate) mod sqlite;
 mod store;
 
+pub use audit::{ChainProblem, ChainReport};
 pub use budget::{Durability, Reservation, Settled};
 pub use directory::Directory;
 pub use error::{AuthError, BudgetExceeded, LedgerError};
 pub use inflight::Resolved;
 pub use keys::SecretKey;
-pub use ledger::{Ledger, LedgerOptions, Reclaimed, Role};
+pub use ledger::{Ledger, LedgerOptions, Reclaimed, Role, TokenRefused};
 pub use model::*;
 pub use orteam_core::{Money, Window};
 pub use query::{DailyPoint, EventFilter, GroupBy, UsageGroup, UsageQuery};

@@ -43,6 +43,11 @@ pub const SQLITE: &[Migration] = &[
         name: "refusals",
         sql: include_str!("../migrations/sqlite/0007_refusals.sql"),
     },
+    Migration {
+        version: 8,
+        name: "access",
+        sql: include_str!("../migrations/sqlite/0008_access.sql"),
+    },
 ];
 
 pub const POSTGRES: &[Migration] = &[
@@ -75,6 +80,11 @@ pub const POSTGRES: &[Migration] = &[
         version: 6,
         name: "refusals",
         sql: include_str!("../migrations/postgres/0006_refusals.sql"),
+    },
+    Migration {
+        version: 7,
+        name: "access",
+        sql: include_str!("../migrations/postgres/0007_access.sql"),
     },
 ];
 

@@ -464,3 +464,95 @@ pub struct AppliedCorrection {
     pub request_id: String,
     pub correction: Correction,
 }
+
+/// A named admin credential, stored as the SHA-256 of the token only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdminToken {
+    /// The public id: the lookup key and the visible prefix (`ota-<id>…`).
+    pub id: String,
+    pub name: String,
+    pub role: orteam_core::access::Role,
+    /// The teams of a `team_lead`.
+    pub teams: Vec<String>,
+    /// The largest raise a `team_lead` may grant.
+    pub max_raise: Option<Money>,
+    #[serde(skip_serializing)]
+    pub token_hash: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    pub created_by: String,
+}
+
+impl AdminToken {
+    /// What a person sees to recognise the token: `ota-<public id>…`.
+    pub fn display_prefix(&self) -> String {
+        format!("{}{}…", crate::keys::ADMIN_TOKEN_PREFIX, self.id)
+    }
+
+    /// The principal this token authenticates as.
+    pub fn principal(&self) -> orteam_core::access::Principal {
+        orteam_core::access::Principal {
+            name: self.name.clone(),
+            role: self.role,
+            teams: self.teams.clone(),
+            member: None,
+            max_raise: self.max_raise,
+        }
+    }
+
+    /// Whether the token still works at `now`.
+    pub fn is_live(&self, now: DateTime<Utc>) -> bool {
+        self.revoked_at.is_none() && self.expires_at.is_none_or(|e| e > now)
+    }
+}
+
+/// Input of [`crate::Ledger::create_admin_token`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewAdminToken {
+    pub name: String,
+    pub role: orteam_core::access::Role,
+    pub teams: Vec<String>,
+    pub max_raise: Option<Money>,
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Who creates it (recorded, and audited).
+    pub created_by: String,
+}
+
+/// A newly created admin token. The secret is shown once and never stored.
+#[derive(Debug, Clone)]
+pub struct IssuedAdminToken {
+    pub token: AdminToken,
+    pub secret: SecretString,
+}
+
+/// One admin action to record in the audit log.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct NewAuditEntry {
+    /// Who: a token's name, `bootstrap`, an SSO identity, `cli:<user>`.
+    pub actor: String,
+    /// What: `raise`, `revoke_member`, `token_create`, `apply.member_add`…
+    pub action: String,
+    /// On what: `member:alice`, `token:ci`…
+    pub target: String,
+    /// JSON text of the state before and after, when there is one.
+    pub before: Option<String>,
+    pub after: Option<String>,
+    /// From where: the client's address, `cli`, `mcp`.
+    pub source: Option<String>,
+}
+
+/// A recorded audit entry: its place in the chain and the hashes that link it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    pub seq: i64,
+    pub at: DateTime<Utc>,
+    pub actor: String,
+    pub action: String,
+    pub target: String,
+    pub before: Option<String>,
+    pub after: Option<String>,
+    pub source: Option<String>,
+    pub prev_hash: String,
+    pub hash: String,
+}

@@ -20,6 +20,7 @@ pub(crate) trait Columns {
     fn int(&self, i: usize) -> Result<i64, LedgerError>;
     fn opt_int(&self, i: usize) -> Result<Option<i64>, LedgerError>;
     fn money(&self, i: usize) -> Result<Money, LedgerError>;
+    fn opt_money(&self, i: usize) -> Result<Option<Money>, LedgerError>;
     fn time(&self, i: usize) -> Result<DateTime<Utc>, LedgerError>;
     fn opt_time(&self, i: usize) -> Result<Option<DateTime<Utc>>, LedgerError>;
 
@@ -275,5 +276,46 @@ pub(crate) fn refusal(r: &impl Columns) -> Result<crate::refusals::RefusalCount,
             detail: r.text(5)?,
         },
         count: r.count(6)?,
+    })
+}
+
+pub(crate) const ADMIN_TOKEN_COLUMNS: &str =
+    "id, name, role, teams, max_raise, token_hash, created_at, expires_at, revoked_at, created_by";
+
+pub(crate) fn admin_token(r: &impl Columns) -> Result<AdminToken, LedgerError> {
+    Ok(AdminToken {
+        id: r.text(0)?,
+        name: r.text(1)?,
+        role: r.parsed(2)?,
+        teams: r
+            .text(3)?
+            .split(',')
+            .filter(|t| !t.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        max_raise: r.opt_money(4)?,
+        token_hash: r.text(5)?,
+        created_at: r.time(6)?,
+        expires_at: r.opt_time(7)?,
+        revoked_at: r.opt_time(8)?,
+        created_by: r.text(9)?,
+    })
+}
+
+pub(crate) const AUDIT_COLUMNS: &str =
+    "seq, at, actor, action, target, before, after, source, prev_hash, hash";
+
+pub(crate) fn audit_entry(r: &impl Columns) -> Result<AuditEntry, LedgerError> {
+    Ok(AuditEntry {
+        seq: r.int(0)?,
+        at: r.time(1)?,
+        actor: r.text(2)?,
+        action: r.text(3)?,
+        target: r.text(4)?,
+        before: r.opt_text(5)?,
+        after: r.opt_text(6)?,
+        source: r.opt_text(7)?,
+        prev_hash: r.text(8)?,
+        hash: r.text(9)?,
     })
 }

@@ -18,7 +18,9 @@ use orteam_core::{Money, Window};
 use crate::budget::engine::CellKey;
 use crate::directory::{DirectoryChange, DirectoryData};
 use crate::error::LedgerError;
-use crate::model::{NewAlert, OutboxEntry, PendingCorrection, UsageEvent};
+use crate::model::{
+    AdminToken, AuditEntry, NewAlert, NewAuditEntry, OutboxEntry, PendingCorrection, UsageEvent,
+};
 use crate::query::EventFilter;
 
 /// A `budget_windows` row.
@@ -133,4 +135,35 @@ pub(crate) trait CorrectionStore: Send + Sync + 'static {
         error: Option<String>,
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<(), LedgerError>> + Send;
+}
+
+/// Named admin tokens and the audit log (`admin_tokens`, `audit_log`).
+pub(crate) trait AccessStore: Send + Sync + 'static {
+    /// Stores a new token (its hash only); a taken name is [`LedgerError::Invalid`].
+    fn token_insert(
+        &self,
+        token: AdminToken,
+    ) -> impl Future<Output = Result<(), LedgerError>> + Send;
+    /// Every token, oldest first.
+    fn tokens(&self) -> impl Future<Output = Result<Vec<AdminToken>, LedgerError>> + Send;
+    /// One token by public id.
+    fn token(
+        &self,
+        id: String,
+    ) -> impl Future<Output = Result<Option<AdminToken>, LedgerError>> + Send;
+    /// Marks a live token (by name) revoked; whether one was.
+    fn token_revoke(
+        &self,
+        name: String,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<bool, LedgerError>> + Send;
+    /// Appends one entry to the chain, serialised against every other writer (so concurrent
+    /// writers on one PostgreSQL still form one chain).
+    fn audit_append(
+        &self,
+        entry: NewAuditEntry,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<AuditEntry, LedgerError>> + Send;
+    /// Every entry, in chain order (`seq`).
+    fn audit_entries(&self) -> impl Future<Output = Result<Vec<AuditEntry>, LedgerError>> + Send;
 }

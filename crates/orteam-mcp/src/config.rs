@@ -33,6 +33,9 @@ pub struct McpConfig {
     pub http_allowed_hosts: Vec<String>,
     /// The orteam ledger (`sqlite://…` or `postgres://…`); `Some` adds the team tools.
     pub database_url: Option<String>,
+    /// A named `ota-…` admin token (`ORTEAM_TOKEN`) the team tools act as, its role enforced;
+    /// without one they act as an admin named `mcp` (whoever holds the database URL is one).
+    pub token: Option<SecretString>,
 }
 
 impl std::fmt::Debug for McpConfig {
@@ -43,6 +46,7 @@ impl std::fmt::Debug for McpConfig {
             .field("allow_write", &self.allow_write)
             .field("http_allowed_hosts", &self.http_allowed_hosts)
             .field("database_url", &self.database_url.as_ref().map(|_| "[set]"))
+            .field("token", &self.token.as_ref().map(|_| "[REDACTED]"))
             .finish()
     }
 }
@@ -56,6 +60,7 @@ impl McpConfig {
             allow_write: false,
             http_allowed_hosts: Vec::new(),
             database_url: None,
+            token: None,
         }
     }
 
@@ -86,12 +91,17 @@ impl McpConfig {
         let database_url = lookup(DATABASE_URL_ENV)
             .map(|u| u.trim().to_owned())
             .filter(|u| !u.is_empty());
+        let token = lookup(orteam_core::env::ORTEAM_TOKEN)
+            .map(|t| t.trim().to_owned())
+            .filter(|t| !t.is_empty())
+            .map(SecretString::from);
         Ok(McpConfig {
             provisioning_key: SecretString::from(key),
             base_url,
             allow_write,
             http_allowed_hosts: Vec::new(),
             database_url,
+            token,
         })
     }
 }

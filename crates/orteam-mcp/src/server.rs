@@ -88,10 +88,27 @@ impl OrteamMcp {
             builder = builder.base_url(url.clone());
         }
         let client = builder.build().map_err(McpError::Client)?;
-        Ok(server.with_team_tools(TeamTools::new(ledger, client)))
+        let mut team = TeamTools::new(ledger.clone(), client);
+        if let Some(token) = &config.token {
+            let principal = match ledger
+                .authenticate_admin_token(token)
+                .await
+                .map_err(McpError::Ledger)?
+            {
+                Ok(t) => t.principal(),
+                Err(refused) => {
+                    return Err(McpError::Config(format!(
+                        "{}: {refused}",
+                        orteam_core::env::ORTEAM_TOKEN
+                    )));
+                }
+            };
+            team = team.acting_as(principal);
+        }
+        Ok(server.with_team_tools(team))
     }
 
-    /// Adds the team tools: the 4 read tools always, the 3 write tools gated like the others.
+    /// Adds the team tools: the 5 read tools always, the 3 write tools gated like the others.
     pub fn with_team_tools(self, team: TeamTools) -> Self {
         let team = Arc::new(team);
         self.with_service_tools(team.clone(), TeamTools::read_router())

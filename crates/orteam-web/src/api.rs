@@ -14,7 +14,8 @@ use serde::Deserialize;
 
 use crate::alerts::AnomalySource;
 use crate::charts;
-use crate::snapshot::{self, Charts, Options, Range, Snapshot, SplitBy};
+use crate::snapshot::{self, Charts, Options, Range, Snapshot, SplitBy, Visible};
+use orteam_core::access::Principal;
 
 const INDEX_HTML: &str = include_str!("../assets/dashboard.html");
 const APP_JS: &str = include_str!("../assets/dashboard.js");
@@ -51,10 +52,31 @@ impl WebState {
 
     /// Builds a snapshot (without charts).
     pub async fn snapshot(&self, range: Range, recent: usize) -> Result<Snapshot, WebError> {
+        self.snapshot_for(range, recent, None).await
+    }
+
+    /// A snapshot of what `principal` may see (`None`: everything): a team lead's teams, a
+    /// member's own figures; org-wide anomalies only for those who see everything.
+    pub async fn snapshot_for(
+        &self,
+        range: Range,
+        recent: usize,
+        principal: Option<&Principal>,
+    ) -> Result<Snapshot, WebError> {
         let now = self.ledger.now();
-        let mut snap = snapshot::build(&self.ledger, Options { range, recent, now })
-            .await
-            .map_err(|e| WebError::Ledger(e.to_string()))?;
+        let visible = principal
+            .filter(|p| !p.sees_everything())
+            .map(|p| visible_to(&self.ledger, p));
+        let mut snap = snapshot::build_for(
+            &self.ledger,
+            Options { range, recent, now },
+            visible.as_ref(),
+        )
+        .await
+        .map_err(|e| WebError::Ledger(e.to_string()))?;
+        if visible.is_some() {
+            return Ok(snap);
+        }
         if let Some(source) = &self.anomalies {
             snap.anomaly_detector = Some(source.name().to_owned());
             match source.anomalies(&self.ledger, now).await {
@@ -74,6 +96,25 @@ impl WebState {
         }
         Ok(snap)
     }
+}
+
+/// What a principal who does not see everything may see on the dashboard.
+fn visible_to(ledger: &Ledger, p: &Principal) -> Visible {
+    let dir = ledger.directory();
+    let mut v = Visible::default();
+    for m in dir.members.values() {
+        if p.sees_member(&m.id, &m.team_id) {
+            v.members.insert(m.id.clone());
+            if p.member.as_deref() == Some(m.id.as_str()) {
+                // A member sees every budget that applies to them.
+                v.teams.insert(m.team_id.clone());
+                v.org = true;
+            }
+        }
+    }
+    v.teams
+        .extend(dir.teams.keys().filter(|t| p.sees_team(t)).cloned());
+    v
 }
 
 /// Why a dashboard request failed; the same JSON error shape as the rest of the API.
@@ -171,11 +212,16 @@ struct SnapshotParams {
 
 async fn snapshot_route(
     State(state): State<WebState>,
+    principal: Option<axum::Extension<Principal>>,
     query: Result<Query<SnapshotParams>, QueryRejection>,
 ) -> Result<Response, WebError> {
     let Query(p) = query.map_err(|e| WebError::BadRequest(e.body_text()))?;
     let mut snap = state
-        .snapshot(p.range, p.recent.unwrap_or(25).min(200))
+        .snapshot_for(
+            p.range,
+            p.recent.unwrap_or(25).min(200),
+            principal.as_ref().map(|e| &e.0),
+        )
         .await?;
     if p.charts.as_deref() == Some("svg") {
         snap.charts = Some(Charts {

@@ -24,24 +24,75 @@ pub struct Options {
     pub now: DateTime<Utc>,
 }
 
+/// What a scoped snapshot may show: these members (their spend, keys, requests, member
+/// budgets), these teams' budgets, and the org's budgets only with `org`.
+#[derive(Debug, Clone, Default)]
+pub struct Visible {
+    pub members: std::collections::HashSet<String>,
+    pub teams: std::collections::HashSet<String>,
+    pub org: bool,
+}
+
+impl Visible {
+    fn member(&self, id: &str) -> bool {
+        self.members.contains(id)
+    }
+
+    fn budget(&self, b: &BudgetStatus) -> bool {
+        match b.scope {
+            orteam_ledger::BudgetScope::Member => self.member(&b.scope_id),
+            orteam_ledger::BudgetScope::Team => self.teams.contains(&b.scope_id),
+            orteam_ledger::BudgetScope::Org => self.org,
+        }
+    }
+}
+
 /// Reads the ledger once (events since the start of the month or the range, whichever is
 /// earlier; budget status; the directory) and computes everything else in memory.
 pub async fn build(ledger: &Ledger, opts: Options) -> Result<Snapshot, LedgerError> {
+    build_for(ledger, opts, None).await
+}
+
+/// [`build`], computed only from what `visible` allows (`None`: everything), so a team lead's
+/// or a member's dashboard holds no figure of anyone else, totals included.
+pub async fn build_for(
+    ledger: &Ledger,
+    opts: Options,
+    visible: Option<&Visible>,
+) -> Result<Snapshot, LedgerError> {
     let now = opts.now;
     let today = Window::Daily.start(now);
     let month = Window::Monthly.start(now);
     let (first, len, n) = opts.range.buckets(now);
     let from = first.min(month);
-    let events = ledger
+    let mut events = ledger
         .events(EventFilter {
             from: Some(from),
             ..EventFilter::default()
         })
         .await?;
-    let recent = ledger.recent_events(opts.recent).await?;
-    let refusals = refusals_since(ledger, today).await?;
-    let statuses = ledger.all_budget_status().await?;
-    let dir = ledger.directory();
+    let mut refusals = refusals_since(ledger, today).await?;
+    let mut recent = ledger
+        .recent_events(if visible.is_some() {
+            opts.recent.saturating_mul(20).min(5000)
+        } else {
+            opts.recent
+        })
+        .await?;
+    let mut statuses = ledger.all_budget_status().await?;
+    let mut dir = ledger.directory();
+    if let Some(v) = visible {
+        events.retain(|e| v.member(&e.member_id));
+        recent.retain(|e| v.member(&e.member_id));
+        refusals.retain(|r| v.member(&r.member));
+        recent.truncate(opts.recent);
+        statuses.retain(|b| v.budget(b));
+        let mut scoped = (*dir).clone();
+        scoped.members.retain(|id, _| v.member(id));
+        scoped.virtual_keys.retain(|_, k| v.member(&k.member_id));
+        scoped.upstream_keys.retain(|k| v.member(&k.member_id));
+        dir = std::sync::Arc::new(scoped);
+    }
 
     let mut totals = Totals {
         members: dir

@@ -101,10 +101,33 @@ async fn raise(cx: &Context, args: BudgetRaiseArgs) -> anyhow::Result<ExitCode> 
         ))
         .into());
     }
+    let team = match scope {
+        BudgetScope::Member => dir.members.get(id).map(|m| m.team_id.clone()),
+        BudgetScope::Team => Some(id.to_owned()),
+        BudgetScope::Org => None,
+    };
+    let who = crate::commands::access::acting_as(
+        cx,
+        &ledger,
+        &orteam_core::access::Action::Raise {
+            team: team.as_deref(),
+            amount,
+        },
+    )
+    .await?;
     let r = ledger
         .add_raise(scope, id, window, amount, until, &args.reason)
         .await
         .context("adding the raise")?;
+    crate::commands::access::record(
+        &ledger,
+        &who,
+        "raise",
+        format!("{}:{}:{}", r.scope, r.scope_id, r.window),
+        None,
+        Some(serde_json::json!({ "raise": r.amount, "until": r.until, "reason": r.reason })),
+    )
+    .await?;
     writeln!(
         std::io::stdout(),
         "raised the {} {} {} budget by {} until {} (raise {})",

@@ -45,6 +45,18 @@ async fn rotate(cx: &Context, args: KeysRotateArgs) -> anyhow::Result<ExitCode> 
             .map(|_| cx.client(&args.connect))
             .transpose()?
     };
+    let team = ledger
+        .directory()
+        .members
+        .get(&args.member)
+        .map(|m| m.team_id.clone())
+        .unwrap_or_default();
+    let who = crate::commands::access::acting_as(
+        cx,
+        &ledger,
+        &orteam_core::access::Action::Rotate { team: &team },
+    )
+    .await?;
     let mut sink = cx.sink(args.secrets_out.as_deref())?;
     let now = cx.now();
     let result = rotate_member(
@@ -58,6 +70,15 @@ async fn rotate(cx: &Context, args: KeysRotateArgs) -> anyhow::Result<ExitCode> 
     .await;
     sink.report();
     let r = result?;
+    crate::commands::access::record(
+        &ledger,
+        &who,
+        "rotate_key",
+        format!("member:{}", r.member),
+        Some(serde_json::json!({ "key": r.old })),
+        Some(serde_json::json!({ "key": r.new, "old_valid_until": r.old_valid_until })),
+    )
+    .await?;
     writeln!(
         std::io::stderr(),
         "rotated {}'s key: {} → {}; the old key works until {}",

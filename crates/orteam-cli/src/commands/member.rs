@@ -16,6 +16,18 @@ pub async fn run(cx: &Context, args: MemberArgs) -> anyhow::Result<ExitCode> {
 
 async fn revoke(cx: &Context, args: MemberRevokeArgs) -> anyhow::Result<ExitCode> {
     let ledger = cx.open_ledger(&args.connect).await?;
+    let team = ledger
+        .directory()
+        .members
+        .get(&args.member)
+        .map(|m| m.team_id.clone())
+        .unwrap_or_default();
+    let who = crate::commands::access::acting_as(
+        cx,
+        &ledger,
+        &orteam_core::access::Action::Revoke { team: &team },
+    )
+    .await?;
     let has_upstream = ledger
         .directory()
         .upstream_keys
@@ -27,6 +39,19 @@ async fn revoke(cx: &Context, args: MemberRevokeArgs) -> anyhow::Result<ExitCode
         None
     };
     let r = revoke_member(&ledger, client.as_ref(), &args.member, cx.now()).await?;
+    crate::commands::access::record(
+        &ledger,
+        &who,
+        "revoke_member",
+        format!("member:{}", r.member),
+        Some(serde_json::json!({ "removed": !r.member_removed })),
+        Some(serde_json::json!({
+            "removed": true,
+            "gateway_keys_revoked": r.virtual_keys.len(),
+            "openrouter_keys_deleted": r.upstream_keys.len(),
+        })),
+    )
+    .await?;
     let mut out = std::io::stdout().lock();
     writeln!(
         out,

@@ -237,9 +237,14 @@ async fn apply_cmd(cx: &Context, args: TeamApplyArgs) -> anyhow::Result<ExitCode
             return Ok(ExitCode::FAILURE);
         }
     }
+    let who =
+        crate::commands::access::acting_as(cx, &p.ledger, &orteam_core::access::Action::Apply)
+            .await?;
     let mut sink = cx.sink(args.secrets_out.as_deref())?;
+    let mut applied: Vec<String> = Vec::new();
     let mut progress = |line: &str| {
         let _ = writeln!(std::io::stderr(), "applied: {line}");
+        applied.push(line.to_owned());
     };
     let mut cx = ApplyContext {
         ledger: &p.ledger,
@@ -250,6 +255,30 @@ async fn apply_cmd(cx: &Context, args: TeamApplyArgs) -> anyhow::Result<ExitCode
     };
     let result = apply::apply(&p.plan, &mut cx).await;
     sink.report();
+    // Each change made is audited, whether or not the whole apply finished.
+    for line in &applied {
+        crate::commands::access::record(
+            &p.ledger,
+            &who,
+            "apply.change",
+            format!("org:{}", p.plan.org),
+            None,
+            Some(serde_json::json!({ "change": line })),
+        )
+        .await?;
+    }
+    crate::commands::access::record(
+        &p.ledger,
+        &who,
+        "apply",
+        format!("org:{}", p.plan.org),
+        None,
+        Some(serde_json::json!({
+            "changes_applied": applied.len(),
+            "complete": result.is_ok(),
+        })),
+    )
+    .await?;
     let report = result?;
     for w in &report.warnings {
         writeln!(std::io::stderr(), "warning: {w}")?;

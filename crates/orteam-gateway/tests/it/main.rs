@@ -3,9 +3,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
+mod access;
 mod agents;
 mod budget;
 mod chat;
+mod current_key;
 mod faults;
 mod hardening;
 mod input;

@@ -10,6 +10,12 @@ use crate::support::*;
 
 /// Runs `tests/python/<script>` with `args`; panics with its output unless it printed OK.
 async fn python(script: &str, args: &[&str]) {
+    python_output(script, args).await;
+}
+
+/// Runs `tests/python/<script>` with `args`; panics with its output unless it printed OK,
+/// else returns its stdout.
+pub async fn python_output(script: &str, args: &[&str]) -> String {
     let python = std::env::var("ORTEAM_TEST_PYTHON").unwrap_or_else(|_| {
         panic!(
             "ORTEAM_TEST_PYTHON is not set: run ./scripts/test, or point it at a Python with the \
@@ -29,6 +35,7 @@ async fn python(script: &str, args: &[&str]) {
         out.status.success() && stdout.contains("OK"),
         "{script}\nstdout:\n{stdout}\nstderr:\n{stderr}"
     );
+    stdout.into_owned()
 }
 
 /// A gateway where carol (gpt-4o-mini only) has a budget too small for any answer.

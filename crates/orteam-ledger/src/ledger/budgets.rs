@@ -258,6 +258,35 @@ impl Ledger {
         self.status_from_db(&dir, Some(&scopes)).await
     }
 
+    /// The budgets that apply to `member` as the member sees them. On PostgreSQL the database
+    /// counts as held the slices leased to gateway instances in advance, which a member could
+    /// still spend; here `held` is what this instance holds for the member's requests in
+    /// flight, so an idle member's `remaining` is exactly `limit - spent`.
+    pub async fn member_budget_view(&self, member: &str) -> Result<Vec<BudgetStatus>, LedgerError> {
+        let mut rows = self.budget_status(member).await?;
+        if self.inner.engine.mode() == Mode::Leased {
+            let local = self
+                .inner
+                .engine
+                .status(member, self.now())
+                .unwrap_or_default();
+            for r in &mut rows {
+                r.held = local
+                    .iter()
+                    .find(|l| {
+                        l.scope == r.scope && l.scope_id == r.scope_id && l.window == r.window
+                    })
+                    .map(|l| l.held)
+                    .unwrap_or(Money::ZERO);
+                r.remaining = r
+                    .limit
+                    .saturating_sub_floor_zero(r.spent)
+                    .saturating_sub_floor_zero(r.held);
+            }
+        }
+        Ok(rows)
+    }
+
     /// Same as [`Ledger::budget_status`].
     pub async fn remaining(&self, member: &str) -> Result<Vec<BudgetStatus>, LedgerError> {
         self.budget_status(member).await

@@ -7,6 +7,7 @@
 //! in the same transaction. Leases carry the instance id and an expiry renewed by a heartbeat;
 //! any instance returns the leases of dead instances to the pool.
 
+mod access;
 mod budgets;
 mod directory;
 mod events;
@@ -163,6 +164,9 @@ impl Columns for Row {
     }
     fn money(&self, i: usize) -> Result<Money, LedgerError> {
         get(self, i).map(money)
+    }
+    fn opt_money(&self, i: usize) -> Result<Option<Money>, LedgerError> {
+        Ok(get::<Option<rust_decimal::Decimal>>(self, i)?.map(money))
     }
     fn time(&self, i: usize) -> Result<DateTime<Utc>, LedgerError> {
         get(self, i)

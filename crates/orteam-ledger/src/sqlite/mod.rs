@@ -10,6 +10,7 @@
 //! Money is stored as canonical decimal TEXT and summed in Rust; instants as INTEGER
 //! microseconds (UTC); the database runs in WAL mode.
 
+mod access;
 pub(crate) mod backup;
 mod budgets;
 mod directory;
@@ -254,6 +255,11 @@ impl Columns for Row<'_> {
     }
     fn money(&self, i: usize) -> Result<Money, LedgerError> {
         self.parsed(i)
+    }
+    fn opt_money(&self, i: usize) -> Result<Option<Money>, LedgerError> {
+        self.opt_text(i)?
+            .map(|t| Money::parse(&t).map_err(|e| corrupt(i, e)))
+            .transpose()
     }
     fn time(&self, i: usize) -> Result<DateTime<Utc>, LedgerError> {
         micros(i, self.int(i)?)

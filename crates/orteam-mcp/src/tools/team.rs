@@ -9,9 +9,10 @@ use std::path::Path;
 
 use chrono::NaiveDate;
 use orteam_core::ApiRoute;
+use orteam_core::access::{Action, Principal, authorize};
 use orteam_insight::report::{ReportOptions, build_report, group_name};
 use orteam_insight::{AnomalyQuery, NoProgress, Period, Range, Upstream, anomalies_endpoint};
-use orteam_ledger::{BudgetScope, GroupBy, Ledger, SecretKey};
+use orteam_ledger::{BudgetScope, GroupBy, Ledger, NewAuditEntry, SecretKey};
 use orteam_openrouter::Client;
 use orteam_team::apply::{self, ApplyContext, CollectSecrets, NewSecret};
 use orteam_team::plan::{self, Plan, PlanOptions};
@@ -34,6 +35,8 @@ const UNUSED_DAYS: u32 = 30;
 pub struct TeamTools {
     ledger: Ledger,
     client: Client,
+    /// Who the tools act as; every tool asks `orteam_core::access::authorize`.
+    principal: Principal,
 }
 
 impl std::fmt::Debug for TeamTools {
@@ -48,7 +51,50 @@ impl TeamTools {
     /// Team tools on `ledger`; `client` must use the management key (apply, rotate, revoke and
     /// plan list and create keys with it).
     pub fn new(ledger: Ledger, client: Client) -> Self {
-        TeamTools { ledger, client }
+        TeamTools {
+            ledger,
+            client,
+            principal: Principal {
+                name: "mcp".into(),
+                ..Principal::bootstrap()
+            },
+        }
+    }
+
+    /// Acts as `principal` (a named token's role) instead of an admin.
+    pub fn acting_as(mut self, principal: Principal) -> Self {
+        self.principal = principal;
+        self
+    }
+
+    /// The tool's error when the rule refuses.
+    fn allow(&self, tool: &str, action: &Action<'_>) -> Result<(), String> {
+        authorize(&self.principal, action).map_err(|d| format!("{tool}: refused: {d}"))
+    }
+
+    /// The team of a member, or the tool's error.
+    fn team_of(&self, tool: &str, member: &str) -> Result<String, String> {
+        self.ledger
+            .directory()
+            .members
+            .get(member)
+            .map(|m| m.team_id.clone())
+            .ok_or_else(|| format!("{tool}: unknown member {member:?}"))
+    }
+
+    /// Records a change made through a tool in the audit log.
+    async fn record(&self, action: &str, target: String, after: Option<Value>) {
+        let entry = NewAuditEntry {
+            actor: self.principal.name.clone(),
+            action: action.to_owned(),
+            target,
+            before: None,
+            after: after.map(|v| v.to_string()),
+            source: Some("mcp".into()),
+        };
+        if let Err(e) = self.ledger.audit(entry).await {
+            tracing::error!(error = %e, action, "could not record an MCP action in the audit log");
+        }
     }
 
     /// The read tools (team_spend, team_budget_status, team_anomalies, team_plan).
@@ -88,11 +134,12 @@ impl TeamTools {
     }
 }
 
-/// Names of the 4 team read tools.
-pub const TEAM_READ_TOOLS: [&str; 4] = [
+/// Names of the 5 team read tools.
+pub const TEAM_READ_TOOLS: [&str; 5] = [
     "team_spend",
     "team_budget_status",
     "team_anomalies",
+    "team_audit",
     "team_plan",
 ];
 
@@ -294,6 +341,21 @@ pub(crate) struct RotateArgs {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+pub(crate) struct AuditArgs {
+    /// Only entries by this actor (a token name, `bootstrap`, `cli:<user>`, `mcp`).
+    #[serde(default)]
+    actor: Option<String>,
+    /// Only this action (`raise`, `revoke_member`, `token_create`, `apply`…).
+    #[serde(default)]
+    action: Option<String>,
+    /// Keep the newest this many entries (default 50).
+    #[serde(default)]
+    #[schemars(range(min = 1))]
+    limit: Option<usize>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct RevokeArgs {
     /// The member id to remove, e.g. "alice".
     member: String,
@@ -378,6 +440,7 @@ impl TeamTools {
     )]
     async fn team_spend(&self, Parameters(Args(args)): Parameters<Args<SpendArgs>>) -> ToolResult {
         const TOOL: &str = "team_spend";
+        self.allow(TOOL, &Action::View { team: None })?;
         let now = self.ledger.now();
         let range = match (&args.since, &args.until, args.period) {
             (None, None, p) => Period::from(p.unwrap_or(PeriodArg::Month)).range(now),
@@ -485,8 +548,22 @@ impl TeamTools {
             .all_budget_status()
             .await
             .map_err(|e| format!("{TOOL}: reading budgets: {e}"))?;
+        let dir = self.ledger.directory();
+        let p = &self.principal;
+        let visible = |b: &&orteam_ledger::BudgetStatus| match b.scope {
+            BudgetScope::Member => dir
+                .members
+                .get(&b.scope_id)
+                .is_some_and(|m| p.sees_member(&m.id, &m.team_id)),
+            BudgetScope::Team => p.sees_team(&b.scope_id),
+            BudgetScope::Org => p.sees_everything(),
+        };
+        if p.member.is_some() {
+            self.allow(TOOL, &Action::View { team: None })?;
+        }
         let rows: Vec<Value> = all
             .iter()
+            .filter(visible)
             .filter(|b| scope.is_none_or(|s| b.scope == s))
             .filter(|b| id.as_deref().is_none_or(|i| b.scope_id == i))
             .map(|b| {
@@ -528,6 +605,7 @@ impl TeamTools {
         Parameters(Args(args)): Parameters<Args<AnomaliesArgs>>,
     ) -> ToolResult {
         const TOOL: &str = "team_anomalies";
+        self.allow(TOOL, &Action::View { team: None })?;
         let day = match args.day.as_deref() {
             Some(d) => Some(parse_day(TOOL, "day", d)?),
             None => None,
@@ -559,6 +637,42 @@ impl TeamTools {
     }
 
     #[tool(
+        name = "team_audit",
+        description = "orteam's tamper-evident audit log: every admin action (apply, raise, \
+                       rotate, revoke, token create/revoke, failed sign-ins) with who, what, \
+                       before → after, when and from where, and whether the hash chain is intact \
+                       (`verify`: any edited, deleted or reordered row is named). Filter by \
+                       actor or action; `limit` keeps the newest entries (default 50).",
+        annotations(read_only_hint = true)
+    )]
+    async fn team_audit(&self, Parameters(Args(args)): Parameters<Args<AuditArgs>>) -> ToolResult {
+        const TOOL: &str = "team_audit";
+        self.allow(TOOL, &Action::ReadAudit)?;
+        let mut entries = self
+            .ledger
+            .audit_entries()
+            .await
+            .map_err(|e| format!("{TOOL}: reading the audit log: {e}"))?;
+        let report = orteam_ledger::audit::verify(&entries);
+        entries.retain(|e| {
+            args.actor.as_ref().is_none_or(|a| &e.actor == a)
+                && args.action.as_ref().is_none_or(|a| &e.action == a)
+        });
+        let limit = args.limit.unwrap_or(50);
+        let skip = entries.len().saturating_sub(limit);
+        entries.drain(..skip);
+        pretty(
+            TOOL,
+            &json!({
+                "chain_intact": report.is_valid(),
+                "problems": to_value(TOOL, &report.problems)?,
+                "total_entries": report.entries,
+                "entries": to_value(TOOL, &entries)?,
+            }),
+        )
+    }
+
+    #[tool(
         name = "team_plan",
         description = "Dry run of a team file (team as code, TOML): what `team_apply` would \
                        create, update, rotate or revoke in orteam's ledger and at OpenRouter to \
@@ -569,6 +683,7 @@ impl TeamTools {
     )]
     async fn team_plan(&self, Parameters(Args(args)): Parameters<Args<PlanArgs>>) -> ToolResult {
         const TOOL: &str = "team_plan";
+        self.allow(TOOL, &Action::Apply)?;
         let unused_days = args.unused_days.unwrap_or(UNUSED_DAYS);
         let plan = self
             .make_plan(TOOL, &args.path, args.prune.unwrap_or(false), unused_days)
@@ -606,6 +721,7 @@ impl TeamTools {
     )]
     async fn team_apply(&self, Parameters(Args(args)): Parameters<Args<PlanArgs>>) -> ToolResult {
         const TOOL: &str = "team_apply";
+        self.allow(TOOL, &Action::Apply)?;
         let unused_days = args.unused_days.unwrap_or(UNUSED_DAYS);
         let plan = self
             .make_plan(TOOL, &args.path, args.prune.unwrap_or(false), unused_days)
@@ -661,6 +777,12 @@ impl TeamTools {
                 .unwrap_or_else(|e| e));
             }
         };
+        self.record(
+            "apply",
+            format!("org:{}", v["org"].as_str().unwrap_or_default()),
+            Some(json!({ "applied": applied })),
+        )
+        .await;
         if let Value::Object(m) = &mut v {
             m.insert("applied".to_owned(), json!(applied));
             m.insert("changes_applied".to_owned(), json!(report.changes_applied));
@@ -692,6 +814,8 @@ impl TeamTools {
     ) -> ToolResult {
         const TOOL: &str = "team_rotate_key";
         let member = required(TOOL, "member", &args.member)?;
+        let team = self.team_of(TOOL, member)?;
+        self.allow(TOOL, &Action::Rotate { team: &team })?;
         let grace = match args.grace.as_deref() {
             Some(g) => Some(file::parse_duration(g).map_err(|e| format!("{TOOL}: `grace`: {e}"))?),
             None => None,
@@ -707,6 +831,8 @@ impl TeamTools {
         })
         .await?;
         let rotated = rotated.map_err(|e| format!("{TOOL}: {e}"))?;
+        self.record("rotate_key", format!("member:{}", args.member.trim()), None)
+            .await;
         let mut v = to_value(TOOL, &rotated)?;
         if let Value::Object(m) = &mut v {
             m.insert("secrets".to_owned(), secrets_json(&sink.0));
@@ -734,9 +860,17 @@ impl TeamTools {
     ) -> ToolResult {
         const TOOL: &str = "team_revoke_member";
         let member = required(TOOL, "member", &args.member)?;
+        let team = self.team_of(TOOL, member)?;
+        self.allow(TOOL, &Action::Revoke { team: &team })?;
         let revoked = revoke_member(&self.ledger, Some(&self.client), member, self.ledger.now())
             .await
             .map_err(|e| format!("{TOOL}: {e}"))?;
+        self.record(
+            "revoke_member",
+            format!("member:{member}"),
+            Some(to_value(TOOL, &revoked)?),
+        )
+        .await;
         pretty(TOOL, &to_value(TOOL, &revoked)?)
     }
 }

@@ -44,10 +44,10 @@ async fn start(db: &TestDb, allow_write: bool) -> Mcp {
 async fn team_tools_read_write_and_bad_input() {
     let (db, admin) = ledger().await;
 
-    // Read-only: the 16 OpenRouter read tools and the 4 team read tools.
+    // Read-only: the 16 OpenRouter read tools and the 5 team read tools.
     let mcp = start(&db, false).await;
     let names = mcp.tool_names().await;
-    assert_eq!(names.len(), 20, "{names:?}");
+    assert_eq!(names.len(), 21, "{names:?}");
     for t in TEAM_READ_TOOLS {
         assert!(names.iter().any(|n| n == t), "{t} missing");
     }
@@ -130,7 +130,7 @@ async fn team_tools_read_write_and_bad_input() {
 
     // Write mode: the 3 team write tools too; revoking alice removes her from the ledger.
     let mcp = start(&db, true).await;
-    assert_eq!(mcp.tool_names().await.len(), 33);
+    assert_eq!(mcp.tool_names().await.len(), 34);
     // Seeded keys were not issued by `team apply`: rotation says what to do instead.
     let t = mcp.err("team_rotate_key", json!({ "member": "bob" })).await;
     assert!(t.contains("orteam team apply"), "{t}");
@@ -233,4 +233,151 @@ async fn team_spend_by_route() {
     let t = mcp.err("team_spend", json!({ "route": "graphql" })).await;
     assert!(t.contains("graphql"), "{t}");
     mcp.assert_alive().await;
+}
+
+/// The team tools acting as a named token (`ORTEAM_TOKEN`): the same rule as the admin API.
+/// A core team lead sees only core, may revoke only in core and never reads org-wide figures;
+/// a viewer reads everything (the audit log too) and changes nothing; every change is audited.
+#[tokio::test]
+async fn team_tools_enforce_the_token_role() {
+    let (db, admin) = ledger().await;
+    admin
+        .set_budget(
+            BudgetScope::Member,
+            "carol",
+            Window::Daily,
+            Money::parse("7.77").unwrap(),
+        )
+        .await
+        .unwrap();
+    admin
+        .set_budget(
+            BudgetScope::Org,
+            "acme",
+            Window::Monthly,
+            Money::parse("100").unwrap(),
+        )
+        .await
+        .unwrap();
+    let token = |name: &str, role, teams: &[&str]| orteam_ledger::NewAdminToken {
+        name: name.into(),
+        role,
+        teams: teams.iter().map(|t| t.to_string()).collect(),
+        max_raise: None,
+        expires_at: None,
+        created_by: "test".into(),
+    };
+    use orteam_core::access::Role;
+    use secrecy::ExposeSecret;
+    let lead = admin
+        .create_admin_token(token("core-lead", Role::TeamLead, &["core"]))
+        .await
+        .unwrap();
+    let viewer = admin
+        .create_admin_token(token("finance", Role::Viewer, &[]))
+        .await
+        .unwrap();
+    let start_as = |secret: String| {
+        let db_url = db.url.clone();
+        async move {
+            let sim = orteam_test_support::spawn_sim().await;
+            let key = sim.provisioning_key().to_owned();
+            let mut config = McpConfig::new(SecretString::from(key.clone()));
+            config.base_url = Some(sim.base_url());
+            config.allow_write = true;
+            config.database_url = Some(db_url);
+            config.token = Some(SecretString::from(secret));
+            let server = OrteamMcp::from_config(&config)
+                .await
+                .expect("server builds");
+            connect(sim, &key, server).await
+        }
+    };
+
+    let mcp = start_as(lead.secret.expose_secret().to_owned()).await;
+    let t = mcp.ok("team_budget_status", json!({})).await;
+    assert!(t.contains("\"alice\""), "{t}");
+    for leak in ["carol", "7.77", "acme", "\"org\""] {
+        assert!(!t.contains(leak), "{leak} leaked to the core lead: {t}");
+    }
+    for (tool, args, reason) in [
+        (
+            "team_spend",
+            json!({}),
+            "core-lead (team_lead) may not view org-wide data",
+        ),
+        ("team_anomalies", json!({}), "may not view org-wide data"),
+        ("team_audit", json!({}), "may not read the audit log"),
+        (
+            "team_plan",
+            json!({ "path": "/x.toml" }),
+            "may not apply a team file",
+        ),
+        (
+            "team_apply",
+            json!({ "path": "/x.toml" }),
+            "may not apply a team file",
+        ),
+        (
+            "team_rotate_key",
+            json!({ "member": "carol" }),
+            "may not rotate keys of team \"web\"",
+        ),
+        (
+            "team_revoke_member",
+            json!({ "member": "carol" }),
+            "may not revoke in team \"web\": a team lead of core only",
+        ),
+    ] {
+        let e = mcp.err(tool, args).await;
+        assert!(
+            e.contains(&format!("{tool}: refused: ")) && e.contains(reason),
+            "{tool}: {e}"
+        );
+    }
+    let t = mcp
+        .ok("team_revoke_member", json!({ "member": "bob" }))
+        .await;
+    assert!(t.contains("\"member_removed\": true"), "{t}");
+
+    let mcp = start_as(viewer.secret.expose_secret().to_owned()).await;
+    let t = mcp.ok("team_budget_status", json!({})).await;
+    assert!(
+        t.contains("carol") && t.contains("acme"),
+        "a viewer sees everything: {t}"
+    );
+    mcp.ok("team_spend", json!({})).await;
+    let e = mcp
+        .err("team_revoke_member", json!({ "member": "alice" }))
+        .await;
+    assert!(e.contains("the viewer role is read-only"), "{e}");
+    let t = mcp
+        .ok("team_audit", json!({ "action": "revoke_member" }))
+        .await;
+    let v: Value = serde_json::from_str(&t).unwrap();
+    assert_eq!(v["chain_intact"], true, "{t}");
+    let entries = v["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 1, "{t}");
+    assert_eq!(entries[0]["actor"], "core-lead");
+    assert_eq!(entries[0]["target"], "member:bob");
+    assert_eq!(entries[0]["source"], "mcp");
+
+    // A revoked token cannot start the team tools.
+    admin
+        .revoke_admin_token("finance", "test", None)
+        .await
+        .unwrap();
+    let sim = orteam_test_support::spawn_sim().await;
+    let mut config = McpConfig::new(SecretString::from(sim.provisioning_key().to_owned()));
+    config.base_url = Some(sim.base_url());
+    config.database_url = Some(db.url.clone());
+    config.token = Some(SecretString::from(viewer.secret.expose_secret().to_owned()));
+    let Err(err) = OrteamMcp::from_config(&config).await else {
+        panic!("a revoked token must not start the team tools");
+    };
+    assert!(
+        err.to_string()
+            .contains("ORTEAM_TOKEN: admin token \"finance\" has been revoked"),
+        "{err}"
+    );
 }

@@ -15,12 +15,12 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use crate::support::{bin, both_backends};
 
 /// A running `orteam serve`.
-struct Serve {
+pub(crate) struct Serve {
     child: tokio::process::Child,
-    base_url: String,
+    pub(crate) base_url: String,
 }
 
-async fn serve(db_url: &str, sim: &orteam_sim::SimHandle, upstream: &TestKey) -> Serve {
+pub(crate) async fn serve(db_url: &str, sim: &orteam_sim::SimHandle, upstream: &TestKey) -> Serve {
     let mut child = tokio::process::Command::new(bin())
         .args(["serve", "--listen", "127.0.0.1:0", "--workers", "1"])
         .env_remove("ORTEAM_LOG")

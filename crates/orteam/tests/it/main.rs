@@ -5,15 +5,17 @@
 // Test plumbing outside #[test] functions: failing loudly is the point.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod access_cli;
 mod crash;
 mod dashboards;
-mod defence;
 mod db_faults;
+mod defence;
 mod demo;
 mod gateway;
 mod insight;
+mod me;
 mod operations;
-mod sim_sdk;
 mod refusals;
+mod sim_sdk;
 mod support;
 mod team;
