@@ -17,16 +17,18 @@ pub(crate) async fn migrate_postgres(
     .await
     .map_err(err)?;
     tx.batch_execute(MIGRATIONS_TABLE).await.map_err(err)?;
-    let current: i64 = tx
-        .query_one(
-            "SELECT COALESCE(MAX(version), 0)::BIGINT FROM schema_migrations",
-            &[],
-        )
+    // Every migration not recorded yet, not only those above the newest: migrations written on
+    // parallel branches land with numbers that interleave.
+    let applied: Vec<i64> = tx
+        .query("SELECT version FROM schema_migrations", &[])
         .await
         .map_err(err)?
-        .get(0);
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let current = applied.iter().copied().max().unwrap_or(0);
     crate::migrate::refuse_newer(current, POSTGRES)?;
-    for m in POSTGRES.iter().filter(|m| m.version > current) {
+    for m in POSTGRES.iter().filter(|m| !applied.contains(&m.version)) {
         tx.batch_execute(m.sql)
             .await
             .map_err(|e| LedgerError::Migration {

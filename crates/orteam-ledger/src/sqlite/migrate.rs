@@ -10,15 +10,20 @@ pub(crate) fn migrate_sqlite(conn: &mut rusqlite::Connection) -> Result<(), Ledg
     let tx = conn
         .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
         .map_err(err)?;
-    let current: i64 = tx
-        .query_row(
-            "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
-            [],
-            |r| r.get(0),
-        )
-        .map_err(err)?;
+    // Every migration not recorded yet, not only those above the newest: migrations written on
+    // parallel branches land with numbers that interleave.
+    let applied: Vec<i64> = {
+        let mut st = tx
+            .prepare("SELECT version FROM schema_migrations")
+            .map_err(err)?;
+        st.query_map([], |r| r.get(0))
+            .map_err(err)?
+            .collect::<Result<_, _>>()
+            .map_err(err)?
+    };
+    let current = applied.iter().copied().max().unwrap_or(0);
     crate::migrate::refuse_newer(current, SQLITE)?;
-    for m in SQLITE.iter().filter(|m| m.version > current) {
+    for m in SQLITE.iter().filter(|m| !applied.contains(&m.version)) {
         tx.execute_batch(m.sql)
             .map_err(|e| LedgerError::Migration {
                 version: m.version,
