@@ -201,6 +201,7 @@ pub struct MeArgs {
     /// other local users.
     #[arg(long, env = env::ORTEAM_KEY, hide_env_values = true)]
     pub key: Option<String>,
+    /// Output format: tables for people or JSON for programs.
     #[arg(long, value_enum, default_value_t = crate::args_team::OutputFormat::Table)]
     pub format: crate::args_team::OutputFormat,
 }

@@ -32,6 +32,7 @@ pub enum RoleArg {
 pub struct TokenCreateArgs {
     /// A name for the token (what the audit log records as "who").
     pub name: String,
+    /// What the token may do: admin (everything), team-lead (its teams), viewer (read-only).
     #[arg(long, value_enum)]
     pub role: RoleArg,
     /// A team the team lead runs (repeatable).
@@ -49,6 +50,7 @@ pub struct TokenCreateArgs {
 
 #[derive(Debug, Args)]
 pub struct TokenListArgs {
+    /// Output format: a table for people or JSON for programs.
     #[arg(long, value_enum, default_value_t = crate::args_team::OutputFormat::Table)]
     pub format: crate::args_team::OutputFormat,
     #[command(flatten)]
@@ -57,6 +59,7 @@ pub struct TokenListArgs {
 
 #[derive(Debug, Args)]
 pub struct TokenRevokeArgs {
+    /// The name of the token to revoke.
     pub name: String,
     #[command(flatten)]
     pub connect: ConnectArgs,
@@ -95,6 +98,7 @@ pub struct AuditListArgs {
     /// Only entries since: a duration back from now (`7d`) or an RFC 3339 time.
     #[arg(long)]
     pub since: Option<String>,
+    /// Output format: a table for people, JSON or CSV for programs.
     #[arg(long, value_enum, default_value_t = AuditFormat::Table)]
     pub format: AuditFormat,
     #[command(flatten)]

@@ -26,7 +26,7 @@ async fn load_fixture(backend: Backend) -> (TestDb, i64) {
     let db = TestDb::new(backend).await;
     match backend {
         Backend::Sqlite => {
-            std::fs::copy(fixture("v3.sqlite.db"), db.sqlite_path()).unwrap();
+            std::fs::copy(fixture("v3.sqlite"), db.sqlite_path()).unwrap();
             (db, 3)
         }
         Backend::Postgres => {

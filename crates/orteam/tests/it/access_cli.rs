@@ -7,8 +7,8 @@ use std::collections::HashMap;
 use std::process::Output;
 
 use chrono::TimeDelta;
-use orteam_core::Clock;
-use orteam_ledger::LedgerOptions;
+use orteam_core::{Clock, Window};
+use orteam_ledger::{BudgetScope, LedgerOptions};
 use orteam_test_support::{
     ADMIN_TOKEN, Backend, TestDb, TestGateway, backend_tests, seed_directory,
 };
@@ -156,7 +156,12 @@ async fn audit_verify_names_edited_deleted_and_swapped_rows(backend: Backend) {
 }
 
 async fn tokens_and_roles_through_the_cli(backend: Backend) {
-    let tg = TestGateway::start(backend).await;
+    // Daily budgets to raise (a raise needs a budget).
+    let tg = TestGateway::builder(backend)
+        .budget(BudgetScope::Member, "bob", Window::Daily, "5")
+        .budget(BudgetScope::Member, "carol", Window::Daily, "5")
+        .start()
+        .await;
     let url = tg.db.url.clone();
     let o = orteam(
         &url,
