@@ -16,6 +16,19 @@ use crate::support::*;
 
 const GENERATING: [Api; 4] = [Api::Chat, Api::Messages, Api::Responses, Api::Completions];
 
+/// The gateway's `/metrics` text, read with the admin token.
+async fn metrics_text(tg: &TestGateway) -> String {
+    tg.http
+        .get(format!("{}/metrics", tg.root_url()))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 /// Sets the routing policy of `tier` and makes the gateway see it.
 async fn set_routing(tg: &TestGateway, tier: &str, routing: RoutingPolicy) {
     let mut t = (*tg.admin.directory().tiers[tier]).clone();
@@ -258,16 +271,7 @@ async fn a_model_served_outside_the_tier_is_charged_but_flagged(backend: Backend
     assert_eq!(flagged.len(), 1);
 
     // Counted in /metrics …
-    let metrics = tg
-        .http
-        .get(format!("{}/metrics", tg.root_url()))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_text(&tg).await;
     assert!(
         metrics
             .contains("orteam_policy_violations_total{member=\"carol\",model=\"openai/gpt-4o\"} 1"),
@@ -330,16 +334,7 @@ async fn member_labels_on_metrics_are_configurable() {
             .await;
         assert_eq!(resp.status(), 200);
         tg.sync().await;
-        let metrics = tg
-            .http
-            .get(format!("{}/metrics", tg.root_url()))
-            .bearer_auth(ADMIN_TOKEN)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let metrics = metrics_text(&tg).await;
         assert!(metrics.contains(present), "{labels:?}: {metrics}");
         assert!(!metrics.contains(absent), "{labels:?}: {metrics}");
         // Member budgets name members: not exported either.
