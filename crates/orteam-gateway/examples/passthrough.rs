@@ -85,7 +85,7 @@ fn main() {
         .unwrap_or(1);
     let listener = std::net::TcpListener::bind(listen).unwrap();
     let settings = UpstreamSettings::new(&upstream, Duration::from_secs(30)).unwrap();
-    let handle = server::spawn(
+    let mut handle = server::spawn(
         listener,
         workers,
         server::ServerLimits {

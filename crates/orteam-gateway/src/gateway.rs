@@ -42,6 +42,9 @@ pub struct Gateway {
     pub rate_limits: RateLimits,
     /// Settlement and generation look-ups that outlive their request; drained at shutdown.
     pub tasks: TaskTracker,
+    /// Cancelled once serving has stopped: look-ups still waiting for upstream give up and
+    /// leave their charge provisional for reconciliation, so a shutdown is not held up.
+    pub stopping: tokio_util::sync::CancellationToken,
     pub clock: SharedClock,
     /// A client for `/generation` look-ups (its key is swapped per request).
     pub openrouter: orteam_openrouter::Client,
@@ -100,6 +103,7 @@ impl Gateway {
             metrics,
             rate_limits: RateLimits::default(),
             tasks: TaskTracker::new(),
+            stopping: tokio_util::sync::CancellationToken::new(),
             clock,
             openrouter,
             shared_authorization,

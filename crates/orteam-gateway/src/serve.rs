@@ -56,11 +56,16 @@ impl RunningGateway {
     /// Waits for the shutdown token, then drains: workers (open requests and streams), then
     /// settlement tasks, then the ledger's queued writes.
     pub async fn wait(self) -> Result<(), orteam_ledger::LedgerError> {
-        self.server.wait().await;
+        let RunningGateway {
+            gateway: gw,
+            mut server,
+            background,
+        } = self;
+        server.wait().await;
         // Normally done already (it closed the listener); abort in case the workers stopped
         // on their own.
-        self.background.abort();
-        let gw = self.gateway;
+        background.abort();
+        gw.stopping.cancel();
         gw.tasks.close();
         if tokio::time::timeout(gw.config.drain, gw.tasks.wait())
             .await
@@ -69,6 +74,8 @@ impl RunningGateway {
             tracing::warn!("settlement tasks still running at the drain deadline");
         }
         let flushed = gw.ledger.shutdown().await;
+        // Only now may the workers' runtimes (and what runs on them) stop.
+        drop(server);
         // The exporter's last batch (its HTTP request runs on this runtime: wait off it).
         let traced = gw.clone();
         if traced.tracing.is_some() {

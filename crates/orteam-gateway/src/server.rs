@@ -143,9 +143,16 @@ impl Shared {
 }
 
 /// Running worker threads.
+///
+/// A worker's runtime also drives what its requests spawned: settlement tasks, database
+/// connections opened on its thread. So a worker that has stopped serving keeps its runtime
+/// running until this handle is dropped: a shutdown flushes the ledger first (through those
+/// connections, waiting for those tasks), then drops the handle. Dropping the runtimes as soon
+/// as serving stopped closed such connections under the flush, depending on scheduling.
 pub struct ServerHandle {
     local_addr: SocketAddr,
     done: Vec<oneshot::Receiver<()>>,
+    release: CancellationToken,
 }
 
 impl ServerHandle {
@@ -153,12 +160,19 @@ impl ServerHandle {
         self.local_addr
     }
 
-    /// Resolves when every worker has stopped (after the shutdown token fired and open
-    /// connections drained or the drain deadline passed).
-    pub async fn wait(self) {
-        for rx in self.done {
+    /// Resolves when every worker has stopped serving (after the shutdown token fired and open
+    /// connections drained or the drain deadline passed). Their runtimes run on until the
+    /// handle is dropped.
+    pub async fn wait(&mut self) {
+        for rx in self.done.drain(..) {
             let _ = rx.await;
         }
+    }
+}
+
+impl Drop for ServerHandle {
+    fn drop(&mut self) {
+        self.release.cancel();
     }
 }
 
@@ -186,9 +200,11 @@ where
         accept_log: RateLimitedLog::new(),
     });
     let mut done = Vec::with_capacity(workers.max(1));
+    let release = CancellationToken::new();
     for index in 0..workers.max(1) {
         let listener = listener.try_clone()?;
         let shutdown = shutdown.clone();
+        let release = release.clone();
         let make_worker = make_worker.clone();
         let shared = shared.clone();
         let (tx, rx) = oneshot::channel();
@@ -212,11 +228,16 @@ where
                     if let Err(err) = accept_loop(listener, worker, shared, shutdown).await {
                         tracing::error!(%err, worker = index, "worker stopped on an error");
                     }
+                    let _ = tx.send(());
+                    release.cancelled().await;
                 });
-                let _ = tx.send(());
             })?;
     }
-    Ok(ServerHandle { local_addr, done })
+    Ok(ServerHandle {
+        local_addr,
+        done,
+        release,
+    })
 }
 
 async fn accept_loop<W: Worker>(

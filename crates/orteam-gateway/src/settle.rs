@@ -273,7 +273,10 @@ impl Settlement {
                     tracing::debug!(%err, %generation_id, "generation look-up failed; retrying");
                 }
             }
-            tokio::time::sleep(policy.delay(attempt, None)).await;
+            tokio::select! {
+                () = tokio::time::sleep(policy.delay(attempt, None)) => {}
+                () = self.gw.stopping.cancelled() => break,
+            }
         }
         tracing::warn!(%generation_id, request_id = %self.request_id, "exact cost still unknown; left provisional for reconciliation");
     }
