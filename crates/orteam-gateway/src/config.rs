@@ -50,6 +50,8 @@ struct FileConfig {
     limits: FileLimits,
     #[serde(default)]
     metrics: FileMetrics,
+    /// Single sign-on (OpenID Connect); off when absent.
+    sso: Option<crate::sso::FileSso>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -150,6 +152,8 @@ pub struct GatewayConfig {
     pub otel: Option<crate::trace::OtelSettings>,
     /// The ledger instance id (`ORTEAM_INSTANCE_ID`; default a random one per start).
     pub instance_id: Option<String>,
+    /// Single sign-on for the dashboard and the admin API (`[sso]`).
+    pub sso: Option<crate::sso::SsoSettings>,
 }
 
 impl std::fmt::Debug for GatewayConfig {
@@ -171,6 +175,7 @@ impl std::fmt::Debug for GatewayConfig {
                 &self.metrics_token.as_ref().map(|_| "[redacted]"),
             )
             .field("max_body_bytes", &self.max_body_bytes)
+            .field("sso", &self.sso)
             .finish_non_exhaustive()
     }
 }
@@ -233,6 +238,11 @@ impl GatewayConfig {
             )));
         }
         let otel = crate::trace::OtelSettings::from_env(&lookup)?;
+        let sso = parsed
+            .sso
+            .map(|s| s.resolve(&lookup))
+            .transpose()
+            .map_err(ConfigError::Invalid)?;
         Ok(GatewayConfig {
             otel,
             listen: parsed
@@ -291,6 +301,7 @@ impl GatewayConfig {
             document_part_tokens: parsed.limits.document_part_tokens.unwrap_or(100_000),
             member_labels: parsed.metrics.member_labels.unwrap_or_default(),
             instance_id: nonempty(env::ORTEAM_INSTANCE_ID),
+            sso,
         })
     }
 }
