@@ -365,4 +365,44 @@ mod tests {
             .to_string();
         assert!(e.contains("first_byte_timeout"), "{e}");
     }
+
+    #[test]
+    fn sso_section_reads_secrets_from_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("orteam.toml");
+        std::fs::write(
+            &path,
+            "[sso]\nissuer = \"https://login.example.com\"\nclient_id = \"orteam\"\n\
+             redirect_url = \"https://orteam.example.com/auth/callback\"\n\
+             [sso.groups]\n\"admins\" = \"admin\"\n\"leads\" = \"team_lead:core\"\n",
+        )
+        .unwrap();
+        let mut env: HashMap<&str, &str> = [
+            ("ORTEAM_SSO_CLIENT_SECRET", "sso-client-secret-value"),
+            (
+                "ORTEAM_SESSION_KEY",
+                "session-key-0123456789abcdef0123456789",
+            ),
+        ]
+        .into();
+        let c = GatewayConfig::load(Some(&path), |k| env.get(k).map(|v| v.to_string())).unwrap();
+        let sso = c.sso.as_ref().unwrap();
+        assert_eq!(sso.groups.len(), 2);
+        assert_eq!(sso.session_ttl, Duration::from_secs(8 * 3600));
+        let debug = format!("{c:?}");
+        assert!(
+            !debug.contains("sso-client-secret") && !debug.contains("session-key"),
+            "{debug}"
+        );
+        env.insert("ORTEAM_SESSION_KEY", "short");
+        let e = GatewayConfig::load(Some(&path), |k| env.get(k).map(|v| v.to_string()))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("at least 32 bytes"), "{e}");
+        env.remove("ORTEAM_SSO_CLIENT_SECRET");
+        let e = GatewayConfig::load(Some(&path), |k| env.get(k).map(|v| v.to_string()))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("ORTEAM_SSO_CLIENT_SECRET"), "{e}");
+    }
 }

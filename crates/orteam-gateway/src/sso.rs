@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce as GcmNonce};
 use axum::Json;
-use axum::extract::{ConnectInfo, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
@@ -54,7 +54,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::admin::AdminState;
+use crate::admin::{AdminState, ConnectInfoOpt};
 use crate::error::GatewayError;
 
 /// The session cookie's name.
@@ -90,7 +90,9 @@ impl std::str::FromStr for GroupRole {
                     .map(str::to_owned)
                     .collect();
                 if teams.is_empty() {
-                    return Err(format!("{s:?}: name the teams, e.g. \"team_lead:core,web\""));
+                    return Err(format!(
+                        "{s:?}: name the teams, e.g. \"team_lead:core,web\""
+                    ));
                 }
                 Ok(GroupRole::TeamLead(teams))
             }
@@ -217,7 +219,10 @@ impl FileSso {
 
 /// Every claim besides the standard ones, so the groups claim can have any name.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-struct OtherClaims(#[serde(flatten)] HashMap<String, serde_json::Value>);
+struct OtherClaims {
+    #[serde(flatten)]
+    all: HashMap<String, serde_json::Value>,
+}
 impl AdditionalClaims for OtherClaims {}
 
 type GroupsIdToken = IdToken<
@@ -413,7 +418,11 @@ impl Sso {
             .email()
             .map(|e| e.as_str().to_owned())
             .ok_or("the ID token has no email claim (ask for the `email` scope)")?;
-        let groups = match claims.additional_claims().0.get(&self.settings.groups_claim) {
+        let groups = match claims
+            .additional_claims()
+            .all
+            .get(&self.settings.groups_claim)
+        {
             Some(serde_json::Value::Array(items)) => items
                 .iter()
                 .filter_map(|g| g.as_str().map(str::to_owned))
@@ -426,7 +435,12 @@ impl Sso {
 
     /// Who `email` with `groups` is: the strongest role a group grants, else the member whose
     /// email the team file names.
-    fn principal(&self, ledger: &Ledger, email: &str, groups: &[String]) -> Result<Principal, String> {
+    fn principal(
+        &self,
+        ledger: &Ledger,
+        email: &str,
+        groups: &[String],
+    ) -> Result<Principal, String> {
         let name = format!("sso:{email}");
         let granted: Vec<&GroupRole> = groups
             .iter()
@@ -541,13 +555,12 @@ fn random_token() -> String {
 fn redirect(to: &str) -> Response {
     (
         StatusCode::SEE_OTHER,
-        [(header::LOCATION, HeaderValue::from_str(to).unwrap_or(HeaderValue::from_static("/dashboard")))],
+        [(
+            header::LOCATION,
+            HeaderValue::from_str(to).unwrap_or(HeaderValue::from_static("/dashboard")),
+        )],
     )
         .into_response()
-}
-
-fn source(connect: Option<ConnectInfo<std::net::SocketAddr>>) -> Option<String> {
-    connect.map(|c| c.0.ip().to_string())
 }
 
 fn sso_of(state: &AdminState) -> Result<&Arc<Sso>, GatewayError> {
@@ -606,12 +619,11 @@ pub(crate) struct CallbackParams {
 /// the reason.
 pub(crate) async fn callback(
     State(state): State<AdminState>,
-    connect: Option<ConnectInfo<std::net::SocketAddr>>,
+    ConnectInfoOpt(from): ConnectInfoOpt,
     headers: HeaderMap,
     Query(q): Query<CallbackParams>,
 ) -> Result<Response, GatewayError> {
     let sso = sso_of(&state)?;
-    let from = source(connect);
     let outcome = async {
         if let Some(err) = q.error {
             return Err((
@@ -627,12 +639,20 @@ pub(crate) async fn callback(
         let flow: Flow = cookie_value(&headers, FLOW_COOKIE)
             .and_then(|c| sso.open(FLOW_COOKIE, c))
             .filter(|f: &Flow| f.exp > Utc::now().timestamp())
-            .ok_or((None, "no sign-in under way in this browser (or it took over 10 minutes)".to_owned()))?;
+            .ok_or((
+                None,
+                "no sign-in under way in this browser (or it took over 10 minutes)".to_owned(),
+            ))?;
         let given = q.state.unwrap_or_default();
         if !bool::from(given.as_bytes().ct_eq(flow.state.as_bytes())) {
-            return Err((None, "the state does not match this browser's sign-in".to_owned()));
+            return Err((
+                None,
+                "the state does not match this browser's sign-in".to_owned(),
+            ));
         }
-        let code = q.code.ok_or((None, "the provider sent no code".to_owned()))?;
+        let code = q
+            .code
+            .ok_or((None, "the provider sent no code".to_owned()))?;
         let (email, groups) = sso.exchange(code, &flow).await.map_err(|e| (None, e))?;
         let principal = sso
             .principal(&state.ledger, &email, &groups)
@@ -671,8 +691,10 @@ pub(crate) async fn callback(
             };
             let sealed = sso.seal(SESSION_COOKIE, &session)?;
             let mut resp = redirect("/dashboard");
-            resp.headers_mut()
-                .append(header::SET_COOKIE, sso.cookie(SESSION_COOKIE, &sealed, "/", ttl));
+            resp.headers_mut().append(
+                header::SET_COOKIE,
+                sso.cookie(SESSION_COOKIE, &sealed, "/", ttl),
+            );
             resp
         }
         Err((identity, reason)) => {
@@ -728,7 +750,7 @@ pub(crate) async fn session(State(state): State<AdminState>, headers: HeaderMap)
 /// `POST /auth/logout`: ends the session (with the CSRF header).
 pub(crate) async fn logout(
     State(state): State<AdminState>,
-    connect: Option<ConnectInfo<std::net::SocketAddr>>,
+    ConnectInfoOpt(from): ConnectInfoOpt,
     method: Method,
     headers: HeaderMap,
 ) -> Result<Response, GatewayError> {
@@ -747,7 +769,7 @@ pub(crate) async fn logout(
                 target: "dashboard".into(),
                 before: None,
                 after: None,
-                source: source(connect),
+                source: from,
             })
             .await;
     }
@@ -780,16 +802,27 @@ mod tests {
     fn cookies_are_sealed_to_their_name_and_key() {
         let sso = Sso::new(settings()).unwrap();
         let sealed = sso.seal(SESSION_COOKIE, &"hello").unwrap();
-        assert_eq!(sso.open::<String>(SESSION_COOKIE, &sealed).as_deref(), Some("hello"));
+        assert_eq!(
+            sso.open::<String>(SESSION_COOKIE, &sealed).as_deref(),
+            Some("hello")
+        );
         // A flow cookie cannot be replayed as a session, nor a tampered one opened.
         assert!(sso.open::<String>(FLOW_COOKIE, &sealed).is_none());
         let mut bytes = URL_SAFE_NO_PAD.decode(&sealed).unwrap();
         let last = bytes.len() - 1;
         bytes[last] ^= 1;
-        assert!(sso.open::<String>(SESSION_COOKIE, &URL_SAFE_NO_PAD.encode(bytes)).is_none());
+        assert!(
+            sso.open::<String>(SESSION_COOKIE, &URL_SAFE_NO_PAD.encode(bytes))
+                .is_none()
+        );
         let mut other = settings();
         other.session_key = SecretString::from("j".repeat(32));
-        assert!(Sso::new(other).unwrap().open::<String>(SESSION_COOKIE, &sealed).is_none());
+        assert!(
+            Sso::new(other)
+                .unwrap()
+                .open::<String>(SESSION_COOKIE, &sealed)
+                .is_none()
+        );
         let c = sso.cookie(SESSION_COOKIE, "v", "/", 60);
         assert_eq!(
             c.to_str().unwrap(),

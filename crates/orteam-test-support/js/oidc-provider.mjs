@@ -10,7 +10,8 @@
 // (claims `email`, `email_verified`, `groups`, all in the ID token).
 //
 // Faults for the next token answer (one shot), set with `POST /__fault/MODE`:
-//   tamper     the ID token's groups are changed after signing (the signature no longer holds)
+//   tamper     the ID token's groups become ["orteam-admins"] after signing (the signature no
+//              longer holds)
 //   expired    the ID token is re-signed with the provider's key, expired an hour ago
 //   wrong_aud  the ID token is re-signed with the provider's key for another client
 import { createRequire } from "node:module";
@@ -87,6 +88,7 @@ provider.use(async (ctx, next) => {
     const claims = JSON.parse(Buffer.from(body, "base64url").toString());
     if (mode === "tamper") {
       claims.groups = ["orteam-admins"];
+      claims.tampered = true; // so the payload differs even for an account already in the group
       ctx.body.id_token = [head, Buffer.from(JSON.stringify(claims)).toString("base64url"), sig].join(".");
     } else {
       const now = Math.floor(Date.now() / 1000);

@@ -157,13 +157,20 @@ try {
   }
 
   // 4. ID tokens the provider's answer carries, altered: each refused, no session.
-  for (const [mode, why] of [["tamper", /ID token refused/], ["expired", /ID token refused.*xpired/i],
-    ["wrong_aud", /ID token refused.*audience/i]]) {
+  // Tampering: mallory (no role) makes her token say she is in orteam-admins.
+  for (const [mode, login, why] of [["tamper", "mallory", /ID token refused.*ignature/i],
+    ["expired", "root", /ID token refused.*xpired/i],
+    ["wrong_aud", "root", /ID token refused.*audience/i]]) {
     const res = await fetch(`${issuer}/__fault/${mode}`, { method: "POST" });
     assert.equal(res.status, 204);
-    const { context, page } = await ssoSignIn("root");
+    const { context, page } = await ssoSignIn(login);
     const err = page.locator("#login-error");
-    await err.waitFor({ state: "visible" });
+    try {
+      await err.waitFor({ state: "visible" });
+    } catch (e) {
+      throw new Error(`${mode}: no refusal shown at ${page.url()}; whoami: ` +
+        `${await page.locator("#whoami").textContent()}; ${e.message}`);
+    }
     const msg = await err.textContent();
     assert.match(msg, why, `${mode}: ${msg}`);
     assert.equal(await sessionCookie(context), undefined, `${mode}: no session`);

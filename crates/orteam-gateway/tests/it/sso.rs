@@ -12,7 +12,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
+use orteam_core::Window;
 use orteam_gateway::sso::{GroupRole, SsoSettings};
+use orteam_ledger::BudgetScope;
 use orteam_test_support::browser::{OidcProvider, SETUP, browser_env};
 use orteam_test_support::{Backend, TestGateway};
 use secrecy::SecretString;
@@ -64,6 +66,9 @@ async fn sso_in_chromium(backend: Backend) {
         session_ttl: Duration::from_secs(3600),
     };
     let tg = TestGateway::builder(backend)
+        .budget(BudgetScope::Member, "alice", Window::Daily, "5.00")
+        .budget(BudgetScope::Member, "bob", Window::Daily, "5.00")
+        .budget(BudgetScope::Member, "carol", Window::Daily, "5.00")
         .listener(listener)
         .configure(move |c| c.sso = Some(settings))
         .start()
@@ -72,12 +77,23 @@ async fn sso_in_chromium(backend: Backend) {
     // refused once (an unknown model).
     for member in ["alice", "bob", "carol"] {
         let resp = tg
-            .chat(member, crate::support::body("openai/gpt-4o-mini", "", Some(20)))
+            .chat(
+                member,
+                crate::support::body("openai/gpt-4o-mini", "", Some(20)),
+            )
             .await;
-        assert_eq!(resp.status(), 200, "{member}: {}", resp.text().await.unwrap());
+        assert_eq!(
+            resp.status(),
+            200,
+            "{member}: {}",
+            resp.text().await.unwrap()
+        );
     }
     let refused = tg
-        .chat("alice", crate::support::body("nope/not-a-model", "", Some(20)))
+        .chat(
+            "alice",
+            crate::support::body("nope/not-a-model", "", Some(20)),
+        )
         .await;
     assert!(refused.status().is_client_error());
     tg.sync().await;
@@ -136,8 +152,15 @@ async fn sso_in_chromium(backend: Backend) {
         .filter(|e| e.action == "sign_in_failed" && e.actor == "(unauthenticated)")
         .map(|e| e.after.clone().unwrap_or_default())
         .collect();
-    assert_eq!(refused.len(), 3, "tampered, expired, wrong audience: {refused:#?}");
-    assert!(refused.iter().all(|r| r.contains("ID token refused")), "{refused:#?}");
+    assert_eq!(
+        refused.len(),
+        3,
+        "tampered, expired, wrong audience: {refused:#?}"
+    );
+    assert!(
+        refused.iter().all(|r| r.contains("ID token refused")),
+        "{refused:#?}"
+    );
     let admin_sign_in = entries
         .iter()
         .find(|e| e.actor == "sso:root@example.com" && e.action == "sign_in")
