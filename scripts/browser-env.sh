@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets up (once) what the dashboard tests drive: Debian's Chromium (headless), tmux (the
-# `orteam top` end-to-end test) and playwright-core from the npm registry, installed into a
+# `orteam top` end-to-end test), playwright-core and oidc-provider (the certified OpenID provider
+# the single sign-on test starts on loopback) from the npm registry, installed into a
 # git-ignored directory. Prints the node_modules directory, for ORTEAM_TEST_NODE_MODULES:
 #
 #   ORTEAM_TEST_NODE_MODULES="$(bash scripts/browser-env.sh)" cargo test -p orteam-web
@@ -10,7 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dir="${ORTEAM_BROWSER_ENV:-target/browser-test}"
-want="playwright-core@1.65.1"
+want="playwright-core@1.65.1 oidc-provider@9.13.3"
 
 missing=()
 [ -x /usr/bin/chromium ] || missing+=(chromium)
@@ -25,10 +26,11 @@ fi
 
 mkdir -p "$dir"
 stamp="$dir/.orteam-requirements"
-if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ] || [ ! -d "$dir/node_modules/playwright-core" ]; then
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ] || [ ! -d "$dir/node_modules/playwright-core" ] \
+  || [ ! -d "$dir/node_modules/oidc-provider" ]; then
   echo "browser-env: npm install $want" >&2
   [ -f "$dir/package.json" ] || echo '{"name":"orteam-browser-test","private":true}' > "$dir/package.json"
-  (cd "$dir" && npm install --silent --no-audit --no-fund "$want" >&2)
+  (cd "$dir" && npm install --silent --no-audit --no-fund $want >&2)
   echo "$want" > "$stamp"
 fi
 echo "$(cd "$dir" && pwd)/node_modules"

@@ -29,6 +29,12 @@ pub const ORTEAM_SECRET_KEY: &str = "ORTEAM_SECRET_KEY";
 pub const ORTEAM_ADMIN_TOKEN: &str = "ORTEAM_ADMIN_TOKEN";
 /// Bearer token of the gateway's `/metrics`.
 pub const ORTEAM_METRICS_TOKEN: &str = "ORTEAM_METRICS_TOKEN";
+/// The single sign-on client's secret at the OpenID provider (`[sso] client_secret_env`
+/// names another variable).
+pub const ORTEAM_SSO_CLIENT_SECRET: &str = "ORTEAM_SSO_CLIENT_SECRET";
+/// The key that encrypts sign-in session cookies (at least 32 bytes; the same on every gateway
+/// instance so a session works on all of them; `[sso] session_key_env` names another variable).
+pub const ORTEAM_SESSION_KEY: &str = "ORTEAM_SESSION_KEY";
 /// Bearer token of `orteam mcp --http`.
 pub const ORTEAM_MCP_TOKEN: &str = "ORTEAM_MCP_TOKEN";
 /// The simulator's management (provisioning) key.

@@ -44,6 +44,8 @@ pub struct AdminState {
     metrics_token_digest: Option<[u8; 32]>,
     /// Whether member ids may appear in `/metrics` (`[metrics] member_labels`).
     member_labels: crate::config::MemberLabels,
+    /// Single sign-on, when configured: its routes and the session cookie.
+    pub(crate) sso: Option<Arc<crate::sso::Sso>>,
 }
 
 impl AdminState {
@@ -60,7 +62,14 @@ impl AdminState {
             admin_token_digest: admin_token.map(digest),
             metrics_token_digest: None,
             member_labels: crate::config::MemberLabels::Member,
+            sso: None,
         }
+    }
+
+    /// Single sign-on for the dashboard and the admin API.
+    pub fn with_sso(mut self, sso: Option<Arc<crate::sso::Sso>>) -> Self {
+        self.sso = sso;
+        self
     }
 
     /// What the `member` label carries in `/metrics`.
@@ -112,6 +121,7 @@ pub(crate) fn ledger_err(e: LedgerError) -> GatewayError {
 /// The router for every non-hot-path route.
 pub fn router(state: AdminState) -> Router {
     let admin = Router::new()
+        .route("/whoami", get(whoami))
         .route("/members", get(members))
         .route("/members/{id}", get(member))
         .route("/members/{id}/revoke", post(revoke_member))
@@ -151,6 +161,10 @@ pub fn router(state: AdminState) -> Router {
                 require_metrics_token,
             )),
         )
+        .route("/auth/login", get(crate::sso::login))
+        .route("/auth/callback", get(crate::sso::callback))
+        .route("/auth/session", get(crate::sso::session))
+        .route("/auth/logout", post(crate::sso::logout))
         .route("/v1/models", get(models))
         .route("/api/v1/models", get(models))
         .nest("/admin/v1", admin)
@@ -204,6 +218,37 @@ async fn require_principal(
     mut req: Request,
     next: Next,
 ) -> Response {
+    if let Some(sso) = &state.sso
+        && crate::auth::bearer_token(req.headers()).is_none()
+        && let Some(session) = sso.session(req.headers())
+    {
+        // A signed-in browser: the session's principal, if its member is still active, and a
+        // CSRF token on anything that changes state.
+        if !crate::sso::csrf_ok(req.method(), req.headers(), &session) {
+            return GatewayError::Forbidden(format!(
+                "a signed-in session's {} needs the `{}` header (GET /auth/session gives it)",
+                req.method(),
+                crate::sso::CSRF_HEADER
+            ))
+            .to_response();
+        }
+        if let Some(member) = &session.principal.member {
+            let active = state
+                .ledger
+                .directory()
+                .members
+                .get(member)
+                .is_some_and(|m| m.removed_at.is_none());
+            if !active {
+                return GatewayError::Unauthorized(format!(
+                    "member {member:?} is no longer active; sign in again"
+                ))
+                .to_response();
+            }
+        }
+        req.extensions_mut().insert(session.principal);
+        return next.run(req).await;
+    }
     match state.principal(req.headers(), source_of(&req)).await {
         Ok(p) => {
             req.extensions_mut().insert(p);
@@ -274,6 +319,27 @@ impl AdminState {
                 .into(),
         ))
     }
+}
+
+/// `GET /admin/v1/whoami`: who the caller is (the dashboard says whose view it shows).
+async fn whoami(
+    State(state): State<AdminState>,
+    Extension(p): Extension<Principal>,
+    headers: HeaderMap,
+) -> Json<serde_json::Value> {
+    let email = state
+        .sso
+        .as_ref()
+        .filter(|_| crate::auth::bearer_token(&headers).is_none())
+        .and_then(|s| s.session(&headers))
+        .map(|s| s.email);
+    Json(serde_json::json!({
+        "name": p.name,
+        "role": p.role,
+        "teams": p.teams,
+        "member": p.member,
+        "email": email,
+    }))
 }
 
 /// 403 with the rule's reason.

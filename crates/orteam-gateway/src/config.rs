@@ -50,6 +50,8 @@ struct FileConfig {
     limits: FileLimits,
     #[serde(default)]
     metrics: FileMetrics,
+    /// Single sign-on (OpenID Connect); off when absent.
+    sso: Option<crate::sso::FileSso>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -150,6 +152,8 @@ pub struct GatewayConfig {
     pub otel: Option<crate::trace::OtelSettings>,
     /// The ledger instance id (`ORTEAM_INSTANCE_ID`; default a random one per start).
     pub instance_id: Option<String>,
+    /// Single sign-on for the dashboard and the admin API (`[sso]`).
+    pub sso: Option<crate::sso::SsoSettings>,
 }
 
 impl std::fmt::Debug for GatewayConfig {
@@ -171,6 +175,7 @@ impl std::fmt::Debug for GatewayConfig {
                 &self.metrics_token.as_ref().map(|_| "[redacted]"),
             )
             .field("max_body_bytes", &self.max_body_bytes)
+            .field("sso", &self.sso)
             .finish_non_exhaustive()
     }
 }
@@ -233,6 +238,11 @@ impl GatewayConfig {
             )));
         }
         let otel = crate::trace::OtelSettings::from_env(&lookup)?;
+        let sso = parsed
+            .sso
+            .map(|s| s.resolve(&lookup))
+            .transpose()
+            .map_err(ConfigError::Invalid)?;
         Ok(GatewayConfig {
             otel,
             listen: parsed
@@ -291,6 +301,7 @@ impl GatewayConfig {
             document_part_tokens: parsed.limits.document_part_tokens.unwrap_or(100_000),
             member_labels: parsed.metrics.member_labels.unwrap_or_default(),
             instance_id: nonempty(env::ORTEAM_INSTANCE_ID),
+            sso,
         })
     }
 }
@@ -353,5 +364,45 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("first_byte_timeout"), "{e}");
+    }
+
+    #[test]
+    fn sso_section_reads_secrets_from_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("orteam.toml");
+        std::fs::write(
+            &path,
+            "[sso]\nissuer = \"https://login.example.com\"\nclient_id = \"orteam\"\n\
+             redirect_url = \"https://orteam.example.com/auth/callback\"\n\
+             [sso.groups]\n\"admins\" = \"admin\"\n\"leads\" = \"team_lead:core\"\n",
+        )
+        .unwrap();
+        let mut env: HashMap<&str, &str> = [
+            ("ORTEAM_SSO_CLIENT_SECRET", "sso-client-secret-value"),
+            (
+                "ORTEAM_SESSION_KEY",
+                "session-key-0123456789abcdef0123456789",
+            ),
+        ]
+        .into();
+        let c = GatewayConfig::load(Some(&path), |k| env.get(k).map(|v| v.to_string())).unwrap();
+        let sso = c.sso.as_ref().unwrap();
+        assert_eq!(sso.groups.len(), 2);
+        assert_eq!(sso.session_ttl, Duration::from_secs(8 * 3600));
+        let debug = format!("{c:?}");
+        assert!(
+            !debug.contains("sso-client-secret") && !debug.contains("session-key"),
+            "{debug}"
+        );
+        env.insert("ORTEAM_SESSION_KEY", "short");
+        let e = GatewayConfig::load(Some(&path), |k| env.get(k).map(|v| v.to_string()))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("at least 32 bytes"), "{e}");
+        env.remove("ORTEAM_SSO_CLIENT_SECRET");
+        let e = GatewayConfig::load(Some(&path), |k| env.get(k).map(|v| v.to_string()))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("ORTEAM_SSO_CLIENT_SECRET"), "{e}");
     }
 }

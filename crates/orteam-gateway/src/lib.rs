@@ -35,6 +35,7 @@ pub mod serve;
 pub mod server;
 pub mod settle;
 pub mod sse;
+pub mod sso;
 pub mod stream_body;
 pub mod trace;
 pub mod upstream;

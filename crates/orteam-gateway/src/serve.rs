@@ -34,6 +34,8 @@ pub enum StartError {
     Upstream(#[from] crate::upstream::UpstreamError),
     #[error(transparent)]
     Trace(#[from] crate::trace::TraceStartError),
+    #[error("{0}")]
+    Sso(String),
 }
 
 /// A running gateway.
@@ -137,7 +139,15 @@ pub async fn start(
             config.admin_token.as_ref(),
         )
         .with_metrics_token(config.metrics_token.as_ref())
-        .with_member_labels(config.member_labels),
+        .with_member_labels(config.member_labels)
+        .with_sso(
+            config
+                .sso
+                .clone()
+                .map(crate::sso::Sso::new)
+                .transpose()
+                .map_err(StartError::Sso)?,
+        ),
     );
     let mut gateway = Gateway::new(
         config.clone(),

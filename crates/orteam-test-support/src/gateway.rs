@@ -29,6 +29,7 @@ pub struct TestGatewayBuilder {
     tier_limits: HashMap<String, (Option<u32>, Option<u64>)>,
     sim_config: orteam_sim::SimConfig,
     configure: Vec<Configure>,
+    listener: Option<std::net::TcpListener>,
 }
 
 impl TestGatewayBuilder {
@@ -51,6 +52,13 @@ impl TestGatewayBuilder {
 
     pub fn sim_config(mut self, config: orteam_sim::SimConfig) -> Self {
         self.sim_config = config;
+        self
+    }
+
+    /// Serves on this listener (bound by the test, e.g. so a redirect URL can name its port
+    /// before the gateway starts).
+    pub fn listener(mut self, listener: std::net::TcpListener) -> Self {
+        self.listener = Some(listener);
         self
     }
 
@@ -92,7 +100,10 @@ impl TestGatewayBuilder {
         for f in self.configure {
             f(&mut config);
         }
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let listener = match self.listener {
+            Some(l) => l,
+            None => std::net::TcpListener::bind("127.0.0.1:0").expect("bind"),
+        };
         let shutdown = CancellationToken::new();
         let running = orteam_gateway::start(config, listener, shared, shutdown.clone())
             .await
@@ -138,6 +149,7 @@ impl TestGateway {
             tier_limits: HashMap::new(),
             sim_config: orteam_sim::SimConfig::default(),
             configure: Vec::new(),
+            listener: None,
         }
     }
 

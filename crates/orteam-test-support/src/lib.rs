@@ -24,6 +24,7 @@
 // Test plumbing: failing loudly is the point.
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
+pub mod browser;
 mod db;
 #[cfg(feature = "gateway")]
 mod gateway;

@@ -1,5 +1,7 @@
-// orteam dashboard: signs in with the admin token (kept in sessionStorage), then polls
-// GET /admin/v1/dashboard every 2 s and renders it. Data goes into the page with textContent
+// orteam dashboard: signs in with single sign-on (an HttpOnly session cookie the gateway sets;
+// GET /auth/session says who) or with a token or member key (kept in sessionStorage), then polls
+// GET /admin/v1/dashboard every 2 s and renders it. What it shows is what the gateway lets the
+// caller see: a member's own figures only. Data goes into the page with textContent
 // only; the charts are SVG drawn by the gateway (plotters), parsed as SVG and imported.
 // Money arrives as exact decimal strings and is only ever rounded as text (see usd()).
 "use strict";
@@ -8,7 +10,8 @@ const TOKEN_KEY = "orteam.adminToken";
 const POLL_MS = 2000;
 const SNAPSHOT = "/admin/v1/dashboard";
 
-const state = { by: "member", range: "1h", timer: null, seen: new Set(), refreshes: 0, busy: false };
+const state = { by: "member", range: "1h", timer: null, seen: new Set(), refreshes: 0, busy: false,
+  session: null, who: null };
 const $ = (id) => document.getElementById(id);
 
 // ---------------------------------------------------------------- formatting (exact)
@@ -81,15 +84,25 @@ function token() {
   return sessionStorage.getItem(TOKEN_KEY);
 }
 
-async function fetchSnapshot(tok) {
-  const q = new URLSearchParams({ range: state.range, by: state.by, charts: "svg" });
-  const res = await fetch(`${SNAPSHOT}?${q}`, {
-    headers: { Authorization: `Bearer ${tok}` },
+/** GET `url` as the signed-in caller: the token if one was entered, else the session cookie. */
+async function getJson(url, tok) {
+  const res = await fetch(url, {
+    headers: tok ? { Authorization: `Bearer ${tok}` } : {},
+    credentials: "same-origin",
     cache: "no-store",
   });
   let body = null;
   try { body = await res.json(); } catch (_) { body = null; }
   return { res, body };
+}
+
+function fetchSnapshot(tok) {
+  const q = new URLSearchParams({ range: state.range, by: state.by, charts: "svg" });
+  return getJson(`${SNAPSHOT}?${q}`, tok);
+}
+
+function signedIn() {
+  return Boolean(token() || state.session);
 }
 
 function serverMessage(body) {
@@ -100,6 +113,7 @@ function showLogin(message) {
   stopPolling();
   $("dash").hidden = true;
   $("logout").hidden = true;
+  $("whoami").hidden = true;
   $("login").hidden = false;
   setStatus("", "");
   const err = $("login-error");
@@ -131,6 +145,7 @@ async function signIn(ev) {
       return;
     }
     sessionStorage.setItem(TOKEN_KEY, tok);
+    state.session = null;
     $("token").value = "";
     enter(body);
   } catch (e) {
@@ -146,6 +161,26 @@ function enter(body) {
   $("logout").hidden = false;
   render(body);
   startPolling();
+  loadWho();
+}
+
+/** Who the gateway says the caller is; a member's page says whose view it is. */
+async function loadWho() {
+  try {
+    const { res, body } = await getJson("/admin/v1/whoami", token());
+    if (!res.ok || !body) return;
+    state.who = body;
+    document.body.dataset.role = body.role;
+    const who = $("whoami");
+    who.hidden = false;
+    who.textContent = body.role === "member"
+      ? `${body.email || body.member} · your own view`
+      : `${body.email || body.name} · ${body.role.replace("_", " ")}` +
+        (body.teams && body.teams.length ? ` of ${body.teams.join(", ")}` : "");
+    // Org-wide anomalies are for those who see everything.
+    $("anomalies-card").hidden = !["admin", "viewer"].includes(body.role);
+    refreshAudit();
+  } catch (_) { /* the next poll shows connection problems */ }
 }
 
 function startPolling() {
@@ -160,18 +195,22 @@ function stopPolling() {
 
 async function refresh() {
   const tok = token();
-  if (!tok) return showLogin("");
+  if (!signedIn()) return showLogin("");
   if (state.busy) return;
   state.busy = true;
   try {
     const { res, body } = await fetchSnapshot(tok);
     if (res.status === 401 || res.status === 403) {
       sessionStorage.removeItem(TOKEN_KEY);
-      return showLogin(refusedMessage(res, body));
+      const wasSession = Boolean(state.session);
+      state.session = null;
+      return showLogin(wasSession ? `Your session ended (HTTP ${res.status}): ${serverMessage(body)}`
+        : refusedMessage(res, body));
     }
     if (!res.ok || !body) throw new Error(serverMessage(body) || `HTTP ${res.status}`);
     $("conn-error").hidden = true;
     render(body);
+    if (state.refreshes % 5 === 0) refreshAudit();
   } catch (e) {
     setStatus("down", "connection lost, retrying…");
     $("conn-error").hidden = false;
@@ -382,14 +421,59 @@ function renderKeys(keys, totals) {
     el("td", { colspan: 6 }, totals.rotation_overdue ? `${totals.rotation_overdue} overdue for rotation` : "")));
 }
 
+// ---------------------------------------------------------------- audit log
+
+/** The newest audit entries and the chain's check; the panel stays hidden for roles that may
+ * not read the audit log (the gateway answers 403). */
+async function refreshAudit() {
+  const card = $("audit-card");
+  if (!state.who || !["admin", "viewer"].includes(state.who.role)) { card.hidden = true; return; }
+  const tok = token();
+  const [{ res, body }, verify] = await Promise.all([
+    getJson("/admin/v1/audit?limit=20", tok),
+    getJson("/admin/v1/audit/verify", tok),
+  ]);
+  if (!res.ok || !Array.isArray(body)) { card.hidden = true; return; }
+  card.hidden = false;
+  const chain = $("audit-chain");
+  if (verify.res.ok && verify.body) {
+    const ok = verify.body.problems.length === 0;
+    chain.className = ok ? "chain-ok" : "chain-bad";
+    chain.textContent = ok
+      ? `(hash chain intact, ${verify.body.entries} entries)`
+      : `(hash chain broken: ${verify.body.problems.length} problem(s); run orteam audit verify)`;
+  }
+  const rows = body.slice().reverse();
+  const tbody = $("audit").tBodies[0];
+  if (!rows.length) {
+    tbody.replaceChildren(el("tr", {}, el("td", { colspan: 6, class: "muted" }, "No admin action recorded yet.")));
+    return;
+  }
+  tbody.replaceChildren(...rows.map((e) => el("tr", { "data-seq": e.seq, "data-action": e.action },
+    el("td", {}, time(e.at)), el("td", {}, e.actor), el("td", {}, e.action), el("td", {}, e.target),
+    el("td", {}, e.source || "–"),
+    el("td", { class: "details" }, [e.before, e.after].filter(Boolean).join(" → ")))));
+}
+
 // ---------------------------------------------------------------- wiring
 
-function init() {
+async function signOut() {
+  if (state.session) {
+    try {
+      await fetch("/auth/logout", {
+        method: "POST", credentials: "same-origin", headers: { "x-orteam-csrf": state.session.csrf },
+      });
+    } catch (_) { /* the cookie is cleared by the gateway; offline, it expires */ }
+    state.session = null;
+  }
+  sessionStorage.removeItem(TOKEN_KEY);
+  state.who = null;
+  showLogin("Signed out.");
+}
+
+async function init() {
   $("login-form").addEventListener("submit", signIn);
-  $("logout").addEventListener("click", () => {
-    sessionStorage.removeItem(TOKEN_KEY);
-    showLogin("Signed out.");
-  });
+  $("logout").addEventListener("click", signOut);
   for (const b of document.querySelectorAll("[data-by]")) {
     b.addEventListener("click", () => {
       state.by = b.dataset.by;
@@ -398,13 +482,25 @@ function init() {
     });
   }
   $("range").addEventListener("change", (e) => { state.range = e.target.value; refresh(); });
-  if (token()) {
+  // A refused single sign-on comes back here with the reason.
+  const params = new URLSearchParams(location.search);
+  const ssoError = params.get("sso_error");
+  if (ssoError) history.replaceState(null, "", location.pathname);
+  let sso = null;
+  try {
+    const { res, body } = await getJson("/auth/session", null);
+    if (res.ok) sso = body;
+  } catch (_) { sso = null; }
+  $("sso-box").hidden = !(sso && sso.sso);
+  if (sso && sso.signed_in && !token()) state.session = sso;
+  if (signedIn()) {
     $("login").hidden = true;
     $("dash").hidden = false;
     $("logout").hidden = false;
-    refresh().then(() => { if (token()) startPolling(); });
+    await refresh();
+    if (signedIn()) { startPolling(); loadWho(); }
   } else {
-    showLogin("");
+    showLogin(ssoError || "");
   }
 }
 

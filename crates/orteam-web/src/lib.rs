@@ -2,7 +2,8 @@
 //!
 //! - [`pages`]: the page and its script and stylesheet, embedded in the binary with
 //!   `include_str!` (no files needed at run time). They carry no data, so they need no token.
-//! - [`api`]: `GET /dashboard` (mounted under `/admin/v1`, behind the admin token): a
+//! - [`api`]: `GET /dashboard` (mounted under `/admin/v1`, behind the admin API's principal
+//!   check: a token, a member key, or a single sign-on session cookie): a
 //!   [`snapshot::Snapshot`] of spend, budgets, keys, recent requests, alerts and anomalies as
 //!   JSON, with server-side SVG charts ([`charts`], drawn with plotters) when asked for
 //!   (`charts=svg`). The page polls it every 2 s; `orteam top` reads the same JSON.

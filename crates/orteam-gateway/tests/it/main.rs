@@ -15,6 +15,7 @@ mod ops;
 mod refusals;
 mod routes;
 mod sdk;
+mod sso;
 mod support;
 mod tier_policy;
 mod trace;

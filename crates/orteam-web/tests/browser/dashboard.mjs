@@ -82,7 +82,10 @@ try {
   assert.ok(await page.locator('#alerts li[data-kind="rotation"]').count() >= 1, "rotation alert");
   assert.match(await page.locator("#anomalies").textContent(), /No anomalies/);
   assert.match(await page.locator("#kpi-today").textContent(), /^\$\d+\.\d+$/);
-  step("spend chart, model chart, spend by route, gauges for member/team/org, keys, recent requests, alerts and anomalies render");
+  await page.locator("#audit-card").waitFor({ state: "visible" });
+  await page.waitForFunction(() => /hash chain intact/.test(document.getElementById("audit-chain").textContent));
+  assert.match(await page.locator("#whoami").textContent(), /bootstrap · admin/);
+  step("spend chart, model chart, spend by route, gauges for member/team/org, keys, recent requests, alerts, anomalies and the audit log render");
 
   // The by-model toggle redraws the chart split by model.
   await page.click('button[data-by="model"]');
@@ -131,6 +134,23 @@ try {
   await page.locator("#login-form").waitFor({ state: "visible" });
   assert.equal(await page.evaluate(() => sessionStorage.getItem("orteam.adminToken")), null);
   step("reload keeps the session; sign out forgets the token");
+
+  // A member signs in with their own key and sees only themselves.
+  await page.fill("#token", process.env.ORTEAM_TEST_MEMBER_KEY);
+  await page.click("#login-submit");
+  await page.locator("#whoami").waitFor({ state: "visible" });
+  assert.match(await page.locator("#whoami").textContent(), /carol · your own view/);
+  await page.locator('.gauge[data-scope="member"][data-id="carol"]').waitFor();
+  await page.locator("#recent tbody tr[data-request-id]").first().waitFor();
+  const members = await page.$$eval("#recent tbody tr[data-request-id] td:nth-child(2)", (tds) => tds.map((t) => t.textContent));
+  assert.ok(members.every((m) => m === "carol"), `only carol's requests: ${members}`);
+  assert.equal(await page.locator('.gauge[data-scope="member"][data-id="alice"]').count(), 0);
+  assert.doesNotMatch(await page.locator("#dash").textContent(), /alice|bob/, "nothing of anyone else");
+  assert.equal(await page.locator("#audit-card").isHidden(), true);
+  assert.equal(await page.locator("#anomalies-card").isHidden(), true);
+  await page.click("#logout");
+  await page.locator("#login-form").waitFor({ state: "visible" });
+  step("a member signed in with their own key sees only themselves");
 
   assert.deepEqual(problems, [], "no page errors or console errors");
   console.log("dashboard ok");
