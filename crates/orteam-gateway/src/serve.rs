@@ -38,7 +38,7 @@ pub enum StartError {
     /// Upstream rejected the shared key at start: every member without their own key would get
     /// upstream's 401, so the gateway does not start.
     #[error(
-        "OpenRouter at {base_url} rejected the shared key in {}: {why}; set it to an inference key of your OpenRouter account",
+        "the shared key in {} is unusable: {why}; set it to an inference key of the OpenRouter account at {base_url}",
         orteam_core::env::OPENROUTER_API_KEY
     )]
     UpstreamKeyRejected { base_url: String, why: String },

@@ -175,7 +175,7 @@ fn nearest<'a>(name: &str, catalog: &'a BTreeSet<String>) -> Vec<&'a String> {
             let d = strsim::levenshtein(name, c).min(strsim::levenshtein(slug, c_slug) + 1);
             (d, c)
         })
-        .filter(|(d, _)| *d <= (slug.chars().count() / 2).max(2))
+        .filter(|(d, _)| *d <= (slug.chars().count() / 3).max(2))
         .collect();
     scored.sort();
     let best = scored.first().map_or(0, |s| s.0);

@@ -29,8 +29,7 @@ pub fn strays(team: &ResolvedTeam, obs: &Observed) -> Vec<StrayKey> {
         .filter(|k| !recorded.contains(k.hash.as_str()))
         .filter(|k| KeyLabel::parse(&k.name).is_none())
         .filter(|k| {
-            !obs
-                .dir
+            !obs.dir
                 .gateway_keys
                 .iter()
                 .any(|g| g.key_hash == k.hash || (!k.label.is_empty() && g.label == k.label))

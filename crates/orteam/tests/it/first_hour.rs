@@ -54,9 +54,9 @@ async fn serve_refuses_a_shared_key_upstream_rejects() {
     assert_eq!(
         out.error_line(),
         format!(
-            "error: starting the gateway: OpenRouter at {base} rejected the shared key in \
-             OPENROUTER_API_KEY: GET /key: 401 User not found.; set it to an inference key of \
-             your OpenRouter account"
+            "error: starting the gateway: the shared key in OPENROUTER_API_KEY is unusable: \
+             OpenRouter returned 401 for GET /key: User not found.; set it to an inference key of \
+             the OpenRouter account at {base}"
         )
     );
     assert!(out.stdout.is_empty(), "{out:?}");
@@ -68,9 +68,9 @@ async fn serve_refuses_a_shared_key_upstream_rejects() {
     assert_eq!(
         out.error_line(),
         format!(
-            "error: starting the gateway: OpenRouter at {base} rejected the shared key in \
-             OPENROUTER_API_KEY: it is a management (provisioning) key, which cannot run \
-             inference; set it to an inference key of your OpenRouter account"
+            "error: starting the gateway: the shared key in OPENROUTER_API_KEY is unusable: it is \
+             a management (provisioning) key, which cannot run inference; set it to an inference \
+             key of the OpenRouter account at {base}"
         )
     );
     // Nothing was created.
@@ -221,8 +221,14 @@ async fn the_gateways_shared_key_is_never_a_stray(backend: Backend) {
         .await;
     assert_eq!(out.code, 0, "{out:?}");
     let hashes: Vec<String> = env.sim_keys().await.into_iter().map(|k| k.hash).collect();
-    assert!(hashes.contains(&shared.hash), "--prune deleted the gateway's key");
-    assert!(!hashes.contains(&stray.hash), "the real stray survived --prune");
+    assert!(
+        hashes.contains(&shared.hash),
+        "--prune deleted the gateway's key"
+    );
+    assert!(
+        !hashes.contains(&stray.hash),
+        "the real stray survived --prune"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -230,7 +236,7 @@ async fn an_unknown_model_is_named_where_it_is_written() {
     let env = Env::new(Backend::Sqlite).await;
     env.write_team(
         "[org]\nname = \"acme\"\n\n[tiers.basic]\nmodels = [\"openai/gpt-4o-mini\", \
-         \"anthropic/claude-sonet-4.5\"]\n\n[teams.backend]\n\n[[members]]\nid = \"alice\"\n\
+         \"openai/gpt-4o-mnii\"]\n\n[teams.backend]\n\n[[members]]\nid = \"alice\"\n\
          team = \"backend\"\ntier = \"basic\"\n",
     );
     for args in [&["team", "plan"][..], &["team", "apply", "--yes"][..]] {
@@ -238,8 +244,8 @@ async fn an_unknown_model_is_named_where_it_is_written() {
         assert_eq!(out.code, 1, "{out:?}");
         assert_eq!(
             out.error_line(),
-            "error: team.toml:5:33: unknown model \"anthropic/claude-sonet-4.5\"; did you mean \
-             \"anthropic/claude-sonnet-4.5\"?"
+            "error: team.toml:5:33: unknown model \"openai/gpt-4o-mnii\"; did you mean \
+             \"openai/gpt-4o-mini\"?"
         );
     }
     // Nothing was created, at OpenRouter or in the ledger.

@@ -78,7 +78,10 @@ fn walkthrough_blocks(readme: &str) -> Vec<String> {
             continue;
         }
         if let Some(lang) = line.strip_prefix("```") {
-            let body: Vec<&str> = lines.by_ref().take_while(|l| !l.starts_with("```")).collect();
+            let body: Vec<&str> = lines
+                .by_ref()
+                .take_while(|l| !l.starts_with("```"))
+                .collect();
             if lang.trim() == "sh" && !std::mem::take(&mut skip_next) {
                 blocks.push(body.join("\n"));
             }
@@ -235,11 +238,12 @@ impl Shell {
         self.stdin.write_all(script.as_bytes()).await.unwrap();
         self.stdin.flush().await.unwrap();
         let code = loop {
-            let line = tokio::time::timeout(std::time::Duration::from_secs(120), self.stdout.next_line())
-                .await
-                .unwrap_or_else(|_| panic!("no answer from the shell for {text:?}"))
-                .unwrap()
-                .unwrap_or_else(|| panic!("the shell ended during {text:?}"));
+            let line =
+                tokio::time::timeout(std::time::Duration::from_secs(120), self.stdout.next_line())
+                    .await
+                    .unwrap_or_else(|_| panic!("no answer from the shell for {text:?}"))
+                    .unwrap()
+                    .unwrap_or_else(|| panic!("the shell ended during {text:?}"));
             if let Some(rc) = line.strip_prefix("__readme_rc__ ") {
                 break rc.trim().parse().unwrap();
             }
@@ -316,7 +320,8 @@ async fn readme_walkthrough_runs_as_written(backend: Backend) {
             }
             let r = shell.run(&step, &text).await;
             assert_eq!(
-                r.code, step.expect,
+                r.code,
+                step.expect,
                 "README step failed (wanted exit {}):\n{}",
                 step.expect,
                 r.dump()
@@ -336,7 +341,8 @@ async fn readme_walkthrough_runs_as_written(backend: Backend) {
     };
     let sim = find("orteam sim");
     assert!(
-        sim.stdout().contains("management key (OPENROUTER_PROVISIONING_KEY): sk-or-v1-"),
+        sim.stdout()
+            .contains("management key (OPENROUTER_PROVISIONING_KEY): sk-or-v1-"),
         "{}",
         sim.dump()
     );
@@ -349,7 +355,11 @@ async fn readme_walkthrough_runs_as_written(backend: Backend) {
         assert!(env_file.contains(&format!("export {var}=")), "{env_file}");
     }
     let apply = find("orteam team apply");
-    assert!(apply.stderr().contains("Apply complete"), "{}", apply.dump());
+    assert!(
+        apply.stderr().contains("Apply complete"),
+        "{}",
+        apply.dump()
+    );
     let secrets = std::fs::read_to_string(dir.path().join("work/new-keys.jsonl")).unwrap();
     assert!(secrets.contains("\"member\":\"alice\""), "{secrets}");
     let prune = find("orteam team plan --prune");
@@ -359,15 +369,22 @@ async fn readme_walkthrough_runs_as_written(backend: Backend) {
         prune.dump()
     );
     let curl = find("curl ");
-    let answer: serde_json::Value = serde_json::from_str(&curl.stdout())
-        .unwrap_or_else(|e| panic!("{e}\n{}", curl.dump()));
-    assert!(answer["choices"][0]["message"]["content"].is_string(), "{answer}");
+    let answer: serde_json::Value =
+        serde_json::from_str(&curl.stdout()).unwrap_or_else(|e| panic!("{e}\n{}", curl.dump()));
+    assert!(
+        answer["choices"][0]["message"]["content"].is_string(),
+        "{answer}"
+    );
     let report = find("orteam report");
     assert!(report.stdout().contains("alice"), "{}", report.dump());
     let raise = find("orteam budget raise alice");
     assert_eq!(raise.code, 0, "{}", raise.dump());
     let rotate = find("orteam keys rotate alice");
-    assert!(rotate.stdout().contains("alice") || rotate.stderr().contains("alice"), "{}", rotate.dump());
+    assert!(
+        rotate.stdout().contains("alice") || rotate.stderr().contains("alice"),
+        "{}",
+        rotate.dump()
+    );
     let revoke = find("orteam member revoke bob");
     assert!(revoke.stdout().contains("revoked bob"), "{}", revoke.dump());
 }
@@ -392,7 +409,10 @@ fn the_harness_splits_commands_as_a_shell_would() {
             "orteam sim --listen 127.0.0.1:8787 &   # background",
         ]
     );
-    assert_eq!(s.iter().map(|s| s.expect).collect::<Vec<_>>(), [0, 2, 0, 0, 0]);
+    assert_eq!(
+        s.iter().map(|s| s.expect).collect::<Vec<_>>(),
+        [0, 2, 0, 0, 0]
+    );
     assert_eq!(
         s.iter().map(|s| s.background).collect::<Vec<_>>(),
         [false, false, false, false, true]
