@@ -22,7 +22,8 @@ use crate::server::{self, ServerHandle};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StartError {
-    #[error("ledger: {0}")]
+    /// The ledger's own message names the database (no "ledger:" prefix to repeat it).
+    #[error(transparent)]
     Ledger(#[from] orteam_ledger::LedgerError),
     #[error("cannot listen on {addr}: {source}")]
     Listen {

@@ -2,7 +2,7 @@
 //!
 //! - `serve` checks its shared key with OpenRouter (`GET /key`) before opening anything and
 //!   refuses to start on a key upstream rejects, or on a management key, naming
-//!   `OPENROUTER_API_KEY`.
+//!   `OPENROUTER_API_KEY`; when OpenRouter does not answer it starts, says so, and stays unready.
 //! - A shared key rejected while serving is a 502 in each route's own error shape naming the
 //!   gateway's configuration, never upstream's "User not found"; nothing is charged.
 //! - The shared key is registered in the ledger, so it is never a stray and `--prune` never
@@ -252,4 +252,52 @@ async fn an_unknown_model_is_named_where_it_is_written() {
     assert!(env.sim_keys().await.is_empty());
     let db = env.db_url.trim_start_matches("sqlite://");
     assert!(!std::path::Path::new(db).exists(), "the ledger was created");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_starts_unready_when_openrouter_does_not_answer() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}/api/v1", closed.local_addr().unwrap());
+    drop(closed);
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = tokio::process::Command::new(bin())
+        .args(["serve", "--listen", "127.0.0.1:0", "--workers", "1"])
+        .env_remove("ORTEAM_LOG")
+        .env("OPENROUTER_BASE_URL", &base)
+        .env(
+            "OPENROUTER_API_KEY",
+            format!("sk-or-v1-{}", "cd".repeat(32)),
+        )
+        .env(
+            "ORTEAM_DATABASE_URL",
+            format!("sqlite://{}", dir.path().join("orteam.db").display()),
+        )
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
+    let url = tokio::time::timeout(std::time::Duration::from_secs(60), lines.next_line())
+        .await
+        .expect("serve started")
+        .unwrap()
+        .expect("its URL");
+    let root = url.trim_end_matches("/v1");
+    let resp = reqwest::get(format!("{root}/health/ready")).await.unwrap();
+    assert_eq!(resp.status(), 503);
+    let ready: Value = resp.json().await.unwrap();
+    assert_eq!(ready["checks"]["upstream_key"]["ok"], false, "{ready}");
+    child.start_kill().unwrap();
+    let out = child.wait_with_output().await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(
+            "cannot check the shared key (OPENROUTER_API_KEY) at start; starting anyway, \
+             /health/ready answers 503 until upstream accepts it"
+        ),
+        "{stderr}"
+    );
 }
