@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets up (once) what the dashboard tests drive: Debian's Chromium (headless), tmux (the
-# `orteam top` end-to-end test) and playwright-core from the npm registry, installed into a
+# `orteam top` end-to-end test), jq and curl (README's walk-through, run by
+# crates/orteam/tests/it/readme.rs) and playwright-core from the npm registry, installed into a
 # git-ignored directory. Prints the node_modules directory, for ORTEAM_TEST_NODE_MODULES:
 #
 #   ORTEAM_TEST_NODE_MODULES="$(bash scripts/browser-env.sh)" cargo test -p orteam-web
@@ -15,6 +16,8 @@ want="playwright-core@1.65.1"
 missing=()
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 command -v tmux >/dev/null 2>&1 || missing+=(tmux)
+command -v jq >/dev/null 2>&1 || missing+=(jq)
+command -v curl >/dev/null 2>&1 || missing+=(curl)
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "browser-env: apt-get install ${missing[*]}" >&2
   sudo=""
