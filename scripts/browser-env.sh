@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up (once) what the dashboard tests drive: Debian's Chromium (headless), tmux (the
-# `orteam top` end-to-end test), playwright-core and oidc-provider (the certified OpenID provider
-# the single sign-on test starts on loopback) from the npm registry, installed into a
+# `orteam top` end-to-end test), jq and curl (README's walk-through, run by
+# crates/orteam/tests/it/readme.rs), playwright-core and oidc-provider (the certified OpenID
+# provider the single sign-on test starts on loopback) from the npm registry, installed into a
 # git-ignored directory. Prints the node_modules directory, for ORTEAM_TEST_NODE_MODULES:
 #
 #   ORTEAM_TEST_NODE_MODULES="$(bash scripts/browser-env.sh)" cargo test -p orteam-web
@@ -16,6 +17,8 @@ want="playwright-core@1.65.1 oidc-provider@9.13.3"
 missing=()
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 command -v tmux >/dev/null 2>&1 || missing+=(tmux)
+command -v jq >/dev/null 2>&1 || missing+=(jq)
+command -v curl >/dev/null 2>&1 || missing+=(curl)
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "browser-env: apt-get install ${missing[*]}" >&2
   sudo=""

@@ -176,6 +176,11 @@ pub struct SimArgs {
     /// Also serve the old openrouter-admin-mcp guardrail paths.
     #[arg(long)]
     pub legacy_mcp_paths: bool,
+    /// Create a shared inference key (named `orteam-shared`) and write a file to source (0600)
+    /// before the first request is answered: `export` lines for OPENROUTER_BASE_URL,
+    /// OPENROUTER_PROVISIONING_KEY and OPENROUTER_API_KEY.
+    #[arg(long, value_name = "FILE")]
+    pub env_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

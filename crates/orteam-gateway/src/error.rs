@@ -63,6 +63,14 @@ pub enum GatewayError {
     /// Upstream answered with an error or could not be reached; nothing was charged.
     #[error("upstream error: {message}")]
     Upstream { status: StatusCode, message: String },
+    /// Upstream rejected the gateway's own shared key (`OPENROUTER_API_KEY`): the member's key
+    /// is fine, the gateway's configuration is not. Never passed on as upstream's "User not
+    /// found", which would send the member after their own key.
+    #[error(
+        "the gateway's OpenRouter key was rejected (upstream {status}); the operator must check {} on the gateway. Your orteam key is fine and nothing was charged",
+        orteam_core::env::OPENROUTER_API_KEY
+    )]
+    UpstreamKeyRejected { status: u16 },
     #[error("the gateway is shutting down")]
     ShuttingDown,
     /// The ledger cannot make the request's record durable (database unreachable, journal not
@@ -124,6 +132,7 @@ impl GatewayError {
                 StatusCode::METHOD_NOT_ALLOWED
             }
             GatewayError::Upstream { status, .. } => *status,
+            GatewayError::UpstreamKeyRejected { .. } => StatusCode::BAD_GATEWAY,
             GatewayError::ShuttingDown | GatewayError::LedgerUnavailable { .. } => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -152,6 +161,7 @@ impl GatewayError {
                 ("invalid_request_error", "method_not_allowed")
             }
             GatewayError::Upstream { .. } => ("upstream_error", "upstream_error"),
+            GatewayError::UpstreamKeyRejected { .. } => ("server_error", "upstream_key_rejected"),
             GatewayError::ShuttingDown => ("server_error", "shutting_down"),
             GatewayError::LedgerUnavailable { .. } => ("server_error", "ledger_unavailable"),
             GatewayError::Internal(_) => ("server_error", "internal_error"),
@@ -200,7 +210,9 @@ impl GatewayError {
                 _ => "api_error",
             },
             GatewayError::LedgerUnavailable { .. } => "overloaded_error",
-            GatewayError::ShuttingDown | GatewayError::Internal(_) => "api_error",
+            GatewayError::ShuttingDown
+            | GatewayError::UpstreamKeyRejected { .. }
+            | GatewayError::Internal(_) => "api_error",
         }
     }
 

@@ -36,12 +36,13 @@ pub const UPSTREAM_KEY_CHECK_EVERY: Duration = Duration::from_secs(30);
 
 /// What upstream last said of the shared key.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum KeyVerdict {
+pub enum KeyVerdict {
     /// No shared key: only members with their own upstream key are served.
     NotConfigured,
     NotCheckedYet,
     Accepted,
-    /// Upstream refused it (401/403): nothing can be served with it.
+    /// Upstream refused it (401/403), or it is a management key (which cannot run inference):
+    /// nothing can be served with it. Holds why, e.g. `GET /key: User not found.`.
     Refused(String),
     /// Never reached upstream so far.
     Unreachable(String),
@@ -80,13 +81,11 @@ impl Health {
         if *self.upstream_key.lock() == KeyVerdict::NotConfigured {
             return;
         }
-        let verdict = match client.current_key().await {
-            Ok(_) => KeyVerdict::Accepted,
-            Err(err) if matches!(err.status(), Some(401 | 403)) => {
-                KeyVerdict::Refused(format!("upstream refused the shared key ({err})"))
-            }
-            Err(err) => KeyVerdict::Unreachable(format!("upstream did not answer ({err})")),
-        };
+        self.record(judge_upstream_key(client).await);
+    }
+
+    /// Records a verdict on the shared key (the start-up check's, then the periodic job's).
+    pub fn record(&self, verdict: KeyVerdict) {
         let mut current = self.upstream_key.lock();
         match (&*current, verdict) {
             // A look-up that failed says nothing new about a key already judged.
@@ -97,7 +96,7 @@ impl Health {
         }
     }
 
-    fn upstream_key(&self) -> (bool, String) {
+    pub(crate) fn upstream_key(&self) -> (bool, String) {
         match &*self.upstream_key.lock() {
             KeyVerdict::NotConfigured => (
                 true,
@@ -105,8 +104,22 @@ impl Health {
             ),
             KeyVerdict::NotCheckedYet => (false, "not checked yet".into()),
             KeyVerdict::Accepted => (true, "accepted".into()),
-            KeyVerdict::Refused(why) | KeyVerdict::Unreachable(why) => (false, why.clone()),
+            KeyVerdict::Refused(why) => (false, format!("upstream refused the shared key ({why})")),
+            KeyVerdict::Unreachable(why) => (false, why.clone()),
         }
+    }
+}
+
+/// Asks upstream about the shared key (`GET /key` with it): the one check `serve` runs at start
+/// and the background job repeats for readiness.
+pub async fn judge_upstream_key(client: &orteam_openrouter::Client) -> KeyVerdict {
+    match client.current_key().await {
+        Ok(info) if info.is_management() => KeyVerdict::Refused(
+            "it is a management (provisioning) key, which cannot run inference".into(),
+        ),
+        Ok(_) => KeyVerdict::Accepted,
+        Err(err) if matches!(err.status(), Some(401 | 403)) => KeyVerdict::Refused(err.to_string()),
+        Err(err) => KeyVerdict::Unreachable(format!("upstream did not answer ({err})")),
     }
 }
 

@@ -12,8 +12,11 @@ use http::{HeaderName, HeaderValue, Response, StatusCode};
 use http_body_util::BodyExt;
 use orteam_ledger::{Outcome, Reservation};
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use crate::error::GatewayError;
-use crate::metrics::RequestLabels;
+use crate::health::KeyVerdict;
+use crate::metrics::{ErrorLabels, RequestLabels};
 use crate::settle::Settlement;
 use crate::sse::SseScanner;
 use crate::stream_body::{MeteredStream, StreamEnd};
@@ -125,13 +128,18 @@ pub fn stream(
 }
 
 /// An upstream error answer passed on as is when it is JSON with an `error` (OpenRouter
-/// answers in each route's own error shape), else wrapped in the route's shape.
+/// answers in each route's own error shape), else wrapped in the route's shape. Upstream
+/// rejecting the gateway's shared key is the operator's problem, not the member's: a 502 in the
+/// route's shape naming the configuration ([`GatewayError::UpstreamKeyRejected`]).
 pub fn upstream_error(
     meta: &Settlement,
     status: StatusCode,
     bytes: Bytes,
     headers: Vec<(HeaderName, HeaderValue)>,
 ) -> Response<Body> {
+    if meta.credentials.upstream_key_hash.is_none() && shared_key_rejected(status, &bytes) {
+        return shared_key_rejected_response(meta, status);
+    }
     if serde_json::from_slice::<serde_json::Value>(&bytes).is_ok_and(|v| v.get("error").is_some()) {
         let mut out = with_headers(
             Response::new(Body::from(bytes)),
@@ -146,6 +154,54 @@ pub fn upstream_error(
         message: String::from_utf8_lossy(&bytes).chars().take(300).collect(),
     }
     .to_response_as(meta.wire.error_shape())
+}
+
+/// Whether an upstream error says the key itself is unusable: 401 (unknown, disabled or expired
+/// key), or 403 for a management key (which cannot run inference). Other 403s (a used-up key
+/// limit, a guardrail) are about the request and pass through.
+fn shared_key_rejected(status: StatusCode, bytes: &[u8]) -> bool {
+    match status.as_u16() {
+        401 => true,
+        403 => String::from_utf8_lossy(bytes)
+            .to_ascii_lowercase()
+            .contains("management key"),
+        _ => false,
+    }
+}
+
+/// The member's answer when upstream rejected the shared key; readiness turns false at once, a
+/// metric counts it (`orteam_errors_total{code="upstream_key_rejected"}`) and one line per 10 s
+/// tells the operator.
+fn shared_key_rejected_response(meta: &Settlement, status: StatusCode) -> Response<Body> {
+    static LAST_LOGGED: AtomicU64 = AtomicU64::new(0);
+    let err = GatewayError::UpstreamKeyRejected {
+        status: status.as_u16(),
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let last = LAST_LOGGED.load(Ordering::Relaxed);
+    if now >= last + 10
+        && LAST_LOGGED
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    {
+        tracing::error!(
+            status = status.as_u16(),
+            "upstream rejected the gateway's shared key ({}); members without their own key get 502 until it is fixed",
+            orteam_core::env::OPENROUTER_API_KEY
+        );
+    }
+    meta.gw.health.record(KeyVerdict::Refused(format!(
+        "it answered {} to a member's request",
+        status.as_u16()
+    )));
+    meta.gw
+        .metrics
+        .errors
+        .get_or_create(&ErrorLabels { code: err.code() })
+        .inc();
+    err.to_response_as(meta.wire.error_shape())
 }
 
 fn with_headers(

@@ -14,6 +14,7 @@ use crate::admin::{self, AdminState};
 use crate::catalog::Catalog;
 use crate::config::GatewayConfig;
 use crate::gateway::{Gateway, GatewayWorker};
+use crate::health::KeyVerdict;
 use crate::metrics::Metrics;
 use crate::server::{self, ServerHandle};
 
@@ -21,7 +22,8 @@ use crate::server::{self, ServerHandle};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StartError {
-    #[error("ledger: {0}")]
+    /// The ledger's own message names the database (no "ledger:" prefix to repeat it).
+    #[error(transparent)]
     Ledger(#[from] orteam_ledger::LedgerError),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
@@ -36,6 +38,13 @@ pub enum StartError {
     Trace(#[from] crate::trace::TraceStartError),
     #[error("{0}")]
     Sso(String),
+    /// Upstream rejected the shared key at start: every member without their own key would get
+    /// upstream's 401, so the gateway does not start.
+    #[error(
+        "the shared key in {} is unusable: {why}; set it to an inference key of the OpenRouter account at {base_url}",
+        orteam_core::env::OPENROUTER_API_KEY
+    )]
+    UpstreamKeyRejected { base_url: String, why: String },
 }
 
 /// A running gateway.
@@ -100,18 +109,6 @@ pub async fn start(
     shutdown: CancellationToken,
 ) -> Result<RunningGateway, StartError> {
     let config = Arc::new(config);
-    let mut options = LedgerOptions::serving().with_clock(clock.clone());
-    if let Some(id) = &config.instance_id {
-        options = options.with_instance_id(id.clone());
-    }
-    let ledger = Ledger::open(&config.database_url, options).await?;
-    let resolved = ledger.resolved_in_flight();
-    if resolved.in_flight > 0 {
-        tracing::warn!(
-            in_flight = resolved.in_flight,
-            "requests the previous gateway had in flight are charged provisionally; reconciliation corrects them"
-        );
-    }
     let metrics = Arc::new(Metrics::new());
     let retries = metrics.upstream_retries.clone();
     let openrouter = orteam_openrouter::Client::builder()
@@ -126,6 +123,45 @@ pub async fn start(
             retries.inc();
         })
         .build()?;
+    // The shared key is checked before anything is opened or created: a key upstream rejects
+    // stops the start with one line; upstream not answering does not (readiness stays false
+    // until the background check gets an answer).
+    let key_verdict = match &config.upstream_key {
+        Some(_) => Some(crate::health::judge_upstream_key(&openrouter).await),
+        None => None,
+    };
+    match &key_verdict {
+        Some(KeyVerdict::Refused(why)) => {
+            return Err(StartError::UpstreamKeyRejected {
+                base_url: config.upstream_base_url.clone(),
+                why: why.clone(),
+            });
+        }
+        Some(KeyVerdict::Unreachable(why)) => tracing::warn!(
+            %why,
+            "cannot check the shared key ({}) at start; starting anyway, /health/ready answers 503 until upstream accepts it",
+            orteam_core::env::OPENROUTER_API_KEY
+        ),
+        _ => {}
+    }
+    let mut options = LedgerOptions::serving().with_clock(clock.clone());
+    if let Some(id) = &config.instance_id {
+        options = options.with_instance_id(id.clone());
+    }
+    let ledger = Ledger::open(&config.database_url, options).await?;
+    let resolved = ledger.resolved_in_flight();
+    if resolved.in_flight > 0 {
+        tracing::warn!(
+            in_flight = resolved.in_flight,
+            "requests the previous gateway had in flight are charged provisionally; reconciliation corrects them"
+        );
+    }
+    // The shared key is the gateway's, not a stray: `team apply --prune` must never delete it.
+    if let (Some(KeyVerdict::Accepted), Some(secret)) = (&key_verdict, &config.upstream_key)
+        && let Err(err) = ledger.register_gateway_key(secret).await
+    {
+        tracing::warn!(%err, "could not register the shared key in the ledger");
+    }
     let catalog = Arc::new(Catalog::new(openrouter.clone()));
     match catalog.refresh().await {
         Ok(n) => tracing::info!(models = n, "model catalog loaded"),
@@ -161,6 +197,9 @@ pub async fn start(
     if let Some(otel) = &config.otel {
         gateway.tracing = Some(crate::trace::Tracing::start(otel)?);
         tracing::info!(endpoint = %otel.traces_endpoint, "OpenTelemetry traces on");
+    }
+    if let Some(verdict) = key_verdict {
+        gateway.health.record(verdict);
     }
     let gateway = Arc::new(gateway);
     let upstream =

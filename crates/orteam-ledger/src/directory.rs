@@ -28,6 +28,8 @@ pub struct DirectoryData {
     pub virtual_keys: Vec<VirtualKey>,
     /// Upstream keys with their encrypted secret, if held.
     pub upstream_keys: Vec<(UpstreamKey, Option<String>)>,
+    /// Shared keys gateways use.
+    pub gateway_keys: Vec<GatewayKey>,
 }
 
 /// One mutation of the directory. Each backend applies it in one transaction together with a
@@ -58,6 +60,8 @@ pub enum DirectoryChange {
         secret_enc: Option<String>,
     },
     RemoveUpstreamKey(String),
+    /// Registers (or re-labels) a gateway's shared key.
+    PutGatewayKey(GatewayKey),
 }
 
 impl DirectoryChange {
@@ -82,6 +86,7 @@ impl DirectoryChange {
             DirectoryChange::UpdateVirtualKey { id, .. } => ("virtual_key", id.clone()),
             DirectoryChange::PutUpstreamKey { key, .. } => ("upstream_key", key.id.clone()),
             DirectoryChange::RemoveUpstreamKey(id) => ("upstream_key", id.clone()),
+            DirectoryChange::PutGatewayKey(k) => ("gateway_key", k.key_hash.clone()),
         }
     }
 }
@@ -98,6 +103,8 @@ pub struct Directory {
     pub raises: Vec<BudgetRaise>,
     pub virtual_keys: HashMap<String, VirtualKey>,
     pub upstream_keys: Vec<UpstreamKey>,
+    /// Shared keys gateways use (never strays).
+    pub gateway_keys: Vec<GatewayKey>,
     /// First enabled upstream key per member, with its decrypted secret when available.
     upstream_by_member: HashMap<String, Arc<UpstreamCredential>>,
 }
@@ -151,6 +158,7 @@ impl Directory {
                 .map(|k| (k.id.clone(), k))
                 .collect(),
             upstream_keys,
+            gateway_keys: data.gateway_keys,
             upstream_by_member,
         }
     }

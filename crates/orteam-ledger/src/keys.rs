@@ -72,6 +72,20 @@ pub fn parse_public_id(key: &str) -> Option<&str> {
 }
 
 /// Hex SHA-256 of a key.
+/// OpenRouter's identity of one of its keys: its hash (SHA-256 of the secret, hex, as
+/// OpenRouter and the simulator derive it) and its masked label (`sk-or-v1-abc...wxyz`).
+pub fn openrouter_key_identity(secret: &SecretString) -> (String, String) {
+    let s = secret.expose_secret();
+    let hash = hex::encode(Sha256::digest(s.as_bytes()));
+    let body = s.strip_prefix("sk-or-v1-").unwrap_or(s);
+    let head: String = body.chars().take(3).collect();
+    let tail: String = body
+        .chars()
+        .skip(body.chars().count().saturating_sub(4))
+        .collect();
+    (hash, format!("sk-or-v1-{head}...{tail}"))
+}
+
 pub fn hash_key(key: &str) -> String {
     hex::encode(Sha256::digest(key.as_bytes()))
 }

@@ -267,6 +267,17 @@ pub struct UpstreamKey {
     pub disabled: bool,
 }
 
+/// A shared OpenRouter key a gateway uses (`OPENROUTER_API_KEY`), registered so that the team
+/// file's plan never counts it as a stray. The secret is never part of this value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GatewayKey {
+    /// OpenRouter's hash of the key (SHA-256 of the secret, hex).
+    pub key_hash: String,
+    /// The masked form OpenRouter shows, `sk-or-v1-abc...wxyz`.
+    pub label: String,
+    pub registered_at: DateTime<Utc>,
+}
+
 /// The upstream key the gateway uses for a member.
 #[derive(Debug, Clone)]
 pub struct UpstreamCredential {

@@ -185,6 +185,17 @@ pub(crate) fn virtual_key(r: &impl Columns) -> Result<VirtualKey, LedgerError> {
 pub(crate) const UPSTREAM_KEY_COLUMNS: &str =
     "id, member_id, label, key_hash, secret_enc, created_at, disabled";
 
+pub(crate) const GATEWAY_KEY_COLUMNS: &str = "key_hash, label, registered_at";
+
+/// A gateway's registered shared key.
+pub(crate) fn gateway_key(r: &impl Columns) -> Result<GatewayKey, LedgerError> {
+    Ok(GatewayKey {
+        key_hash: r.text(0)?,
+        label: r.text(1)?,
+        registered_at: r.time(2)?,
+    })
+}
+
 /// An upstream key and its encrypted secret, if held.
 pub(crate) fn upstream_key(r: &impl Columns) -> Result<(UpstreamKey, Option<String>), LedgerError> {
     let enc = r.opt_text(4)?;

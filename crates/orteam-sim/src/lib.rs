@@ -237,18 +237,34 @@ pub async fn spawn(config: SimConfig) -> Result<SimHandle, SimError> {
 
 /// Starts a simulator on an already bound listener.
 pub async fn spawn_on(listener: TcpListener, config: SimConfig) -> Result<SimHandle, SimError> {
+    Ok(spawn_on_after(listener, config, |_| ()).await?.0)
+}
+
+/// Starts a simulator on an already bound listener once `setup` has run on it: what `setup`
+/// does (create keys, write a file naming them) is done before the first request is answered.
+pub async fn spawn_on_after<R>(
+    listener: TcpListener,
+    config: SimConfig,
+    setup: impl FnOnce(&SimHandle) -> R,
+) -> Result<(SimHandle, R), SimError> {
     let addr = listener.local_addr().map_err(SimError::Listener)?;
     let shared = Arc::new(Shared::new(config)?);
-    let shutdown = CancellationToken::new();
-    let tracker = TaskTracker::new();
-    let task = tracker.spawn(server::run(listener, shared.clone(), shutdown.clone()));
-    tracker.close();
-    Ok(SimHandle {
+    let mut handle = SimHandle {
         addr,
         shared,
-        shutdown,
-        task: Some(task),
-    })
+        shutdown: CancellationToken::new(),
+        task: None,
+    };
+    let prepared = setup(&handle);
+    let tracker = TaskTracker::new();
+    let task = tracker.spawn(server::run(
+        listener,
+        handle.shared.clone(),
+        handle.shutdown.clone(),
+    ));
+    tracker.close();
+    handle.task = Some(task);
+    Ok((handle, prepared))
 }
 
 /// A running simulator. Dropping it stops the server (without waiting).

@@ -359,6 +359,40 @@ pub struct ResolvedTeam {
     /// In file order.
     pub members: Vec<MemberSpec>,
     pub alerts: Option<AlertsSpec>,
+    /// Where the file names each model, for messages (empty for a team not read from a file).
+    #[serde(skip)]
+    pub model_sites: ModelSites,
+}
+
+/// The file a team was read from and the 1-based (line, column) where each model id is first
+/// written in it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ModelSites {
+    pub path: PathBuf,
+    pub sites: BTreeMap<String, (usize, usize)>,
+}
+
+impl ModelSites {
+    /// An error at the place `model` is written (the file alone when it is not found).
+    pub fn error_at(&self, model: &str, message: String) -> TeamFileError {
+        let site = self.sites.get(model);
+        TeamFileError {
+            path: self.path.clone(),
+            line: site.map(|s| s.0),
+            column: site.map(|s| s.1),
+            message,
+        }
+    }
+}
+
+/// The offset of the first `"model"` or `'model'` in `text[range]`, else in the whole text.
+fn find_quoted(text: &str, range: std::ops::Range<usize>, model: &str) -> Option<usize> {
+    let needles = [format!("\"{model}\""), format!("'{model}'")];
+    let first_in = |hay: &str| needles.iter().filter_map(|n| hay.find(n.as_str())).min();
+    text.get(range.clone())
+        .and_then(first_in)
+        .map(|o| o + range.start)
+        .or_else(|| first_in(text))
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -692,6 +726,31 @@ pub fn parse(path: &Path, text: &str) -> Result<ResolvedTeam, TeamFileError> {
         }
     }
 
+    let mut model_sites = ModelSites {
+        path: path.to_owned(),
+        sites: BTreeMap::new(),
+    };
+    for spanned in raw.tiers.values() {
+        let t = spanned.get_ref();
+        let mut named: Vec<(&str, Option<usize>)> = Vec::new();
+        if let ModelsSpec::List(list) = &t.models {
+            named.extend(list.iter().map(|m| (m.as_str(), None)));
+        }
+        if let Some(d) = &t.downgrade_to {
+            named.push((d.get_ref().as_str(), Some(d.span().start)));
+        }
+        for (model, exact) in named {
+            if model_sites.sites.contains_key(model) {
+                continue;
+            }
+            if let Some(offset) = exact.or_else(|| find_quoted(text, spanned.span(), model)) {
+                model_sites
+                    .sites
+                    .insert(model.to_owned(), line_col(text, offset));
+            }
+        }
+    }
+
     Ok(ResolvedTeam {
         org: OrgSpec {
             name: raw.org.name.get_ref().clone(),
@@ -703,6 +762,7 @@ pub fn parse(path: &Path, text: &str) -> Result<ResolvedTeam, TeamFileError> {
         teams,
         members,
         alerts: raw.alerts,
+        model_sites,
     })
 }
 

@@ -1,11 +1,12 @@
 //! `orteam sim`: a stateful local OpenRouter for tests, benchmarks and the demo.
 
 use std::io::Write;
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use orteam_core::{ControllableClock, Money};
+use orteam_core::{ControllableClock, Money, env};
 use orteam_sim::{FaultRule, SimConfig};
 
 use crate::args::SimArgs;
@@ -16,17 +17,75 @@ pub async fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let shutdown = crate::shutdown::on_signal();
-    let handle = orteam_sim::spawn_on(listener, config)
-        .await
-        .context("starting the simulator")?;
-    // The one line scripts wait for: the base URL clients should use.
+    // The shared key and the env file exist before the first request is answered, so whoever
+    // waits for the simulator to answer can source the file at once.
+    let (handle, shared_key) = orteam_sim::spawn_on_after(listener, config, |sim| {
+        args.env_file
+            .as_deref()
+            .map(|path| write_env_file(sim, path))
+            .transpose()
+    })
+    .await
+    .context("starting the simulator")?;
+    let shared_key = shared_key?;
+    // The first line is what scripts wait for: the base URL clients should use. The keys are
+    // the simulator's own (local, worthless): shown so a newcomer can follow the README.
     let mut out = std::io::stdout();
     writeln!(out, "{}", handle.base_url())?;
+    writeln!(
+        out,
+        "management key ({}): {}",
+        env::OPENROUTER_PROVISIONING_KEY,
+        handle.provisioning_key()
+    )?;
+    match (&shared_key, &args.env_file) {
+        (Some(key), Some(path)) => writeln!(
+            out,
+            "shared inference key ({}): {key}\nall three written to {} (source it)",
+            env::OPENROUTER_API_KEY,
+            path.display()
+        )?,
+        _ => writeln!(
+            out,
+            "shared inference key ({}): start with --env-file FILE to have one created, or create one with POST {}/keys and the management key",
+            env::OPENROUTER_API_KEY,
+            handle.base_url()
+        )?,
+    }
     out.flush()?;
     tracing::info!(base_url = %handle.base_url(), "simulator ready; Ctrl-C to stop");
     shutdown.cancelled().await;
     handle.shutdown().await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Creates the shared inference key and writes the `export` lines to `path` (0600, replaced
+/// atomically). Returns the key's secret.
+fn write_env_file(sim: &orteam_sim::SimHandle, path: &Path) -> anyhow::Result<String> {
+    let (secret, _hash) = sim.create_key("orteam-shared", None, None);
+    let text = format!(
+        "# Written by `orteam sim`: a local OpenRouter, its management key and a shared inference key.\n\
+         export {}={}\nexport {}={}\nexport {}={}\n",
+        env::OPENROUTER_BASE_URL,
+        sim.base_url(),
+        env::OPENROUTER_PROVISIONING_KEY,
+        sim.provisioning_key(),
+        env::OPENROUTER_API_KEY,
+        secret,
+    );
+    let tmp = path.with_extension("tmp");
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options
+        .open(&tmp)
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
+    file.write_all(text.as_bytes())
+        .and_then(|()| file.sync_all())
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(secret)
 }
 
 fn config_from_args(args: &SimArgs) -> anyhow::Result<SimConfig> {

@@ -48,12 +48,14 @@ async fn make_plan(
     connect: &ConnectArgs,
     prune: bool,
     unused_days: u32,
+    register_gateway_key: bool,
 ) -> anyhow::Result<Planned> {
     let team = file::load(path)?;
     let client = cx.client(connect)?;
     plan::check_models(&team, &client).await?;
     let ledger = cx.open_or_create_ledger(connect).await?;
-    let obs = plan::observe(&ledger, &client).await?;
+    let mut obs = plan::observe(&ledger, &client).await?;
+    gateway_key_is_no_stray(&ledger, &mut obs, register_gateway_key).await?;
     let now = cx.now();
     let plan = plan::plan(
         &team,
@@ -72,8 +74,47 @@ async fn make_plan(
     })
 }
 
+/// The shared key in `OPENROUTER_API_KEY` (the gateway's, when this runs beside it) is never a
+/// stray: `apply` registers it in the ledger (as `serve` does at start), `plan` leaves it out
+/// of the strays without writing anything.
+async fn gateway_key_is_no_stray(
+    ledger: &Ledger,
+    obs: &mut plan::Observed,
+    register: bool,
+) -> anyhow::Result<()> {
+    let Some(secret) = std::env::var(orteam_core::env::OPENROUTER_API_KEY)
+        .ok()
+        .filter(|k| !k.trim().is_empty())
+        .map(secrecy::SecretString::from)
+    else {
+        return Ok(());
+    };
+    if register {
+        ledger.register_gateway_key(&secret).await?;
+        obs.dir = ledger.directory();
+    } else {
+        let (key_hash, label) = orteam_ledger::keys::openrouter_key_identity(&secret);
+        let mut dir = (*obs.dir).clone();
+        dir.gateway_keys.push(orteam_ledger::GatewayKey {
+            key_hash,
+            label,
+            registered_at: chrono::Utc::now(),
+        });
+        obs.dir = std::sync::Arc::new(dir);
+    }
+    Ok(())
+}
+
 async fn plan_cmd(cx: &Context, args: TeamPlanArgs) -> anyhow::Result<ExitCode> {
-    let p = make_plan(cx, &args.file, &args.connect, args.prune, args.unused_days).await?;
+    let p = make_plan(
+        cx,
+        &args.file,
+        &args.connect,
+        args.prune,
+        args.unused_days,
+        false,
+    )
+    .await?;
     print_plan(&p.plan, args.format, args.unused_days)?;
     let _ = p.ledger.shutdown().await;
     Ok(if p.plan.is_empty() {
@@ -210,7 +251,15 @@ fn print_plan(plan: &Plan, format: OutputFormat, unused_days: u32) -> anyhow::Re
 // ------------------------------------------------------------------------------- apply
 
 async fn apply_cmd(cx: &Context, args: TeamApplyArgs) -> anyhow::Result<ExitCode> {
-    let p = make_plan(cx, &args.file, &args.connect, args.prune, args.unused_days).await?;
+    let p = make_plan(
+        cx,
+        &args.file,
+        &args.connect,
+        args.prune,
+        args.unused_days,
+        true,
+    )
+    .await?;
     print_plan(&p.plan, args.format, args.unused_days)?;
     if p.plan.is_empty() {
         let _ = p.ledger.shutdown().await;

@@ -151,6 +151,27 @@ impl Ledger {
         Ok(key)
     }
 
+    /// Registers the shared OpenRouter key a gateway uses (by hash and masked label, never the
+    /// secret), so team plans never count it as a stray. Returns whether it was new.
+    pub async fn register_gateway_key(&self, secret: &SecretString) -> Result<bool, LedgerError> {
+        let (key_hash, label) = crate::keys::openrouter_key_identity(secret);
+        let known = self
+            .directory()
+            .gateway_keys
+            .iter()
+            .any(|k| k.key_hash == key_hash && k.label == label);
+        if known {
+            return Ok(false);
+        }
+        self.change(DirectoryChange::PutGatewayKey(GatewayKey {
+            key_hash,
+            label,
+            registered_at: self.now(),
+        }))
+        .await?;
+        Ok(true)
+    }
+
     pub async fn remove_upstream_key(&self, id: &str) -> Result<(), LedgerError> {
         self.change(DirectoryChange::RemoveUpstreamKey(id.to_owned()))
             .await

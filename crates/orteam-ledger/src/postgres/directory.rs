@@ -79,6 +79,13 @@ impl DirectoryStore for PgStore {
                 rows::upstream_key,
             )
             .await?,
+            gateway_keys: table(
+                &tx,
+                rows::GATEWAY_KEY_COLUMNS,
+                "gateway_keys ORDER BY registered_at, key_hash",
+                rows::gateway_key,
+            )
+            .await?,
         };
         tx.commit().await.map_err(&err)?;
         Ok(data)
@@ -186,6 +193,14 @@ impl DirectoryStore for PgStore {
                 .await
             }
             DirectoryChange::RemoveUpstreamKey(id) => tx.execute("DELETE FROM upstream_keys WHERE id = $1", &[id]).await,
+            DirectoryChange::PutGatewayKey(k) => {
+                tx.execute(
+                    "INSERT INTO gateway_keys (key_hash, label, registered_at) VALUES ($1, $2, $3) \
+                     ON CONFLICT (key_hash) DO UPDATE SET label = EXCLUDED.label",
+                    &[&k.key_hash, &k.label, &k.registered_at],
+                )
+                .await
+            }
         }
         .map_err(db(op))?;
         if n == 0

@@ -65,6 +65,12 @@ fn load_directory_sync(c: &mut Connection) -> Result<DirectoryData, LedgerError>
             "upstream_keys ORDER BY created_at, id",
             |r| rows::upstream_key(r),
         )?,
+        gateway_keys: table(
+            &tx,
+            rows::GATEWAY_KEY_COLUMNS,
+            "gateway_keys ORDER BY registered_at, key_hash",
+            |r| rows::gateway_key(r),
+        )?,
     };
     tx.commit().map_err(&err)?;
     Ok(data)
@@ -157,6 +163,11 @@ fn apply_sync(
             params![key.id, key.member_id, key.label, key.key_hash, secret_enc, ts(key.created_at), key.disabled],
         )?,
         DirectoryChange::RemoveUpstreamKey(id) => tx.execute("DELETE FROM upstream_keys WHERE id = ?1", params![id])?,
+        DirectoryChange::PutGatewayKey(k) => tx.execute(
+            "INSERT INTO gateway_keys (key_hash, label, registered_at) VALUES (?1, ?2, ?3) \
+             ON CONFLICT(key_hash) DO UPDATE SET label = excluded.label",
+            params![k.key_hash, k.label, ts(k.registered_at)],
+        )?,
     };
     let (kind, entity) = change.describe();
     tx.execute(

@@ -130,18 +130,61 @@ pub async fn check_models(team: &ResolvedTeam, client: &Client) -> Result<(), Te
         })
         .map(str::to_owned)
         .collect();
-    if unknown.is_empty() {
+    let Some(first) = unknown.first() else {
         return Ok(());
+    };
+    if team.model_sites.path.as_os_str().is_empty() {
+        let hint = closest(first, &catalog)
+            .map(|c| format!(" (did you mean {c:?}?)"))
+            .unwrap_or_default();
+        return Err(TeamError::UnknownModels {
+            models: unknown,
+            hint,
+        });
     }
-    let hint = unknown
-        .first()
-        .and_then(|u| closest(u, &catalog))
-        .map(|c| format!(" (did you mean {c:?}?)"))
-        .unwrap_or_default();
-    Err(TeamError::UnknownModels {
-        models: unknown,
-        hint,
-    })
+    // `team.toml:12:15: unknown model "x"; did you mean "a", "b"?`, and where the others are.
+    let mut message = format!("unknown model {first:?}");
+    let near = nearest(first, &catalog);
+    if !near.is_empty() {
+        let list: Vec<String> = near.iter().map(|c| format!("{c:?}")).collect();
+        message.push_str(&format!("; did you mean {}?", list.join(", ")));
+    }
+    let others: Vec<String> = unknown
+        .iter()
+        .skip(1)
+        .map(|m| match team.model_sites.sites.get(m) {
+            Some((line, column)) => format!("{m:?} ({line}:{column})"),
+            None => format!("{m:?}"),
+        })
+        .collect();
+    if !others.is_empty() {
+        message.push_str(&format!("; also unknown: {}", others.join(", ")));
+    }
+    Err(TeamError::File(team.model_sites.error_at(first, message)))
+}
+
+/// Up to three catalog ids nearest to `name` (edit distance, ties by id), none when nothing is
+/// close enough to be a plausible typo.
+fn nearest<'a>(name: &str, catalog: &'a BTreeSet<String>) -> Vec<&'a String> {
+    let name = name.trim_end_matches('*');
+    let slug = name.rsplit('/').next().unwrap_or(name);
+    let mut scored: Vec<(usize, &String)> = catalog
+        .iter()
+        .map(|c| {
+            let c_slug = c.rsplit('/').next().unwrap_or(c);
+            let d = strsim::levenshtein(name, c).min(strsim::levenshtein(slug, c_slug) + 1);
+            (d, c)
+        })
+        .filter(|(d, _)| *d <= (slug.chars().count() / 3).max(2))
+        .collect();
+    scored.sort();
+    let best = scored.first().map_or(0, |s| s.0);
+    scored
+        .into_iter()
+        .take_while(|(d, _)| *d <= best + 2)
+        .take(3)
+        .map(|(_, c)| c)
+        .collect()
 }
 
 fn closest<'a>(name: &str, catalog: &'a BTreeSet<String>) -> Option<&'a String> {

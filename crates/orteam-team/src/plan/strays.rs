@@ -14,7 +14,9 @@ use super::model::{PlanOptions, StrayKey, UnusedKey};
 use super::observe::Observed;
 use super::planner::display_key;
 
-/// OpenRouter keys no member owns, not named by orteam and not kept.
+/// OpenRouter keys no member owns, not named by orteam, not kept, and not a gateway's shared
+/// key (registered in the ledger by `serve` and `team apply`, recognised by hash, or by masked
+/// label when OpenRouter hashes differently: a key is never deleted on a guess).
 pub fn strays(team: &ResolvedTeam, obs: &Observed) -> Vec<StrayKey> {
     let recorded: BTreeSet<&str> = obs
         .dir
@@ -26,6 +28,12 @@ pub fn strays(team: &ResolvedTeam, obs: &Observed) -> Vec<StrayKey> {
         .iter()
         .filter(|k| !recorded.contains(k.hash.as_str()))
         .filter(|k| KeyLabel::parse(&k.name).is_none())
+        .filter(|k| {
+            !obs.dir
+                .gateway_keys
+                .iter()
+                .any(|g| g.key_hash == k.hash || (!k.label.is_empty() && g.label == k.label))
+        })
         .filter(|k| {
             !team
                 .org

@@ -566,7 +566,7 @@ async fn bad_input_changes_nothing(backend: Backend) {
                 "models = [\"openai/gpt-4o-mini\"]",
                 "models = [\"openai/gpt-4o-mini\", \"openai/gpt-5-ultra-nonexistent\"]",
             ),
-            "unknown model in the team file: openai/gpt-5-ultra-nonexistent",
+            "unknown model \"openai/gpt-5-ultra-nonexistent\"",
         ),
     ];
     for (text, needle) in &cases {
