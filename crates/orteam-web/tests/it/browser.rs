@@ -15,38 +15,12 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use orteam_test_support::ADMIN_TOKEN;
+use orteam_test_support::{ADMIN_TOKEN, BROWSER_SETUP, browser_env};
 
 use crate::support::seeded_gateway;
 
-const SETUP: &str = "run `ORTEAM_TEST_NODE_MODULES=\"$(bash scripts/browser-env.sh)\" cargo test -p \
-                     orteam-web` (the script installs Debian's chromium and tmux if missing, and \
-                     playwright-core from npm into target/browser-test)";
-
 fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn browser_env() -> (PathBuf, PathBuf) {
-    let Some(modules) = std::env::var_os("ORTEAM_TEST_NODE_MODULES").filter(|v| !v.is_empty())
-    else {
-        panic!("ORTEAM_TEST_NODE_MODULES is not set: {SETUP}");
-    };
-    let modules = PathBuf::from(modules);
-    assert!(
-        modules.join("playwright-core").is_dir(),
-        "no playwright-core in ORTEAM_TEST_NODE_MODULES={}: {SETUP}",
-        modules.display()
-    );
-    let chromium = std::env::var_os("ORTEAM_TEST_CHROMIUM")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"));
-    assert!(
-        chromium.exists(),
-        "no Chromium at {}: {SETUP}",
-        chromium.display()
-    );
-    (modules, chromium)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -70,7 +44,7 @@ async fn dashboard_in_headless_chromium() {
     let out = tokio::time::timeout(Duration::from_secs(180), run)
         .await
         .expect("the browser test timed out")
-        .unwrap_or_else(|e| panic!("cannot run node: {e}: {SETUP}"));
+        .unwrap_or_else(|e| panic!("cannot run node: {e}: {BROWSER_SETUP}"));
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(

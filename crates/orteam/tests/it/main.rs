@@ -13,6 +13,7 @@ mod defence;
 mod demo;
 mod gateway;
 mod insight;
+mod lead;
 mod me;
 mod operations;
 mod refusals;
