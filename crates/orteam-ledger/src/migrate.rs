@@ -48,6 +48,11 @@ pub const SQLITE: &[Migration] = &[
         name: "access",
         sql: include_str!("../migrations/sqlite/0008_access.sql"),
     },
+    Migration {
+        version: 12,
+        name: "event_latency_us",
+        sql: include_str!("../migrations/sqlite/0012_event_latency_us.sql"),
+    },
 ];
 
 pub const POSTGRES: &[Migration] = &[
@@ -85,6 +90,11 @@ pub const POSTGRES: &[Migration] = &[
         version: 7,
         name: "access",
         sql: include_str!("../migrations/postgres/0007_access.sql"),
+    },
+    Migration {
+        version: 11,
+        name: "event_latency_us",
+        sql: include_str!("../migrations/postgres/0011_event_latency_us.sql"),
     },
 ];
 

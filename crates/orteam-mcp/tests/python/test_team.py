@@ -72,7 +72,7 @@ def test_team_tools_speak_like_the_cli():
             assert b["used_percent"].endswith("%") or b["used_percent"] == "-", b
         alice = next(b for b in v["budgets"] if b["id"] == "alice" and b["window"] == "daily")
         assert alice["limit"] == "$5.00", alice
-        assert alice["spent"] == "$0.350", alice
+        assert alice["spent"] == "$0.35", alice
         assert alice["used_percent"] == "7%", alice
 
         # team_spend: the CLI's defaults (month, no grouping: a total per source) ...
@@ -82,7 +82,7 @@ def test_team_tools_speak_like_the_cli():
         # ... and its arguments: period, by, since/until.
         by_period = await call(session, "team_spend", {"period": "today", "by": ["member"]})
         costs = {r["member"]: r["cost"] for r in by_period["rows"]}
-        assert costs == {"alice": "$0.350", "bob": "$0.002"}, by_period
+        assert costs == {"alice": "$0.35", "bob": "$0.002"}, by_period
         by_dates = await call(
             session, "team_spend", {"since": today, "until": today, "by": ["member"]}
         )
