@@ -7,6 +7,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use orteam_core::env;
 
+/// The help heading of the options every command takes (`-v`, `--log-format`).
+pub const COMMON: &str = "Common options";
+
 #[derive(Debug, Parser)]
 #[command(
     name = "orteam",
@@ -23,10 +26,10 @@ pub struct Cli {
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
     /// More log output on stderr (-v info, -vv debug). ORTEAM_LOG overrides.
-    #[arg(short, long, global = true, action = clap::ArgAction::Count, help_heading = "Logging")]
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, help_heading = COMMON)]
     pub verbose: u8,
     /// Log format on stderr: pretty (coloured on a terminal only) or JSON lines.
-    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Pretty, help_heading = "Logging")]
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Pretty, help_heading = COMMON)]
     pub log_format: LogFormat,
 }
 
@@ -211,6 +214,122 @@ pub struct MeArgs {
     pub format: crate::args_team::OutputFormat,
 }
 
+/// Environment variables a command reads other than through its flags (a flag's own `env = …`
+/// is found on the flag). Keyed by the command's path without `orteam`.
+const ENV_BEYOND_FLAGS: &[(&str, &[&str])] = &[
+    (
+        "serve",
+        &[
+            env::OPENROUTER_BASE_URL,
+            env::OPENROUTER_API_KEY,
+            env::OPENROUTER_PROVISIONING_KEY,
+            env::ORTEAM_DATABASE_URL,
+            env::ORTEAM_ADMIN_TOKEN,
+            env::ORTEAM_METRICS_TOKEN,
+            env::ORTEAM_SECRET_KEY,
+            env::ORTEAM_INSTANCE_ID,
+            env::OTEL_EXPORTER_OTLP_ENDPOINT,
+        ],
+    ),
+    (
+        "mcp",
+        &[
+            env::OPENROUTER_BASE_URL,
+            env::OPENROUTER_PROVISIONING_KEY,
+            env::OPENROUTER_ADMIN_ALLOW_WRITE,
+            env::ORTEAM_DATABASE_URL,
+            env::ORTEAM_SECRET_KEY,
+            env::ORTEAM_TOKEN,
+        ],
+    ),
+    ("team plan", LEDGER_AND_OPENROUTER),
+    ("team apply", LEDGER_OPENROUTER_AS),
+    ("keys rotate", LEDGER_OPENROUTER_AS),
+    ("keys list", LEDGER_AND_OPENROUTER),
+    ("member revoke", LEDGER_OPENROUTER_AS),
+    ("budget raise", LEDGER_OPENROUTER_AS),
+    ("token create", LEDGER_OPENROUTER_AS),
+    ("token list", LEDGER_OPENROUTER_AS),
+    ("token revoke", LEDGER_OPENROUTER_AS),
+    ("audit list", LEDGER_OPENROUTER_AS),
+    ("audit verify", LEDGER_OPENROUTER_AS),
+    ("report", LEDGER_AND_OPENROUTER),
+    ("report weekly", LEDGER_AND_OPENROUTER),
+    ("reconcile", LEDGER_AND_OPENROUTER),
+    ("alerts send", LEDGER_AND_OPENROUTER),
+    ("alerts list", LEDGER_AND_OPENROUTER),
+    ("backup", &[env::ORTEAM_SECRET_KEY]),
+    ("restore", &[env::ORTEAM_SECRET_KEY]),
+];
+
+/// Commands that open the ledger and may call OpenRouter's management API.
+const LEDGER_AND_OPENROUTER: &[&str] = &[env::OPENROUTER_BASE_URL, env::ORTEAM_SECRET_KEY];
+/// The same, acting as a named admin token when one is given (its role is enforced).
+const LEDGER_OPENROUTER_AS: &[&str] = &[
+    env::OPENROUTER_BASE_URL,
+    env::ORTEAM_SECRET_KEY,
+    env::ORTEAM_TOKEN,
+];
+/// Read by every command.
+const ENV_EVERYWHERE: &[&str] = &[env::ORTEAM_LOG];
+
+/// The command-line definition with each command's "Environment:" section: every variable the
+/// command reads (from its flags' `env = …` and [`ENV_BEYOND_FLAGS`]), described by
+/// [`orteam_core::env::DESCRIPTIONS`].
+pub fn command() -> clap::Command {
+    use clap::CommandFactory;
+    with_environment(Cli::command(), "")
+}
+
+/// The variables the command at `path` reads.
+pub fn env_vars(cmd: &clap::Command, path: &str) -> Vec<&'static str> {
+    let mut vars: Vec<&'static str> = Vec::new();
+    let mut add = |name: &str| {
+        if let Some((n, _)) = env::DESCRIPTIONS.iter().find(|(n, _)| *n == name)
+            && !vars.contains(n)
+        {
+            vars.push(n);
+        }
+    };
+    for arg in cmd.get_arguments() {
+        if let Some(name) = arg.get_env().and_then(|n| n.to_str()) {
+            add(name);
+        }
+    }
+    for (p, names) in ENV_BEYOND_FLAGS {
+        if *p == path {
+            names.iter().for_each(|n| add(n));
+        }
+    }
+    ENV_EVERYWHERE.iter().for_each(|n| add(n));
+    vars.sort_unstable();
+    vars
+}
+
+fn with_environment(mut cmd: clap::Command, path: &str) -> clap::Command {
+    let subs: Vec<String> = cmd
+        .get_subcommands()
+        .map(|s| s.get_name().to_owned())
+        .collect();
+    for name in subs {
+        let sub_path = format!("{path} {name}").trim().to_owned();
+        cmd = cmd.mut_subcommand(&name, |s| with_environment(s, &sub_path));
+    }
+    // Help never prints a variable's value (a database URL may hold a password), so it reads
+    // the same everywhere.
+    cmd = cmd.mut_args(|a| a.hide_env_values(true));
+    if path.is_empty() {
+        return cmd;
+    }
+    let width = 30;
+    let mut text = String::from("Environment:\n");
+    for name in env_vars(&cmd, path) {
+        let about = env::describe(name).unwrap_or_default();
+        text.push_str(&format!("  {name:<width$} {about}\n"));
+    }
+    cmd.after_help(text.trim_end().to_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use clap::CommandFactory;
@@ -241,5 +360,143 @@ mod tests {
         let mut missing = Vec::new();
         undocumented(&Cli::command(), "orteam", &mut missing);
         assert!(missing.is_empty(), "no help text:\n{}", missing.join("\n"));
+    }
+
+    /// Every command (with the path to it) and its rendered `--help`.
+    fn every_help(cmd: &mut clap::Command, path: &str, out: &mut Vec<(String, String)>) {
+        let names: Vec<String> = cmd
+            .get_subcommands()
+            .map(|s| s.get_name().to_owned())
+            .filter(|n| n != "help")
+            .collect();
+        for name in names {
+            let sub_path = format!("{path} {name}").trim().to_owned();
+            if let Some(sub) = cmd.find_subcommand_mut(&name) {
+                let help = sub.render_long_help().to_string();
+                out.push((sub_path.clone(), help));
+                every_help(sub, &sub_path, out);
+            }
+        }
+    }
+
+    #[test]
+    fn every_command_names_the_environment_variables_it_reads() {
+        let mut cmd = command();
+        cmd.build();
+        let mut helps = Vec::new();
+        every_help(&mut cmd, "", &mut helps);
+        assert!(helps.len() > 25, "{}", helps.len());
+        for (path, help) in &helps {
+            let (_, env_section) = help
+                .split_once("Environment:")
+                .unwrap_or_else(|| panic!("`orteam {path} --help` has no Environment section"));
+            // A flag's own variable, the ledger's and the log filter are all listed.
+            let mut sub = command();
+            sub.build();
+            let mut node = &sub;
+            for part in path.split(' ') {
+                node = node.find_subcommand(part).unwrap();
+            }
+            for arg in node.get_arguments() {
+                if let Some(name) = arg.get_env().and_then(|n| n.to_str()) {
+                    assert!(
+                        env_section.contains(name),
+                        "orteam {path}: {name} not listed"
+                    );
+                }
+            }
+            assert!(env_section.contains(env::ORTEAM_LOG), "orteam {path}");
+            let reads_ledger = node
+                .get_arguments()
+                .any(|a| a.get_id().as_str() == "database_url");
+            if reads_ledger {
+                assert!(
+                    env_section.contains(env::ORTEAM_DATABASE_URL),
+                    "orteam {path}"
+                );
+            }
+        }
+        let serve = &helps.iter().find(|(p, _)| p == "serve").unwrap().1;
+        for name in [
+            env::OPENROUTER_API_KEY,
+            env::ORTEAM_ADMIN_TOKEN,
+            env::ORTEAM_INSTANCE_ID,
+        ] {
+            assert!(serve.contains(name), "serve: {name}");
+        }
+        let apply = &helps.iter().find(|(p, _)| p == "team apply").unwrap().1;
+        assert!(apply.contains(env::ORTEAM_TOKEN), "{apply}");
+        assert!(apply.contains(env::OPENROUTER_PROVISIONING_KEY), "{apply}");
+    }
+
+    /// The command reference of docs/cli.md: every command's `--help`, generated.
+    fn reference() -> String {
+        fn walk(cmd: &mut clap::Command, path: &str, out: &mut String) {
+            let help = cmd.render_help().to_string();
+            let help: Vec<&str> = help.lines().map(str::trim_end).collect();
+            out.push_str(&format!(
+                "### `orteam{}{path}`\n\n```text\n{}\n```\n\n",
+                if path.is_empty() { "" } else { " " },
+                help.join("\n").trim_end()
+            ));
+            let names: Vec<String> = cmd
+                .get_subcommands()
+                .map(|s| s.get_name().to_owned())
+                .filter(|n| n != "help")
+                .collect();
+            for name in names {
+                let sub_path = format!("{path} {name}").trim().to_owned();
+                if let Some(sub) = cmd.find_subcommand_mut(&name) {
+                    walk(sub, &sub_path, out);
+                }
+            }
+        }
+        let mut cmd = command();
+        cmd.build();
+        let mut out = String::new();
+        walk(&mut cmd, "", &mut out);
+        out
+    }
+
+    const BEGIN: &str = "<!-- BEGIN: generated from `orteam --help`; do not edit by hand -->";
+    const END: &str = "<!-- END: generated from `orteam --help` -->";
+
+    /// docs/cli.md's command reference is the binary's `--help`. When a flag or a help text
+    /// changes, regenerate it: `ORTEAM_UPDATE_DOCS=1 cargo test -p orteam-cli cli_reference`.
+    #[test]
+    fn cli_reference_in_docs_is_the_help_of_the_binary() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/cli.md");
+        let doc = std::fs::read_to_string(path).unwrap();
+        let (head, rest) = doc
+            .split_once(BEGIN)
+            .expect("the BEGIN marker in docs/cli.md");
+        let (current, tail) = rest.split_once(END).expect("the END marker in docs/cli.md");
+        let fresh = format!("\n\n{}", reference());
+        if std::env::var_os("ORTEAM_UPDATE_DOCS").is_some() {
+            std::fs::write(path, format!("{head}{BEGIN}{fresh}{END}{tail}")).unwrap();
+            return;
+        }
+        assert!(
+            current == fresh,
+            "docs/cli.md's command reference is stale: run \
+             `ORTEAM_UPDATE_DOCS=1 cargo test -p orteam-cli cli_reference` and commit docs/cli.md"
+        );
+    }
+
+    #[test]
+    fn common_options_have_their_own_heading() {
+        let mut cmd = command();
+        cmd.build();
+        let help = cmd
+            .find_subcommand_mut("reconcile")
+            .unwrap()
+            .render_help()
+            .to_string();
+        let (before, common) = help.split_once(&format!("{COMMON}:")).unwrap();
+        assert!(
+            common.contains("--verbose") && common.contains("--log-format"),
+            "{help}"
+        );
+        assert!(!before.contains("--log-format"), "{help}");
     }
 }

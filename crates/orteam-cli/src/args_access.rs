@@ -61,6 +61,9 @@ pub struct TokenListArgs {
 pub struct TokenRevokeArgs {
     /// The name of the token to revoke.
     pub name: String,
+    /// Revoke without asking (required when stdin is not a terminal).
+    #[arg(long)]
+    pub yes: bool,
     #[command(flatten)]
     pub connect: ConnectArgs,
 }

@@ -152,6 +152,9 @@ pub enum MemberCommand {
 pub struct MemberRevokeArgs {
     /// Member id.
     pub member: String,
+    /// Revoke without asking (required when stdin is not a terminal).
+    #[arg(long)]
+    pub yes: bool,
     #[command(flatten)]
     pub connect: ConnectArgs,
 }

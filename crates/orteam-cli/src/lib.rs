@@ -8,7 +8,7 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::FromArgMatches;
 
 pub mod args;
 pub mod args_access;
@@ -16,6 +16,7 @@ pub mod args_insight;
 pub mod args_ops;
 pub mod args_team;
 pub mod commands;
+mod confirm;
 pub mod context;
 mod logging;
 mod sd_notify;
@@ -25,7 +26,10 @@ use args::{Cli, Command};
 
 /// Parses the command line, runs the command and maps its result to an exit code.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::from_arg_matches(&args::command().get_matches()) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     let server = matches!(
         cli.command,
         Command::Serve(_) | Command::Sim(_) | Command::Mcp(_)

@@ -64,3 +64,93 @@ pub const ORTEAM_CLOCK_OFFSET_SECONDS: &str = "ORTEAM_CLOCK_OFFSET_SECONDS";
 
 /// PostgreSQL URL the integration tests use (default `postgres://postgres@127.0.0.1:5432/test`).
 pub const ORTEAM_TEST_DATABASE_URL: &str = "ORTEAM_TEST_DATABASE_URL";
+
+/// The standard OpenTelemetry variable that turns the gateway's trace export on (the other
+/// `OTEL_*` variables it honours are listed in docs/operations.md).
+pub const OTEL_EXPORTER_OTLP_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
+
+/// Every variable a command of the binary may read, with a few words on what it is for: the
+/// "Environment:" section of each command's `--help` is made from this table, so the help and
+/// the names above cannot drift apart.
+pub const DESCRIPTIONS: &[(&str, &str)] = &[
+    (
+        OPENROUTER_BASE_URL,
+        "OpenRouter API base URL (default https://openrouter.ai/api/v1)",
+    ),
+    (
+        OPENROUTER_API_KEY,
+        "the gateway's shared inference key (sk-or-v1-…)",
+    ),
+    (
+        OPENROUTER_PROVISIONING_KEY,
+        "OpenRouter management (provisioning) key",
+    ),
+    (
+        OPENROUTER_ADMIN_ALLOW_WRITE,
+        "set to 1 to enable the MCP write tools",
+    ),
+    (
+        ORTEAM_SHARED_KEY_HASH,
+        "the shared key's OpenRouter hash, if it cannot be derived",
+    ),
+    (
+        ORTEAM_DATABASE_URL,
+        "ledger database: sqlite://PATH or postgres://…",
+    ),
+    (
+        ORTEAM_SECRET_KEY,
+        "base64 of the 32-byte key that encrypts upstream secrets at rest",
+    ),
+    (ORTEAM_ADMIN_TOKEN, "the gateway's bootstrap admin token"),
+    (ORTEAM_METRICS_TOKEN, "Bearer token of /metrics"),
+    (ORTEAM_MCP_TOKEN, "Bearer token of `orteam mcp --http`"),
+    (
+        ORTEAM_SIM_PROVISIONING_KEY,
+        "the simulator's management key",
+    ),
+    (ORTEAM_KEY, "your own ot-… key"),
+    (
+        ORTEAM_TOKEN,
+        "a named ota-… admin token to act as (its role is enforced)",
+    ),
+    (
+        ORTEAM_INSTANCE_ID,
+        "this gateway's stable name on a shared PostgreSQL ledger",
+    ),
+    (
+        ORTEAM_ROTATION_SECRETS_OUT,
+        "file new secrets of rotated keys are appended to",
+    ),
+    (
+        OTEL_EXPORTER_OTLP_ENDPOINT,
+        "OTLP/HTTP endpoint: turns trace export on",
+    ),
+    (
+        ORTEAM_LOG,
+        "log filter (tracing EnvFilter syntax); overrides -v",
+    ),
+];
+
+/// The description of `name` in [`DESCRIPTIONS`].
+pub fn describe(name: &str) -> Option<&'static str> {
+    DESCRIPTIONS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, d)| *d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_variable_is_described_once() {
+        for (i, (name, about)) in DESCRIPTIONS.iter().enumerate() {
+            assert!(!about.is_empty(), "{name}");
+            assert!(
+                DESCRIPTIONS[i + 1..].iter().all(|(n, _)| n != name),
+                "{name} twice"
+            );
+        }
+    }
+}

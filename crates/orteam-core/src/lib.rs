@@ -12,6 +12,7 @@
 pub mod access;
 pub mod clock;
 pub mod env;
+pub mod latency;
 pub mod money;
 pub mod refusal;
 pub mod route;

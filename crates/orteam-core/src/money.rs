@@ -170,6 +170,20 @@ impl Money {
         self.to_usd(self.display_places())
     }
 
+    /// This amount as a share of `limit` in whole percent, the way every budget's use is shown
+    /// (`"42%"`; `"-"` for a zero limit). Rounded half away from zero, so 0.4 % shows `"0%"`
+    /// and 99.5 % shows `"100%"`.
+    pub fn percent_of(self, limit: Money) -> String {
+        if limit.is_zero() {
+            return "-".into();
+        }
+        let p = (self.0 * Decimal::ONE_HUNDRED) / limit.0;
+        format!(
+            "{}%",
+            p.round_dp_with_strategy(0, rust_decimal::RoundingStrategy::MidpointAwayFromZero)
+        )
+    }
+
     /// The decimal places [`Money::usd`] shows for this amount.
     pub fn display_places(self) -> u32 {
         let abs = self.0.abs();
@@ -338,6 +352,16 @@ pub mod json_number {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn percent_of_a_limit_in_whole_percent() {
+        let m = |s: &str| Money::parse(s).unwrap();
+        assert_eq!(m("0.42").percent_of(m("1")), "42%");
+        assert_eq!(m("0.004").percent_of(m("1")), "0%");
+        assert_eq!(m("0.995").percent_of(m("1")), "100%");
+        assert_eq!(m("3").percent_of(m("2")), "150%");
+        assert_eq!(m("1").percent_of(Money::ZERO), "-");
+    }
 
     #[test]
     fn usd_never_hides_an_amount_and_depends_on_the_amount_only() {

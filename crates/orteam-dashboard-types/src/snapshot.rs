@@ -239,6 +239,9 @@ pub struct RecentRequest {
     pub outcome: Outcome,
     pub streamed: bool,
     pub latency_ms: u64,
+    /// The latency as people read it, at its precision (`orteam_core::latency`): `412 µs`.
+    #[serde(default)]
+    pub latency: String,
     pub request_id: String,
     /// The gateway API route (absent from snapshots of gateways that did not record it: chat).
     #[serde(default)]

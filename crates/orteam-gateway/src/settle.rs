@@ -109,6 +109,7 @@ impl Settlement {
                 })
                 .inc();
         }
+        let elapsed = self.started.elapsed();
         Usage {
             request_id: self.request_id.clone(),
             virtual_key_id: Some(self.auth.key_id.clone()),
@@ -128,7 +129,10 @@ impl Settlement {
             generation_id: self.generation_id(info),
             streamed: self.streamed,
             outcome,
-            latency_ms: u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            latency_ms: u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
+            latency_us: u64::try_from(elapsed.as_micros())
+                .unwrap_or(u64::MAX)
+                .max(1),
             title: Some(self.gw.config.attribution_title.clone()),
             route: self.wire.route(),
             served_outside_tier,

@@ -53,6 +53,11 @@ pub const SQLITE: &[Migration] = &[
         name: "gateway_keys",
         sql: include_str!("../migrations/sqlite/0011_gateway_keys.sql"),
     },
+    Migration {
+        version: 12,
+        name: "event_latency_us",
+        sql: include_str!("../migrations/sqlite/0012_event_latency_us.sql"),
+    },
 ];
 
 pub const POSTGRES: &[Migration] = &[
@@ -95,6 +100,11 @@ pub const POSTGRES: &[Migration] = &[
         version: 10,
         name: "gateway_keys",
         sql: include_str!("../migrations/postgres/0010_gateway_keys.sql"),
+    },
+    Migration {
+        version: 11,
+        name: "event_latency_us",
+        sql: include_str!("../migrations/postgres/0011_event_latency_us.sql"),
     },
 ];
 

@@ -352,7 +352,12 @@ pub struct Usage {
     pub generation_id: Option<String>,
     pub streamed: bool,
     pub outcome: Outcome,
+    /// Time from the request's arrival to its settlement, in whole milliseconds.
     pub latency_ms: u64,
+    /// The same in microseconds (0 in events recorded before it was: use
+    /// [`Usage::latency`], which falls back to `latency_ms`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub latency_us: u64,
     /// Attribution title (`X-Title`).
     pub title: Option<String>,
     /// The gateway API route the request came in on. Absent from journal lines and JSON
@@ -365,7 +370,21 @@ pub struct Usage {
     pub served_outside_tier: bool,
 }
 
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
 impl Usage {
+    /// The request's latency at the precision it was recorded with (microseconds, or
+    /// milliseconds for events recorded before microseconds were).
+    pub fn latency(&self) -> std::time::Duration {
+        if self.latency_us > 0 {
+            std::time::Duration::from_micros(self.latency_us)
+        } else {
+            std::time::Duration::from_millis(self.latency_ms)
+        }
+    }
+
     /// A usage record with only the required fields set (handy in tests and tools); the route
     /// is chat.
     pub fn new(request_id: impl Into<String>, model: impl Into<String>, cost: Money) -> Self {
@@ -385,6 +404,7 @@ impl Usage {
             streamed: false,
             outcome: Outcome::Ok,
             latency_ms: 0,
+            latency_us: 0,
             title: None,
             route: ApiRoute::Chat,
             served_outside_tier: false,

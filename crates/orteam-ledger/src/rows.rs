@@ -215,7 +215,7 @@ pub(crate) fn upstream_key(r: &impl Columns) -> Result<(UpstreamKey, Option<Stri
 
 pub(crate) const EVENT_COLUMNS: &str = "time, member_id, team_id, org_id, request_id, virtual_key_id, upstream_key_hash, \
      requested_model, served_model, provider, prompt_tokens, completion_tokens, reasoning_tokens, cached_tokens, \
-     cost, generation_id, streamed, outcome, latency_ms, title, route, served_outside_tier";
+     cost, generation_id, streamed, outcome, latency_ms, title, route, served_outside_tier, latency_us";
 
 pub(crate) fn event(r: &impl Columns) -> Result<UsageEvent, LedgerError> {
     Ok(UsageEvent {
@@ -242,6 +242,7 @@ pub(crate) fn event(r: &impl Columns) -> Result<UsageEvent, LedgerError> {
             title: r.opt_text(19)?,
             route: r.parsed(20)?,
             served_outside_tier: r.flag(21)?,
+            latency_us: r.count(22)?,
         },
     })
 }

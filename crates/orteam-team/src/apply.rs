@@ -88,6 +88,9 @@ pub struct ApplyContext<'a> {
 pub struct ApplyReport {
     pub changes_applied: usize,
     pub warnings: Vec<String>,
+    /// Stopped on request before the plan's end (between two changes, never inside one).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub interrupted: bool,
 }
 
 /// Checks what apply will need before changing anything: an encryption key when an
@@ -111,8 +114,23 @@ pub fn preflight(plan: &Plan, have_secret_key: bool) -> Result<(), TeamError> {
 
 /// Applies the plan's changes in order.
 pub async fn apply(plan: &Plan, cx: &mut ApplyContext<'_>) -> Result<ApplyReport, TeamError> {
+    apply_until(plan, cx, &|| false).await
+}
+
+/// Applies the plan's changes in order, stopping before the next change once `stop` says so
+/// (Ctrl-C): a change begun is always finished, so what was applied is whole and a later
+/// apply, planning afresh, does the rest.
+pub async fn apply_until(
+    plan: &Plan,
+    cx: &mut ApplyContext<'_>,
+    stop: &(dyn Fn() -> bool + Sync),
+) -> Result<ApplyReport, TeamError> {
     let mut report = ApplyReport::default();
     for change in &plan.changes {
+        if stop() {
+            report.interrupted = true;
+            break;
+        }
         for op in &change.ops {
             if let Some(w) = run_op(op, cx).await? {
                 report.warnings.push(w);

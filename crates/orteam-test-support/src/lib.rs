@@ -12,6 +12,7 @@
 //! - [`WebhookReceiver`]: records the alerts POSTed to it.
 //! - [`CuttableProxy`]: a TCP proxy to cut, for database loss without stopping the database.
 //! - [`sim_management_get`]: a management-key GET on a simulator.
+//! - [`browser_env`]: Playwright and Chromium for the browser tests.
 //!
 //! ```no_run
 //! # async fn t() {
@@ -33,6 +34,7 @@ mod seed;
 mod wait;
 mod webhook;
 
+pub use browser::{SETUP as BROWSER_SETUP, browser_env};
 pub use db::{Backend, TestDb, pg_base_url, pg_connect};
 #[cfg(feature = "gateway")]
 pub use gateway::{TestGateway, TestGatewayBuilder};

@@ -386,7 +386,7 @@ function renderRecent(recent) {
       el("td", { class: "num" }, `${r.prompt_tokens} / ${r.completion_tokens}`),
       el("td", { class: "num" }, usd(r.cost)),
       el("td", {}, pill(r.outcome), r.streamed ? el("span", { class: "muted" }, " stream") : null),
-      el("td", { class: "num" }, `${r.latency_ms} ms`));
+      el("td", { class: "num" }, r.latency || `${r.latency_ms} ms`));
     return tr;
   });
   recent.forEach((r) => state.seen.add(r.request_id));

@@ -325,6 +325,7 @@ pub fn recent_request(e: &UsageEvent) -> RecentRequest {
         outcome: e.usage.outcome,
         streamed: e.usage.streamed,
         latency_ms: e.usage.latency_ms,
+        latency: orteam_core::latency::show_recorded(e.usage.latency_us, e.usage.latency_ms),
         request_id: e.usage.request_id.clone(),
         route: e.usage.route,
         served_outside_tier: e.usage.served_outside_tier,

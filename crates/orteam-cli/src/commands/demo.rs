@@ -245,7 +245,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
 
     // 5. The summary, then next Monday's weekly report: the simulated clocks jump to Monday
     // 09:00 UTC so that today's traffic is "last week".
-    let mut out = std::io::stdout();
+    // The summary and the report are written to stdout in one piece at the end, so no log line
+    // (stderr, from the gateway's threads) lands inside them on a terminal.
+    let mut out: Vec<u8> = Vec::new();
     print_summary(&mut out, &running.gateway.ledger, &tally).await?;
     let now = clock.now();
     let days_to_monday = 7 - u64::from(now.weekday().num_days_from_monday());
@@ -299,7 +301,11 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     )?;
     writeln!(out, "Metrics:   {root}/metrics   (Bearer: the admin token)")?;
     writeln!(out, "Files:     {}", dir.display())?;
-    out.flush()?;
+    {
+        let mut stdout = std::io::stdout().lock();
+        stdout.write_all(&out)?;
+        stdout.flush()?;
+    }
     if args.no_wait {
         shutdown.cancel();
     } else {
@@ -541,6 +547,8 @@ async fn print_summary(out: &mut impl Write, ledger: &Ledger, t: &Tally) -> anyh
         }
     )?;
     writeln!(out)?;
+    // Every answer the traffic received was settled; commit them all before reading.
+    ledger.flush().await?;
     let usage = ledger
         .usage(&UsageQuery {
             group_by: vec![GroupBy::Member],
@@ -583,7 +591,7 @@ async fn print_summary(out: &mut impl Write, ledger: &Ledger, t: &Tally) -> anyh
         let (budget, used) = match tightest {
             Some(s) => (
                 format!("{} {}", s.limit.usd(), s.window),
-                format!("{}%", percent(s.spent, s.limit)),
+                s.spent.percent_of(s.limit),
             ),
             None => ("team/org only".into(), "-".into()),
         };
@@ -608,6 +616,20 @@ async fn print_summary(out: &mut impl Write, ledger: &Ledger, t: &Tally) -> anyh
             },
         ]);
     }
+    // The same totals the dashboard and `top` show for today (the demo's traffic is today's).
+    let total_requests: u64 = members.values().map(|(r, _)| r).sum();
+    let total_spend: Money = members.values().map(|(_, c)| *c).sum();
+    let total_refused: u64 = refusals.iter().map(|r| r.count).sum();
+    table.add_row(vec![
+        "total".to_owned(),
+        total_requests.to_string(),
+        total_spend.usd(),
+        String::new(),
+        String::new(),
+        t.clamped.to_string(),
+        t.downgraded.to_string(),
+        total_refused.to_string(),
+    ]);
     writeln!(out, "Spend by member (exact, from the ledger)")?;
     writeln!(out, "{table}")?;
     Ok(())
@@ -624,13 +646,4 @@ fn refused_by(r: &orteam_ledger::RefusalSummary) -> String {
         "rate_limit_exceeded" => "rate limit".to_owned(),
         other => other.replace('_', " "),
     }
-}
-
-fn percent(spent: Money, limit: Money) -> String {
-    if limit.is_zero() {
-        return "-".into();
-    }
-    let p =
-        (spent.as_decimal() * orteam_core::rust_decimal::Decimal::from(100)) / limit.as_decimal();
-    format!("{}", p.round_dp(0))
 }

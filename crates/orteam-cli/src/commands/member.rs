@@ -28,6 +28,14 @@ async fn revoke(cx: &Context, args: MemberRevokeArgs) -> anyhow::Result<ExitCode
         &orteam_core::access::Action::Revoke { team: &team },
     )
     .await?;
+    let question = format!(
+        "Revoke {}'s key(s) and remove the member? Access ends at once.",
+        args.member
+    );
+    if !crate::confirm::confirm(&question, args.yes, &format!("revoke {}", args.member))? {
+        let _ = ledger.shutdown().await;
+        return Ok(ExitCode::FAILURE);
+    }
     let has_upstream = ledger
         .directory()
         .upstream_keys

@@ -1,10 +1,9 @@
 //! `orteam team plan` and `orteam team apply`.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::bail;
 use chrono::{DateTime, Utc};
 use comfy_table::{Table, presets};
 use orteam_ledger::{Ledger, SecretKey};
@@ -20,6 +19,8 @@ use crate::context::Context;
 
 /// Exit code of `team plan` when there are changes.
 pub const EXIT_CHANGES: u8 = 2;
+/// Exit code of `team apply` stopped by Ctrl-C (128 + SIGINT, as a shell reports it).
+pub const EXIT_INTERRUPTED: u8 = 130;
 
 pub async fn run(cx: &Context, args: TeamArgs) -> anyhow::Result<ExitCode> {
     match args.command {
@@ -266,25 +267,10 @@ async fn apply_cmd(cx: &Context, args: TeamApplyArgs) -> anyhow::Result<ExitCode
         return Ok(ExitCode::SUCCESS);
     }
     apply::preflight(&p.plan, have_secret_key()?)?;
-    if !args.yes {
-        if !std::io::stdin().is_terminal() {
-            bail!(
-                "refusing to apply without --yes: stdin is not a terminal, so nobody can confirm the plan"
-            );
-        }
-        let mut err = std::io::stderr();
-        write!(
-            err,
-            "\nApply these {} changes? [y/N] ",
-            p.plan.changes.len()
-        )?;
-        err.flush()?;
-        let mut answer = String::new();
-        std::io::stdin().read_line(&mut answer)?;
-        if !matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes") {
-            writeln!(err, "Nothing changed.")?;
-            return Ok(ExitCode::FAILURE);
-        }
+    let question = format!("\nApply these {} changes?", p.plan.changes.len());
+    if !crate::confirm::confirm(&question, args.yes, "apply")? {
+        let _ = p.ledger.shutdown().await;
+        return Ok(ExitCode::FAILURE);
     }
     let who =
         crate::commands::access::acting_as(cx, &p.ledger, &orteam_core::access::Action::Apply)
@@ -302,7 +288,9 @@ async fn apply_cmd(cx: &Context, args: TeamApplyArgs) -> anyhow::Result<ExitCode
         sink: &mut sink,
         progress: &mut progress,
     };
-    let result = apply::apply(&p.plan, &mut cx).await;
+    // From here Ctrl-C stops between two changes, never inside one.
+    let interrupt = crate::shutdown::on_signal();
+    let result = apply::apply_until(&p.plan, &mut cx, &|| interrupt.is_cancelled()).await;
     sink.report();
     // Each change made is audited, whether or not the whole apply finished.
     for line in &applied {
@@ -324,13 +312,23 @@ async fn apply_cmd(cx: &Context, args: TeamApplyArgs) -> anyhow::Result<ExitCode
         None,
         Some(serde_json::json!({
             "changes_applied": applied.len(),
-            "complete": result.is_ok(),
+            "complete": result.as_ref().is_ok_and(|r| !r.interrupted),
         })),
     )
     .await?;
     let report = result?;
     for w in &report.warnings {
         writeln!(std::io::stderr(), "warning: {w}")?;
+    }
+    if report.interrupted {
+        writeln!(
+            std::io::stderr(),
+            "interrupted after {} of {} changes; nothing half-done; run `orteam team apply` again to finish",
+            report.changes_applied,
+            p.plan.changes.len()
+        )?;
+        let _ = p.ledger.shutdown().await;
+        return Ok(ExitCode::from(EXIT_INTERRUPTED));
     }
     writeln!(
         std::io::stderr(),

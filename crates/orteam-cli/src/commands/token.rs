@@ -141,6 +141,14 @@ async fn list(cx: &Context, args: TokenListArgs) -> anyhow::Result<ExitCode> {
 async fn revoke(cx: &Context, args: TokenRevokeArgs) -> anyhow::Result<ExitCode> {
     let ledger = cx.open_ledger(&args.connect).await?;
     let who = acting_as(cx, &ledger, &Action::ManageTokens).await?;
+    let question = format!(
+        "Revoke the admin token {:?}? It stops working at once.",
+        args.name
+    );
+    if !crate::confirm::confirm(&question, args.yes, &format!("revoke token {}", args.name))? {
+        let _ = ledger.shutdown().await;
+        return Ok(ExitCode::FAILURE);
+    }
     ledger
         .revoke_admin_token(&args.name, &who.name, Some("cli".into()))
         .await?;

@@ -68,7 +68,7 @@ async fn prepare(client: &Client) -> Result<Prepared, tokio_postgres::Error> {
             "INSERT INTO usage_events ({EVENT_COLUMNS}) SELECT * FROM UNNEST(\
              $1::timestamptz[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], \
              $8::text[], $9::text[], $10::text[], $11::int8[], $12::int8[], $13::int8[], $14::int8[], \
-             $15::numeric[], $16::text[], $17::bool[], $18::text[], $19::int8[], $20::text[], $21::text[], $22::bool[]) \
+             $15::numeric[], $16::text[], $17::bool[], $18::text[], $19::int8[], $20::text[], $21::text[], $22::bool[], $23::int8[]) \
              ON CONFLICT (request_id) DO NOTHING RETURNING request_id"
         ))
         .await?;
@@ -290,6 +290,7 @@ async fn write_batch(
         .map(|j| j.event.usage.outcome.as_str())
         .collect();
     let latency = num(&|u| u.latency_ms);
+    let latency_us = num(&|u| u.latency_us);
     let title = col(&|e| e.usage.title.clone());
     let route: Vec<&str> = uniq.iter().map(|j| j.event.usage.route.as_str()).collect();
     let outside_tier: Vec<bool> = uniq
@@ -358,6 +359,7 @@ async fn write_batch(
                     &title,
                     &route,
                     &outside_tier,
+                    &latency_us,
                 ],
             )
             .await

@@ -327,6 +327,7 @@ pub(crate) fn insert_event(
         u.title,
         u.route.as_str(),
         u.served_outside_tier,
+        i64_of(u.latency_us),
     ])
 }
 

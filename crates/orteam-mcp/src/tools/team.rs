@@ -2,14 +2,15 @@
 //! team_budget_status, team_anomalies, team_plan (read) and team_apply, team_rotate_key,
 //! team_revoke_member (write).
 //!
-//! Results are JSON; money is an exact decimal string of USD. New secrets (apply, rotate) are
+//! Results are JSON without `null` fields; money is shown as the CLI shows it (`Money::usd`:
+//! `$12.35`, `$0.000396`) and every budget with the percent of it used. New secrets (apply, rotate) are
 //! in the result once; the provisioning key never is.
 
 use std::path::Path;
 
 use chrono::NaiveDate;
-use orteam_core::ApiRoute;
 use orteam_core::access::{Action, Principal, authorize};
+use orteam_core::{ApiRoute, Money};
 use orteam_insight::report::{ReportOptions, build_report, group_name};
 use orteam_insight::{AnomalyQuery, NoProgress, Period, Range, Upstream, anomalies_endpoint};
 use orteam_ledger::{BudgetScope, GroupBy, Ledger, NewAuditEntry, SecretKey};
@@ -258,7 +259,8 @@ pub(crate) struct SpendArgs {
     #[serde(default)]
     until: Option<String>,
     /// Dimensions to group by, as `orteam report --by`: e.g. ["member"], ["member","model"],
-    /// ["day"], ["route"]. Default ["member"]. (`group_by` is accepted too.)
+    /// ["day"], ["route"]. Default (as the CLI): none, one total row per source (gateway,
+    /// direct keys). (`group_by` is accepted too.)
     #[serde(default, alias = "group_by")]
     by: Option<Vec<Dimension>>,
     /// served (default) or refused, as `orteam report --outcome`.
@@ -348,6 +350,10 @@ pub(crate) struct AuditArgs {
     /// Only this action (`raise`, `revoke_member`, `token_create`, `apply`…).
     #[serde(default)]
     action: Option<String>,
+    /// Only entries since, as `orteam audit list --since`: a duration back from now ("7d",
+    /// "12h") or an RFC 3339 time. Default: all.
+    #[serde(default)]
+    since: Option<String>,
     /// Keep the newest this many entries (default 50).
     #[serde(default)]
     #[schemars(range(min = 1))]
@@ -366,6 +372,25 @@ fn parse_day(tool: &str, arg: &str, s: &str) -> Result<NaiveDate, String> {
         .map_err(|_| format!("{tool}: `{arg}` must be a date YYYY-MM-DD, got {s:?}"))
 }
 
+/// `since` of team_audit, as the CLI's `--since`: RFC 3339, or a duration back from now.
+fn parse_since(
+    tool: &str,
+    text: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text.trim()) {
+        return Ok(t.with_timezone(&chrono::Utc));
+    }
+    let bad = || {
+        format!(
+            "{tool}: `since` {text:?} is neither an RFC 3339 time (2026-05-01T18:00:00Z) nor a \
+             duration (7d)"
+        )
+    };
+    let d = file::parse_duration(text).map_err(|_| bad())?;
+    Ok(now - chrono::TimeDelta::from_std(d).map_err(|_| bad())?)
+}
+
 /// Runs a future that is not `Send` (team apply and rotation hold `&mut dyn FnMut`) to
 /// completion on a blocking thread of the current runtime.
 async fn run_unsendable<F, Fut, T>(tool: &str, f: F) -> Result<T, String>
@@ -380,8 +405,51 @@ where
         .map_err(|e| format!("{tool}: the operation did not finish: {e}"))
 }
 
+/// Fields of the team tools' results that hold an amount of money.
+const MONEY_FIELDS: &[&str] = &[
+    "amount",
+    "base_limit",
+    "baseline_mad",
+    "baseline_median",
+    "cost",
+    "floor",
+    "held",
+    "limit",
+    "min_spend",
+    "new_subject_min_spend",
+    "raised",
+    "remaining",
+    "spend",
+    "spent",
+    "threshold",
+    "usage",
+];
+
+/// A result as people (and the model reading it for them) see the CLI's: every amount in
+/// [`orteam_core::Money::usd`]'s format (`$12.35`, `$0.000396`), and no `null` fields.
+fn for_people(v: &mut Value) {
+    match v {
+        Value::Object(m) => {
+            m.retain(|_, x| !x.is_null());
+            for (k, x) in m.iter_mut() {
+                if MONEY_FIELDS.contains(&k.as_str())
+                    && let Some(money) = x.as_str().and_then(|s| Money::parse(s).ok())
+                {
+                    *x = Value::String(money.usd());
+                } else {
+                    for_people(x);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(for_people),
+        _ => {}
+    }
+}
+
 fn pretty(tool: &str, v: &Value) -> ToolResult {
-    serde_json::to_string_pretty(v).map_err(|e| format!("{tool}: cannot encode the result: {e}"))
+    let mut v = v.clone();
+    for_people(&mut v);
+    serde_json::to_string_pretty(&v).map_err(|e| format!("{tool}: cannot encode the result: {e}"))
 }
 
 fn to_value<T: serde::Serialize>(tool: &str, v: &T) -> Result<Value, String> {
@@ -426,7 +494,7 @@ impl TeamTools {
     #[tool(
         name = "team_spend",
         description = "Who spent what in the team over a period, from orteam's ledger: spend \
-                       (exact USD strings), requests and tokens grouped by member, team, model, \
+                       (USD as the CLI shows it, e.g. $12.35), requests and tokens grouped by member, team, model, \
                        day, provider, key or API route (chat, messages, responses, embeddings, \
                        completions; any combination), plus totals; `route` keeps one API route. \
                        Covers traffic through the orteam gateway and members' direct OpenRouter \
@@ -452,13 +520,8 @@ impl TeamTools {
             (since, until, None) => Range::from_bounds(since.as_deref(), until.as_deref(), now)
                 .map_err(|e| format!("{TOOL}: {e}"))?,
         };
-        let dims = args.by.unwrap_or_else(|| vec![Dimension::Member]);
-        if dims.is_empty() {
-            return Err(format!(
-                "{TOOL}: `by` must name at least one of member, team, model, day, \
-                 provider, key, route"
-            ));
-        }
+        // As `orteam report`: without `by`, one total row per source (gateway, direct keys).
+        let dims = args.by.unwrap_or_default();
         let mut group_by: Vec<GroupBy> = Vec::new();
         for d in dims {
             let g = GroupBy::from(d);
@@ -528,8 +591,8 @@ impl TeamTools {
         name = "team_budget_status",
         description = "Budget status of every member, team and org budget window (daily, weekly, \
                        monthly) in orteam's ledger: limit (with temporary raises), spent, held by \
-                       in-flight requests, remaining and when the window resets. \
-                       Money is exact USD strings. Use it for \"who is close to their budget?\". \
+                       in-flight requests, remaining, percent used and when the window resets. \
+                       Money as the CLI shows it (e.g. $12.35). Use it for \"who is close to their budget?\". \
                        Filter with scope and/or id.",
         annotations(read_only_hint = true)
     )]
@@ -579,6 +642,7 @@ impl TeamTools {
                     "spent": b.spent,
                     "held": b.held,
                     "remaining": b.remaining,
+                    "used_percent": b.spent.percent_of(b.limit),
                 })
             })
             .collect();
@@ -596,7 +660,7 @@ impl TeamTools {
         description = "Unusual spend on a day: each member, key and model's spend that day \
                        against its own trailing baseline (median + k·MAD, with floors), from \
                        orteam's ledger. Returns the flagged subjects with spend, baseline and \
-                       threshold (exact USD strings) and a sentence each. Use it for \"did anyone \
+                       threshold (USD as the CLI shows it) and a sentence each. Use it for \"did anyone \
                        spend unusually today?\". Default day: today (UTC).",
         annotations(read_only_hint = true)
     )]
@@ -642,7 +706,8 @@ impl TeamTools {
                        rotate, revoke, token create/revoke, failed sign-ins) with who, what, \
                        before → after, when and from where, and whether the hash chain is intact \
                        (`verify`: any edited, deleted or reordered row is named). Filter by \
-                       actor or action; `limit` keeps the newest entries (default 50).",
+                       actor, action or `since` (as `orteam audit list`); `limit` keeps the newest entries \
+                       (default 50).",
         annotations(read_only_hint = true)
     )]
     async fn team_audit(&self, Parameters(Args(args)): Parameters<Args<AuditArgs>>) -> ToolResult {
@@ -653,10 +718,15 @@ impl TeamTools {
             .audit_entries()
             .await
             .map_err(|e| format!("{TOOL}: reading the audit log: {e}"))?;
+        let since = match args.since.as_deref() {
+            Some(text) => Some(parse_since(TOOL, text, self.ledger.now())?),
+            None => None,
+        };
         let report = orteam_ledger::audit::verify(&entries);
         entries.retain(|e| {
             args.actor.as_ref().is_none_or(|a| &e.actor == a)
                 && args.action.as_ref().is_none_or(|a| &e.action == a)
+                && since.is_none_or(|s| e.at >= s)
         });
         let limit = args.limit.unwrap_or(50);
         let skip = entries.len().saturating_sub(limit);

@@ -64,8 +64,10 @@ async fn team_tools_read_write_and_bad_input() {
         .find(|b| b["id"] == "alice" && b["window"] == "daily")
         .unwrap_or_else(|| panic!("no alice daily budget: {t}"));
     assert_eq!(alice["scope"], "member");
-    assert_eq!(alice["limit"], "5", "money is an exact string: {t}");
-    assert_eq!(alice["remaining"], "5");
+    assert_eq!(alice["limit"], "$5.00", "money as the CLI shows it: {t}");
+    assert_eq!(alice["remaining"], "$5.00");
+    assert_eq!(alice["used_percent"], "0%", "{t}");
+    assert!(!t.contains("null"), "no null noise: {t}");
     let t = mcp
         .ok("team_budget_status", json!({ "scope": "team" }))
         .await;
@@ -76,7 +78,8 @@ async fn team_tools_read_write_and_bad_input() {
         .await;
     let v: Value = serde_json::from_str(&t).unwrap();
     assert_eq!(v["group_by"], json!(["member", "day"]), "{t}");
-    assert_eq!(v["totals"]["cost"], "0", "{t}");
+    assert_eq!(v["totals"]["cost"], "$0.00", "{t}");
+    assert!(!t.contains("null"), "no null noise: {t}");
     assert!(v["rows"].is_array(), "{t}");
 
     let bad = [
@@ -206,9 +209,9 @@ async fn team_spend_by_route() {
     assert_eq!(
         rows,
         [
-            ("chat".to_owned(), "0.1".to_owned()),
-            ("messages".to_owned(), "0.2500000375".to_owned()),
-            ("embeddings".to_owned(), "0.002".to_owned()),
+            ("chat".to_owned(), "$0.10".to_owned()),
+            ("messages".to_owned(), "$0.250".to_owned()),
+            ("embeddings".to_owned(), "$0.002".to_owned()),
         ],
         "{t}"
     );
@@ -228,7 +231,7 @@ async fn team_spend_by_route() {
         .map(|r| (r["member"].as_str().unwrap(), r["route"].as_str().unwrap()))
         .collect();
     assert_eq!(rows, [("alice", "messages"), ("bob", "messages")], "{t}");
-    assert_eq!(v["totals"]["cost"], "0.2500000375", "{t}");
+    assert_eq!(v["totals"]["cost"], "$0.250", "{t}");
 
     let t = mcp.err("team_spend", json!({ "route": "graphql" })).await;
     assert!(t.contains("graphql"), "{t}");

@@ -71,6 +71,7 @@ fn request(secs_ago: i64, member: &str, model: &str, served: &str, cost: &str) -
         outcome: Outcome::Ok,
         streamed: false,
         latency_ms: 3,
+        latency: "3.21 ms".into(),
         request_id: format!("req-{secs_ago}"),
         route: ApiRoute::Chat,
         served_outside_tier: false,

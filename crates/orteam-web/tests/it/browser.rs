@@ -15,8 +15,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use orteam_test_support::ADMIN_TOKEN;
-use orteam_test_support::browser::{SETUP, browser_env};
+use orteam_test_support::{ADMIN_TOKEN, BROWSER_SETUP, browser_env};
 
 use crate::support::seeded_gateway;
 
@@ -45,7 +44,7 @@ async fn dashboard_in_headless_chromium() {
     let out = tokio::time::timeout(Duration::from_secs(180), run)
         .await
         .expect("the browser test timed out")
-        .unwrap_or_else(|e| panic!("cannot run node: {e}: {SETUP}"));
+        .unwrap_or_else(|e| panic!("cannot run node: {e}: {BROWSER_SETUP}"));
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(

@@ -220,7 +220,7 @@ async fn tokens_and_roles_through_the_cli(backend: Backend) {
             "may not raise a budget of team \"web\"",
         ),
         (
-            &["member", "revoke", "carol"],
+            &["member", "revoke", "carol", "--yes"],
             false,
             "error: core-lead (team_lead) may not revoke in team \"web\": a team lead of core only",
         ),
@@ -278,7 +278,7 @@ async fn tokens_and_roles_through_the_cli(backend: Backend) {
         "{out}"
     );
     assert!(!out.contains(&secret), "{out}");
-    let o = orteam(&url, &["token", "revoke", "core-lead"], &[]).await;
+    let o = orteam(&url, &["token", "revoke", "core-lead", "--yes"], &[]).await;
     assert!(o.status.success());
     let o = orteam(
         &url,

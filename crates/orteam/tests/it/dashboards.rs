@@ -176,7 +176,7 @@ async fn keys_list_as_table_json_and_csv() {
     assert_eq!(csv_total, json_total);
 }
 
-fn tmux(socket: &str, args: &[&str]) -> std::process::Output {
+pub(crate) fn tmux(socket: &str, args: &[&str]) -> std::process::Output {
     std::process::Command::new("tmux")
         .arg("-L")
         .arg(socket)
@@ -189,11 +189,11 @@ fn tmux(socket: &str, args: &[&str]) -> std::process::Output {
         })
 }
 
-fn capture(socket: &str) -> String {
+pub(crate) fn capture(socket: &str) -> String {
     String::from_utf8_lossy(&tmux(socket, &["capture-pane", "-p", "-t", "top"]).stdout).into_owned()
 }
 
-async fn wait_for(socket: &str, what: &str, needle: &str) -> String {
+pub(crate) async fn wait_for(socket: &str, what: &str, needle: &str) -> String {
     let mut last = String::new();
     for _ in 0..150 {
         last = capture(socket);
@@ -206,7 +206,7 @@ async fn wait_for(socket: &str, what: &str, needle: &str) -> String {
 }
 
 /// Kills the tmux server of the test even when an assertion fails.
-struct TmuxServer(String);
+pub(crate) struct TmuxServer(pub(crate) String);
 
 impl Drop for TmuxServer {
     fn drop(&mut self) {

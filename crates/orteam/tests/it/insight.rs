@@ -191,6 +191,12 @@ async fn report_and_reconcile_cli(backend: Backend) {
     // Reconciliation: clean, then a planted difference.
     let out = orteam(&tg, today, &["reconcile", "--since", &since]).await;
     assert_eq!(out.code, 0, "{out:?}", out = (&out.stdout, &out.stderr));
+    // Without -v, reconcile prints its result and no INFO lines, and no colour into a pipe.
+    assert!(
+        !out.stderr.contains("INFO") && !out.stderr.contains('\x1b'),
+        "{}",
+        out.stderr
+    );
     assert!(
         out.stdout
             .contains(&format!("{sent} checked, {sent} match, 0 differ")),

@@ -14,6 +14,7 @@ mod demo;
 mod first_hour;
 mod gateway;
 mod insight;
+mod lead;
 mod me;
 mod operations;
 mod readme;

@@ -113,6 +113,26 @@ impl Env {
         self.orteam_with(args, &[], &[]).await
     }
 
+    /// The CLI (`program`: the binary itself, or a wrapper such as `script` given the binary
+    /// in `args`) with the test environment, in the test's directory, stdin closed.
+    pub fn command(&self, program: &std::path::Path, args: &[&str]) -> tokio::process::Command {
+        let mut cmd = tokio::process::Command::new(program);
+        cmd.args(args)
+            .current_dir(self.dir.path())
+            .env_remove("ORTEAM_LOG")
+            .env("OPENROUTER_BASE_URL", self.sim.base_url())
+            .env("OPENROUTER_PROVISIONING_KEY", self.sim.provisioning_key())
+            .env("ORTEAM_DATABASE_URL", &self.db_url)
+            .env("ORTEAM_SECRET_KEY", &self.secret_key)
+            .env(
+                "ORTEAM_CLOCK_OFFSET_SECONDS",
+                self.offset.load(Ordering::SeqCst).to_string(),
+            )
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true);
+        cmd
+    }
+
     /// Runs the CLI with the test environment, plus `env`, minus `remove`.
     pub async fn orteam_with(&self, args: &[&str], env: &[(&str, &str)], remove: &[&str]) -> Out {
         let mut cmd = tokio::process::Command::new(bin());

@@ -303,7 +303,7 @@ async fn member_revoke_is_immediate(backend: Backend) {
             .is_ok()
     );
 
-    let out = env.orteam(&["member", "revoke", "alice"]).await;
+    let out = env.orteam(&["member", "revoke", "alice", "--yes"]).await;
     assert_eq!(out.code, 0, "{out:?}");
     assert!(out.stdout.contains("1 gateway key revoked"), "{out:?}");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
@@ -320,7 +320,7 @@ async fn member_revoke_is_immediate(backend: Backend) {
     }
     watcher.shutdown().await.unwrap();
 
-    let out = env.orteam(&["member", "revoke", "bob"]).await;
+    let out = env.orteam(&["member", "revoke", "bob", "--yes"]).await;
     assert_eq!(out.code, 0, "{out:?}");
     assert!(out.stdout.contains("1 OpenRouter key deleted"), "{out:?}");
     assert!(env.sim_keys().await.is_empty());
@@ -334,7 +334,7 @@ async fn member_revoke_is_immediate(backend: Backend) {
             .is_unauthorized()
     );
 
-    let unknown = env.orteam(&["member", "revoke", "nobody"]).await;
+    let unknown = env.orteam(&["member", "revoke", "nobody", "--yes"]).await;
     assert_ne!(unknown.code, 0);
     assert!(unknown.error_line().contains("unknown member \"nobody\""));
     env.assert_secrets_hidden(&[alice, bob]);
