@@ -48,6 +48,11 @@ pub const SQLITE: &[Migration] = &[
         name: "access",
         sql: include_str!("../migrations/sqlite/0008_access.sql"),
     },
+    Migration {
+        version: 9,
+        name: "reconciled",
+        sql: include_str!("../migrations/sqlite/0009_reconciled.sql"),
+    },
 ];
 
 pub const POSTGRES: &[Migration] = &[
@@ -85,6 +90,11 @@ pub const POSTGRES: &[Migration] = &[
         version: 7,
         name: "access",
         sql: include_str!("../migrations/postgres/0007_access.sql"),
+    },
+    Migration {
+        version: 8,
+        name: "reconciled",
+        sql: include_str!("../migrations/postgres/0008_reconciled.sql"),
     },
 ];
 

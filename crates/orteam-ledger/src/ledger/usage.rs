@@ -29,6 +29,19 @@ impl Ledger {
         exact: Money,
         outcome: Outcome,
     ) -> Result<Correction, LedgerError> {
+        self.correct_cost_with(request_id, exact, outcome, None)
+            .await
+    }
+
+    /// [`Ledger::correct_cost`] that also marks the event reconciled with `evidence` (the
+    /// figures the correction rests on), when given.
+    pub async fn correct_cost_with(
+        &self,
+        request_id: &str,
+        exact: Money,
+        outcome: Outcome,
+        evidence: Option<String>,
+    ) -> Result<Correction, LedgerError> {
         if exact.is_negative() {
             return Err(LedgerError::Invalid("a cost cannot be negative".into()));
         }
@@ -43,12 +56,38 @@ impl Ledger {
                 request_id: request_id.to_owned(),
                 exact,
                 outcome,
+                reconciled: evidence.map(|e| (self.now(), e)),
                 ack: tx,
             })
             .map_err(|_| LedgerError::Closed)?;
         rx.await
             .map_err(|_| LedgerError::Closed)??
             .ok_or_else(|| not_found("usage event", request_id))
+    }
+
+    /// Records an event reconciliation found upstream but not in the ledger, **at cost 0**
+    /// (serving role only); [`Ledger::correct_cost_with`] then brings it to what upstream billed,
+    /// moving its budget windows like any correction. An event already recorded is left alone
+    /// (returns `false`). Its windows are its member's, team's and org's, or only the org's for an
+    /// org-level event ([`crate::model::ORG_LEVEL`]).
+    pub async fn record_reconciliation_event(
+        &self,
+        mut event: UsageEvent,
+    ) -> Result<bool, LedgerError> {
+        event.usage.cost = Money::ZERO;
+        event.reconciled = None;
+        let keys = crate::events::event_cells(&event);
+        let writer = self.writer()?;
+        let (tx, rx) = oneshot::channel();
+        writer
+            .send(WriterMsg::Event(crate::events::WriteJob {
+                event,
+                keys,
+                takes: Default::default(),
+                ack: Some(tx),
+            }))
+            .map_err(|_| LedgerError::Closed)?;
+        rx.await.map_err(|_| LedgerError::Closed)?
     }
 
     /// Spend and requests over a period grouped by any combination of member, team, model, day,
