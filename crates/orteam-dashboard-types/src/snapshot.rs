@@ -249,7 +249,8 @@ pub struct RecentRequest {
     pub route: ApiRoute,
     /// A policy violation: upstream served a model outside the member's tier.
     #[serde(default)]
-    pub served_outside_tier: bool,    /// Set when reconciliation corrected or inserted the event: the evidence it rests on.
+    pub served_outside_tier: bool,
+    /// Set when reconciliation corrected or inserted the event: the evidence it rests on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reconciled: Option<String>,
 }

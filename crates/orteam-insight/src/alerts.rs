@@ -290,7 +290,7 @@ fn budget_alerts(
                 }),
                 anomaly: None,
                 policy_violation: None,
-        reconcile: None,
+                reconcile: None,
             });
         }
     }

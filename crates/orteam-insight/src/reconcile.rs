@@ -42,9 +42,9 @@ use chrono::{DateTime, NaiveDate, Utc};
 use futures::StreamExt;
 use orteam_core::Money;
 use orteam_ledger::{EventFilter, Ledger, NewCorrection, ORG_LEVEL, Outcome, UsageEvent};
-use sha2::{Digest, Sha256};
 use orteam_openrouter::types::activity::ActivityParams;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::InsightError;
@@ -806,11 +806,8 @@ pub async fn reconcile(
         notes,
     };
     let (g, t) = report.differences();
-    report.summary.outstanding = g
-        .iter()
-        .filter(|c| c.status != CheckStatus::Error)
-        .count()
-        + t.len();
+    report.summary.outstanding =
+        g.iter().filter(|c| c.status != CheckStatus::Error).count() + t.len();
     Ok(report)
 }
 
@@ -1164,7 +1161,12 @@ pub async fn record_run(
         from: report.from,
         to: report.to,
         summary: report.summary.clone(),
-        changes: report.changes.iter().take(RECORDED_LINES).cloned().collect(),
+        changes: report
+            .changes
+            .iter()
+            .take(RECORDED_LINES)
+            .cloned()
+            .collect(),
         outstanding,
         incomplete: report.incomplete(),
     };

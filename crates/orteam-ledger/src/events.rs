@@ -43,6 +43,8 @@ pub enum WriterMsg {
         outcome: Outcome,
         /// Reconciliation's marker (when, evidence), stored with the new cost.
         reconciled: Option<(DateTime<Utc>, String)>,
+        /// PostgreSQL: this instance's lease consumed by a correction that raised spend.
+        takes: LeaseTakes,
         ack: oneshot::Sender<Result<Option<Correction>, LedgerError>>,
     },
     /// `last_used_at` of virtual keys, batched (not worth a transaction of its own).

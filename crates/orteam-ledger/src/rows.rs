@@ -276,7 +276,9 @@ pub(crate) fn pending_correction(r: &impl Columns) -> Result<PendingCorrection, 
             .opt_text(5)?
             .map(|j| {
                 serde_json::from_str(&j).map_err(|e| {
-                    LedgerError::Invalid(format!("a queued reconciliation event is unreadable: {e}"))
+                    LedgerError::Invalid(format!(
+                        "a queued reconciliation event is unreadable: {e}"
+                    ))
                 })
             })
             .transpose()?,

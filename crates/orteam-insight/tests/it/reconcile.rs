@@ -4,10 +4,10 @@
 //! budgets it belongs to reflect it; a second run changes nothing.
 
 use chrono::TimeDelta;
+use orteam_core::{Money, Window};
 use orteam_insight::reconcile::{
     ChangeKind, CheckStatus, ReconcileOptions, reconcile, reconcile_tick,
 };
-use orteam_core::{Money, Window};
 use orteam_insight::report::{ReportOptions, build_report};
 use orteam_insight::{AlertsConfig, NoProgress, Range, Upstream, run_alerts_once};
 use orteam_ledger::{BudgetScope, GroupBy, ORG_LEVEL, Outcome};
@@ -82,7 +82,11 @@ async fn reconcile_clean_then_planted(backend: Backend) {
     assert_eq!(dirty.summary.changed, 2);
     assert_eq!(dirty.summary.inserted, 0);
     assert_eq!(dirty.summary.matched, gateway_requests - 2);
-    let g = dirty.generations.iter().find(|g| g.request_id == vid).unwrap();
+    let g = dirty
+        .generations
+        .iter()
+        .find(|g| g.request_id == vid)
+        .unwrap();
     assert_eq!(g.status, CheckStatus::Differs);
     assert_eq!(g.openrouter, Some(victim.cost));
     assert!(g.repaired);
@@ -92,8 +96,16 @@ async fn reconcile_clean_then_planted(backend: Backend) {
     assert_eq!(change.kind, ChangeKind::Corrected);
     assert_eq!((change.before, change.after), (m("0.5"), victim.cost));
     assert!(!change.applied, "an admin process queues");
-    assert!(change.evidence.contains("total_cost"), "{}", change.evidence);
-    assert!(change.describe().starts_with("corrected bob "), "{}", change.describe());
+    assert!(
+        change.evidence.contains("total_cost"),
+        "{}",
+        change.evidence
+    );
+    assert!(
+        change.describe().starts_with("corrected bob "),
+        "{}",
+        change.describe()
+    );
 
     // The admin process only queued the exact costs; the serving gateway applies them.
     let queued = w.tg.admin.pending_cost_corrections().await.unwrap();
@@ -120,7 +132,11 @@ async fn reconcile_clean_then_planted(backend: Backend) {
     let e = w.tg.admin.event(&vid).await.unwrap().unwrap();
     assert_eq!(e.usage.cost, victim.cost);
     let marker = e.reconciled.expect("marked reconciled");
-    assert!(marker.evidence.contains("total_cost"), "{}", marker.evidence);
+    assert!(
+        marker.evidence.contains("total_cost"),
+        "{}",
+        marker.evidence
+    );
 
     // Idempotent: a second run changes nothing and finds everything equal.
     let again = reconcile(&w.tg.admin, &up, &ReconcileOptions::new(range), &NoProgress)
@@ -225,13 +241,21 @@ async fn reconcile_books_unrecorded_spend(backend: Backend) {
     let queued_again = reconcile(&tg.admin, &up, &ReconcileOptions::new(range), &NoProgress)
         .await
         .unwrap();
-    assert!(queued_again.changes.is_empty(), "{:#?}", queued_again.changes);
+    assert!(
+        queued_again.changes.is_empty(),
+        "{:#?}",
+        queued_again.changes
+    );
     assert_eq!(tg.admin.pending_cost_corrections().await.unwrap().len(), 1);
 
     // The serving gateway applies it: the org's budget has no room left, alice's is untouched.
-    let tick = reconcile_tick(&gateway_ledger, &up, std::time::Duration::from_secs(3 * 86_400))
-        .await
-        .unwrap();
+    let tick = reconcile_tick(
+        &gateway_ledger,
+        &up,
+        std::time::Duration::from_secs(3 * 86_400),
+    )
+    .await
+    .unwrap();
     assert!(tick.changes.is_empty(), "{:#?}", tick.changes);
     assert!(!tick.money_differs(), "{:#?}", tick.differences());
     let after = org_monthly(&gateway_ledger.all_budget_status().await.unwrap());
@@ -304,7 +328,11 @@ async fn reconcile_books_unrecorded_spend(backend: Backend) {
     let panel = &snap["reconciliation"];
     assert_eq!(panel["inserted"], 1, "{panel}");
     assert_eq!(panel["outstanding"], 0, "{panel}");
-    assert_eq!(panel["org_level"], unrecorded.to_canonical_string(), "{panel}");
+    assert_eq!(
+        panel["org_level"],
+        unrecorded.to_canonical_string(),
+        "{panel}"
+    );
     assert_eq!(
         panel["org_level_month"],
         unrecorded.to_canonical_string(),
@@ -335,7 +363,10 @@ async fn reconcile_books_unrecorded_spend(backend: Backend) {
         .expect("a reconcile_difference alert");
     assert_eq!(alert.body["reconcile"]["summary"]["inserted"], 1);
     assert!(
-        alert.body["text"].as_str().unwrap().contains("at org level"),
+        alert.body["text"]
+            .as_str()
+            .unwrap()
+            .contains("at org level"),
         "{}",
         alert.body
     );

@@ -141,7 +141,11 @@ impl Ledger {
     }
 
     /// Records a reconciliation run's result (JSON written by `orteam-insight`).
-    pub async fn record_reconcile_run(&self, source: &str, result: String) -> Result<(), LedgerError> {
+    pub async fn record_reconcile_run(
+        &self,
+        source: &str,
+        result: String,
+    ) -> Result<(), LedgerError> {
         self.store()
             .record_reconcile_run(self.now(), source.to_owned(), result)
             .await

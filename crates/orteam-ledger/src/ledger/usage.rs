@@ -4,6 +4,7 @@ use orteam_core::Money;
 use tokio::sync::oneshot;
 
 use super::{Ledger, not_found};
+use crate::budget::engine::Mode;
 use crate::error::LedgerError;
 use crate::events::WriterMsg;
 use crate::model::*;
@@ -50,6 +51,23 @@ impl Ledger {
                 "a corrected cost is exact: its outcome cannot be provisional".into(),
             ));
         }
+        // PostgreSQL: money a correction adds is taken from this instance's lease where it has
+        // one, so the lease cannot grant it a second time (SQLite: the engine's spend is the
+        // budget, moved when the batch commits).
+        let takes = if self.inner.engine.mode() == Mode::Leased {
+            match self.inner.store.event(request_id.to_owned()).await? {
+                Some(ev) => match exact.checked_sub(ev.usage.cost) {
+                    Some(delta) => self
+                        .inner
+                        .engine
+                        .take_lease(&crate::events::event_cells(&ev), delta),
+                    None => Vec::new(),
+                },
+                None => Vec::new(),
+            }
+        } else {
+            Vec::new()
+        };
         let (tx, rx) = oneshot::channel();
         self.writer()?
             .send(WriterMsg::Correct {
@@ -57,6 +75,7 @@ impl Ledger {
                 exact,
                 outcome,
                 reconciled: evidence.map(|e| (self.now(), e)),
+                takes,
                 ack: tx,
             })
             .map_err(|_| LedgerError::Closed)?;

@@ -256,6 +256,12 @@ async fn write_batch(
         deltas.add(&j.keys, j.event.usage.cost);
         add_take(&mut takes, &j.takes);
     }
+    // Lease consumed by corrections that raised spend (their spend is added below).
+    for m in batch {
+        if let WriterMsg::Correct { takes: t, .. } = m {
+            add_take(&mut takes, t);
+        }
+    }
     let col = |f: &dyn Fn(&crate::model::UsageEvent) -> Option<String>| -> Vec<Option<String>> {
         uniq.iter().map(|j| f(&j.event)).collect()
     };
@@ -464,7 +470,13 @@ async fn write_batch(
                          reconciled_at = COALESCE($4, reconciled_at), \
                          reconciled_evidence = COALESCE($5, reconciled_evidence) \
                          WHERE request_id = $1",
-                        &[request_id, &dec(*exact), &plan.outcome.as_str(), &at, &evidence],
+                        &[
+                            request_id,
+                            &dec(*exact),
+                            &plan.outcome.as_str(),
+                            &at,
+                            &evidence,
+                        ],
                     )
                     .await?;
                 corrections.add(&plan.keys, plan.delta);

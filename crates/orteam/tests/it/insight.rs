@@ -224,7 +224,11 @@ async fn report_and_reconcile_cli(backend: Backend) {
     assert_eq!(money(&change["after"]), exact);
     // On SQLite the running gateway owns the file: the CLI queued the correction and the
     // gateway's reconcile tick applies it (here by hand); on PostgreSQL it is applied already.
-    tg.gateway().ledger.apply_pending_corrections().await.unwrap();
+    tg.gateway()
+        .ledger
+        .apply_pending_corrections()
+        .await
+        .unwrap();
     let e = tg.admin.event(&vid).await.unwrap().unwrap();
     assert_eq!(e.usage.cost, exact);
     assert!(e.reconciled.unwrap().evidence.contains("total_cost"));
@@ -263,7 +267,11 @@ async fn report_and_reconcile_cli(backend: Backend) {
         "{}",
         out.stdout
     );
-    tg.gateway().ledger.apply_pending_corrections().await.unwrap();
+    tg.gateway()
+        .ledger
+        .apply_pending_corrections()
+        .await
+        .unwrap();
     // Idempotent: the next run changes nothing.
     let out = orteam(
         &tg,
@@ -280,7 +288,14 @@ async fn report_and_reconcile_cli(backend: Backend) {
         &tg,
         today,
         &[
-            "report", "--since", &since, "--by", "member", "--format", "json", "--no-direct",
+            "report",
+            "--since",
+            &since,
+            "--by",
+            "member",
+            "--format",
+            "json",
+            "--no-direct",
         ],
     )
     .await;
