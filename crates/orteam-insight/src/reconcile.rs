@@ -753,11 +753,13 @@ pub async fn reconcile(
                             matches: c.ledger == c.openrouter,
                             repaired: false,
                         };
-                        if !check.matches && opts.corrections != Corrections::Report {
-                            if let Some(change) =
-                                book_difference(ledger, &dir, &check, c.waiting, apply_now, &mut notes)
-                                    .await?
-                            {
+                        if !check.matches
+                            && opts.corrections != Corrections::Report
+                            && let Some(change) = book_difference(
+                                ledger, &dir, &check, c.waiting, apply_now, &mut notes,
+                            )
+                            .await?
+                        {
                                 check.repaired = true;
                                 summary.inserted += 1;
                                 if change.member == ORG_LEVEL {
@@ -767,7 +769,6 @@ pub async fn reconcile(
                                         .unwrap_or(summary.org_level);
                                 }
                                 changes.push(change);
-                            }
                         }
                         totals.push(check);
                     }
@@ -971,11 +972,11 @@ fn in_flight_without_generation(e: &UsageEvent) -> bool {
 /// case (what its member's budget held for it): the total is exact, and no member is charged
 /// more than its own hold; the evidence names every member involved. Skipped while any other
 /// provisional event of that key, day and model still waits for its exact cost.
-async fn repair_in_flight<'e>(
+async fn repair_in_flight(
     ledger: &Ledger,
     upstream: &Upstream,
     opts: &ReconcileOptions,
-    events: &'e [UsageEvent],
+    events: &[UsageEvent],
     checks: &[GenerationCheck],
     exact: &mut HashMap<String, Money>,
     notes: &mut Vec<String>,
