@@ -144,7 +144,7 @@ pub struct ReconcileArgs {
     /// List every check, not only the differences (table format).
     #[arg(long)]
     pub all: bool,
-    /// Only report; do not queue or apply exact costs of provisional charges.
+    /// Only report; do not queue or apply any correction or reconciliation event.
     #[arg(long)]
     pub dry_run: bool,
     /// The gateway's shared inference key, to look up its requests' generations. Prefer the

@@ -15,5 +15,5 @@ pub mod snapshot;
 pub use alerts::{Alert, Severity};
 pub use keys::{KeyMode, KeyRow, KeyTotals};
 pub use orteam_core::{BudgetScope, Outcome};
-pub use rules::{derive_alerts, refusal_alerts};
+pub use rules::{derive_alerts, reconcile_alerts, refusal_alerts};
 pub use snapshot::{Range, Snapshot, SplitBy};

@@ -149,3 +149,36 @@ pub fn refusal_alerts(refusals: &[RefusalRow]) -> Vec<Alert> {
         })
         .collect()
 }
+
+/// The newest reconciliation run as an alert: it changed money (info) or left differences
+/// (warning); nothing when it did neither.
+pub fn reconcile_alerts(panel: Option<&crate::snapshot::ReconcilePanel>) -> Vec<Alert> {
+    let Some(p) = panel else {
+        return Vec::new();
+    };
+    let changed = p.corrected + p.inserted > 0;
+    if !changed && p.outstanding == 0 {
+        return Vec::new();
+    }
+    let mut message = format!(
+        "reconciliation with OpenRouter: changed {} events, inserted {}, booked {} at org level",
+        p.corrected,
+        p.inserted,
+        usd(p.org_level)
+    );
+    if p.outstanding > 0 {
+        message.push_str(&format!("; {} difference(s) not repaired", p.outstanding));
+    }
+    vec![Alert {
+        severity: if p.outstanding > 0 {
+            Severity::Warning
+        } else {
+            Severity::Info
+        },
+        kind: "reconcile_difference".into(),
+        subject: "org".into(),
+        message,
+        action: (p.outstanding > 0).then(|| "orteam reconcile".to_owned()),
+        time: Some(p.finished_at),
+    }]
+}

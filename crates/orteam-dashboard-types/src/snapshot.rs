@@ -97,6 +97,10 @@ pub struct Snapshot {
     pub anomalies: Vec<Alert>,
     /// Name of the anomaly detector, `None` when none is wired in.
     pub anomaly_detector: Option<String>,
+    /// The newest reconciliation with OpenRouter (the serving gateway's loop or `orteam
+    /// reconcile`), `None` before the first run or for a member's own view.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reconciliation: Option<ReconcilePanel>,
     /// Server-rendered SVG charts, when asked for with `charts=svg`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub charts: Option<Charts>,
@@ -249,6 +253,35 @@ pub struct RecentRequest {
     /// A policy violation: upstream served a model outside the member's tier.
     #[serde(default)]
     pub served_outside_tier: bool,
+    /// Set when reconciliation corrected or inserted the event: the evidence it rests on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reconciled: Option<String>,
+}
+
+/// The *Reconciliation* panel: the newest run and the money booked at org level.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReconcilePanel {
+    pub finished_at: DateTime<Utc>,
+    /// `gateway` (its periodic loop) or `cli`.
+    pub source: String,
+    /// Requests compared with `/generation` that matched.
+    pub matched: usize,
+    /// Existing events whose cost the run corrected.
+    pub corrected: usize,
+    /// Reconciliation events inserted for charges the ledger never recorded.
+    pub inserted: usize,
+    /// Booked at org level by the run (not attributable to a member).
+    pub org_level: Money,
+    /// Booked at org level this month, all runs ("unattributed (org)").
+    pub org_level_month: Money,
+    /// Differences left as they are.
+    pub outstanding: usize,
+    /// One line per change of the run (the first 100).
+    pub changes: Vec<String>,
+    /// One line per outstanding difference (the first 100).
+    pub outstanding_lines: Vec<String>,
+    /// Some look-ups failed.
+    pub incomplete: bool,
 }
 
 /// Requests refused for one member × reason × cause over a period.

@@ -115,7 +115,7 @@ pub struct AlertPayload {
     /// The alert id (also in the `X-Orteam-Alert-Id` header): the same for every delivery
     /// attempt, so a receiver can drop a duplicate.
     pub id: String,
-    /// `budget` or `anomaly`.
+    /// `budget`, `anomaly`, `policy_violation` or `reconcile_difference`.
     pub kind: String,
     pub created_at: DateTime<Utc>,
     pub text: String,
@@ -125,6 +125,8 @@ pub struct AlertPayload {
     pub anomaly: Option<Anomaly>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy_violation: Option<PolicyViolation>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reconcile: Option<crate::reconcile::RecordedRun>,
 }
 
 /// A request upstream served with a model outside the member's tier.
@@ -166,6 +168,50 @@ fn violation_alert(e: &orteam_ledger::UsageEvent, now: DateTime<Utc>) -> AlertPa
         budget: None,
         anomaly: None,
         policy_violation: Some(v),
+        reconcile: None,
+    }
+}
+
+/// How old a reconciliation run may be and still be alerted on.
+const RECONCILE_LOOKBACK: TimeDelta = TimeDelta::days(1);
+
+/// `reconcile_difference`: the newest reconciliation run changed money or left differences.
+/// The id is derived from what it reports (the changes and the outstanding differences), so the
+/// gateway's loop finding the same differences again every tick alerts once, and a new change
+/// or difference alerts again.
+fn reconcile_alert(run: &crate::reconcile::RecordedRun, now: DateTime<Utc>) -> AlertPayload {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for c in &run.changes {
+        h.update(c.request_id.as_bytes());
+        h.update(b"|");
+        h.update(c.after.to_canonical_string().as_bytes());
+        h.update(b"\n");
+    }
+    for o in &run.outstanding {
+        h.update(o.as_bytes());
+        h.update(b"\n");
+    }
+    let id = format!("reconcile:{}", &hex::encode(h.finalize())[..20]);
+    let mut text = format!(
+        "orteam: reconciliation with OpenRouter {}",
+        run.summary.changes_line()
+    );
+    if run.summary.outstanding > 0 {
+        text.push_str(&format!(
+            "; {} difference(s) not repaired",
+            run.summary.outstanding
+        ));
+    }
+    AlertPayload {
+        id,
+        kind: "reconcile_difference".into(),
+        created_at: now,
+        text,
+        budget: None,
+        anomaly: None,
+        policy_violation: None,
+        reconcile: Some(run.clone()),
     }
 }
 
@@ -244,6 +290,7 @@ fn budget_alerts(
                 }),
                 anomaly: None,
                 policy_violation: None,
+                reconcile: None,
             });
         }
     }
@@ -259,6 +306,7 @@ fn anomaly_alert(a: &Anomaly, now: DateTime<Utc>) -> AlertPayload {
         budget: None,
         anomaly: Some(a.clone()),
         policy_violation: None,
+        reconcile: None,
     }
 }
 
@@ -305,6 +353,12 @@ async fn enqueue(
         .await
         .map_err(InsightError::ledger("reading policy violations"))?;
     payloads.extend(violations.iter().map(|e| violation_alert(e, now)));
+    if let Some(run) = crate::reconcile::last_run(ledger).await?
+        && run.needs_attention()
+        && run.finished_at >= now - RECONCILE_LOOKBACK
+    {
+        payloads.push(reconcile_alert(&run, now));
+    }
     let mut rows = Vec::with_capacity(payloads.len() * cfg.webhooks.len());
     for p in &payloads {
         let body = serde_json::to_string(p)?;

@@ -31,7 +31,8 @@ pub use error::InsightError;
 pub use period::{Period, Range};
 pub use progress::{NoProgress, Progress};
 pub use reconcile::{
-    Corrections, ReconcileOptions, ReconcileReport, reconcile, run_reconcile_loop,
+    ChangeKind, Corrections, ReconcileChange, ReconcileOptions, ReconcileReport, RecordedRun,
+    reconcile, run_reconcile_loop,
 };
 pub use report::{Report, ReportOptions, ReportRow, Source, build_report};
 pub use upstream::Upstream;

@@ -212,8 +212,9 @@ pub async fn build_report(
         .filter(|g| g.requests > 0)
         .map(|g| ReportRow {
             source: Source::Gateway,
-            member: g.member,
-            team: g.team,
+            // Money reconciliation booked at org level (not attributable to a member).
+            member: g.member.map(org_level_label),
+            team: g.team.map(org_level_label),
             model: g.model,
             day: g.day,
             provider: g.provider,
@@ -346,6 +347,18 @@ pub async fn build_report(
         notes,
     })
 }
+
+/// [`orteam_ledger::ORG_LEVEL`] as people read it: `unattributed (org)`.
+fn org_level_label(id: String) -> String {
+    if id == orteam_ledger::ORG_LEVEL {
+        UNATTRIBUTED.to_owned()
+    } else {
+        id
+    }
+}
+
+/// How reports show money booked at org level by reconciliation.
+pub const UNATTRIBUTED: &str = "unattributed (org)";
 
 /// Refusals recorded in `range` (of one route, if given), summed per member × reason × detail.
 pub async fn refusals_in(

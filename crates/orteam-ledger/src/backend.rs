@@ -136,8 +136,21 @@ impl CorrectionStore for AnyStore {
         exact: Money,
         generation_id: Option<String>,
         now: DateTime<Utc>,
+        evidence: Option<String>,
+        new_event: Option<String>,
     ) -> Result<bool, LedgerError> {
-        dispatch!(self, s => s.queue_correction(request_id, exact, generation_id, now).await)
+        dispatch!(self, s => s.queue_correction(request_id, exact, generation_id, now, evidence, new_event).await)
+    }
+    async fn record_reconcile_run(
+        &self,
+        finished_at: DateTime<Utc>,
+        source: String,
+        result: String,
+    ) -> Result<(), LedgerError> {
+        dispatch!(self, s => s.record_reconcile_run(finished_at, source, result).await)
+    }
+    async fn last_reconcile_run(&self) -> Result<Option<crate::model::ReconcileRun>, LedgerError> {
+        dispatch!(self, s => s.last_reconcile_run().await)
     }
     async fn pending_corrections(&self) -> Result<Vec<PendingCorrection>, LedgerError> {
         dispatch!(self, s => s.pending_corrections().await)

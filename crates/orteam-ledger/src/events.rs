@@ -41,6 +41,10 @@ pub enum WriterMsg {
         exact: Money,
         /// The outcome a `provisional` event gets once its cost is exact.
         outcome: Outcome,
+        /// Reconciliation's marker (when, evidence), stored with the new cost.
+        reconciled: Option<(DateTime<Utc>, String)>,
+        /// PostgreSQL: this instance's lease consumed by a correction that raised spend.
+        takes: LeaseTakes,
         ack: oneshot::Sender<Result<Option<Correction>, LedgerError>>,
     },
     /// `last_used_at` of virtual keys, batched (not worth a transaction of its own).
@@ -163,18 +167,31 @@ pub fn plan_correction(
         Outcome::Provisional => outcome,
         other => other,
     };
-    let keys = CellKey::all_for(
-        &Id::from(ev.member_id.as_str()),
-        &Id::from(ev.team_id.as_str()),
-        &Id::from(ev.org_id.as_str()),
-        ev.time,
-    );
+    let keys = event_cells(ev);
     Ok(PlannedCorrection {
         correction: Correction { previous, exact },
         outcome,
         keys,
         delta,
     })
+}
+
+/// The spend windows an event counts against: member, team and org × daily, weekly, monthly at
+/// its reservation instant; an org-level event ([`crate::model::ORG_LEVEL`]) only the org's.
+pub fn event_cells(ev: &UsageEvent) -> Vec<CellKey> {
+    let org = Id::from(ev.org_id.as_str());
+    if ev.is_org_level() {
+        return orteam_core::Window::ALL
+            .into_iter()
+            .map(|w| CellKey::new(crate::model::BudgetScope::Org, org.clone(), w, ev.time))
+            .collect();
+    }
+    CellKey::all_for(
+        &Id::from(ev.member_id.as_str()),
+        &Id::from(ev.team_id.as_str()),
+        &org,
+        ev.time,
+    )
 }
 
 /// A planned correction (`None`: no such event).

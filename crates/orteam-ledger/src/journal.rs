@@ -265,6 +265,7 @@ fn owned(r: Record<'_>) -> UsageEvent {
         team_id: r.team.into_owned(),
         org_id: r.org.into_owned(),
         usage: r.usage.into_owned(),
+        reconciled: None,
     }
 }
 
@@ -719,6 +720,7 @@ mod tests {
                 "openai/gpt-4o-mini",
                 Money::parse("0.0000123").unwrap_or_default(),
             ),
+            reconciled: None,
         }
     }
 

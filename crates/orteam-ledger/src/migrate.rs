@@ -49,6 +49,11 @@ pub const SQLITE: &[Migration] = &[
         sql: include_str!("../migrations/sqlite/0008_access.sql"),
     },
     Migration {
+        version: 9,
+        name: "reconciled",
+        sql: include_str!("../migrations/sqlite/0009_reconciled.sql"),
+    },
+    Migration {
         version: 11,
         name: "gateway_keys",
         sql: include_str!("../migrations/sqlite/0011_gateway_keys.sql"),
@@ -95,6 +100,11 @@ pub const POSTGRES: &[Migration] = &[
         version: 7,
         name: "access",
         sql: include_str!("../migrations/postgres/0007_access.sql"),
+    },
+    Migration {
+        version: 8,
+        name: "reconciled",
+        sql: include_str!("../migrations/postgres/0008_reconciled.sql"),
     },
     Migration {
         version: 10,

@@ -428,9 +428,31 @@ pub struct UsageEvent {
     pub org_id: String,
     #[serde(flatten)]
     pub usage: Usage,
+    /// Set when reconciliation corrected or inserted this event: when, and the figures it rests
+    /// on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reconciled: Option<Reconciled>,
+}
+
+/// The member id (and team id) of an event booked at **org level**: money OpenRouter billed
+/// that reconciliation cannot attribute to a member (the shared key used outside the gateway).
+/// It counts against the org's budgets only and is shown as "unattributed (org)". No member id
+/// can take this value (ids are slugs).
+pub const ORG_LEVEL: &str = "(org)";
+
+/// The reconciliation marker of an event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reconciled {
+    pub at: DateTime<Utc>,
+    pub evidence: String,
 }
 
 impl UsageEvent {
+    /// Whether the event is booked at org level ([`ORG_LEVEL`]).
+    pub fn is_org_level(&self) -> bool {
+        self.member_id == ORG_LEVEL
+    }
+
     /// The model the cost belongs to: the served model when known, else the requested one.
     pub fn model(&self) -> &str {
         self.usage
@@ -487,6 +509,39 @@ pub struct PendingCorrection {
     pub exact: Money,
     pub generation_id: Option<String>,
     pub requested_at: DateTime<Utc>,
+    /// What the correction rests on (written to the event's `reconciled_evidence`).
+    #[serde(default)]
+    pub evidence: Option<String>,
+    /// An event to record (at cost 0) before correcting it to `exact`: a charge OpenRouter
+    /// billed that the ledger never recorded.
+    #[serde(default)]
+    pub new_event: Option<UsageEvent>,
+}
+
+/// A correction for [`crate::Ledger::request_correction`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewCorrection {
+    pub request_id: String,
+    pub exact: Money,
+    pub generation_id: Option<String>,
+    pub evidence: Option<String>,
+    /// Insert this event first (its cost is ignored: it is recorded at 0, then corrected).
+    pub new_event: Option<UsageEvent>,
+}
+
+/// How many reconciliation runs `reconcile_runs` keeps (older ones are deleted as new ones are
+/// recorded).
+pub const RECONCILE_RUNS_KEPT: i64 = 500;
+
+/// One recorded reconciliation run (`reconcile_runs`): its result as JSON (written and read by
+/// `orteam-insight`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReconcileRun {
+    pub id: i64,
+    pub finished_at: DateTime<Utc>,
+    /// Who ran it: `gateway` (the serving gateway's loop) or `cli`.
+    pub source: String,
+    pub result: String,
 }
 
 /// A queued correction that [`Ledger::apply_pending_corrections`] applied.

@@ -217,6 +217,12 @@ pub(crate) const EVENT_COLUMNS: &str = "time, member_id, team_id, org_id, reques
      requested_model, served_model, provider, prompt_tokens, completion_tokens, reasoning_tokens, cached_tokens, \
      cost, generation_id, streamed, outcome, latency_ms, title, route, served_outside_tier, latency_us";
 
+/// [`EVENT_COLUMNS`] and the reconciliation marker: what reads select (inserts never set it).
+pub(crate) const EVENT_READ_COLUMNS: &str = "time, member_id, team_id, org_id, request_id, virtual_key_id, upstream_key_hash, \
+     requested_model, served_model, provider, prompt_tokens, completion_tokens, reasoning_tokens, cached_tokens, \
+     cost, generation_id, streamed, outcome, latency_ms, title, route, served_outside_tier, \
+     reconciled_at, reconciled_evidence";
+
 pub(crate) fn event(r: &impl Columns) -> Result<UsageEvent, LedgerError> {
     Ok(UsageEvent {
         time: r.time(0)?,
@@ -244,6 +250,10 @@ pub(crate) fn event(r: &impl Columns) -> Result<UsageEvent, LedgerError> {
             served_outside_tier: r.flag(21)?,
             latency_us: r.count(22)?,
         },
+        reconciled: match (r.opt_time(22)?, r.opt_text(23)?) {
+            (Some(at), Some(evidence)) => Some(Reconciled { at, evidence }),
+            _ => None,
+        },
     })
 }
 
@@ -264,7 +274,8 @@ pub(crate) fn outbox_entry(r: &impl Columns) -> Result<OutboxEntry, LedgerError>
     })
 }
 
-pub(crate) const CORRECTION_COLUMNS: &str = "request_id, exact_cost, generation_id, requested_at";
+pub(crate) const CORRECTION_COLUMNS: &str =
+    "request_id, exact_cost, generation_id, requested_at, evidence, new_event";
 
 pub(crate) fn pending_correction(r: &impl Columns) -> Result<PendingCorrection, LedgerError> {
     Ok(PendingCorrection {
@@ -272,6 +283,28 @@ pub(crate) fn pending_correction(r: &impl Columns) -> Result<PendingCorrection, 
         exact: r.money(1)?,
         generation_id: r.opt_text(2)?,
         requested_at: r.time(3)?,
+        evidence: r.opt_text(4)?,
+        new_event: r
+            .opt_text(5)?
+            .map(|j| {
+                serde_json::from_str(&j).map_err(|e| {
+                    LedgerError::Invalid(format!(
+                        "a queued reconciliation event is unreadable: {e}"
+                    ))
+                })
+            })
+            .transpose()?,
+    })
+}
+
+pub(crate) const RECONCILE_RUN_COLUMNS: &str = "id, finished_at, source, result";
+
+pub(crate) fn reconcile_run(r: &impl Columns) -> Result<ReconcileRun, LedgerError> {
+    Ok(ReconcileRun {
+        id: r.int(0)?,
+        finished_at: r.time(1)?,
+        source: r.text(2)?,
+        result: r.text(3)?,
     })
 }
 

@@ -123,11 +123,24 @@ pub(crate) trait CorrectionStore: Send + Sync + 'static {
         exact: Money,
         generation_id: Option<String>,
         now: DateTime<Utc>,
+        evidence: Option<String>,
+        new_event: Option<String>,
     ) -> impl Future<Output = Result<bool, LedgerError>> + Send;
     /// Queued and not applied, oldest first.
     fn pending_corrections(
         &self,
     ) -> impl Future<Output = Result<Vec<PendingCorrection>, LedgerError>> + Send;
+    /// Records a reconciliation run's result, keeping the newest [`crate::model::RECONCILE_RUNS_KEPT`].
+    fn record_reconcile_run(
+        &self,
+        finished_at: DateTime<Utc>,
+        source: String,
+        result: String,
+    ) -> impl Future<Output = Result<(), LedgerError>> + Send;
+    /// The newest recorded reconciliation run.
+    fn last_reconcile_run(
+        &self,
+    ) -> impl Future<Output = Result<Option<crate::model::ReconcileRun>, LedgerError>> + Send;
     /// Marks a queued correction applied (with the error that made it skipped, if any).
     fn mark_correction(
         &self,

@@ -241,6 +241,7 @@ function render(snap) {
   renderAlerts($("alerts"), snap.alerts,
     "All clear: no budget above 80 %, no key overdue for rotation, no failed requests, no member refused 10 times today.");
   renderRefused(snap.refusals || []);
+  renderReconcile(snap.reconciliation);
   renderAnomalies(snap);
   renderRoutes(snap.by_route || []);
   renderRecent(snap.recent);
@@ -342,6 +343,32 @@ function renderRefused(refusals) {
     el("td", {}, time(r.last)))));
 }
 
+/** The newest reconciliation with OpenRouter: what it changed and what it left. */
+function renderReconcile(r) {
+  const card = $("reconcile-card");
+  if (!r) {
+    card.dataset.state = "none";
+    $("reconcile-when").textContent = "";
+    $("reconcile-summary").textContent = "No reconciliation has run yet (the serving gateway runs it periodically; or run orteam reconcile).";
+    $("reconcile-lines").replaceChildren();
+    return;
+  }
+  card.dataset.state = r.outstanding ? "differs" : "ok";
+  $("reconcile-when").textContent = `(${r.source}, ${time(r.finished_at)})`;
+  $("reconcile-summary").replaceChildren(
+    el("span", { "data-field": "matched" }, `${r.matched} matched`), " · ",
+    el("span", { "data-field": "corrected" }, `${r.corrected} corrected`), " · ",
+    el("span", { "data-field": "inserted" }, `${r.inserted} inserted`), " · ",
+    el("span", { "data-field": "org-level" }, `${usd(r.org_level)} booked at org level`), " · ",
+    el("span", { "data-field": "outstanding" }, `${r.outstanding} outstanding`),
+    " · unattributed (org) this month: ", el("span", { "data-field": "org-level-month" }, usd(r.org_level_month)),
+    r.incomplete ? " · some look-ups failed" : "");
+  const lines = r.outstanding_lines.map((t) => el("li", { class: "warning", "data-kind": "outstanding" }, t))
+    .concat(r.changes.map((t) => el("li", { class: "info", "data-kind": "change" }, t)));
+  if (!lines.length) lines.push(el("li", { class: "none" }, "The ledger matches what OpenRouter billed."));
+  $("reconcile-lines").replaceChildren(...lines);
+}
+
 function refusedBy(r) {
   if (r.reason === "budget_exceeded") return r.detail ? `${r.detail} budget` : "a budget";
   if (r.reason === "rate_limit_exceeded") return `rate limit${r.detail ? " (" + r.detail + ")" : ""}`;
@@ -382,10 +409,12 @@ function renderRecent(recent) {
       ? [r.requested_model, el("span", { class: "muted" }, " → "), r.served_model || r.requested_model, note]
       : [r.served_model || r.requested_model];
     const tr = el("tr", { "data-request-id": r.request_id, class: !first && !state.seen.has(r.request_id) ? "fresh" : null },
-      el("td", {}, clock(r.time)), el("td", {}, r.member), el("td", {}, r.route || "chat"), el("td", {}, ...model),
+      el("td", {}, clock(r.time)), el("td", {}, r.member === "(org)" ? "unattributed (org)" : r.member),
+      el("td", {}, r.route || "chat"), el("td", {}, ...model),
       el("td", { class: "num" }, `${r.prompt_tokens} / ${r.completion_tokens}`),
       el("td", { class: "num" }, usd(r.cost)),
-      el("td", {}, pill(r.outcome), r.streamed ? el("span", { class: "muted" }, " stream") : null),
+      el("td", {}, pill(r.outcome), r.streamed ? el("span", { class: "muted" }, " stream") : null,
+        r.reconciled ? el("span", { class: "muted reconciled", title: r.reconciled }, " reconciled") : null),
       el("td", { class: "num" }, r.latency || `${r.latency_ms} ms`));
     return tr;
   });

@@ -9,12 +9,12 @@ use orteam_core::{ApiRoute, Money, Window};
 use orteam_ledger::{BudgetStatus, EventFilter, Ledger, LedgerError, UsageEvent};
 
 pub use orteam_dashboard_types::snapshot::{
-    Charts, Gauge, MAX_SERIES, MemberRow, ModelRow, NamedSeries, Range, RecentRequest, RefusalRow,
-    RouteRow, Series, Snapshot, SplitBy, Totals, permille, usd,
+    Charts, Gauge, MAX_SERIES, MemberRow, ModelRow, NamedSeries, Range, RecentRequest,
+    ReconcilePanel, RefusalRow, RouteRow, Series, Snapshot, SplitBy, Totals, permille, usd,
 };
 
 use crate::keys::{KeyTotals, KeyUsage, key_rows};
-use orteam_dashboard_types::rules::{derive_alerts, refusal_alerts};
+use orteam_dashboard_types::rules::{derive_alerts, reconcile_alerts, refusal_alerts};
 
 /// Inputs of [`build`] that do not come from the ledger.
 #[derive(Debug, Clone, Copy)]
@@ -80,6 +80,12 @@ pub async fn build_for(
         })
         .await?;
     let mut statuses = ledger.all_budget_status().await?;
+    // The reconciliation panel is the org's: a member's or a team lead's view leaves it out.
+    let last_run = if visible.is_none_or(|v| v.org) {
+        ledger.last_reconcile_run().await?
+    } else {
+        None
+    };
     let mut dir = ledger.directory();
     if let Some(v) = visible {
         events.retain(|e| v.member(&e.member_id));
@@ -201,8 +207,15 @@ pub async fn build_for(
     let keys = key_rows(&dir, &statuses, &usage, now, false);
     let key_totals = KeyTotals::of(&keys);
     let recent: Vec<RecentRequest> = recent.iter().map(recent_request).collect();
+    let org_level_month: Money = events
+        .iter()
+        .filter(|e| e.time >= month && e.is_org_level())
+        .map(|e| e.usage.cost)
+        .sum();
+    let reconciliation = last_run.and_then(|r| reconcile_panel(&r, org_level_month));
     let mut alerts = derive_alerts(&budgets, &keys, &recent, now);
     alerts.extend(refusal_alerts(&refusals));
+    alerts.extend(reconcile_alerts(reconciliation.as_ref()));
     alerts.sort_by_key(|a| a.severity);
     Ok(Snapshot {
         generated_at: now,
@@ -220,7 +233,35 @@ pub async fn build_for(
         refusals,
         anomalies: Vec::new(),
         anomaly_detector: None,
+        reconciliation,
         charts: None,
+    })
+}
+
+/// The *Reconciliation* panel from the newest recorded run (written by `orteam-insight`).
+fn reconcile_panel(
+    row: &orteam_ledger::ReconcileRun,
+    org_level_month: Money,
+) -> Option<ReconcilePanel> {
+    let run: orteam_insight::RecordedRun = match serde_json::from_str(&row.result) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(run = row.id, error = %e, "unreadable reconciliation run");
+            return None;
+        }
+    };
+    Some(ReconcilePanel {
+        finished_at: run.finished_at,
+        source: run.source,
+        matched: run.summary.matched,
+        corrected: run.summary.changed,
+        inserted: run.summary.inserted,
+        org_level: run.summary.org_level,
+        org_level_month,
+        outstanding: run.summary.outstanding,
+        changes: run.changes.iter().map(|c| c.describe()).collect(),
+        outstanding_lines: run.outstanding,
+        incomplete: run.incomplete,
     })
 }
 
@@ -329,5 +370,6 @@ pub fn recent_request(e: &UsageEvent) -> RecentRequest {
         request_id: e.usage.request_id.clone(),
         route: e.usage.route,
         served_outside_tier: e.usage.served_outside_tier,
+        reconciled: e.reconciled.as_ref().map(|r| r.evidence.clone()),
     }
 }

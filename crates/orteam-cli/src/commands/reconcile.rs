@@ -1,6 +1,9 @@
 //! `orteam reconcile [--since DATE] [--until DATE]`: every ledger event against OpenRouter's
-//! `/generation`, every day/model/key total against `/activity`. Prints the differences (and
-//! with `--all` every check); exits 1 when money differs.
+//! `/generation`, every day/model/key total against `/activity`. Repairs what it can (exact
+//! costs, costs that differ from the generation, charges upstream billed that the ledger never
+//! recorded: see `orteam_insight::reconcile`), prints one line per change and a summary
+//! ("changed N events, inserted M, booked $X at org level"), then the differences left (with
+//! `--all` every check); exits 1 when money differs and was not repaired.
 //!
 //! Provisional charges become exact. This process opens the ledger in the serving role when it
 //! can and then applies the corrections itself; when a gateway already serves the ledger (a
@@ -65,7 +68,13 @@ pub async fn run(cx: &Context, args: ReconcileArgs) -> anyhow::Result<ExitCode> 
     let (ledger, corrections) = open_for_corrections(cx, &args).await?;
     let mut opts = ReconcileOptions::new(range);
     opts.corrections = corrections;
-    let result = orteam_insight::reconcile(&ledger, &up, &opts, &Bar::new()).await;
+    let mut result = orteam_insight::reconcile(&ledger, &up, &opts, &Bar::new()).await;
+    if corrections != Corrections::Report
+        && let Ok(report) = &result
+        && let Err(e) = orteam_insight::reconcile::record_run(&ledger, "cli", report).await
+    {
+        result = Err(e);
+    }
     let closed = ledger.shutdown().await;
     let report = result?;
     closed.context("closing the ledger")?;
@@ -79,11 +88,12 @@ pub async fn run(cx: &Context, args: ReconcileArgs) -> anyhow::Result<ExitCode> 
     }
     out.flush()?;
     if report.money_differs() {
+        let (g, t) = report.differences();
         let _ = writeln!(
             std::io::stderr(),
-            "error: money differs from OpenRouter ({} request(s), {} day total(s))",
-            report.summary.differed + report.summary.missing,
-            report.summary.totals_differed
+            "error: money differs from OpenRouter and was not repaired ({} request(s), {} day total(s))",
+            g.iter().filter(|c| c.status != CheckStatus::Error).count(),
+            t.len()
         );
         return Ok(ExitCode::FAILURE);
     }
@@ -127,12 +137,18 @@ fn write_table(out: &mut impl Write, r: &ReconcileReport, all: bool) -> anyhow::
         "Generations: {} checked, {} match, {} differ, {} missing, {} corrected ({} applied), {} pending, {} errors",
         s.checked, s.matched, s.differed, s.missing, s.corrected, s.applied, s.pending, s.errors
     )?;
+    for c in &r.changes {
+        writeln!(out, "{}", c.describe())?;
+    }
     writeln!(
         out,
-        "Changed: {} exact cost(s) {}, {} request(s) left in flight repaired from /activity",
-        s.corrected + s.repaired,
-        if s.applied > 0 { "applied" } else { "queued" },
-        s.repaired
+        "Changes ({}): {}",
+        if r.changes.iter().all(|c| c.applied) {
+            "applied"
+        } else {
+            "queued for the serving gateway"
+        },
+        s.changes_line()
     )?;
     writeln!(
         out,
@@ -142,7 +158,9 @@ fn write_table(out: &mut impl Write, r: &ReconcileReport, all: bool) -> anyhow::
     let gens: Vec<_> = r
         .generations
         .iter()
-        .filter(|g| all || !matches!(g.status, CheckStatus::Match | CheckStatus::Pending))
+        .filter(|g| {
+            all || (!g.repaired && !matches!(g.status, CheckStatus::Match | CheckStatus::Pending))
+        })
         .collect();
     if !gens.is_empty() {
         let mut t = Table::new();
@@ -172,13 +190,18 @@ fn write_table(out: &mut impl Write, r: &ReconcileReport, all: bool) -> anyhow::
                 ),
                 Cell::new(match &g.message {
                     Some(m) if g.status == CheckStatus::Error => format!("error: {m}"),
+                    _ if g.repaired && g.status == CheckStatus::Differs => "corrected".to_owned(),
                     _ => status(g.status).to_owned(),
                 }),
             ]);
         }
         writeln!(out, "\n{t}")?;
     }
-    let totals: Vec<_> = r.totals.iter().filter(|t| all || !t.matches).collect();
+    let totals: Vec<_> = r
+        .totals
+        .iter()
+        .filter(|t| all || (!t.matches && !t.repaired))
+        .collect();
     if !totals.is_empty() {
         let mut t = Table::new();
         t.load_preset(presets::UTF8_FULL_CONDENSED);
@@ -199,7 +222,13 @@ fn write_table(out: &mut impl Write, r: &ReconcileReport, all: bool) -> anyhow::
                 right(x.ledger.to_canonical_string()),
                 right(x.openrouter.to_canonical_string()),
                 right(format!("{} / {}", x.ledger_requests, x.openrouter_requests)),
-                Cell::new(if x.matches { "match" } else { "DIFFERS" }),
+                Cell::new(if x.matches {
+                    "match"
+                } else if x.repaired {
+                    "repaired"
+                } else {
+                    "DIFFERS"
+                }),
             ]);
         }
         writeln!(out, "\n{t}")?;

@@ -368,6 +368,29 @@ impl BudgetEngine {
         takes
     }
 
+    /// Leased: consumes up to `amount` of this instance's free lease (lease not held by a
+    /// reservation) in each of `keys`, for a cost correction that raised spend, and returns what
+    /// the writer must debit from the lease rows, so the money a correction adds is not granted
+    /// again from a lease taken before it. Owned: nothing (the engine's spend is the budget).
+    pub fn take_lease(&self, keys: &[CellKey], amount: Money) -> LeaseTakes {
+        let mut takes = Vec::new();
+        if self.mode != Mode::Leased || amount.is_zero() || amount.is_negative() {
+            return takes;
+        }
+        let mut st = self.state.lock();
+        for k in keys {
+            if let Some(cell) = st.cells.get_mut(k) {
+                let free = cell.lease.saturating_sub_floor_zero(cell.held);
+                let take = amount.min(free);
+                if let (Some(db), false) = (cell.db_id, take.is_zero()) {
+                    cell.lease = cell.lease.saturating_sub_floor_zero(take);
+                    takes.push((db, take));
+                }
+            }
+        }
+        takes
+    }
+
     /// Undoes a settle whose event turned out to be a duplicate request id.
     pub fn refund(&self, keys: &[CellKey], cost: Money, takes: &LeaseTakes) {
         let mut st = self.state.lock();

@@ -156,6 +156,7 @@ impl Ledger {
             team_id: r.team.to_string(),
             org_id: r.org.to_string(),
             usage,
+            reconciled: None,
         };
         Ok((
             writer,

@@ -27,6 +27,7 @@ impl Ledger {
             team_id: r.team.to_string(),
             org_id: r.org.to_string(),
             usage,
+            reconciled: None,
         };
         if let Some(journal) = &self.inner.journal {
             let seq = journal.append_hold(hold)?;

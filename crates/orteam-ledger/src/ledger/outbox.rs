@@ -20,7 +20,10 @@ use orteam_core::Money;
 
 use super::{Ledger, td};
 use crate::error::LedgerError;
-use crate::model::{AppliedCorrection, NewAlert, OutboxEntry, Outcome, PendingCorrection};
+use crate::model::{
+    AppliedCorrection, NewAlert, NewCorrection, OutboxEntry, Outcome, PendingCorrection,
+    ReconcileRun,
+};
 use crate::store::{CorrectionStore, OutboxStore};
 
 impl Ledger {
@@ -101,6 +104,33 @@ impl Ledger {
                 exact,
                 generation_id.map(str::to_owned),
                 self.now(),
+                None,
+                None,
+            )
+            .await
+    }
+
+    /// Queues a reconciliation correction: an exact cost with its evidence, and optionally an
+    /// event to record first (a charge upstream billed that the ledger never saw). Same queue
+    /// rules as [`Ledger::request_cost_correction`].
+    pub async fn request_correction(&self, c: NewCorrection) -> Result<bool, LedgerError> {
+        if c.exact.is_negative() {
+            return Err(LedgerError::Invalid("a cost cannot be negative".into()));
+        }
+        let new_event = c
+            .new_event
+            .as_ref()
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(|e| LedgerError::Invalid(format!("encoding a reconciliation event: {e}")))?;
+        self.store()
+            .queue_correction(
+                c.request_id,
+                c.exact,
+                c.generation_id,
+                self.now(),
+                c.evidence,
+                new_event,
             )
             .await
     }
@@ -108,6 +138,22 @@ impl Ledger {
     /// Corrections queued and not applied yet, oldest first.
     pub async fn pending_cost_corrections(&self) -> Result<Vec<PendingCorrection>, LedgerError> {
         self.store().pending_corrections().await
+    }
+
+    /// Records a reconciliation run's result (JSON written by `orteam-insight`).
+    pub async fn record_reconcile_run(
+        &self,
+        source: &str,
+        result: String,
+    ) -> Result<(), LedgerError> {
+        self.store()
+            .record_reconcile_run(self.now(), source.to_owned(), result)
+            .await
+    }
+
+    /// The newest recorded reconciliation run.
+    pub async fn last_reconcile_run(&self) -> Result<Option<ReconcileRun>, LedgerError> {
+        self.store().last_reconcile_run().await
     }
 
     async fn mark_correction(
@@ -121,7 +167,7 @@ impl Ledger {
     }
 
     /// Applies every queued correction with [`Ledger::correct_cost`] (serving role only) and
-    /// marks it applied. A correction whose event no longer exists is marked applied with an
+    /// marks it applied; one that carries a new event records it first. A correction whose event no longer exists is marked applied with an
     /// error and skipped. The event update and the queue mark are two steps: a crash between
     /// them re-applies the same exact cost next time, which changes nothing (the difference is
     /// then zero).
@@ -129,7 +175,15 @@ impl Ledger {
         let pending = self.pending_cost_corrections().await?;
         let mut out = Vec::with_capacity(pending.len());
         for p in pending {
-            match self.correct_cost(&p.request_id, p.exact, Outcome::Ok).await {
+            if let Some(ev) = p.new_event {
+                // Recorded at 0 first; a crash before the correction leaves it at 0 with the
+                // correction still queued, and the next run applies it (idempotent).
+                self.record_reconciliation_event(ev).await?;
+            }
+            match self
+                .correct_cost_with(&p.request_id, p.exact, Outcome::Ok, p.evidence)
+                .await
+            {
                 Ok(correction) => {
                     self.mark_correction(&p.request_id, None).await?;
                     out.push(AppliedCorrection {

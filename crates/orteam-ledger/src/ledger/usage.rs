@@ -4,6 +4,7 @@ use orteam_core::Money;
 use tokio::sync::oneshot;
 
 use super::{Ledger, not_found};
+use crate::budget::engine::Mode;
 use crate::error::LedgerError;
 use crate::events::WriterMsg;
 use crate::model::*;
@@ -29,6 +30,19 @@ impl Ledger {
         exact: Money,
         outcome: Outcome,
     ) -> Result<Correction, LedgerError> {
+        self.correct_cost_with(request_id, exact, outcome, None)
+            .await
+    }
+
+    /// [`Ledger::correct_cost`] that also marks the event reconciled with `evidence` (the
+    /// figures the correction rests on), when given.
+    pub async fn correct_cost_with(
+        &self,
+        request_id: &str,
+        exact: Money,
+        outcome: Outcome,
+        evidence: Option<String>,
+    ) -> Result<Correction, LedgerError> {
         if exact.is_negative() {
             return Err(LedgerError::Invalid("a cost cannot be negative".into()));
         }
@@ -37,18 +51,62 @@ impl Ledger {
                 "a corrected cost is exact: its outcome cannot be provisional".into(),
             ));
         }
+        // PostgreSQL: money a correction adds is taken from this instance's lease where it has
+        // one, so the lease cannot grant it a second time (SQLite: the engine's spend is the
+        // budget, moved when the batch commits).
+        let takes = if self.inner.engine.mode() == Mode::Leased {
+            match self.inner.store.event(request_id.to_owned()).await? {
+                Some(ev) => match exact.checked_sub(ev.usage.cost) {
+                    Some(delta) => self
+                        .inner
+                        .engine
+                        .take_lease(&crate::events::event_cells(&ev), delta),
+                    None => Vec::new(),
+                },
+                None => Vec::new(),
+            }
+        } else {
+            Vec::new()
+        };
         let (tx, rx) = oneshot::channel();
         self.writer()?
             .send(WriterMsg::Correct {
                 request_id: request_id.to_owned(),
                 exact,
                 outcome,
+                reconciled: evidence.map(|e| (self.now(), e)),
+                takes,
                 ack: tx,
             })
             .map_err(|_| LedgerError::Closed)?;
         rx.await
             .map_err(|_| LedgerError::Closed)??
             .ok_or_else(|| not_found("usage event", request_id))
+    }
+
+    /// Records an event reconciliation found upstream but not in the ledger, **at cost 0**
+    /// (serving role only); [`Ledger::correct_cost_with`] then brings it to what upstream billed,
+    /// moving its budget windows like any correction. An event already recorded is left alone
+    /// (returns `false`). Its windows are its member's, team's and org's, or only the org's for an
+    /// org-level event ([`crate::model::ORG_LEVEL`]).
+    pub async fn record_reconciliation_event(
+        &self,
+        mut event: UsageEvent,
+    ) -> Result<bool, LedgerError> {
+        event.usage.cost = Money::ZERO;
+        event.reconciled = None;
+        let keys = crate::events::event_cells(&event);
+        let writer = self.writer()?;
+        let (tx, rx) = oneshot::channel();
+        writer
+            .send(WriterMsg::Event(crate::events::WriteJob {
+                event,
+                keys,
+                takes: Default::default(),
+                ack: Some(tx),
+            }))
+            .map_err(|_| LedgerError::Closed)?;
+        rx.await.map_err(|_| LedgerError::Closed)?
     }
 
     /// Spend and requests over a period grouped by any combination of member, team, model, day,

@@ -6,7 +6,7 @@ use super::{PgStore, all, db};
 use crate::error::LedgerError;
 use crate::model::UsageEvent;
 use crate::query::EventFilter;
-use crate::rows::{self, EVENT_COLUMNS};
+use crate::rows::{self, EVENT_READ_COLUMNS};
 use crate::store::EventStore;
 
 impl EventStore for PgStore {
@@ -18,7 +18,7 @@ impl EventStore for PgStore {
             "time ASC, seq ASC"
         };
         let sql = format!(
-            "SELECT {EVENT_COLUMNS} FROM usage_events WHERE ($1::timestamptz IS NULL OR time >= $1) \
+            "SELECT {EVENT_READ_COLUMNS} FROM usage_events WHERE ($1::timestamptz IS NULL OR time >= $1) \
              AND ($2::timestamptz IS NULL OR time < $2) AND ($3::text IS NULL OR member_id = $3) \
              AND ($4::text IS NULL OR team_id = $4) AND (NOT $5 OR outcome = 'provisional') \
              AND ($7::text IS NULL OR route = $7) AND (NOT $8 OR served_outside_tier) ORDER BY {order} LIMIT $6"
@@ -47,7 +47,7 @@ impl EventStore for PgStore {
         let c = self.client().await?;
         let row = c
             .query_opt(
-                &format!("SELECT {EVENT_COLUMNS} FROM usage_events WHERE request_id = $1"),
+                &format!("SELECT {EVENT_READ_COLUMNS} FROM usage_events WHERE request_id = $1"),
                 &[&request_id],
             )
             .await

@@ -5,8 +5,8 @@ use orteam_core::Money;
 
 use super::{PgStore, all, db, dec};
 use crate::error::LedgerError;
-use crate::model::{NewAlert, OutboxEntry, PendingCorrection};
-use crate::rows::{self, CORRECTION_COLUMNS, OUTBOX_COLUMNS};
+use crate::model::{NewAlert, OutboxEntry, PendingCorrection, RECONCILE_RUNS_KEPT, ReconcileRun};
+use crate::rows::{self, CORRECTION_COLUMNS, OUTBOX_COLUMNS, RECONCILE_RUN_COLUMNS};
 use crate::store::{CorrectionStore, OutboxStore};
 
 impl OutboxStore for PgStore {
@@ -127,17 +127,20 @@ impl CorrectionStore for PgStore {
         exact: Money,
         generation_id: Option<String>,
         now: DateTime<Utc>,
+        evidence: Option<String>,
+        new_event: Option<String>,
     ) -> Result<bool, LedgerError> {
         let n = self
             .client()
             .await?
             .execute(
-                "INSERT INTO cost_corrections (request_id, exact_cost, generation_id, requested_at) \
-                 VALUES ($1, $2, $3, $4) ON CONFLICT (request_id) DO UPDATE SET \
+                "INSERT INTO cost_corrections (request_id, exact_cost, generation_id, requested_at, evidence, new_event) \
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (request_id) DO UPDATE SET \
                  exact_cost = excluded.exact_cost, generation_id = excluded.generation_id, \
-                 requested_at = excluded.requested_at, error = NULL \
+                 requested_at = excluded.requested_at, evidence = excluded.evidence, \
+                 new_event = excluded.new_event, error = NULL \
                  WHERE cost_corrections.applied_at IS NULL",
-                &[&request_id, &dec(exact), &generation_id, &now],
+                &[&request_id, &dec(exact), &generation_id, &now, &evidence, &new_event],
             )
             .await
             .map_err(db("queueing a cost correction"))?;
@@ -158,6 +161,47 @@ impl CorrectionStore for PgStore {
             .await
             .map_err(db("reading queued cost corrections"))?;
         all(&rows, rows::pending_correction)
+    }
+
+    async fn record_reconcile_run(
+        &self,
+        finished_at: DateTime<Utc>,
+        source: String,
+        result: String,
+    ) -> Result<(), LedgerError> {
+        let op = "recording a reconciliation run";
+        let client = self.client().await?;
+        let row = client
+            .query_one(
+                "INSERT INTO reconcile_runs (finished_at, source, result) VALUES ($1, $2, $3) RETURNING id",
+                &[&finished_at, &source, &result],
+            )
+            .await
+            .map_err(db(op))?;
+        let id: i64 = row.get(0);
+        client
+            .execute(
+                "DELETE FROM reconcile_runs WHERE id <= $1",
+                &[&(id - RECONCILE_RUNS_KEPT)],
+            )
+            .await
+            .map_err(db(op))?;
+        Ok(())
+    }
+
+    async fn last_reconcile_run(&self) -> Result<Option<ReconcileRun>, LedgerError> {
+        let rows = self
+            .client()
+            .await?
+            .query(
+                &format!(
+                    "SELECT {RECONCILE_RUN_COLUMNS} FROM reconcile_runs ORDER BY id DESC LIMIT 1"
+                ),
+                &[],
+            )
+            .await
+            .map_err(db("reading the last reconciliation run"))?;
+        Ok(all(&rows, rows::reconcile_run)?.into_iter().next())
     }
 
     async fn mark_correction(

@@ -26,7 +26,7 @@ use crate::error::LedgerError;
 use crate::events::{
     BatchOutcome, MAX_BATCH, SpendDeltas, WriterMsg, finish_batch, plan_correction,
 };
-use crate::rows::{self, EVENT_COLUMNS};
+use crate::rows::{self, EVENT_COLUMNS, EVENT_READ_COLUMNS};
 
 const SPEND_UPSERT_SQL: &str = "INSERT INTO budget_windows (scope, scope_id, win, window_start, spent) \
      SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::date[], $5::numeric[]) \
@@ -256,6 +256,12 @@ async fn write_batch(
         deltas.add(&j.keys, j.event.usage.cost);
         add_take(&mut takes, &j.takes);
     }
+    // Lease consumed by corrections that raised spend (their spend is added below).
+    for m in batch {
+        if let WriterMsg::Correct { takes: t, .. } = m {
+            add_take(&mut takes, t);
+        }
+    }
     let col = |f: &dyn Fn(&crate::model::UsageEvent) -> Option<String>| -> Vec<Option<String>> {
         uniq.iter().map(|j| f(&j.event)).collect()
     };
@@ -435,11 +441,12 @@ async fn write_batch(
                 request_id,
                 exact,
                 outcome,
+                reconciled,
                 ..
             } => {
                 let row = client
                     .query_opt(
-                        &format!("SELECT {EVENT_COLUMNS} FROM usage_events WHERE request_id = $1 FOR UPDATE"),
+                        &format!("SELECT {EVENT_READ_COLUMNS} FROM usage_events WHERE request_id = $1 FOR UPDATE"),
                         &[request_id],
                     )
                     .await?;
@@ -455,10 +462,23 @@ async fn write_batch(
                             continue;
                         }
                     };
+                let (at, evidence) = match reconciled {
+                    Some((at, e)) => (Some(*at), Some(e.as_str())),
+                    None => (None, None),
+                };
                 client
                     .execute(
-                        "UPDATE usage_events SET cost = $2, outcome = $3 WHERE request_id = $1",
-                        &[request_id, &dec(*exact), &plan.outcome.as_str()],
+                        "UPDATE usage_events SET cost = $2, outcome = $3, \
+                         reconciled_at = COALESCE($4, reconciled_at), \
+                         reconciled_evidence = COALESCE($5, reconciled_evidence) \
+                         WHERE request_id = $1",
+                        &[
+                            request_id,
+                            &dec(*exact),
+                            &plan.outcome.as_str(),
+                            &at,
+                            &evidence,
+                        ],
                     )
                     .await?;
                 corrections.add(&plan.keys, plan.delta);

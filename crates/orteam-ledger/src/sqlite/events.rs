@@ -7,7 +7,7 @@ use super::{SqliteStore, all, db, first, ts};
 use crate::error::LedgerError;
 use crate::model::UsageEvent;
 use crate::query::EventFilter;
-use crate::rows::{self, EVENT_COLUMNS};
+use crate::rows::{self, EVENT_READ_COLUMNS};
 use crate::store::EventStore;
 
 impl EventStore for SqliteStore {
@@ -16,7 +16,7 @@ impl EventStore for SqliteStore {
             let op = "reading events";
             let order = if f.newest_first { "time DESC, seq DESC" } else { "time ASC, seq ASC" };
             let sql = format!(
-                "SELECT {EVENT_COLUMNS} FROM usage_events WHERE (?1 IS NULL OR time >= ?1) AND (?2 IS NULL OR time < ?2) \
+                "SELECT {EVENT_READ_COLUMNS} FROM usage_events WHERE (?1 IS NULL OR time >= ?1) AND (?2 IS NULL OR time < ?2) \
                  AND (?3 IS NULL OR member_id = ?3) AND (?4 IS NULL OR team_id = ?4) AND (?5 = 0 OR outcome = 'provisional') \
                  AND (?7 IS NULL OR route = ?7) AND (?8 = 0 OR served_outside_tier = 1) ORDER BY {order} LIMIT ?6"
             );
@@ -46,7 +46,7 @@ impl EventStore for SqliteStore {
             let op = "reading an event";
             let mut stmt = c
                 .prepare_cached(&format!(
-                    "SELECT {EVENT_COLUMNS} FROM usage_events WHERE request_id = ?1"
+                    "SELECT {EVENT_READ_COLUMNS} FROM usage_events WHERE request_id = ?1"
                 ))
                 .map_err(db(op))?;
             first(&mut stmt, params![request_id], |r| rows::event(r), op)

@@ -6,8 +6,8 @@ use rusqlite::{TransactionBehavior, params};
 
 use super::{SqliteStore, all, db, ts};
 use crate::error::LedgerError;
-use crate::model::{NewAlert, OutboxEntry, PendingCorrection};
-use crate::rows::{self, CORRECTION_COLUMNS, OUTBOX_COLUMNS};
+use crate::model::{NewAlert, OutboxEntry, PendingCorrection, RECONCILE_RUNS_KEPT, ReconcileRun};
+use crate::rows::{self, CORRECTION_COLUMNS, OUTBOX_COLUMNS, RECONCILE_RUN_COLUMNS};
 use crate::store::{CorrectionStore, OutboxStore};
 
 impl OutboxStore for SqliteStore {
@@ -136,16 +136,26 @@ impl CorrectionStore for SqliteStore {
         exact: Money,
         generation_id: Option<String>,
         now: DateTime<Utc>,
+        evidence: Option<String>,
+        new_event: Option<String>,
     ) -> Result<bool, LedgerError> {
         self.run(move |c| {
             let n = c
                 .execute(
-                    "INSERT INTO cost_corrections (request_id, exact_cost, generation_id, requested_at) \
-                     VALUES (?1, ?2, ?3, ?4) ON CONFLICT (request_id) DO UPDATE SET \
+                    "INSERT INTO cost_corrections (request_id, exact_cost, generation_id, requested_at, evidence, new_event) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (request_id) DO UPDATE SET \
                      exact_cost = excluded.exact_cost, generation_id = excluded.generation_id, \
-                     requested_at = excluded.requested_at, error = NULL \
+                     requested_at = excluded.requested_at, evidence = excluded.evidence, \
+                     new_event = excluded.new_event, error = NULL \
                      WHERE cost_corrections.applied_at IS NULL",
-                    params![request_id, exact.to_canonical_string(), generation_id, ts(now)],
+                    params![
+                        request_id,
+                        exact.to_canonical_string(),
+                        generation_id,
+                        ts(now),
+                        evidence,
+                        new_event
+                    ],
                 )
                 .map_err(db("queueing a cost correction"))?;
             Ok(n > 0)
@@ -163,6 +173,49 @@ impl CorrectionStore for SqliteStore {
                 ))
                 .map_err(db(op))?;
             all(&mut st, [], |r| rows::pending_correction(r), op)
+        })
+        .await
+    }
+
+    async fn record_reconcile_run(
+        &self,
+        finished_at: DateTime<Utc>,
+        source: String,
+        result: String,
+    ) -> Result<(), LedgerError> {
+        self.run(move |c| {
+            let op = "recording a reconciliation run";
+            let tx = c
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(db(op))?;
+            tx.execute(
+                "INSERT INTO reconcile_runs (finished_at, source, result) VALUES (?1, ?2, ?3)",
+                params![ts(finished_at), source, result],
+            )
+            .map_err(db(op))?;
+            let id = tx.last_insert_rowid();
+            tx.execute(
+                "DELETE FROM reconcile_runs WHERE id <= ?1",
+                params![id - RECONCILE_RUNS_KEPT],
+            )
+            .map_err(db(op))?;
+            tx.commit().map_err(db(op))?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn last_reconcile_run(&self) -> Result<Option<ReconcileRun>, LedgerError> {
+        self.run(|c| {
+            let op = "reading the last reconciliation run";
+            let mut st = c
+                .prepare(&format!(
+                    "SELECT {RECONCILE_RUN_COLUMNS} FROM reconcile_runs ORDER BY id DESC LIMIT 1"
+                ))
+                .map_err(db(op))?;
+            Ok(all(&mut st, [], |r| rows::reconcile_run(r), op)?
+                .into_iter()
+                .next())
         })
         .await
     }

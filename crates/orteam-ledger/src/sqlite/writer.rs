@@ -19,7 +19,7 @@ use crate::events::{
     plan_correction,
 };
 use crate::journal::{Journal, remove_segments};
-use crate::rows::{self, EVENT_COLUMNS};
+use crate::rows::{self, EVENT_COLUMNS, EVENT_READ_COLUMNS};
 
 /// How long the writer gathers journaled events after a wake-up before committing them: one
 /// transaction per interval instead of one per event, and no wake-up per event.
@@ -220,12 +220,13 @@ fn write_batch(conn: &mut Connection, batch: &[WriterMsg]) -> Result<BatchOutcom
                     request_id,
                     exact,
                     outcome,
+                    reconciled,
                     ..
                 } => {
                     let found = {
                         let mut st = tx
                             .prepare_cached(&format!(
-                                "SELECT {EVENT_COLUMNS} FROM usage_events WHERE request_id = ?1"
+                                "SELECT {EVENT_READ_COLUMNS} FROM usage_events WHERE request_id = ?1"
                             ))
                             .map_err(err)?;
                         first(
@@ -251,11 +252,16 @@ fn write_batch(conn: &mut Connection, batch: &[WriterMsg]) -> Result<BatchOutcom
                         }
                     };
                     tx.execute(
-                        "UPDATE usage_events SET cost = ?2, outcome = ?3 WHERE request_id = ?1",
+                        "UPDATE usage_events SET cost = ?2, outcome = ?3, \
+                         reconciled_at = COALESCE(?4, reconciled_at), \
+                         reconciled_evidence = COALESCE(?5, reconciled_evidence) \
+                         WHERE request_id = ?1",
                         params![
                             request_id,
                             exact.to_canonical_string(),
-                            plan.outcome.as_str()
+                            plan.outcome.as_str(),
+                            reconciled.as_ref().map(|(at, _)| ts(*at)),
+                            reconciled.as_ref().map(|(_, e)| e.as_str()),
                         ],
                     )
                     .map_err(err)?;

@@ -716,3 +716,80 @@ backend_tests!(
     a_correction_gives_a_provisional_event_its_final_outcome,
     a_correction_that_overflows_is_an_error,
 );
+
+/// A reconciliation event (a charge upstream billed that the ledger never recorded), queued by
+/// any process and applied by the serving one: recorded at 0 then corrected, marked with its
+/// evidence, counted against the org's windows only when booked at org level, so the org's
+/// budget refuses what it no longer has room for, also from a lease taken before it
+/// (PostgreSQL); applying or queueing it again changes nothing.
+async fn reconciliation_events_count_against_the_org(b: Backend) {
+    let db = TestDb::new(b).await;
+    let ledger = db.open(serving()).await;
+    seed(&ledger, &[("alice", "core")]).await;
+    ledger
+        .set_budget(BudgetScope::Member, "alice", Window::Daily, m("5"))
+        .await
+        .unwrap();
+    ledger
+        .set_budget(BudgetScope::Org, "acme", Window::Monthly, m("1"))
+        .await
+        .unwrap();
+    let r = ledger.reserve("alice", m("0.1")).await.unwrap();
+    r.settle(Usage::new("req-1", "m", m("0.1"))).await.unwrap();
+
+    let now = ledger.now();
+    let event = orteam_ledger::UsageEvent {
+        time: now,
+        member_id: orteam_ledger::ORG_LEVEL.into(),
+        team_id: orteam_ledger::ORG_LEVEL.into(),
+        org_id: "acme".into(),
+        usage: Usage::new("reconcile-1", "m", Money::ZERO),
+        reconciled: None,
+    };
+    let queue = || orteam_ledger::NewCorrection {
+        request_id: "reconcile-1".into(),
+        exact: m("0.9"),
+        generation_id: None,
+        evidence: Some("/activity: billed 0.9 more".into()),
+        new_event: Some(event.clone()),
+    };
+    // Queued by an admin process (no writer), applied by the serving one.
+    let admin = db.open(orteam_ledger::LedgerOptions::admin()).await;
+    assert!(admin.request_correction(queue()).await.unwrap());
+    let applied = ledger.apply_pending_corrections().await.unwrap();
+    assert_eq!(applied.len(), 1);
+    assert_eq!(applied[0].correction.exact, m("0.9"));
+    let e = ledger.event("reconcile-1").await.unwrap().unwrap();
+    assert!(e.is_org_level());
+    assert_eq!(e.usage.cost, m("0.9"));
+    assert_eq!(e.reconciled.unwrap().evidence, "/activity: billed 0.9 more");
+    let st = ledger.all_budget_status().await.unwrap();
+    let org = st.iter().find(|s| s.scope == BudgetScope::Org).unwrap();
+    assert_eq!(org.spent, m("1.0"));
+    let alice = st.iter().find(|s| s.scope == BudgetScope::Member).unwrap();
+    assert_eq!(alice.spent, m("0.1"), "org-level money is not alice's");
+    assert!(
+        ledger.reserve("alice", m("0.01")).await.is_err(),
+        "the org has no room left"
+    );
+    // Idempotent: applied once.
+    assert!(!admin.request_correction(queue()).await.unwrap());
+    assert!(ledger.apply_pending_corrections().await.unwrap().is_empty());
+    admin.shutdown().await.unwrap();
+    ledger.shutdown().await.unwrap();
+
+    // Durable: a reopened ledger starts from the same spend.
+    let again = db.open(serving()).await;
+    let st = again.all_budget_status().await.unwrap();
+    assert_eq!(
+        st.iter()
+            .find(|s| s.scope == BudgetScope::Org)
+            .unwrap()
+            .spent,
+        m("1.0")
+    );
+    assert!(again.reserve("alice", m("0.01")).await.is_err());
+    again.shutdown().await.unwrap();
+}
+
+backend_tests!(reconciliation_events_count_against_the_org);

@@ -75,6 +75,7 @@ fn request(secs_ago: i64, member: &str, model: &str, served: &str, cost: &str) -
         request_id: format!("req-{secs_ago}"),
         route: ApiRoute::Chat,
         served_outside_tier: false,
+        reconciled: None,
     }
 }
 
@@ -174,6 +175,7 @@ pub fn fixture() -> Snapshot {
         }],
         anomalies: vec![],
         anomaly_detector: None,
+        reconciliation: None,
         charts: None,
     }
 }

@@ -403,7 +403,11 @@ pub async fn drill(backend: Backend, rounds: usize) {
         .filter(|e| e.member_id == "alice")
         .map(|e| e.usage.cost)
         .sum();
-    let repaired = out.stdout.matches("left in flight repaired").count();
+    let repaired = out
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("corrected "))
+        .count();
     println!("| round | answered | recorded | in flight resolved at restart |");
     println!("|---|---|---|---|");
     for (i, r) in rows.iter().enumerate() {
@@ -416,14 +420,14 @@ pub async fn drill(backend: Backend, rounds: usize) {
         );
     }
     println!(
-        "ledger {recorded}, billed {billed}, difference {}; alice {alice} (at most {alice_bound} upstream) of {limit}; {provisional} provisional left; {repaired}",
+        "ledger {recorded}, billed {billed}, difference {}; alice {alice} (at most {alice_bound} upstream) of {limit}; {provisional} provisional left; {repaired} corrected by reconcile",
         recorded.checked_sub(billed).unwrap()
     );
     for r in &rows {
         assert_eq!(r.recorded, r.answered, "answered requests lost");
     }
     assert!(
-        out.stdout.contains("Changed:"),
+        out.stdout.contains("at org level"),
         "reconcile says what it changed:\n{out:?}"
     );
     assert_eq!(provisional, 0, "everything exact after reconciliation");
