@@ -117,15 +117,21 @@ pub async fn run(
         .get(HEADER_GENERATION_ID)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    if let Some(id) = &header_generation_id {
-        // Upstream billed this generation: a crash from here on is corrected exactly.
-        reservation.record_generation_id(id).await;
-    }
     let is_stream = resp
         .headers()
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("text/event-stream"));
+    if let Some(id) = &header_generation_id {
+        // Upstream billed this generation: a crash from here on is corrected exactly. A
+        // stream may run for minutes, so its id is made durable now; a whole answer is
+        // settled as soon as its body is read, and its id rides with that write.
+        if is_stream {
+            reservation.record_generation_id(id).await;
+        } else {
+            reservation.note_generation_id(id).await;
+        }
+    }
     let meta = Settlement {
         gw: gw.clone(),
         wire,

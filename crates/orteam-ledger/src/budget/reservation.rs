@@ -82,10 +82,25 @@ impl Reservation {
 
     /// Adds upstream's generation id to the in-flight record, so a crash before the settle is
     /// corrected exactly from `/generation`. Best effort: returns once it is durable on SQLite;
-    /// queued for the next group commit on PostgreSQL.
+    /// queued for the next group commit on PostgreSQL. For a long answer (a stream).
     pub async fn record_generation_id(&self, generation_id: &str) {
         if let (Some(ledger), Some(id)) = (&self.ledger, &self.in_flight) {
-            ledger.record_in_flight_generation(id, generation_id).await;
+            ledger
+                .record_in_flight_generation(id, generation_id, true)
+                .await;
+        }
+    }
+
+    /// Like [`Reservation::record_generation_id`], without waiting: the id is written with the
+    /// next journal write, normally this request's own settle a moment later. For an answer
+    /// read whole before it is settled, where waiting would add a write to every request for a
+    /// crash window of one body read (a hold that loses its id is charged at its worst case
+    /// and repaired from `/activity`).
+    pub async fn note_generation_id(&self, generation_id: &str) {
+        if let (Some(ledger), Some(id)) = (&self.ledger, &self.in_flight) {
+            ledger
+                .record_in_flight_generation(id, generation_id, false)
+                .await;
         }
     }
 

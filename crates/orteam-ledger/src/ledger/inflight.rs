@@ -54,9 +54,16 @@ impl Ledger {
         rx.await.map_err(|_| LedgerError::Closed)?
     }
 
-    pub(crate) async fn record_in_flight_generation(&self, request_id: &str, generation_id: &str) {
+    pub(crate) async fn record_in_flight_generation(
+        &self,
+        request_id: &str,
+        generation_id: &str,
+        wait: bool,
+    ) {
         if let Some(journal) = &self.inner.journal {
-            if let Some(seq) = journal.append_generation(request_id, generation_id) {
+            if let Some(seq) = journal.append_generation(request_id, generation_id)
+                && wait
+            {
                 let _ = journal.written(seq).await;
             }
             return;
