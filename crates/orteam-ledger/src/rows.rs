@@ -220,7 +220,7 @@ pub(crate) const EVENT_COLUMNS: &str = "time, member_id, team_id, org_id, reques
 /// [`EVENT_COLUMNS`] and the reconciliation marker: what reads select (inserts never set it).
 pub(crate) const EVENT_READ_COLUMNS: &str = "time, member_id, team_id, org_id, request_id, virtual_key_id, upstream_key_hash, \
      requested_model, served_model, provider, prompt_tokens, completion_tokens, reasoning_tokens, cached_tokens, \
-     cost, generation_id, streamed, outcome, latency_ms, title, route, served_outside_tier, \
+     cost, generation_id, streamed, outcome, latency_ms, title, route, served_outside_tier, latency_us, \
      reconciled_at, reconciled_evidence";
 
 pub(crate) fn event(r: &impl Columns) -> Result<UsageEvent, LedgerError> {
@@ -250,7 +250,7 @@ pub(crate) fn event(r: &impl Columns) -> Result<UsageEvent, LedgerError> {
             served_outside_tier: r.flag(21)?,
             latency_us: r.count(22)?,
         },
-        reconciled: match (r.opt_time(22)?, r.opt_text(23)?) {
+        reconciled: match (r.opt_time(23)?, r.opt_text(24)?) {
             (Some(at), Some(evidence)) => Some(Reconciled { at, evidence }),
             _ => None,
         },
