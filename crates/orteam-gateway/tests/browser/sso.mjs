@@ -4,8 +4,7 @@
 // Usage: node sso.mjs GATEWAY_ROOT ISSUER
 // Env: ORTEAM_TEST_NODE_MODULES (where playwright-core is), ORTEAM_TEST_CHROMIUM,
 //      ORTEAM_TEST_SCREENSHOT (PNG path of the member's view, optional).
-import { createRequire } from "node:module";
-import path from "node:path";
+import { launchChromium } from "../../../orteam-test-support/js/chromium.mjs";
 import assert from "node:assert/strict";
 
 const [root, issuer] = process.argv.slice(2);
@@ -14,16 +13,8 @@ if (!root || !issuer || !modules) {
   console.error("usage: ORTEAM_TEST_NODE_MODULES=… node sso.mjs GATEWAY_ROOT ISSUER");
   process.exit(2);
 }
-const require = createRequire(path.join(modules, "noop.js"));
-const { chromium } = require("playwright-core");
-
 const step = (msg) => console.log(`- ${msg}`);
-const browser = await chromium.launch({
-  executablePath: process.env.ORTEAM_TEST_CHROMIUM || "/usr/bin/chromium",
-  headless: true,
-  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-});
+const browser = await launchChromium();
 const problems = [];
 
 /** A fresh browser (no cookies) that signs in at the provider as `login`; returns on the

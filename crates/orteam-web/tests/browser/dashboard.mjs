@@ -3,8 +3,7 @@
 // Env: ORTEAM_TEST_NODE_MODULES (where playwright-core is), ORTEAM_TEST_CHROMIUM,
 //      ORTEAM_TEST_MEMBER_KEY (a member key, to send a request while the page is open),
 //      ORTEAM_TEST_SCREENSHOT (PNG path).
-import { createRequire } from "node:module";
-import path from "node:path";
+import { launchChromium } from "../../../orteam-test-support/js/chromium.mjs";
 import assert from "node:assert/strict";
 
 const [root, adminToken] = process.argv.slice(2);
@@ -13,16 +12,8 @@ if (!root || !adminToken || !modules) {
   console.error("usage: ORTEAM_TEST_NODE_MODULES=… node dashboard.mjs ROOT_URL ADMIN_TOKEN");
   process.exit(2);
 }
-const require = createRequire(path.join(modules, "noop.js"));
-const { chromium } = require("playwright-core");
-
 const step = (msg) => console.log(`- ${msg}`);
-const browser = await chromium.launch({
-  executablePath: process.env.ORTEAM_TEST_CHROMIUM || "/usr/bin/chromium",
-  headless: true,
-  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-});
+const browser = await launchChromium();
 const problems = [];
 try {
   const context = await browser.newContext({ viewport: { width: 1440, height: 1000 } });

@@ -2,8 +2,7 @@
 // it shows the demo's spend (the summary's total), its refusals and the spike as an anomaly.
 // Usage: node demo.mjs ROOT_URL ADMIN_TOKEN SPEND REFUSED REFUSED_MEMBER ANOMALY_SUBJECT
 // Env: ORTEAM_TEST_NODE_MODULES (where playwright-core is), ORTEAM_TEST_CHROMIUM.
-import { createRequire } from "node:module";
-import path from "node:path";
+import { launchChromium } from "../../../orteam-test-support/js/chromium.mjs";
 import assert from "node:assert/strict";
 
 const [root, adminToken, spend, refused, refusedMember, anomaly] = process.argv.slice(2);
@@ -12,16 +11,8 @@ if (!anomaly || !modules) {
   console.error("usage: ORTEAM_TEST_NODE_MODULES=… node demo.mjs ROOT TOKEN SPEND REFUSED MEMBER ANOMALY");
   process.exit(2);
 }
-const require = createRequire(path.join(modules, "noop.js"));
-const { chromium } = require("playwright-core");
-
 const step = (msg) => console.log(`- ${msg}`);
-const browser = await chromium.launch({
-  executablePath: process.env.ORTEAM_TEST_CHROMIUM || "/usr/bin/chromium",
-  headless: true,
-  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-});
+const browser = await launchChromium();
 const problems = [];
 try {
   const page = await (await browser.newContext({ viewport: { width: 1440, height: 1000 } })).newPage();
