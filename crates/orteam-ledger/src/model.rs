@@ -568,6 +568,10 @@ pub struct AdminToken {
     pub expires_at: Option<DateTime<Utc>>,
     pub revoked_at: Option<DateTime<Utc>>,
     pub created_by: String,
+    /// Declared in the team file (`[access.tokens.*]`): `team apply` updates and revokes it;
+    /// tokens made by `orteam token create` are never touched by apply.
+    #[serde(default)]
+    pub managed_by_file: bool,
 }
 
 impl AdminToken {
@@ -591,6 +595,15 @@ impl AdminToken {
     pub fn is_live(&self, now: DateTime<Utc>) -> bool {
         self.revoked_at.is_none() && self.expires_at.is_none_or(|e| e > now)
     }
+}
+
+/// What `team apply` changes in place on a live token the team file declares (no new secret).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminTokenUpdate {
+    pub role: orteam_core::access::Role,
+    pub teams: Vec<String>,
+    pub max_raise: Option<Money>,
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
 /// Input of [`crate::Ledger::create_admin_token`].
