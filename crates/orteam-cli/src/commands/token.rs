@@ -109,6 +109,7 @@ async fn list(cx: &Context, args: TokenListArgs) -> anyhow::Result<ExitCode> {
             "by",
             "expires",
             "state",
+            "from",
         ]);
         for k in &tokens {
             let state = if k.revoked_at.is_some() {
@@ -130,6 +131,8 @@ async fn list(cx: &Context, args: TokenListArgs) -> anyhow::Result<ExitCode> {
                 k.created_by.clone(),
                 stamp(k.expires_at),
                 state.into(),
+                // Only team-file tokens are changed or revoked by `team apply`.
+                if k.managed_by_file { "team file" } else { "token create" }.into(),
             ]);
         }
         writeln!(out, "{t}")?;

@@ -812,6 +812,7 @@ impl TeamTools {
         apply::preflight(&plan, have_key).map_err(|e| format!("{TOOL}: {e}"))?;
         let ledger = self.ledger.clone();
         let client = self.client.clone();
+        let actor = self.principal.name.clone();
         let (result, new_secrets, applied) = run_unsendable(TOOL, move || async move {
             let mut sink = CollectSecrets::default();
             let mut applied: Vec<String> = Vec::new();
@@ -822,6 +823,7 @@ impl TeamTools {
                     client: &client,
                     now: ledger.now(),
                     sink: &mut sink,
+                    actor,
                     progress: &mut progress,
                 };
                 apply::apply(&plan, &mut cx).await
