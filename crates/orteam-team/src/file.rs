@@ -1287,7 +1287,10 @@ role = "viewer"
         assert!(e.message.contains("access.tokens.finance"), "{e}");
         assert!(e.message.contains("only for team_lead") || e.message.contains("for team_lead"), "{e}");
         // Unknown fields are refused with their line.
-        let text = base.replace("expires_in = \"90d\"", "expires = \"90d\"");
+        let text = format!(
+            "{EXAMPLE}{}",
+            ACCESS.replace("expires_in = \"90d\"", "expires = \"90d\"")
+        );
         let e = p(&text).unwrap_err();
         assert_eq!(e.line, Some(site(&text, "expires = ").0), "{e}");
     }
