@@ -816,7 +816,10 @@ mod tests {
         assert!(strongest("sso:x", &[]).is_none());
         let p = strongest("sso:x", &[&core, &admin]).unwrap();
         assert_eq!((p.role, p.max_raise), (Role::Admin, None));
-        assert_eq!(strongest("sso:x", &[&core, &viewer]).unwrap().role, Role::Viewer);
+        assert_eq!(
+            strongest("sso:x", &[&core, &viewer]).unwrap().role,
+            Role::Viewer
+        );
         let p = strongest("sso:x", &[&core]).unwrap();
         assert_eq!(p.role, Role::TeamLead);
         assert_eq!(p.teams, vec!["core".to_owned()]);
@@ -824,6 +827,9 @@ mod tests {
         let p = strongest("sso:x", &[&core, &web]).unwrap();
         assert_eq!(p.teams, vec!["core".to_owned(), "web".to_owned()]);
         assert_eq!(p.max_raise, Some(orteam_core::Money::parse("20").unwrap()));
-        assert_eq!(strongest("sso:x", &[&core, &no_raise]).unwrap().max_raise, None);
+        assert_eq!(
+            strongest("sso:x", &[&core, &no_raise]).unwrap().max_raise,
+            None
+        );
     }
 }

@@ -324,8 +324,7 @@ pub(crate) fn refusal(r: &impl Columns) -> Result<crate::refusals::RefusalCount,
     })
 }
 
-pub(crate) const ADMIN_TOKEN_COLUMNS: &str =
-    "id, name, role, teams, max_raise, token_hash, created_at, expires_at, revoked_at, created_by, \
+pub(crate) const ADMIN_TOKEN_COLUMNS: &str = "id, name, role, teams, max_raise, token_hash, created_at, expires_at, revoked_at, created_by, \
      managed_by_file";
 
 pub(crate) fn admin_token(r: &impl Columns) -> Result<AdminToken, LedgerError> {

@@ -19,7 +19,8 @@ use crate::budget::engine::CellKey;
 use crate::directory::{DirectoryChange, DirectoryData};
 use crate::error::LedgerError;
 use crate::model::{
-    AdminToken, AdminTokenUpdate, AuditEntry, NewAlert, NewAuditEntry, OutboxEntry, PendingCorrection, UsageEvent,
+    AdminToken, AdminTokenUpdate, AuditEntry, NewAlert, NewAuditEntry, OutboxEntry,
+    PendingCorrection, UsageEvent,
 };
 use crate::query::EventFilter;
 

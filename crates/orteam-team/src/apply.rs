@@ -421,7 +421,9 @@ async fn run_op(op: &Op, cx: &mut ApplyContext<'_>) -> Result<Option<String>, Te
                 // Revoked meanwhile (by hand): done.
                 Ok(()) | Err(orteam_ledger::LedgerError::NotFound { .. }) => {}
                 Err(e) => {
-                    return Err(TeamError::ledger(format!("revoking admin token {name:?}"))(e));
+                    return Err(TeamError::ledger(format!("revoking admin token {name:?}"))(
+                        e,
+                    ));
                 }
             }
         }

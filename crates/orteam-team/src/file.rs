@@ -1208,10 +1208,7 @@ role = "viewer"
         assert_eq!(lead.grant.role, Role::TeamLead);
         assert_eq!(lead.grant.teams, vec!["backend".to_owned()]);
         assert_eq!(lead.grant.max_raise, Some(Money::parse("50").unwrap()));
-        assert_eq!(
-            lead.expires_in.unwrap().0,
-            Duration::from_secs(90 * 86400)
-        );
+        assert_eq!(lead.expires_in.unwrap().0, Duration::from_secs(90 * 86400));
         let fin = &t.access.tokens["finance"];
         assert_eq!(fin.grant.role, Role::Viewer);
         assert!(fin.grant.teams.is_empty() && fin.expires_in.is_none());
@@ -1249,12 +1246,16 @@ role = "viewer"
         let e = p(&base.replace("role = \"viewer\"", "role = \"member\"")).unwrap_err();
         assert!(e.message.contains("unknown role \"member\""), "{e}");
         // An unknown team, at the team's name.
-        let text = base.replace("teams = [\"backend\"]\nmax_raise = \"50.00\"", "teams = [\"platform\"]\nmax_raise = \"50.00\"");
+        let text = base.replace(
+            "teams = [\"backend\"]\nmax_raise = \"50.00\"",
+            "teams = [\"platform\"]\nmax_raise = \"50.00\"",
+        );
         let e = p(&text).unwrap_err();
         let (l, c) = site(&text, "\"platform\"");
         assert_eq!((e.line, e.column), (Some(l), Some(c)), "{e}");
         assert!(
-            e.message.contains("unknown team \"platform\" (known: backend)"),
+            e.message
+                .contains("unknown team \"platform\" (known: backend)"),
             "{e}"
         );
         // A float amount, at the amount.
@@ -1267,7 +1268,10 @@ role = "viewer"
         for (bad, needle) in [
             ("\"team_lead:platform\"", "unknown team \"platform\""),
             ("\"owner\"", "unknown role \"owner\""),
-            ("{ role = \"team_lead\", teams = [\"backend\"], max_raise = 20.0 }", "decimal strings"),
+            (
+                "{ role = \"team_lead\", teams = [\"backend\"], max_raise = 20.0 }",
+                "decimal strings",
+            ),
         ] {
             let text = base.replace("\"team_lead:backend\"", bad);
             let e = p(&text).unwrap_err();
@@ -1285,7 +1289,10 @@ role = "viewer"
         ))
         .unwrap_err();
         assert!(e.message.contains("access.tokens.finance"), "{e}");
-        assert!(e.message.contains("only for team_lead") || e.message.contains("for team_lead"), "{e}");
+        assert!(
+            e.message.contains("only for team_lead") || e.message.contains("for team_lead"),
+            "{e}"
+        );
         // Unknown fields are refused with their line.
         let text = format!(
             "{EXAMPLE}{}",

@@ -132,7 +132,12 @@ async fn list(cx: &Context, args: TokenListArgs) -> anyhow::Result<ExitCode> {
                 stamp(k.expires_at),
                 state.into(),
                 // Only team-file tokens are changed or revoked by `team apply`.
-                if k.managed_by_file { "team file" } else { "token create" }.into(),
+                if k.managed_by_file {
+                    "team file"
+                } else {
+                    "token create"
+                }
+                .into(),
             ]);
         }
         writeln!(out, "{t}")?;

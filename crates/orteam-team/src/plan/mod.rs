@@ -23,9 +23,9 @@ mod model;
 mod observe;
 mod planner;
 mod strays;
-mod tokens;
 #[cfg(test)]
 mod tests;
+mod tokens;
 
 pub use model::{
     Action, Change, FieldChange, Plan, PlanOptions, RaiseInfo, Resource, RotationInfo, StrayKey,

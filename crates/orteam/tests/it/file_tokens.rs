@@ -167,7 +167,10 @@ async fn declared_tokens_are_planned_applied_updated_and_revoked(backend: Backen
     let http = reqwest::Client::new();
     let (status, body) = get(&http, &root, &lead, "members").await;
     assert_eq!(status, 200, "{body}");
-    assert!(body.contains("\"alice\"") && !body.contains("\"carol\""), "{body}");
+    assert!(
+        body.contains("\"alice\"") && !body.contains("\"carol\""),
+        "{body}"
+    );
     let (status, body) = raise(&http, &root, &lead, "alice", "50.00").await;
     assert_eq!(status, 201, "up to max_raise: {body}");
     let (status, body) = raise(&http, &root, &lead, "alice", "50.01").await;
@@ -191,12 +194,19 @@ async fn declared_tokens_are_planned_applied_updated_and_revoked(backend: Backen
         "an update in place:\n{out:?}"
     );
     assert!(out.stdout.contains("- revoke"), "{out:?}");
-    assert!(!out.stdout.contains("ci-admin"), "CLI-made tokens are left alone: {out:?}");
+    assert!(
+        !out.stdout.contains("ci-admin"),
+        "CLI-made tokens are left alone: {out:?}"
+    );
     let out = env
         .orteam(&["team", "apply", "--yes", "--secrets-out", secrets_arg])
         .await;
     assert_eq!(out.code, 0, "{out:?}");
-    assert_eq!(token_secrets(&secrets_out).len(), 2, "no new secret for an update");
+    assert_eq!(
+        token_secrets(&secrets_out).len(),
+        2,
+        "no new secret for an update"
+    );
     let (status, body) = raise(&http, &root, &lead, "alice", "60.00").await;
     assert_eq!(status, 201, "the new max_raise, same secret: {body}");
     let (status, body) = raise(&http, &root, &lead, "alice", "60.01").await;
@@ -238,7 +248,11 @@ async fn declared_tokens_are_planned_applied_updated_and_revoked(backend: Backen
             .filter(|e| e["action"] == action && e["target"] == target)
             .count()
     };
-    assert_eq!(count("token_create", "token:platform-lead"), 1, "{entries:#?}");
+    assert_eq!(
+        count("token_create", "token:platform-lead"),
+        1,
+        "{entries:#?}"
+    );
     assert_eq!(count("token_create", "token:auditor"), 2);
     assert_eq!(count("token_create", "token:ci-admin"), 1);
     assert_eq!(count("token_revoke", "token:auditor"), 1);
@@ -246,7 +260,12 @@ async fn declared_tokens_are_planned_applied_updated_and_revoked(backend: Backen
     let update = entries
         .iter()
         .filter(|e| e["action"] == "token_update" && e["target"] == "token:platform-lead")
-        .find(|e| e["after"].as_str().unwrap_or_default().contains("\"max_raise\":\"60"))
+        .find(|e| {
+            e["after"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("\"max_raise\":\"60")
+        })
         .unwrap_or_else(|| panic!("no max_raise update: {entries:#?}"));
     assert!(
         update["before"]

@@ -219,7 +219,11 @@ pub fn read_secrets(path: &std::path::Path) -> Vec<(String, String, String, Stri
         .map(|l| {
             let v: serde_json::Value = serde_json::from_str(l).unwrap();
             let s = |k: &str| v[k].as_str().unwrap().to_owned();
-            let owner = if v["kind"] == "admin_token" { "token" } else { "member" };
+            let owner = if v["kind"] == "admin_token" {
+                "token"
+            } else {
+                "member"
+            };
             (s(owner), s("kind"), s("key"), s("secret"))
         })
         .collect()
