@@ -138,9 +138,14 @@ impl SecretSink for StdoutSink {
             SecretKind::Direct => "OpenRouter key",
             SecretKind::AdminToken => "admin token",
         };
+        // An admin token is named itself; a key is for a member.
+        let owner = match s.kind {
+            SecretKind::AdminToken => "",
+            SecretKind::Virtual | SecretKind::Direct => "for ",
+        };
         writeln!(
             out,
-            "new {kind} for {} ({}): {}",
+            "new {kind} {owner}{} ({}): {}",
             s.member,
             s.reference,
             s.secret.expose_secret()
