@@ -568,10 +568,11 @@ pub struct AdminToken {
     pub expires_at: Option<DateTime<Utc>>,
     pub revoked_at: Option<DateTime<Utc>>,
     pub created_by: String,
-    /// Declared in the team file (`[access.tokens.*]`): `team apply` updates and revokes it;
-    /// tokens made by `orteam token create` are never touched by apply.
-    #[serde(default)]
-    pub managed_by_file: bool,
+    /// The org whose team file declares it (`[access.tokens.*]`): that org's `team apply`
+    /// updates and revokes it. `None`: made by `orteam token create` (or the admin API), never
+    /// touched by apply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_org: Option<String>,
 }
 
 impl AdminToken {

@@ -391,6 +391,7 @@ async fn run_op(op: &Op, cx: &mut ApplyContext<'_>) -> Result<Option<String>, Te
             }
         }
         Op::CreateAdminToken {
+            org,
             name,
             role,
             teams,
@@ -405,7 +406,7 @@ async fn run_op(op: &Op, cx: &mut ApplyContext<'_>) -> Result<Option<String>, Te
                 expires_at: None,
                 created_by: cx.actor.clone(),
             };
-            issue_admin_token(cx, token, *expires_in).await?;
+            issue_admin_token(cx, org, token, *expires_in).await?;
         }
         Op::UpdateAdminToken { name, update } => {
             ledger
@@ -528,6 +529,7 @@ pub(crate) async fn issue_virtual_key(
 /// its real expiry, `expires_in` after its creation.
 async fn issue_admin_token(
     cx: &mut ApplyContext<'_>,
+    org: &str,
     t: NewAdminToken,
     expires_in: Option<Duration>,
 ) -> Result<(), TeamError> {
@@ -536,10 +538,13 @@ async fn issue_admin_token(
     // The ledger's clock, as the token's `created_at` is: the plan compares the two.
     let pending = PENDING_DELIVERY_TTL.min(expires_in.unwrap_or(PENDING_DELIVERY_TTL));
     let issued = ledger
-        .create_file_admin_token(NewAdminToken {
-            expires_at: Some(ledger.now() + td(pending)),
-            ..t
-        })
+        .create_file_admin_token(
+            NewAdminToken {
+                expires_at: Some(ledger.now() + td(pending)),
+                ..t
+            },
+            org,
+        )
         .await
         .map_err(TeamError::ledger(format!("creating admin token {name:?}")))?;
     let secret = NewSecret {

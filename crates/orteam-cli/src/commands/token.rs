@@ -131,13 +131,11 @@ async fn list(cx: &Context, args: TokenListArgs) -> anyhow::Result<ExitCode> {
                 k.created_by.clone(),
                 stamp(k.expires_at),
                 state.into(),
-                // Only team-file tokens are changed or revoked by `team apply`.
-                if k.managed_by_file {
-                    "team file"
-                } else {
-                    "token create"
-                }
-                .into(),
+                // Only a team file's tokens are changed or revoked, by that org's `team apply`.
+                match &k.file_org {
+                    Some(org) => format!("team file ({org})"),
+                    None => "token create".to_owned(),
+                },
             ]);
         }
         writeln!(out, "{t}")?;

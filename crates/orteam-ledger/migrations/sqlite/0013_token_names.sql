@@ -1,7 +1,8 @@
 -- A token's name is unique among live (not revoked) tokens only, so a name can be used again
 -- after a revoke (a token removed from the team file and declared again later). SQLite cannot
--- drop a UNIQUE constraint: the table is rebuilt. `managed_by_file` marks tokens the team file
--- declares (`[access.tokens.*]`), the only ones `team apply` changes or revokes.
+-- drop a UNIQUE constraint: the table is rebuilt. `file_org` marks tokens a team file declares
+-- (`[access.tokens.*]`) with the file's org: the only ones that org's `team apply` changes or
+-- revokes (NULL: made by hand, never touched by apply).
 CREATE TABLE admin_tokens_new (
     id              TEXT PRIMARY KEY,
     name            TEXT NOT NULL,
@@ -13,12 +14,12 @@ CREATE TABLE admin_tokens_new (
     expires_at      INTEGER,
     revoked_at      INTEGER,
     created_by      TEXT NOT NULL,
-    managed_by_file INTEGER NOT NULL DEFAULT 0 CHECK (managed_by_file IN (0, 1))
+    file_org        TEXT
 );
 INSERT INTO admin_tokens_new (id, name, role, teams, max_raise, token_hash, created_at,
-                              expires_at, revoked_at, created_by, managed_by_file)
+                              expires_at, revoked_at, created_by, file_org)
     SELECT id, name, role, teams, max_raise, token_hash, created_at, expires_at, revoked_at,
-           created_by, 0
+           created_by, NULL
     FROM admin_tokens;
 DROP TABLE admin_tokens;
 ALTER TABLE admin_tokens_new RENAME TO admin_tokens;

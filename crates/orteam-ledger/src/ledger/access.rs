@@ -33,16 +33,18 @@ impl Ledger {
         &self,
         t: NewAdminToken,
     ) -> Result<IssuedAdminToken, LedgerError> {
-        self.create_token(t, false).await
+        self.create_token(t, None).await
     }
 
-    /// Creates a token the team file declares (`[access.tokens.*]`, by `team apply`): marked
-    /// `managed_by_file`, so later applies update or revoke it and leave every other alone.
+    /// Creates a token the team file of `org` declares (`[access.tokens.*]`, by `team apply`):
+    /// marked with the org (`file_org`), so that org's later applies update or revoke it and
+    /// leave every other token alone.
     pub async fn create_file_admin_token(
         &self,
         t: NewAdminToken,
+        org: &str,
     ) -> Result<IssuedAdminToken, LedgerError> {
-        self.create_token(t, true).await
+        self.create_token(t, Some(org.to_owned())).await
     }
 
     /// Whether a token of `role` may have these teams and max_raise, the teams known.
@@ -78,7 +80,7 @@ impl Ledger {
     async fn create_token(
         &self,
         t: NewAdminToken,
-        managed_by_file: bool,
+        file_org: Option<String>,
     ) -> Result<IssuedAdminToken, LedgerError> {
         let name = t.name.trim();
         if name.is_empty() || name.len() > 64 || name.contains(char::is_whitespace) {
@@ -103,7 +105,7 @@ impl Ledger {
             expires_at: t.expires_at.map(audit::stored_instant),
             revoked_at: None,
             created_by: t.created_by.clone(),
-            managed_by_file,
+            file_org,
         };
         self.inner.store.token_insert(token.clone()).await?;
         self.audit(NewAuditEntry {

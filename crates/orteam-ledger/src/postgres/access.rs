@@ -16,7 +16,7 @@ impl AccessStore for PgStore {
             .await?
             .execute(
                 "INSERT INTO admin_tokens (id, name, role, teams, max_raise, token_hash, \
-                 created_at, expires_at, revoked_at, created_by, managed_by_file) \
+                 created_at, expires_at, revoked_at, created_by, file_org) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, $9, $10) \
                  ON CONFLICT (name) WHERE revoked_at IS NULL DO NOTHING",
                 &[
@@ -29,7 +29,7 @@ impl AccessStore for PgStore {
                     &t.created_at,
                     &t.expires_at,
                     &t.created_by,
-                    &t.managed_by_file,
+                    &t.file_org,
                 ],
             )
             .await

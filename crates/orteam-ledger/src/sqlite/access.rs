@@ -30,7 +30,7 @@ impl AccessStore for SqliteStore {
             }
             c.execute(
                 "INSERT INTO admin_tokens (id, name, role, teams, max_raise, token_hash, \
-                 created_at, expires_at, revoked_at, created_by, managed_by_file) \
+                 created_at, expires_at, revoked_at, created_by, file_org) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, NULL, ?9, ?10)",
                 params![
                     t.id,
@@ -42,7 +42,7 @@ impl AccessStore for SqliteStore {
                     ts(t.created_at),
                     t.expires_at.map(ts),
                     t.created_by,
-                    t.managed_by_file,
+                    t.file_org,
                 ],
             )
             .map_err(db(op))?;

@@ -156,7 +156,7 @@ async fn a_ledger_newer_than_this_orteam_is_refused(backend: Backend) {
 backend_tests!(admin_tokens_survive_the_token_names_migration);
 
 /// SQLite 0013 / PostgreSQL 0012 (a token's name unique among live tokens only, and
-/// `managed_by_file`): tokens made before it keep working, revoked ones stay revoked, and a
+/// `file_org`): tokens made before it keep working, revoked ones stay revoked, and a
 /// revoked name is free again while a live one is not.
 async fn admin_tokens_survive_the_token_names_migration(backend: Backend) {
     use orteam_core::access::Role;
@@ -201,7 +201,7 @@ async fn admin_tokens_survive_the_token_names_migration(backend: Backend) {
         ],
         Backend::Postgres => &[
             "DROP INDEX admin_tokens_live_name",
-            "ALTER TABLE admin_tokens DROP COLUMN managed_by_file",
+            "ALTER TABLE admin_tokens DROP COLUMN file_org",
             "ALTER TABLE admin_tokens ADD CONSTRAINT admin_tokens_name_key UNIQUE (name)",
             "DELETE FROM schema_migrations WHERE version = 12",
         ],
@@ -222,7 +222,7 @@ async fn admin_tokens_survive_the_token_names_migration(backend: Backend) {
         .unwrap()
         .expect("a token made before the migration still works");
     assert_eq!((t.name.as_str(), t.role), ("ops", Role::Admin));
-    assert!(!t.managed_by_file);
+    assert_eq!(t.file_org, None);
     assert_eq!(
         ledger.authenticate_admin_token(&gone.secret).await.unwrap(),
         Err(TokenRefused::Revoked("gone".into()))

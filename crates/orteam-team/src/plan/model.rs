@@ -303,6 +303,8 @@ pub(crate) enum Op {
     },
     /// Creates a declared admin token (pending expiry, deliver, real expiry: see `tokens.rs`).
     CreateAdminToken {
+        /// The org whose file declares it (recorded as the token's `file_org`).
+        org: String,
         name: String,
         role: orteam_core::access::Role,
         teams: Vec<String>,

@@ -26,7 +26,8 @@ pub struct Observed {
     pub workspaces: Vec<Workspace>,
     pub guardrails: Vec<Guardrail>,
     pub key_assignments: Vec<KeyAssignment>,
-    /// Every admin token (revoked ones included); the plan touches only `managed_by_file` ones.
+    /// Every admin token (revoked ones included); the plan touches only its org's file
+    /// tokens (`file_org`).
     pub tokens: Vec<orteam_ledger::AdminToken>,
 }
 

@@ -273,7 +273,7 @@ fn admin_token(name: &str, managed: bool, max_raise: &str) -> orteam_ledger::Adm
         expires_at: Some(created + chrono::TimeDelta::days(90)),
         revoked_at: None,
         created_by: "cli:test".into(),
-        managed_by_file: managed,
+        file_org: managed.then(|| "acme".to_owned()),
     }
 }
 
@@ -328,15 +328,19 @@ fn declared_tokens_are_created_updated_replaced_and_revoked() {
             [Op::RevokeAdminToken { .. }, Op::CreateAdminToken { .. }]
         ));
     }
-    // Gone from the file: a file token is revoked, a CLI-made one (or a revoked one) is not.
+    // Gone from the file: a file token is revoked; a CLI-made one, another org's file token or
+    // a revoked one is not.
     let mut revoked = admin_token("old", true, "1");
     revoked.revoked_at = Some(now());
+    let mut other_org = admin_token("theirs", true, "1");
+    other_org.file_org = Some("other-org".into());
     let p = token_plan(
         TEAM,
         vec![
             admin_token("lead", true, "50"),
             admin_token("ci", false, "50"),
             revoked,
+            other_org,
         ],
     );
     assert_eq!(

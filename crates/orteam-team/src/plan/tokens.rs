@@ -1,7 +1,8 @@
 //! `[access.tokens.*]`: admin tokens the team file declares. Like members, a token removed from
 //! the file is revoked by the next apply; a changed role, teams, max_raise or expiry is updated
-//! in place (same secret). Only tokens marked `managed_by_file` are ever changed or revoked here:
-//! tokens made by `orteam token create` are left alone.
+//! in place (same secret). Only tokens marked as this org's file tokens (`file_org`) are ever
+//! changed or revoked here: tokens made by `orteam token create`, or declared by another org's
+//! team file sharing the ledger, are left alone.
 //!
 //! Crash safety as for virtual keys: a token is created with the pending-delivery expiry, its
 //! secret delivered, then given its real expiry. A declared token still carrying the pending
@@ -40,8 +41,9 @@ fn fc(field: &str, old: Option<String>, new: Option<String>) -> FieldChange {
     }
 }
 
-fn create_op(spec: &TokenSpec) -> Op {
+fn create_op(org: &str, spec: &TokenSpec) -> Op {
     Op::CreateAdminToken {
+        org: org.to_owned(),
         name: spec.name.clone(),
         role: spec.grant.role,
         teams: spec.grant.teams.clone(),
@@ -76,6 +78,7 @@ pub(super) fn plan_tokens(
     now: DateTime<Utc>,
     out: &mut Vec<Change>,
 ) {
+    let org = team.org.name.as_str();
     let live = |name: &str| {
         obs.tokens
             .iter()
@@ -95,21 +98,27 @@ pub(super) fn plan_tokens(
                 Action::Create,
                 create_fields(spec),
                 None,
-                vec![create_op(spec)],
+                vec![create_op(org, spec)],
             ));
             continue;
         };
-        if !have.managed_by_file {
-            // Apply leaves CLI-made tokens alone; creating this one would fail on the name.
+        if have.file_org.as_deref() != Some(org) {
+            // Apply leaves other tokens alone; creating this one would fail on the name.
             out.push(change(
                 Action::Create,
                 create_fields(spec),
-                Some(format!(
-                    "the name is taken by a token made with `orteam token create`: revoke it \
-                     (`orteam token revoke {}`) or rename this one; apply will fail here",
-                    spec.name
-                )),
-                vec![create_op(spec)],
+                Some(match &have.file_org {
+                    None => format!(
+                        "the name is taken by a token made with `orteam token create`: revoke \
+                         it (`orteam token revoke {}`) or rename this one; apply will fail here",
+                        spec.name
+                    ),
+                    Some(other) => format!(
+                        "the name is taken by a token of org {other:?}'s team file: rename this \
+                         one; apply will fail here"
+                    ),
+                }),
+                vec![create_op(org, spec)],
             ));
             continue;
         }
@@ -121,7 +130,7 @@ pub(super) fn plan_tokens(
                 Action::Replace,
                 create_fields(spec),
                 Some("never delivered (an apply stopped before its secret was written)".into()),
-                vec![revoke, create_op(spec)],
+                vec![revoke, create_op(org, spec)],
             ));
             continue;
         }
@@ -133,7 +142,7 @@ pub(super) fn plan_tokens(
                     "expired {}: a new secret is issued",
                     show_time(have.expires_at.unwrap_or(now))
                 )),
-                vec![revoke, create_op(spec)],
+                vec![revoke, create_op(org, spec)],
             ));
             continue;
         }
@@ -192,7 +201,7 @@ pub(super) fn plan_tokens(
     let mut gone: Vec<&AdminToken> = obs
         .tokens
         .iter()
-        .filter(|t| t.managed_by_file && t.revoked_at.is_none())
+        .filter(|t| t.file_org.as_deref() == Some(org) && t.revoked_at.is_none())
         .filter(|t| !team.access.tokens.contains_key(&t.name))
         .collect();
     gone.sort_by(|a, b| a.name.cmp(&b.name));
