@@ -136,10 +136,16 @@ impl SecretSink for StdoutSink {
         let kind = match s.kind {
             SecretKind::Virtual => "gateway key",
             SecretKind::Direct => "OpenRouter key",
+            SecretKind::AdminToken => "admin token",
+        };
+        // An admin token is named itself; a key is for a member.
+        let owner = match s.kind {
+            SecretKind::AdminToken => "",
+            SecretKind::Virtual | SecretKind::Direct => "for ",
         };
         writeln!(
             out,
-            "new {kind} for {} ({}): {}",
+            "new {kind} {owner}{} ({}): {}",
             s.member,
             s.reference,
             s.secret.expose_secret()
@@ -185,8 +191,13 @@ impl FileSink {
 
 impl SecretSink for FileSink {
     fn deliver(&mut self, s: &NewSecret) -> std::io::Result<()> {
+        // An admin token belongs to no member: its line names the token instead.
+        let owner = match s.kind {
+            SecretKind::AdminToken => "token",
+            SecretKind::Virtual | SecretKind::Direct => "member",
+        };
         let line = serde_json::json!({
-            "member": s.member,
+            owner: s.member,
             "kind": s.kind,
             "key": s.reference,
             "secret": s.secret.expose_secret(),

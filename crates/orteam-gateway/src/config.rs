@@ -373,8 +373,7 @@ mod tests {
         std::fs::write(
             &path,
             "[sso]\nissuer = \"https://login.example.com\"\nclient_id = \"orteam\"\n\
-             redirect_url = \"https://orteam.example.com/auth/callback\"\n\
-             [sso.groups]\n\"admins\" = \"admin\"\n\"leads\" = \"team_lead:core\"\n",
+             redirect_url = \"https://orteam.example.com/auth/callback\"\n",
         )
         .unwrap();
         let mut env: HashMap<&str, &str> = [
@@ -387,7 +386,6 @@ mod tests {
         .into();
         let c = GatewayConfig::load(Some(&path), |k| env.get(k).map(|v| v.to_string())).unwrap();
         let sso = c.sso.as_ref().unwrap();
-        assert_eq!(sso.groups.len(), 2);
         assert_eq!(sso.session_ttl, Duration::from_secs(8 * 3600));
         let debug = format!("{c:?}");
         assert!(
@@ -404,5 +402,30 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("ORTEAM_SSO_CLIENT_SECRET"), "{e}");
+    }
+
+    #[test]
+    fn sso_groups_in_the_serve_config_point_at_the_team_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("orteam.toml");
+        std::fs::write(
+            &path,
+            "[sso]\nissuer = \"https://login.example.com\"\nclient_id = \"orteam\"\n\
+             redirect_url = \"https://orteam.example.com/auth/callback\"\n\
+             [sso.groups]\n\"admins\" = \"admin\"\n",
+        )
+        .unwrap();
+        let env: HashMap<&str, &str> = [
+            ("ORTEAM_SSO_CLIENT_SECRET", "sso-client-secret-value"),
+            (
+                "ORTEAM_SESSION_KEY",
+                "session-key-0123456789abcdef0123456789",
+            ),
+        ]
+        .into();
+        let e = GatewayConfig::load(Some(&path), |k| env.get(k).map(|v| v.to_string()))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("[access.groups]"), "{e}");
     }
 }

@@ -8,8 +8,8 @@
 //!   cookie (`orteam_sso_flow`, path `/auth`), and the browser is sent to the provider.
 //! - `GET /auth/callback`: the state must match the flow cookie; the code is exchanged with the
 //!   client secret and the PKCE verifier; the verified `email` and groups claim become a
-//!   [`Principal`] (groups → roles by `[sso.groups]`, else the member whose `email` the team file
-//!   names); the session goes into an encrypted cookie (`orteam_session`). Sign-ins and refused
+//!   [`Principal`] (groups → roles by the team file's `[access.groups]`, else the member whose
+//!   `email` the team file names; the file is read at each sign-in); the session goes into an encrypted cookie (`orteam_session`). Sign-ins and refused
 //!   sign-ins are appended to the audit log with the identity.
 //! - `GET /auth/session`: who is signed in, and the CSRF token for state-changing requests.
 //! - `POST /auth/logout`: clears the session (needs the CSRF header).
@@ -23,7 +23,7 @@
 //! also carry `x-orteam-csrf` with the session's token, which only a page of this origin can read
 //! (from `/auth/session`).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -47,6 +47,7 @@ use openidconnect::{
 };
 use orteam_core::access::{Principal, Role};
 use orteam_ledger::{Ledger, NewAuditEntry};
+use orteam_team::file::Grant;
 use rand::Rng;
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
@@ -67,43 +68,6 @@ const FLOW_TTL_SECS: i64 = 600;
 /// How long discovered provider metadata (endpoints, JWKS) is reused.
 const METADATA_TTL: Duration = Duration::from_secs(600);
 
-/// What a group of the identity provider grants.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum GroupRole {
-    Admin,
-    Viewer,
-    /// `team_lead:core,web`.
-    TeamLead(Vec<String>),
-}
-
-impl std::str::FromStr for GroupRole {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.split_once(':') {
-            None if s == "admin" => Ok(GroupRole::Admin),
-            None if s == "viewer" => Ok(GroupRole::Viewer),
-            Some(("team_lead" | "team-lead", teams)) => {
-                let teams: Vec<String> = teams
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|t| !t.is_empty())
-                    .map(str::to_owned)
-                    .collect();
-                if teams.is_empty() {
-                    return Err(format!(
-                        "{s:?}: name the teams, e.g. \"team_lead:core,web\""
-                    ));
-                }
-                Ok(GroupRole::TeamLead(teams))
-            }
-            _ => Err(format!(
-                "{s:?}: use \"admin\", \"viewer\" or \"team_lead:TEAM[,TEAM…]\" (members need no \
-                 group: their email in the team file is enough)"
-            )),
-        }
-    }
-}
-
 /// `[sso]` of the serve configuration, validated.
 #[derive(Clone)]
 pub struct SsoSettings {
@@ -117,9 +81,8 @@ pub struct SsoSettings {
     pub scopes: Vec<String>,
     /// The claim that lists the identity's groups (default `groups`).
     pub groups_claim: String,
-    /// Group → role.
-    pub groups: BTreeMap<String, GroupRole>,
-    /// The team file whose members' `email` map identities to members (read at each sign-in).
+    /// The team file read at each sign-in: its `[access.groups]` map groups to roles, its
+    /// members' `email` map identities to members. Without it nobody can sign in.
     pub team_file: Option<PathBuf>,
     pub session_key: SecretString,
     pub session_ttl: Duration,
@@ -131,7 +94,6 @@ impl std::fmt::Debug for SsoSettings {
             .field("issuer", &self.issuer)
             .field("client_id", &self.client_id)
             .field("redirect_url", &self.redirect_url)
-            .field("groups", &self.groups)
             .field("team_file", &self.team_file)
             .finish_non_exhaustive()
     }
@@ -147,8 +109,8 @@ pub(crate) struct FileSso {
     redirect_url: Option<String>,
     scopes: Option<Vec<String>>,
     groups_claim: Option<String>,
-    #[serde(default)]
-    groups: BTreeMap<String, String>,
+    /// Moved to the team file's `[access.groups]`; read only to say so.
+    groups: Option<toml::Value>,
     team_file: Option<PathBuf>,
     session_key_env: Option<String>,
     session_ttl: Option<String>,
@@ -193,12 +155,12 @@ impl FileSso {
             Some(t) => humantime::parse_duration(&t)
                 .map_err(|e| format!("sso.session_ttl = {t:?}: {e}"))?,
         };
-        let mut groups = BTreeMap::new();
-        for (group, role) in self.groups {
-            let role = role
-                .parse()
-                .map_err(|e| format!("sso.groups.{group:?}: {e}"))?;
-            groups.insert(group, role);
+        if self.groups.is_some() {
+            return Err(
+                "[sso.groups] moved to the team file: write the same groups under [access.groups] \
+                 of sso.team_file (team leads can then get a max_raise; see docs/access.md)"
+                    .into(),
+            );
         }
         Ok(SsoSettings {
             issuer,
@@ -209,7 +171,6 @@ impl FileSso {
                 .scopes
                 .unwrap_or_else(|| vec!["email".into(), "profile".into()]),
             groups_claim: self.groups_claim.unwrap_or_else(|| "groups".into()),
-            groups,
             team_file: self.team_file,
             session_key: SecretString::from(session_key),
             session_ttl,
@@ -433,46 +394,44 @@ impl Sso {
         Ok((email, groups))
     }
 
-    /// Who `email` with `groups` is: the strongest role a group grants, else the member whose
-    /// email the team file names.
+    /// Who `email` with `groups` is, by the team file (read now, so a changed file applies
+    /// at the next sign-in): the strongest role its `[access.groups]` grant, else the member
+    /// whose email it names.
     fn principal(
         &self,
         ledger: &Ledger,
         email: &str,
         groups: &[String],
     ) -> Result<Principal, String> {
-        let name = format!("sso:{email}");
-        let granted: Vec<&GroupRole> = groups
-            .iter()
-            .filter_map(|g| self.settings.groups.get(g))
-            .collect();
-        let role = |role: Role, teams: Vec<String>| Principal {
-            name: name.clone(),
-            role,
-            teams,
-            member: None,
-            max_raise: None,
+        let Some(path) = &self.settings.team_file else {
+            return Err(format!(
+                "{email}: no sso.team_file, so no group grants a role and no email maps to a member"
+            ));
         };
-        if granted.contains(&&GroupRole::Admin) {
-            return Ok(role(Role::Admin, Vec::new()));
-        }
-        if granted.contains(&&GroupRole::Viewer) {
-            return Ok(role(Role::Viewer, Vec::new()));
-        }
-        let mut teams: Vec<String> = granted
+        let team = orteam_team::file::load(path).map_err(|e| e.to_string())?;
+        let name = format!("sso:{email}");
+        let granted: Vec<&Grant> = groups
             .iter()
-            .filter_map(|g| match g {
-                GroupRole::TeamLead(t) => Some(t.clone()),
-                _ => None,
-            })
-            .flatten()
+            .filter_map(|g| team.access.groups.get(g))
             .collect();
-        if !teams.is_empty() {
-            teams.sort();
-            teams.dedup();
-            return Ok(role(Role::TeamLead, teams));
+        if let Some(p) = strongest(&name, &granted) {
+            return Ok(p);
         }
-        let member = self.member_of(email)?;
+        let member = team
+            .members
+            .iter()
+            .find(|m| {
+                m.email
+                    .as_deref()
+                    .is_some_and(|e| e.eq_ignore_ascii_case(email))
+            })
+            .map(|m| m.id.clone())
+            .ok_or_else(|| {
+                format!(
+                    "{email}: no member of the team file has this email and none of its groups \
+                     has a role in [access.groups]"
+                )
+            })?;
         let active = ledger
             .directory()
             .members
@@ -487,30 +446,40 @@ impl Sso {
         p.name = name;
         Ok(p)
     }
+}
 
-    fn member_of(&self, email: &str) -> Result<String, String> {
-        let Some(path) = &self.settings.team_file else {
-            return Err(format!(
-                "{email}: none of its groups has a role in [sso.groups], and no team_file maps \
-                 emails to members"
-            ));
-        };
-        let team = orteam_team::file::load(path).map_err(|e| e.to_string())?;
-        team.members
-            .iter()
-            .find(|m| {
-                m.email
-                    .as_deref()
-                    .is_some_and(|e| e.eq_ignore_ascii_case(email))
-            })
-            .map(|m| m.id.clone())
-            .ok_or_else(|| {
-                format!(
-                    "{email}: no member of the team file has this email and none of its groups \
-                     has a role in [sso.groups]"
-                )
-            })
+/// The strongest role the groups grant (`admin` > `viewer` > `team_lead`). Several team-lead
+/// groups lead all their teams together, with the smallest `max_raise` among them (none if one
+/// has none), so no group's cap is ever exceeded.
+fn strongest(name: &str, granted: &[&Grant]) -> Option<Principal> {
+    let principal = |role: Role, teams: Vec<String>, max_raise| Principal {
+        name: name.to_owned(),
+        role,
+        teams,
+        member: None,
+        max_raise,
+    };
+    for role in [Role::Admin, Role::Viewer] {
+        if granted.iter().any(|g| g.role == role) {
+            return Some(principal(role, Vec::new(), None));
+        }
     }
+    let leads: Vec<&&Grant> = granted
+        .iter()
+        .filter(|g| g.role == Role::TeamLead)
+        .collect();
+    if leads.is_empty() {
+        return None;
+    }
+    let mut teams: Vec<String> = leads.iter().flat_map(|g| g.teams.clone()).collect();
+    teams.sort();
+    teams.dedup();
+    let max_raise = leads
+        .iter()
+        .map(|g| g.max_raise)
+        .collect::<Option<Vec<_>>>()
+        .and_then(|caps| caps.into_iter().min());
+    Some(principal(Role::TeamLead, teams, max_raise))
 }
 
 /// The provider's error without the request details.
@@ -791,7 +760,6 @@ mod tests {
             redirect_url: "https://orteam.example.com/auth/callback".into(),
             scopes: vec!["email".into()],
             groups_claim: "groups".into(),
-            groups: BTreeMap::new(),
             team_file: None,
             session_key: SecretString::from("k".repeat(32)),
             session_ttl: Duration::from_secs(60),
@@ -830,14 +798,38 @@ mod tests {
         );
     }
 
+    fn grant(role: Role, teams: &[&str], max: Option<&str>) -> Grant {
+        Grant {
+            role,
+            teams: teams.iter().map(|t| t.to_string()).collect(),
+            max_raise: max.map(|m| orteam_core::Money::parse(m).unwrap()),
+        }
+    }
+
     #[test]
-    fn group_roles_parse() {
-        assert_eq!("admin".parse::<GroupRole>(), Ok(GroupRole::Admin));
+    fn the_strongest_group_wins_and_team_leads_keep_the_smallest_cap() {
+        let admin = grant(Role::Admin, &[], None);
+        let viewer = grant(Role::Viewer, &[], None);
+        let core = grant(Role::TeamLead, &["core"], Some("50"));
+        let web = grant(Role::TeamLead, &["web"], Some("20"));
+        let no_raise = grant(Role::TeamLead, &["ops"], None);
+        assert!(strongest("sso:x", &[]).is_none());
+        let p = strongest("sso:x", &[&core, &admin]).unwrap();
+        assert_eq!((p.role, p.max_raise), (Role::Admin, None));
         assert_eq!(
-            "team_lead:core, web".parse::<GroupRole>(),
-            Ok(GroupRole::TeamLead(vec!["core".into(), "web".into()]))
+            strongest("sso:x", &[&core, &viewer]).unwrap().role,
+            Role::Viewer
         );
-        assert!("team_lead:".parse::<GroupRole>().is_err());
-        assert!("member".parse::<GroupRole>().is_err());
+        let p = strongest("sso:x", &[&core]).unwrap();
+        assert_eq!(p.role, Role::TeamLead);
+        assert_eq!(p.teams, vec!["core".to_owned()]);
+        assert_eq!(p.max_raise, Some(orteam_core::Money::parse("50").unwrap()));
+        let p = strongest("sso:x", &[&core, &web]).unwrap();
+        assert_eq!(p.teams, vec!["core".to_owned(), "web".to_owned()]);
+        assert_eq!(p.max_raise, Some(orteam_core::Money::parse("20").unwrap()));
+        assert_eq!(
+            strongest("sso:x", &[&core, &no_raise]).unwrap().max_raise,
+            None
+        );
     }
 }

@@ -175,6 +175,13 @@ impl AccessStore for AnyStore {
     async fn token(&self, id: String) -> Result<Option<AdminToken>, LedgerError> {
         dispatch!(self, s => s.token(id).await)
     }
+    async fn token_update(
+        &self,
+        id: String,
+        update: crate::model::AdminTokenUpdate,
+    ) -> Result<bool, LedgerError> {
+        dispatch!(self, s => s.token_update(id, update).await)
+    }
     async fn token_revoke(&self, name: String, now: DateTime<Utc>) -> Result<bool, LedgerError> {
         dispatch!(self, s => s.token_revoke(name, now).await)
     }

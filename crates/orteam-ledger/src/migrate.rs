@@ -63,6 +63,11 @@ pub const SQLITE: &[Migration] = &[
         name: "event_latency_us",
         sql: include_str!("../migrations/sqlite/0012_event_latency_us.sql"),
     },
+    Migration {
+        version: 13,
+        name: "token_names",
+        sql: include_str!("../migrations/sqlite/0013_token_names.sql"),
+    },
 ];
 
 pub const POSTGRES: &[Migration] = &[
@@ -115,6 +120,11 @@ pub const POSTGRES: &[Migration] = &[
         version: 11,
         name: "event_latency_us",
         sql: include_str!("../migrations/postgres/0011_event_latency_us.sql"),
+    },
+    Migration {
+        version: 12,
+        name: "token_names",
+        sql: include_str!("../migrations/postgres/0012_token_names.sql"),
     },
 ];
 

@@ -568,6 +568,11 @@ pub struct AdminToken {
     pub expires_at: Option<DateTime<Utc>>,
     pub revoked_at: Option<DateTime<Utc>>,
     pub created_by: String,
+    /// The org whose team file declares it (`[access.tokens.*]`): that org's `team apply`
+    /// updates and revokes it. `None`: made by `orteam token create` (or the admin API), never
+    /// touched by apply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_org: Option<String>,
 }
 
 impl AdminToken {
@@ -591,6 +596,15 @@ impl AdminToken {
     pub fn is_live(&self, now: DateTime<Utc>) -> bool {
         self.revoked_at.is_none() && self.expires_at.is_none_or(|e| e > now)
     }
+}
+
+/// What `team apply` changes in place on a live token the team file declares (no new secret).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminTokenUpdate {
+    pub role: orteam_core::access::Role,
+    pub teams: Vec<String>,
+    pub max_raise: Option<Money>,
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
 /// Input of [`crate::Ledger::create_admin_token`].

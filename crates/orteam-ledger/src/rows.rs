@@ -324,8 +324,8 @@ pub(crate) fn refusal(r: &impl Columns) -> Result<crate::refusals::RefusalCount,
     })
 }
 
-pub(crate) const ADMIN_TOKEN_COLUMNS: &str =
-    "id, name, role, teams, max_raise, token_hash, created_at, expires_at, revoked_at, created_by";
+pub(crate) const ADMIN_TOKEN_COLUMNS: &str = "id, name, role, teams, max_raise, token_hash, created_at, expires_at, revoked_at, created_by, \
+     file_org";
 
 pub(crate) fn admin_token(r: &impl Columns) -> Result<AdminToken, LedgerError> {
     Ok(AdminToken {
@@ -344,6 +344,7 @@ pub(crate) fn admin_token(r: &impl Columns) -> Result<AdminToken, LedgerError> {
         expires_at: r.opt_time(7)?,
         revoked_at: r.opt_time(8)?,
         created_by: r.text(9)?,
+        file_org: r.opt_text(10)?,
     })
 }
 

@@ -19,7 +19,8 @@ use crate::budget::engine::CellKey;
 use crate::directory::{DirectoryChange, DirectoryData};
 use crate::error::LedgerError;
 use crate::model::{
-    AdminToken, AuditEntry, NewAlert, NewAuditEntry, OutboxEntry, PendingCorrection, UsageEvent,
+    AdminToken, AdminTokenUpdate, AuditEntry, NewAlert, NewAuditEntry, OutboxEntry,
+    PendingCorrection, UsageEvent,
 };
 use crate::query::EventFilter;
 
@@ -152,7 +153,8 @@ pub(crate) trait CorrectionStore: Send + Sync + 'static {
 
 /// Named admin tokens and the audit log (`admin_tokens`, `audit_log`).
 pub(crate) trait AccessStore: Send + Sync + 'static {
-    /// Stores a new token (its hash only); a taken name is [`LedgerError::Invalid`].
+    /// Stores a new token (its hash only); a name a live token has is [`LedgerError::Invalid`]
+    /// (revoked tokens free their name).
     fn token_insert(
         &self,
         token: AdminToken,
@@ -164,6 +166,13 @@ pub(crate) trait AccessStore: Send + Sync + 'static {
         &self,
         id: String,
     ) -> impl Future<Output = Result<Option<AdminToken>, LedgerError>> + Send;
+    /// Changes a live token's role, teams, max_raise and expiry in place (by id); whether it
+    /// was live.
+    fn token_update(
+        &self,
+        id: String,
+        update: AdminTokenUpdate,
+    ) -> impl Future<Output = Result<bool, LedgerError>> + Send;
     /// Marks a live token (by name) revoked; whether one was.
     fn token_revoke(
         &self,

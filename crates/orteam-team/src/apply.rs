@@ -21,7 +21,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use orteam_ledger::Ledger;
+use orteam_ledger::{AdminTokenUpdate, Ledger, NewAdminToken};
 use orteam_openrouter::Client;
 use orteam_openrouter::types::guardrails::{
     CreateGuardrailRequest, Guardrail, ListGuardrailsParams, UpdateGuardrailRequest,
@@ -44,11 +44,15 @@ pub enum SecretKind {
     Virtual,
     /// The member's own OpenRouter key (direct mode).
     Direct,
+    /// An `ota-…` admin token the team file declares (`[access.tokens.*]`); `member` holds the
+    /// token's name.
+    AdminToken,
 }
 
 /// A new secret, to show once.
 #[derive(Debug, Clone)]
 pub struct NewSecret {
+    /// The member the key is for (for [`SecretKind::AdminToken`]: the token's name).
     pub member: String,
     pub kind: SecretKind,
     /// The key's public reference: `ot-<id>…` or the OpenRouter name.
@@ -79,6 +83,8 @@ pub struct ApplyContext<'a> {
     pub client: &'a Client,
     pub now: DateTime<Utc>,
     pub sink: &'a mut dyn SecretSink,
+    /// Who runs the apply, as the audit log records it (the creator of declared admin tokens).
+    pub actor: String,
     /// Called with a one-line description after each change is made (progress on stderr).
     pub progress: &'a mut dyn FnMut(&str),
 }
@@ -384,6 +390,44 @@ async fn run_op(op: &Op, cx: &mut ApplyContext<'_>) -> Result<Option<String>, Te
                     .map_err(TeamError::upstream(ctx))?;
             }
         }
+        Op::CreateAdminToken {
+            org,
+            name,
+            role,
+            teams,
+            max_raise,
+            expires_in,
+        } => {
+            let token = NewAdminToken {
+                name: name.clone(),
+                role: *role,
+                teams: teams.clone(),
+                max_raise: *max_raise,
+                expires_at: None,
+                created_by: cx.actor.clone(),
+            };
+            issue_admin_token(cx, org, token, *expires_in).await?;
+        }
+        Op::UpdateAdminToken { name, update } => {
+            ledger
+                .update_admin_token(name, update.clone(), &cx.actor, Some("apply".into()))
+                .await
+                .map_err(TeamError::ledger(format!("updating admin token {name:?}")))?;
+        }
+        Op::RevokeAdminToken { name } => {
+            match ledger
+                .revoke_admin_token(name, &cx.actor, Some("apply".into()))
+                .await
+            {
+                // Revoked meanwhile (by hand): done.
+                Ok(()) | Err(orteam_ledger::LedgerError::NotFound { .. }) => {}
+                Err(e) => {
+                    return Err(TeamError::ledger(format!("revoking admin token {name:?}"))(
+                        e,
+                    ));
+                }
+            }
+        }
         Op::UnassignGuardrailKeys { id, hashes } => {
             cx.client
                 .unassign_keys(id, hashes)
@@ -478,6 +522,64 @@ pub(crate) async fn issue_virtual_key(
             issued.key.display_prefix()
         )))?;
     Ok(issued.key.id)
+}
+
+/// Issues a declared admin token: created with the pending expiry (so a secret an interrupted
+/// apply never delivered dies by itself and the next plan replaces it), delivered, then given
+/// its real expiry, `expires_in` after its creation.
+async fn issue_admin_token(
+    cx: &mut ApplyContext<'_>,
+    org: &str,
+    t: NewAdminToken,
+    expires_in: Option<Duration>,
+) -> Result<(), TeamError> {
+    let ledger = cx.ledger;
+    let name = t.name.clone();
+    // The ledger's clock, as the token's `created_at` is: the plan compares the two.
+    let pending = PENDING_DELIVERY_TTL.min(expires_in.unwrap_or(PENDING_DELIVERY_TTL));
+    let issued = ledger
+        .create_file_admin_token(
+            NewAdminToken {
+                expires_at: Some(ledger.now() + td(pending)),
+                ..t
+            },
+            org,
+        )
+        .await
+        .map_err(TeamError::ledger(format!("creating admin token {name:?}")))?;
+    let secret = NewSecret {
+        member: name.clone(),
+        kind: SecretKind::AdminToken,
+        reference: issued.token.display_prefix(),
+        secret: issued.secret,
+    };
+    if let Err(source) = cx.sink.deliver(&secret) {
+        // Never delivered: revoke it now (the next plan would replace it anyway).
+        let _ = ledger
+            .revoke_admin_token(&name, &cx.actor, Some("apply".into()))
+            .await;
+        return Err(TeamError::Delivery {
+            member: name,
+            source,
+        });
+    }
+    let t = &issued.token;
+    let expires_at = expires_in.map(|d| t.created_at + td(d));
+    if expires_in != Some(pending) {
+        let update = AdminTokenUpdate {
+            role: t.role,
+            teams: t.teams.clone(),
+            max_raise: t.max_raise,
+            expires_at,
+        };
+        ledger
+            .update_admin_token(&name, update, &cx.actor, Some("apply".into()))
+            .await
+            .map_err(TeamError::ledger(format!(
+                "setting the expiry of admin token {name:?}"
+            )))?;
+    }
+    Ok(())
 }
 
 /// Creates an upstream key: name first (in the POST body), then deliver or encrypt its secret,

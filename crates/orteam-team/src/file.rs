@@ -16,6 +16,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use orteam_core::access::Role;
 use orteam_core::{Money, Window};
 use orteam_ledger::RoutingPolicy;
 use serde::de::{self, Deserializer};
@@ -60,6 +61,39 @@ struct RawFile {
     members: Vec<Spanned<RawMember>>,
     #[serde(default)]
     alerts: Option<AlertsSpec>,
+    #[serde(default)]
+    access: RawAccess,
+}
+
+/// `[access]`: admin tokens the file declares and what the identity provider's groups grant.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAccess {
+    #[serde(default)]
+    tokens: BTreeMap<String, Spanned<RawToken>>,
+    /// Group → `"admin"`, `"viewer"`, `"team_lead:TEAM[,TEAM…]"` or a table like a token's.
+    #[serde(default)]
+    groups: BTreeMap<String, Spanned<toml::Value>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawToken {
+    role: Spanned<String>,
+    #[serde(default)]
+    teams: Vec<Spanned<String>>,
+    max_raise: Option<Spanned<Amount>>,
+    expires_in: Option<DurationSpec>,
+}
+
+/// A group's grant written as a table (no spans inside: it is read from a `toml::Value`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGroupTable {
+    role: String,
+    #[serde(default)]
+    teams: Vec<String>,
+    max_raise: Option<Amount>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -359,6 +393,8 @@ pub struct ResolvedTeam {
     /// In file order.
     pub members: Vec<MemberSpec>,
     pub alerts: Option<AlertsSpec>,
+    /// `[access]`: declared admin tokens and the roles the identity provider's groups grant.
+    pub access: AccessSpec,
     /// Where the file names each model, for messages (empty for a team not read from a file).
     #[serde(skip)]
     pub model_sites: ModelSites,
@@ -393,6 +429,34 @@ fn find_quoted(text: &str, range: std::ops::Range<usize>, model: &str) -> Option
         .and_then(first_in)
         .map(|o| o + range.start)
         .or_else(|| first_in(text))
+}
+
+/// `[access]` of the team file.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct AccessSpec {
+    /// `[access.tokens.NAME]`: admin tokens `team apply` creates, updates and revokes.
+    pub tokens: BTreeMap<String, TokenSpec>,
+    /// `[access.groups]`: what each group of the identity provider grants at sign-in.
+    pub groups: BTreeMap<String, Grant>,
+}
+
+/// A role with its scope: what a token or a group grants.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Grant {
+    pub role: Role,
+    /// The teams of a `team_lead` (teams of this file); empty otherwise.
+    pub teams: Vec<String>,
+    /// The largest raise a `team_lead` may grant (`None`: no raises).
+    pub max_raise: Option<Money>,
+}
+
+/// An admin token the file declares.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TokenSpec {
+    pub name: String,
+    pub grant: Grant,
+    /// The token expires this long after its creation.
+    pub expires_in: Option<DurationSpec>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -726,6 +790,8 @@ pub fn parse(path: &Path, text: &str) -> Result<ResolvedTeam, TeamFileError> {
         }
     }
 
+    let access = resolve_access(&raw.access, &teams, &at)?;
+
     let mut model_sites = ModelSites {
         path: path.to_owned(),
         sites: BTreeMap::new(),
@@ -762,8 +828,138 @@ pub fn parse(path: &Path, text: &str) -> Result<ResolvedTeam, TeamFileError> {
         teams,
         members,
         alerts: raw.alerts,
+        access,
         model_sites,
     })
+}
+
+type At<'a> = &'a dyn Fn(Option<std::ops::Range<usize>>, String) -> TeamFileError;
+
+/// Validates `[access]`: roles, teams of this file, and that only a team lead has teams or a
+/// max_raise.
+fn resolve_access(
+    raw: &RawAccess,
+    teams: &BTreeMap<String, TeamSpec>,
+    at: At<'_>,
+) -> Result<AccessSpec, TeamFileError> {
+    let mut out = AccessSpec::default();
+    for (name, spanned) in &raw.tokens {
+        let what = format!("access.tokens.{name}");
+        check_id(name).map_err(|m| at(Some(spanned.span()), format!("{what}: {m}")))?;
+        let t = spanned.get_ref();
+        let role = parse_role(t.role.get_ref())
+            .map_err(|m| at(Some(t.role.span()), format!("{what}: {m}")))?;
+        for team in &t.teams {
+            check_team(team.get_ref(), teams)
+                .map_err(|m| at(Some(team.span()), format!("{what}: {m}")))?;
+        }
+        let grant = Grant {
+            role,
+            teams: dedup(t.teams.iter().map(|s| s.get_ref().clone())),
+            max_raise: t.max_raise.as_ref().map(|a| a.get_ref().0),
+        };
+        check_scope(&grant).map_err(|m| at(Some(spanned.span()), format!("{what}: {m}")))?;
+        out.tokens.insert(
+            name.clone(),
+            TokenSpec {
+                name: name.clone(),
+                grant,
+                expires_in: t.expires_in,
+            },
+        );
+    }
+    for (group, spanned) in &raw.groups {
+        let what = format!("access.groups.{group:?}");
+        let fail = |m: String| at(Some(spanned.span()), format!("{what}: {m}"));
+        let grant = match spanned.get_ref() {
+            toml::Value::String(s) => parse_group_string(s).map_err(fail)?,
+            toml::Value::Table(t) => {
+                let raw: RawGroupTable = toml::Value::Table(t.clone())
+                    .try_into()
+                    .map_err(|e: toml::de::Error| fail(e.message().trim().to_owned()))?;
+                Grant {
+                    role: parse_role(&raw.role).map_err(fail)?,
+                    teams: dedup(raw.teams.into_iter()),
+                    max_raise: raw.max_raise.map(|a| a.0),
+                }
+            }
+            _ => {
+                return Err(fail(
+                    "write \"admin\", \"viewer\", \"team_lead:TEAM[,TEAM…]\" or a table \
+                     { role = \"team_lead\", teams = [\"…\"], max_raise = \"50.00\" }"
+                        .into(),
+                ));
+            }
+        };
+        for team in &grant.teams {
+            check_team(team, teams).map_err(fail)?;
+        }
+        check_scope(&grant).map_err(fail)?;
+        out.groups.insert(group.clone(), grant);
+    }
+    Ok(out)
+}
+
+fn dedup(teams: impl Iterator<Item = String>) -> Vec<String> {
+    let set: BTreeSet<String> = teams.collect();
+    set.into_iter().collect()
+}
+
+/// `admin`, `team_lead` or `viewer` (members need no token or group: their email is enough).
+fn parse_role(text: &str) -> Result<Role, String> {
+    match text.parse::<Role>() {
+        Ok(Role::Member) | Err(_) => Err(format!(
+            "unknown role {text:?}: use \"admin\", \"team_lead\" or \"viewer\" (members need \
+             no token: their own key, or their email at sign-in, is enough)"
+        )),
+        Ok(role) => Ok(role),
+    }
+}
+
+/// A group's grant written as a string: `admin`, `viewer`, `team_lead:core,web` (no raises).
+fn parse_group_string(text: &str) -> Result<Grant, String> {
+    let (role, teams) = match text.split_once(':') {
+        Some((role, teams)) => (
+            role,
+            teams
+                .split(',')
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        ),
+        None => (text, Vec::new()),
+    };
+    Ok(Grant {
+        role: parse_role(role)?,
+        teams: dedup(teams.into_iter()),
+        max_raise: None,
+    })
+}
+
+fn check_team(team: &str, teams: &BTreeMap<String, TeamSpec>) -> Result<(), String> {
+    if teams.contains_key(team) {
+        return Ok(());
+    }
+    let hint = if teams.is_empty() {
+        "no [teams.*] is defined".to_owned()
+    } else {
+        format!("known: {}", known(teams))
+    };
+    Err(format!("unknown team {team:?} ({hint})"))
+}
+
+fn check_scope(g: &Grant) -> Result<(), String> {
+    match g.role {
+        Role::TeamLead if g.teams.is_empty() => {
+            Err("a team_lead needs its teams (teams = [\"…\"], or \"team_lead:TEAM\")".into())
+        }
+        Role::Admin | Role::Viewer if !g.teams.is_empty() || g.max_raise.is_some() => Err(format!(
+            "teams and max_raise are for team_lead; {} covers every team",
+            g.role
+        )),
+        _ => Ok(()),
+    }
 }
 
 fn known<V>(map: &BTreeMap<String, V>) -> String {
@@ -986,6 +1182,124 @@ key = { rotate_every = "30d" }
         assert_eq!(t.members.len(), 2);
         assert_eq!(t.member("bob").unwrap().team, "backend");
         assert_eq!(t.alerts.as_ref().unwrap().thresholds, vec![50, 80, 100]);
+    }
+
+    const ACCESS: &str = r#"
+[access.tokens.backend-lead]
+role = "team_lead"
+teams = ["backend"]
+max_raise = "50.00"
+expires_in = "90d"
+
+[access.tokens.finance]
+role = "viewer"
+
+[access.groups]
+"orteam-admins" = "admin"
+"auditors" = "viewer"
+"backend-leads" = { role = "team_lead", teams = ["backend"], max_raise = "20.00" }
+"backend-helpers" = "team_lead:backend"
+"#;
+
+    #[test]
+    fn access_tokens_and_groups_are_read() {
+        let t = p(&format!("{EXAMPLE}{ACCESS}")).unwrap();
+        let lead = &t.access.tokens["backend-lead"];
+        assert_eq!(lead.grant.role, Role::TeamLead);
+        assert_eq!(lead.grant.teams, vec!["backend".to_owned()]);
+        assert_eq!(lead.grant.max_raise, Some(Money::parse("50").unwrap()));
+        assert_eq!(lead.expires_in.unwrap().0, Duration::from_secs(90 * 86400));
+        let fin = &t.access.tokens["finance"];
+        assert_eq!(fin.grant.role, Role::Viewer);
+        assert!(fin.grant.teams.is_empty() && fin.expires_in.is_none());
+        let g = &t.access.groups;
+        assert_eq!(g["orteam-admins"].role, Role::Admin);
+        assert_eq!(g["auditors"].role, Role::Viewer);
+        assert_eq!(
+            g["backend-leads"].max_raise,
+            Some(Money::parse("20").unwrap())
+        );
+        assert_eq!(g["backend-helpers"].role, Role::TeamLead);
+        assert_eq!(g["backend-helpers"].max_raise, None);
+        // No [access]: nothing declared.
+        assert_eq!(p(EXAMPLE).unwrap().access, AccessSpec::default());
+    }
+
+    /// The 1-based (line, column) of the first `needle` in `text`.
+    fn site(text: &str, needle: &str) -> (usize, usize) {
+        line_col(text, text.find(needle).unwrap())
+    }
+
+    #[test]
+    fn access_errors_point_at_the_place() {
+        let base = format!("{EXAMPLE}{ACCESS}");
+        // An unknown role, at the role's value.
+        let text = base.replace("role = \"viewer\"", "role = \"auditor\"");
+        let e = p(&text).unwrap_err();
+        assert_eq!((e.line, e.column), {
+            let (l, c) = site(&text, "\"auditor\"");
+            (Some(l), Some(c))
+        });
+        assert!(e.to_string().starts_with("team.toml:"), "{e}");
+        assert!(e.message.contains("unknown role \"auditor\""), "{e}");
+        // "member" is no admin role.
+        let e = p(&base.replace("role = \"viewer\"", "role = \"member\"")).unwrap_err();
+        assert!(e.message.contains("unknown role \"member\""), "{e}");
+        // An unknown team, at the team's name.
+        let text = base.replace(
+            "teams = [\"backend\"]\nmax_raise = \"50.00\"",
+            "teams = [\"platform\"]\nmax_raise = \"50.00\"",
+        );
+        let e = p(&text).unwrap_err();
+        let (l, c) = site(&text, "\"platform\"");
+        assert_eq!((e.line, e.column), (Some(l), Some(c)), "{e}");
+        assert!(
+            e.message
+                .contains("unknown team \"platform\" (known: backend)"),
+            "{e}"
+        );
+        // A float amount, at the amount.
+        let text = base.replace("max_raise = \"50.00\"", "max_raise = 50.5");
+        let e = p(&text).unwrap_err();
+        let (l, _) = site(&text, "max_raise = 50.5");
+        assert_eq!(e.line, Some(l), "{e}");
+        assert!(e.message.contains("decimal strings"), "{e}");
+        // A group naming an unknown team or role, at the group's value.
+        for (bad, needle) in [
+            ("\"team_lead:platform\"", "unknown team \"platform\""),
+            ("\"owner\"", "unknown role \"owner\""),
+            (
+                "{ role = \"team_lead\", teams = [\"backend\"], max_raise = 20.0 }",
+                "decimal strings",
+            ),
+        ] {
+            let text = base.replace("\"team_lead:backend\"", bad);
+            let e = p(&text).unwrap_err();
+            let (l, c) = site(&text, bad);
+            assert_eq!((e.line, e.column), (Some(l), Some(c)), "{bad}: {e}");
+            assert!(e.message.contains(needle), "{bad}: {e}");
+            assert!(e.message.contains("backend-helpers"), "{bad}: {e}");
+        }
+        // Scope: a team lead needs teams; teams and max_raise are only for team leads.
+        let e = p(&base.replace("teams = [\"backend\"]\nmax_raise", "max_raise")).unwrap_err();
+        assert!(e.message.contains("needs its teams"), "{e}");
+        let e = p(&base.replace(
+            "role = \"viewer\"",
+            "role = \"viewer\"\nmax_raise = \"1.00\"",
+        ))
+        .unwrap_err();
+        assert!(e.message.contains("access.tokens.finance"), "{e}");
+        assert!(
+            e.message.contains("only for team_lead") || e.message.contains("for team_lead"),
+            "{e}"
+        );
+        // Unknown fields are refused with their line.
+        let text = format!(
+            "{EXAMPLE}{}",
+            ACCESS.replace("expires_in = \"90d\"", "expires = \"90d\"")
+        );
+        let e = p(&text).unwrap_err();
+        assert_eq!(e.line, Some(site(&text, "expires = ").0), "{e}");
     }
 
     #[test]

@@ -88,6 +88,7 @@ pub async fn rotate_member(
         },
         now,
         sink,
+        actor: String::new(),
         progress: &mut progress,
     };
     let live_vk = mk

@@ -33,6 +33,7 @@ const jose = await import(pathToFileURL(require.resolve("jose")).href);
 const ACCOUNTS = {
   root: { email: "root@example.com", groups: ["orteam-admins"] },
   fin: { email: "fin@example.com", groups: ["finance"] },
+  lead: { email: "lead@example.com", groups: ["core-leads", "engineering"] },
   alice: { email: "alice@example.com", groups: ["engineering"] },
   carol: { email: "Carol@Example.com", groups: [] },
   mallory: { email: "mallory@example.com", groups: ["engineering"] },

@@ -179,6 +179,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             client: &management,
             now: clock.now(),
             sink: &mut secrets,
+            actor: "demo".into(),
             progress: &mut progress,
         };
         orteam_team::apply::apply(&plan, &mut cx).await?;
@@ -189,6 +190,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         let target = match s.kind {
             SecretKind::Virtual => &mut keys,
             SecretKind::Direct => &mut direct,
+            // The demo's team file declares no admin tokens.
+            SecretKind::AdminToken => continue,
         };
         target.insert(s.member.clone(), s.secret.expose_secret().to_owned());
     }

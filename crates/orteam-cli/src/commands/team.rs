@@ -286,6 +286,7 @@ async fn apply_cmd(cx: &Context, args: TeamApplyArgs) -> anyhow::Result<ExitCode
         client: &p.client,
         now: p.now,
         sink: &mut sink,
+        actor: who.name.clone(),
         progress: &mut progress,
     };
     // From here Ctrl-C stops between two changes, never inside one.

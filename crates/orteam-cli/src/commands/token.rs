@@ -109,6 +109,7 @@ async fn list(cx: &Context, args: TokenListArgs) -> anyhow::Result<ExitCode> {
             "by",
             "expires",
             "state",
+            "from",
         ]);
         for k in &tokens {
             let state = if k.revoked_at.is_some() {
@@ -130,6 +131,11 @@ async fn list(cx: &Context, args: TokenListArgs) -> anyhow::Result<ExitCode> {
                 k.created_by.clone(),
                 stamp(k.expires_at),
                 state.into(),
+                // Only a team file's tokens are changed or revoked, by that org's `team apply`.
+                match &k.file_org {
+                    Some(org) => format!("team file ({org})"),
+                    None => "token create".to_owned(),
+                },
             ]);
         }
         writeln!(out, "{t}")?;

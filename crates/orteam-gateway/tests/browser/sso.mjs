@@ -107,6 +107,31 @@ try {
     await context.close();
   }
 
+  // 2b. A team lead by group, with the max_raise the team file's [access.groups] gives it.
+  {
+    const { context, page } = await ssoSignIn("lead");
+    await page.locator("#whoami").waitFor({ state: "visible" });
+    const session = JSON.parse((await pageFetch(page, "/auth/session")).body);
+    assert.equal(session.role, "team_lead", JSON.stringify(session));
+    assert.deepEqual(session.teams, ["core"]);
+    const until = new Date(Date.now() + 3600 * 1000).toISOString();
+    const raise = (id, amount) => pageFetch(page, "/admin/v1/budgets/raise", {
+      method: "POST",
+      headers: { "content-type": "application/json", "x-orteam-csrf": session.csrf },
+      body: JSON.stringify({ scope: "member", id, window: "daily", amount, until, reason: "sso lead" }),
+    });
+    const ok = await raise("alice", "10.00");
+    assert.ok(ok.status >= 200 && ok.status < 300, `a raise up to max_raise: ${ok.status} ${ok.body}`);
+    const above = await raise("alice", "10.01");
+    assert.equal(above.status, 403, above.body);
+    assert.match(above.body, /above .*max_raise 10/);
+    const otherTeam = await raise("carol", "1.00");
+    assert.equal(otherTeam.status, 403, otherTeam.body);
+    assert.match(otherTeam.body, /team lead of core only/);
+    step("lead (group core-leads in the team file) is team lead of core: raises alice by 10.00 (its max_raise), not 10.01, not carol of web");
+    await context.close();
+  }
+
   // 3. A member by the team file's email: only themselves; then sign-out.
   {
     const { context, page } = await ssoSignIn("alice");

@@ -1,6 +1,7 @@
 //! Single sign-on end to end: a real OpenID provider (the certified `oidc-provider` npm package,
 //! `orteam-test-support/js/oidc-provider.mjs`) on loopback, the gateway configured for it, and
-//! headless Chromium driven by Playwright (`tests/browser/sso.mjs`): sign-in, roles from groups,
+//! headless Chromium driven by Playwright (`tests/browser/sso.mjs`): sign-in, roles from groups
+//! (the team file's `[access.groups]`, a team lead raising up to its `max_raise`),
 //! a member seeing only themselves, CSRF, sign-out, tampered / expired / wrong-audience ID tokens
 //! refused, an unknown identity refused. Then the audit log names each sign-in and refusal with
 //! the identity. On both ledger backends.
@@ -8,12 +9,11 @@
 //! Needs `ORTEAM_TEST_NODE_MODULES` (playwright-core and oidc-provider) and Chromium:
 //! `ORTEAM_TEST_NODE_MODULES="$(bash scripts/browser-env.sh)"`.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
 use orteam_core::Window;
-use orteam_gateway::sso::{GroupRole, SsoSettings};
+use orteam_gateway::sso::SsoSettings;
 use orteam_ledger::BudgetScope;
 use orteam_test_support::browser::{OidcProvider, SETUP, browser_env};
 use orteam_test_support::{Backend, TestGateway};
@@ -40,6 +40,12 @@ id = "carol"
 email = "carol@example.com"
 team = "web"
 tier = "all"
+
+# What the identity provider's groups grant, read at each sign-in.
+[access.groups]
+"orteam-admins" = "admin"
+"finance" = "viewer"
+"core-leads" = { role = "team_lead", teams = ["core"], max_raise = "10.00" }
 "#;
 
 async fn sso_in_chromium(backend: Backend) {
@@ -57,10 +63,6 @@ async fn sso_in_chromium(backend: Backend) {
         redirect_url: format!("{root}/auth/callback"),
         scopes: vec!["email".into(), "profile".into(), "groups".into()],
         groups_claim: "groups".into(),
-        groups: BTreeMap::from([
-            ("orteam-admins".to_owned(), GroupRole::Admin),
-            ("finance".to_owned(), GroupRole::Viewer),
-        ]),
         team_file: Some(team_file),
         session_key: SecretString::from(format!("{:032x}", rand::random::<u128>())),
         session_ttl: Duration::from_secs(3600),
@@ -144,6 +146,9 @@ async fn sso_in_chromium(backend: Backend) {
     };
     assert!(has("sso:root@example.com", "sign_in"), "{entries:#?}");
     assert!(has("sso:fin@example.com", "sign_in"));
+    // The team lead's raise within its max_raise is recorded under its identity.
+    assert!(has("sso:lead@example.com", "sign_in"));
+    assert!(has("sso:lead@example.com", "raise"), "{entries:#?}");
     assert!(has("sso:alice@example.com", "sign_in"));
     assert!(has("sso:alice@example.com", "sign_out"));
     assert!(has("sso:mallory@example.com", "sign_in_failed"));

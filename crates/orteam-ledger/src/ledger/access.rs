@@ -8,7 +8,9 @@ use super::Ledger;
 use crate::audit::{self, ChainReport};
 use crate::error::LedgerError;
 use crate::keys;
-use crate::model::{AdminToken, AuditEntry, IssuedAdminToken, NewAdminToken, NewAuditEntry};
+use crate::model::{
+    AdminToken, AdminTokenUpdate, AuditEntry, IssuedAdminToken, NewAdminToken, NewAuditEntry,
+};
 use crate::store::AccessStore;
 
 /// Why a presented admin token was refused (the caller answers 401 with this text).
@@ -31,37 +33,62 @@ impl Ledger {
         &self,
         t: NewAdminToken,
     ) -> Result<IssuedAdminToken, LedgerError> {
+        self.create_token(t, None).await
+    }
+
+    /// Creates a token the team file of `org` declares (`[access.tokens.*]`, by `team apply`):
+    /// marked with the org (`file_org`), so that org's later applies update or revoke it and
+    /// leave every other token alone.
+    pub async fn create_file_admin_token(
+        &self,
+        t: NewAdminToken,
+        org: &str,
+    ) -> Result<IssuedAdminToken, LedgerError> {
+        self.create_token(t, Some(org.to_owned())).await
+    }
+
+    /// Whether a token of `role` may have these teams and max_raise, the teams known.
+    fn check_token_scope(
+        &self,
+        role: Role,
+        teams: &[String],
+        max_raise: Option<orteam_core::Money>,
+    ) -> Result<(), LedgerError> {
+        match role {
+            Role::TeamLead if teams.is_empty() => Err(LedgerError::Invalid(
+                "a team_lead token needs at least one team (--team)".into(),
+            )),
+            Role::TeamLead => {
+                let dir = self.directory();
+                match teams.iter().find(|id| !dir.teams.contains_key(*id)) {
+                    Some(unknown) => Err(LedgerError::Invalid(format!("unknown team {unknown:?}"))),
+                    None => Ok(()),
+                }
+            }
+            Role::Member => Err(LedgerError::Invalid(
+                "members need no admin token: they use their own `ot-…` key".into(),
+            )),
+            Role::Admin | Role::Viewer if !teams.is_empty() || max_raise.is_some() => {
+                Err(LedgerError::Invalid(format!(
+                    "--team and --max-raise are for team_lead tokens; a {role} token covers every team"
+                )))
+            }
+            Role::Admin | Role::Viewer => Ok(()),
+        }
+    }
+
+    async fn create_token(
+        &self,
+        t: NewAdminToken,
+        file_org: Option<String>,
+    ) -> Result<IssuedAdminToken, LedgerError> {
         let name = t.name.trim();
         if name.is_empty() || name.len() > 64 || name.contains(char::is_whitespace) {
             return Err(LedgerError::Invalid(
                 "a token name is 1-64 characters without spaces".into(),
             ));
         }
-        match t.role {
-            Role::TeamLead if t.teams.is_empty() => {
-                return Err(LedgerError::Invalid(
-                    "a team_lead token needs at least one team (--team)".into(),
-                ));
-            }
-            Role::TeamLead => {
-                let dir = self.directory();
-                if let Some(unknown) = t.teams.iter().find(|id| !dir.teams.contains_key(*id)) {
-                    return Err(LedgerError::Invalid(format!("unknown team {unknown:?}")));
-                }
-            }
-            Role::Member => {
-                return Err(LedgerError::Invalid(
-                    "members need no admin token: they use their own `ot-…` key".into(),
-                ));
-            }
-            Role::Admin | Role::Viewer if !t.teams.is_empty() || t.max_raise.is_some() => {
-                return Err(LedgerError::Invalid(format!(
-                    "--team and --max-raise are for team_lead tokens; a {} token covers every team",
-                    t.role
-                )));
-            }
-            Role::Admin | Role::Viewer => {}
-        }
+        self.check_token_scope(t.role, &t.teams, t.max_raise)?;
         let now = self.now();
         if t.expires_at.is_some_and(|e| e <= now) {
             return Err(LedgerError::Invalid("the expiry is in the past".into()));
@@ -78,6 +105,7 @@ impl Ledger {
             expires_at: t.expires_at.map(audit::stored_instant),
             revoked_at: None,
             created_by: t.created_by.clone(),
+            file_org,
         };
         self.inner.store.token_insert(token.clone()).await?;
         self.audit(NewAuditEntry {
@@ -90,6 +118,57 @@ impl Ledger {
         })
         .await?;
         Ok(IssuedAdminToken { token, secret })
+    }
+
+    /// Changes the role, teams, max_raise and expiry of the live token named `name` in place
+    /// (its secret stays the same) and records before → after.
+    pub async fn update_admin_token(
+        &self,
+        name: &str,
+        update: AdminTokenUpdate,
+        actor: &str,
+        source: Option<String>,
+    ) -> Result<AdminToken, LedgerError> {
+        self.check_token_scope(update.role, &update.teams, update.max_raise)?;
+        let not_found = || LedgerError::NotFound {
+            kind: "live admin token",
+            id: name.to_owned(),
+        };
+        let before = self
+            .admin_tokens()
+            .await?
+            .into_iter()
+            .find(|t| t.name == name && t.revoked_at.is_none())
+            .ok_or_else(not_found)?;
+        let update = AdminTokenUpdate {
+            expires_at: update.expires_at.map(audit::stored_instant),
+            ..update
+        };
+        if !self
+            .inner
+            .store
+            .token_update(before.id.clone(), update.clone())
+            .await?
+        {
+            return Err(not_found());
+        }
+        let after = AdminToken {
+            role: update.role,
+            teams: update.teams,
+            max_raise: update.max_raise,
+            expires_at: update.expires_at,
+            ..before.clone()
+        };
+        self.audit(NewAuditEntry {
+            actor: actor.to_owned(),
+            action: "token_update".into(),
+            target: format!("token:{name}"),
+            before: Some(serde_json::to_string(&before).unwrap_or_default()),
+            after: Some(serde_json::to_string(&after).unwrap_or_default()),
+            source,
+        })
+        .await?;
+        Ok(after)
     }
 
     /// Every admin token (hashes are never serialized).

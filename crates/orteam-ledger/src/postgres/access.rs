@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use super::{PgStore, all, db, dec};
 use crate::audit;
 use crate::error::LedgerError;
-use crate::model::{AdminToken, AuditEntry, NewAuditEntry};
+use crate::model::{AdminToken, AdminTokenUpdate, AuditEntry, NewAuditEntry};
 use crate::rows::{self, ADMIN_TOKEN_COLUMNS, AUDIT_COLUMNS};
 use crate::store::AccessStore;
 
@@ -16,8 +16,9 @@ impl AccessStore for PgStore {
             .await?
             .execute(
                 "INSERT INTO admin_tokens (id, name, role, teams, max_raise, token_hash, \
-                 created_at, expires_at, revoked_at, created_by) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, $9) ON CONFLICT (name) DO NOTHING",
+                 created_at, expires_at, revoked_at, created_by, file_org) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, $9, $10) \
+                 ON CONFLICT (name) WHERE revoked_at IS NULL DO NOTHING",
                 &[
                     &t.id,
                     &t.name,
@@ -28,6 +29,7 @@ impl AccessStore for PgStore {
                     &t.created_at,
                     &t.expires_at,
                     &t.created_by,
+                    &t.file_org,
                 ],
             )
             .await
@@ -67,6 +69,26 @@ impl AccessStore for PgStore {
             .await
             .map_err(db("reading an admin token"))?;
         row.as_ref().map(rows::admin_token).transpose()
+    }
+
+    async fn token_update(&self, id: String, u: AdminTokenUpdate) -> Result<bool, LedgerError> {
+        let n = self
+            .client()
+            .await?
+            .execute(
+                "UPDATE admin_tokens SET role = $1, teams = $2, max_raise = $3, expires_at = $4 \
+                 WHERE id = $5 AND revoked_at IS NULL",
+                &[
+                    &u.role.as_str(),
+                    &u.teams.join(","),
+                    &u.max_raise.map(dec),
+                    &u.expires_at,
+                    &id,
+                ],
+            )
+            .await
+            .map_err(db("updating an admin token"))?;
+        Ok(n > 0)
     }
 
     async fn token_revoke(&self, name: String, now: DateTime<Utc>) -> Result<bool, LedgerError> {

@@ -6,7 +6,7 @@ use rusqlite::{OptionalExtension, TransactionBehavior, params};
 use super::{SqliteStore, all, db, first, ts};
 use crate::audit;
 use crate::error::LedgerError;
-use crate::model::{AdminToken, AuditEntry, NewAuditEntry};
+use crate::model::{AdminToken, AdminTokenUpdate, AuditEntry, NewAuditEntry};
 use crate::rows::{self, ADMIN_TOKEN_COLUMNS, AUDIT_COLUMNS};
 use crate::store::AccessStore;
 
@@ -16,7 +16,7 @@ impl AccessStore for SqliteStore {
             let op = "creating an admin token";
             let taken: Option<String> = c
                 .query_row(
-                    "SELECT id FROM admin_tokens WHERE name = ?1",
+                    "SELECT id FROM admin_tokens WHERE name = ?1 AND revoked_at IS NULL",
                     params![t.name],
                     |r| r.get(0),
                 )
@@ -30,8 +30,8 @@ impl AccessStore for SqliteStore {
             }
             c.execute(
                 "INSERT INTO admin_tokens (id, name, role, teams, max_raise, token_hash, \
-                 created_at, expires_at, revoked_at, created_by) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, NULL, ?9)",
+                 created_at, expires_at, revoked_at, created_by, file_org) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, NULL, ?9, ?10)",
                 params![
                     t.id,
                     t.name,
@@ -42,6 +42,7 @@ impl AccessStore for SqliteStore {
                     ts(t.created_at),
                     t.expires_at.map(ts),
                     t.created_by,
+                    t.file_org,
                 ],
             )
             .map_err(db(op))?;
@@ -72,6 +73,26 @@ impl AccessStore for SqliteStore {
                 ))
                 .map_err(db(op))?;
             first(&mut st, params![id], |r| rows::admin_token(r), op)
+        })
+        .await
+    }
+
+    async fn token_update(&self, id: String, u: AdminTokenUpdate) -> Result<bool, LedgerError> {
+        self.run(move |c| {
+            let n = c
+                .execute(
+                    "UPDATE admin_tokens SET role = ?1, teams = ?2, max_raise = ?3, expires_at = ?4 \
+                     WHERE id = ?5 AND revoked_at IS NULL",
+                    params![
+                        u.role.as_str(),
+                        u.teams.join(","),
+                        u.max_raise.map(|m| m.to_canonical_string()),
+                        u.expires_at.map(ts),
+                        id,
+                    ],
+                )
+                .map_err(db("updating an admin token"))?;
+            Ok(n > 0)
         })
         .await
     }

@@ -152,3 +152,98 @@ async fn a_ledger_newer_than_this_orteam_is_refused(backend: Backend) {
         assert!(err.to_string().contains("newer orteam"), "{err}");
     }
 }
+
+backend_tests!(admin_tokens_survive_the_token_names_migration);
+
+/// SQLite 0013 / PostgreSQL 0012 (a token's name unique among live tokens only, and
+/// `file_org`): tokens made before it keep working, revoked ones stay revoked, and a
+/// revoked name is free again while a live one is not.
+async fn admin_tokens_survive_the_token_names_migration(backend: Backend) {
+    use orteam_core::access::Role;
+    use orteam_ledger::{LedgerError, NewAdminToken, TokenRefused};
+    let db = TestDb::new(backend).await;
+    let token = |name: &str, role| NewAdminToken {
+        name: name.into(),
+        role,
+        teams: Vec::new(),
+        max_raise: None,
+        expires_at: None,
+        created_by: "test".into(),
+    };
+    let ledger = db.open(LedgerOptions::admin()).await;
+    let live = ledger
+        .create_admin_token(token("ops", Role::Admin))
+        .await
+        .unwrap();
+    let gone = ledger
+        .create_admin_token(token("gone", Role::Viewer))
+        .await
+        .unwrap();
+    ledger
+        .revoke_admin_token("gone", "test", None)
+        .await
+        .unwrap();
+    ledger.shutdown().await.unwrap();
+
+    // Back to the table as migration `access` made it, and the migration not yet applied.
+    let down: &[&str] = match backend {
+        Backend::Sqlite => &[
+            "DROP INDEX admin_tokens_live_name",
+            "CREATE TABLE admin_tokens_v8 (id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, \
+             role TEXT NOT NULL, teams TEXT NOT NULL DEFAULT '', max_raise TEXT, \
+             token_hash TEXT NOT NULL, created_at INTEGER NOT NULL, expires_at INTEGER, \
+             revoked_at INTEGER, created_by TEXT NOT NULL)",
+            "INSERT INTO admin_tokens_v8 SELECT id, name, role, teams, max_raise, token_hash, \
+             created_at, expires_at, revoked_at, created_by FROM admin_tokens",
+            "DROP TABLE admin_tokens",
+            "ALTER TABLE admin_tokens_v8 RENAME TO admin_tokens",
+            "DELETE FROM schema_migrations WHERE version = 13",
+        ],
+        Backend::Postgres => &[
+            "DROP INDEX admin_tokens_live_name",
+            "ALTER TABLE admin_tokens DROP COLUMN file_org",
+            "ALTER TABLE admin_tokens ADD CONSTRAINT admin_tokens_name_key UNIQUE (name)",
+            "DELETE FROM schema_migrations WHERE version = 12",
+        ],
+    };
+    for sql in down {
+        db.raw(sql).await;
+    }
+
+    let ledger = db.open(LedgerOptions::admin()).await;
+    let latest = match backend {
+        Backend::Sqlite => migrate::latest(migrate::SQLITE),
+        Backend::Postgres => migrate::latest(migrate::POSTGRES),
+    };
+    assert_eq!(ledger.check_schema().await.unwrap(), latest);
+    let t = ledger
+        .authenticate_admin_token(&live.secret)
+        .await
+        .unwrap()
+        .expect("a token made before the migration still works");
+    assert_eq!((t.name.as_str(), t.role), ("ops", Role::Admin));
+    assert_eq!(t.file_org, None);
+    assert_eq!(
+        ledger.authenticate_admin_token(&gone.secret).await.unwrap(),
+        Err(TokenRefused::Revoked("gone".into()))
+    );
+    // The revoked name is free again; the live one is not.
+    let again = ledger
+        .create_admin_token(token("gone", Role::Viewer))
+        .await
+        .unwrap();
+    assert!(
+        ledger
+            .authenticate_admin_token(&again.secret)
+            .await
+            .unwrap()
+            .is_ok()
+    );
+    let taken = ledger.create_admin_token(token("ops", Role::Viewer)).await;
+    assert!(
+        matches!(&taken, Err(LedgerError::Invalid(m)) if m.contains("already exists")),
+        "{taken:?}"
+    );
+    assert_eq!(ledger.admin_tokens().await.unwrap().len(), 3);
+    ledger.shutdown().await.unwrap();
+}

@@ -15,7 +15,7 @@ use orteam_insight::report::{ReportOptions, build_report, group_name};
 use orteam_insight::{AnomalyQuery, NoProgress, Period, Range, Upstream, anomalies_endpoint};
 use orteam_ledger::{BudgetScope, GroupBy, Ledger, NewAuditEntry, SecretKey};
 use orteam_openrouter::Client;
-use orteam_team::apply::{self, ApplyContext, CollectSecrets, NewSecret};
+use orteam_team::apply::{self, ApplyContext, CollectSecrets, NewSecret, SecretKind};
 use orteam_team::plan::{self, Plan, PlanOptions};
 use orteam_team::{file, revoke_member, rotate_member};
 use rmcp::handler::server::wrapper::Parameters;
@@ -475,8 +475,13 @@ fn secrets_json(secrets: &[NewSecret]) -> Value {
         secrets
             .iter()
             .map(|s| {
+                // An admin token belongs to no member: its entry names the token instead.
+                let owner = match s.kind {
+                    SecretKind::AdminToken => "token",
+                    _ => "member",
+                };
                 json!({
-                    "member": s.member,
+                    owner: s.member,
                     "kind": s.kind,
                     "key": s.reference,
                     "secret": s.secret.expose_secret(),
@@ -812,6 +817,7 @@ impl TeamTools {
         apply::preflight(&plan, have_key).map_err(|e| format!("{TOOL}: {e}"))?;
         let ledger = self.ledger.clone();
         let client = self.client.clone();
+        let actor = self.principal.name.clone();
         let (result, new_secrets, applied) = run_unsendable(TOOL, move || async move {
             let mut sink = CollectSecrets::default();
             let mut applied: Vec<String> = Vec::new();
@@ -822,6 +828,7 @@ impl TeamTools {
                     client: &client,
                     now: ledger.now(),
                     sink: &mut sink,
+                    actor,
                     progress: &mut progress,
                 };
                 apply::apply(&plan, &mut cx).await

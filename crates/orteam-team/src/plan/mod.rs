@@ -3,7 +3,8 @@
 //! [`observe`] reads the current state (the ledger's directory, OpenRouter's keys, the model
 //! catalog); [`plan`] is a pure function of the resolved team file, that state and the time,
 //! returning a [`Plan`] of [`Change`]s in the order [`crate::apply`] executes them:
-//! org → tiers → teams → members → budgets → keys → revocations → orphans and strays.
+//! org → tiers → teams → members → budgets → keys → revocations → admin tokens → orphans and
+//! strays.
 //!
 //! Key ownership needs no extra state (see [`crate::naming`]): a key at OpenRouter is
 //! - **owned** when the ledger records its hash for a member;
@@ -24,6 +25,7 @@ mod planner;
 mod strays;
 #[cfg(test)]
 mod tests;
+mod tokens;
 
 pub use model::{
     Action, Change, FieldChange, Plan, PlanOptions, RaiseInfo, Resource, RotationInfo, StrayKey,

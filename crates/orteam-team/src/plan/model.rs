@@ -71,6 +71,7 @@ pub enum Resource {
     Workspace,
     Guardrail,
     SharedKey,
+    AdminToken,
 }
 
 impl Resource {
@@ -87,6 +88,7 @@ impl Resource {
             Resource::Workspace => "openrouter workspace",
             Resource::Guardrail => "openrouter guardrail",
             Resource::SharedKey => "shared upstream key",
+            Resource::AdminToken => "admin token",
         }
     }
 }
@@ -298,5 +300,23 @@ pub(crate) enum Op {
     UnassignGuardrailKeys {
         id: String,
         hashes: Vec<String>,
+    },
+    /// Creates a declared admin token (pending expiry, deliver, real expiry: see `tokens.rs`).
+    CreateAdminToken {
+        /// The org whose file declares it (recorded as the token's `file_org`).
+        org: String,
+        name: String,
+        role: orteam_core::access::Role,
+        teams: Vec<String>,
+        max_raise: Option<Money>,
+        expires_in: Option<Duration>,
+    },
+    /// Changes a declared token's role, teams, max_raise and expiry in place.
+    UpdateAdminToken {
+        name: String,
+        update: orteam_ledger::AdminTokenUpdate,
+    },
+    RevokeAdminToken {
+        name: String,
     },
 }

@@ -26,6 +26,9 @@ pub struct Observed {
     pub workspaces: Vec<Workspace>,
     pub guardrails: Vec<Guardrail>,
     pub key_assignments: Vec<KeyAssignment>,
+    /// Every admin token (revoked ones included); the plan touches only its org's file
+    /// tokens (`file_org`).
+    pub tokens: Vec<orteam_ledger::AdminToken>,
 }
 
 /// Every item of an `offset`/`limit` list.
@@ -96,6 +99,10 @@ pub async fn observe(
         workspaces: Vec::new(),
         guardrails: Vec::new(),
         key_assignments: Vec::new(),
+        tokens: ledger
+            .admin_tokens()
+            .await
+            .map_err(TeamError::ledger("reading admin tokens"))?,
     };
     observe_openrouter(&mut obs, client).await?;
     Ok(obs)

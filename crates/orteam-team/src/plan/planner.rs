@@ -46,6 +46,7 @@ pub fn plan(team: &ResolvedTeam, obs: &Observed, opts: &PlanOptions) -> Plan {
     super::defence::create_workspaces(team, obs, &mut p.out);
     p.member_keys();
     p.removed_members();
+    super::tokens::plan_tokens(team, obs, opts.now, &mut p.out);
     p.orphans();
     super::defence::plan_defence(team, obs, &mut p.out);
     let strays = strays(team, obs);

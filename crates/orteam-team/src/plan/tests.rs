@@ -54,6 +54,7 @@ fn observed(data: DirectoryData, keys: Vec<Key>) -> Observed {
         workspaces: Vec::new(),
         guardrails: Vec::new(),
         key_assignments: Vec::new(),
+        tokens: Vec::new(),
     }
 }
 
@@ -256,4 +257,108 @@ fn the_same_inputs_give_the_same_plan() {
     let a = plan(&t, &obs, &opts(true));
     let b = plan(&t, &obs, &opts(true));
     assert_eq!(summary(&a), summary(&b));
+}
+
+/// A live token in the ledger, created a day before `now()`.
+fn admin_token(name: &str, managed: bool, max_raise: &str) -> orteam_ledger::AdminToken {
+    let created = now() - chrono::TimeDelta::days(1);
+    orteam_ledger::AdminToken {
+        id: format!("id-{name}"),
+        name: name.into(),
+        role: orteam_core::access::Role::TeamLead,
+        teams: vec!["backend".into()],
+        max_raise: Some(orteam_core::Money::parse(max_raise).unwrap()),
+        token_hash: String::new(),
+        created_at: created,
+        expires_at: Some(created + chrono::TimeDelta::days(90)),
+        revoked_at: None,
+        created_by: "cli:test".into(),
+        file_org: managed.then(|| "acme".to_owned()),
+    }
+}
+
+const TOKENS: &str = "\n[access.tokens.lead]\nrole = \"team_lead\"\nteams = [\"backend\"]\n\
+                      max_raise = \"50.00\"\nexpires_in = \"90d\"\n";
+
+fn token_plan(text: &str, tokens: Vec<orteam_ledger::AdminToken>) -> Plan {
+    let t = team(text);
+    let mut obs = observed(ledger_with(&t, vec![member("alice", "basic")]), vec![]);
+    obs.tokens = tokens;
+    plan(&t, &obs, &opts(false))
+}
+
+#[test]
+fn declared_tokens_are_created_updated_replaced_and_revoked() {
+    let text = format!("{TEAM}{TOKENS}");
+    // Not there: created.
+    let p = token_plan(&text, vec![]);
+    assert_eq!(
+        of(&p, Resource::AdminToken),
+        [(Action::Create, Resource::AdminToken, "lead".to_owned())]
+    );
+    // There, unchanged: nothing to do.
+    let p = token_plan(&text, vec![admin_token("lead", true, "50")]);
+    assert_eq!(of(&p, Resource::AdminToken), []);
+    // A changed max_raise: updated in place.
+    let p = token_plan(&text, vec![admin_token("lead", true, "40")]);
+    let c = p
+        .changes
+        .iter()
+        .find(|c| c.resource == Resource::AdminToken)
+        .unwrap();
+    assert_eq!(c.action, Action::Update);
+    assert_eq!(c.fields.len(), 1, "{:?}", c.fields);
+    assert_eq!(c.fields[0].field, "max_raise");
+    assert!(matches!(c.ops[..], [Op::UpdateAdminToken { .. }]));
+    // Expired, or still carrying the pending-delivery expiry: a new secret.
+    let mut expired = admin_token("lead", true, "50");
+    expired.expires_at = Some(now() - chrono::TimeDelta::hours(1));
+    let mut pending = admin_token("lead", true, "50");
+    pending.expires_at = Some(pending.created_at + chrono::TimeDelta::minutes(10));
+    for t in [expired, pending] {
+        let p = token_plan(&text, vec![t]);
+        let c = p
+            .changes
+            .iter()
+            .find(|c| c.resource == Resource::AdminToken)
+            .unwrap();
+        assert_eq!(c.action, Action::Replace, "{:?}", c.reason);
+        assert!(matches!(
+            c.ops[..],
+            [Op::RevokeAdminToken { .. }, Op::CreateAdminToken { .. }]
+        ));
+    }
+    // Gone from the file: a file token is revoked; a CLI-made one, another org's file token or
+    // a revoked one is not.
+    let mut revoked = admin_token("old", true, "1");
+    revoked.revoked_at = Some(now());
+    let mut other_org = admin_token("theirs", true, "1");
+    other_org.file_org = Some("other-org".into());
+    let p = token_plan(
+        TEAM,
+        vec![
+            admin_token("lead", true, "50"),
+            admin_token("ci", false, "50"),
+            revoked,
+            other_org,
+        ],
+    );
+    assert_eq!(
+        of(&p, Resource::AdminToken),
+        [(Action::Delete, Resource::AdminToken, "lead".to_owned())]
+    );
+    // A CLI-made token holding the declared name is never revoked by the plan.
+    let p = token_plan(&text, vec![admin_token("lead", false, "50")]);
+    let c = p
+        .changes
+        .iter()
+        .find(|c| c.resource == Resource::AdminToken)
+        .unwrap();
+    assert_eq!(c.action, Action::Create);
+    assert!(c.reason.as_deref().unwrap().contains("token revoke lead"));
+    assert!(
+        !c.ops
+            .iter()
+            .any(|o| matches!(o, Op::RevokeAdminToken { .. }))
+    );
 }

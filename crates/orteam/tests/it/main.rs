@@ -11,6 +11,7 @@ mod dashboards;
 mod db_faults;
 mod defence;
 mod demo;
+mod file_tokens;
 mod first_hour;
 mod gateway;
 mod insight;

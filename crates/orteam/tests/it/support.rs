@@ -211,14 +211,20 @@ impl Env {
     }
 }
 
-/// The secrets in a `--secrets-out` file: (member, kind, key, secret).
+/// The secrets in a `--secrets-out` file: (member, kind, key, secret); an admin token's line
+/// names the token instead of a member.
 pub fn read_secrets(path: &std::path::Path) -> Vec<(String, String, String, String)> {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     text.lines()
         .map(|l| {
             let v: serde_json::Value = serde_json::from_str(l).unwrap();
             let s = |k: &str| v[k].as_str().unwrap().to_owned();
-            (s("member"), s("kind"), s("key"), s("secret"))
+            let owner = if v["kind"] == "admin_token" {
+                "token"
+            } else {
+                "member"
+            };
+            (s(owner), s("kind"), s("key"), s("secret"))
         })
         .collect()
 }
