@@ -904,6 +904,44 @@ mod tests {
         assert!(Journal::create(&db).is_ok());
     }
 
+    /// A process killed with two holds in slots, one of whose events it had journaled but not
+    /// yet freed the slot of: the next start finds that one settled and the other in flight,
+    /// with its generation id.
+    #[test]
+    fn slot_holds_are_in_flight_unless_their_event_was_journaled() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let db = dir.path().join("x.db");
+        let j = Journal::create(&db).unwrap_or_else(|e| panic!("{e}"));
+        let slot = |id: &str| match j.append_hold(event(id)) {
+            Ok(HoldWrite::Slot(s)) => s,
+            _ => panic!("a free slot"),
+        };
+        let _a = slot("a");
+        let b = slot("b");
+        assert_eq!(j.append_generation("b", Some(b), "gen-b"), None, "no line");
+        let settled = j
+            .append(replay_job(event("a")))
+            .unwrap_or_else(|_| panic!("append"));
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap_or_else(|e| panic!("{e}"))
+            .block_on(j.written(settled.seq))
+            .unwrap_or_else(|()| panic!("written"));
+        drop(j); // killed before freeing a's slot
+        let left = leftovers(&db).unwrap_or_else(|e| panic!("{e}"));
+        let ids = |v: &[UsageEvent]| -> Vec<String> {
+            v.iter().map(|e| e.usage.request_id.clone()).collect()
+        };
+        assert_eq!(ids(&left.events), ["a"]);
+        assert_eq!(ids(&left.in_flight), ["b"]);
+        assert_eq!(
+            left.in_flight[0].usage.generation_id.as_deref(),
+            Some("gen-b")
+        );
+        assert!(left.files.contains(&hold_slots::path_for(&db)));
+        assert!(has_leftovers(&db));
+    }
+
     #[test]
     fn concurrent_settles_share_writes_and_each_waits_for_its_own_line() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
