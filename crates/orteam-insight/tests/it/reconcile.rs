@@ -390,7 +390,19 @@ async fn reconcile_books_a_members_own_key_to_the_member(backend: Backend) {
         .start()
         .await;
     let (secret, hash) = tg.sim.create_key("orteam:acme:alice:own", None, None);
-    tg.admin
+    // Storing an upstream secret needs the encryption key.
+    let keyed = tg
+        .db
+        .open(
+            orteam_ledger::LedgerOptions::admin().with_secret_key(
+                orteam_ledger::SecretKey::from_base64(
+                    &orteam_ledger::SecretKey::generate_base64(),
+                )
+                .unwrap(),
+            ),
+        )
+        .await;
+    keyed
         .add_upstream_key(
             "alice",
             "orteam:acme:alice:own",
