@@ -108,6 +108,20 @@ pub(crate) struct Journal {
     slots: Option<HoldSlots>,
 }
 
+/// A hold as [`Journal::append_hold`] records it: the provisional event, borrowed.
+pub(crate) struct HoldParts<'a> {
+    pub time: DateTime<Utc>,
+    pub member: &'a str,
+    pub team: &'a str,
+    pub org: &'a str,
+    /// Its cost is the hold's worst case, its outcome provisional.
+    pub usage: &'a Usage,
+}
+
+thread_local! {
+    static HOLD_BUF: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(Vec::with_capacity(1024));
+}
+
 /// Where [`Journal::append_hold`] put a hold.
 pub(crate) enum HoldWrite {
     /// In a slot of the in-flight slot file: durable already.
@@ -577,10 +591,10 @@ impl Journal {
     }
 
     /// Records the hold of a request about to be forwarded (its provisional event at the
-    /// worst case): in a free slot of the in-flight slot file, durable on return, else as a
-    /// buffered line (await [`Journal::written`] with its sequence number before forwarding).
-    /// `Err` when the journal is broken: the request must not be forwarded.
-    pub(crate) fn append_hold(&self, hold: UsageEvent) -> Result<HoldWrite, LedgerError> {
+    /// worst case, `hold`): in a free slot of the in-flight slot file, durable on return, else
+    /// as a buffered line (await [`Journal::written`] with its sequence number before
+    /// forwarding). `Err` when the journal is broken: the request must not be forwarded.
+    pub(crate) fn append_hold(&self, hold: &HoldParts<'_>) -> Result<HoldWrite, LedgerError> {
         let broken = || LedgerError::Storage {
             op: "recording a request in flight",
             source: "the event journal could not be written".into(),
@@ -588,9 +602,29 @@ impl Journal {
         if self.failed.load(Ordering::Acquire) || self.fail_writes.load(Ordering::Acquire) {
             return Err(broken());
         }
-        let json = serde_json::to_vec(&Marker::Hold(record(&hold)))
-            .map_err(|e| LedgerError::storage("encoding a journal record", e))?;
-        if let Some(slot) = self.slots.as_ref().and_then(|s| s.put(&json)) {
+        let marker = Marker::Hold(Record {
+            time: hold.time,
+            member: hold.member.into(),
+            team: hold.team.into(),
+            org: hold.org.into(),
+            usage: std::borrow::Cow::Borrowed(hold.usage),
+        });
+        // Encoded into this thread's buffer: the hot path allocates nothing for it.
+        let (slot, json) = HOLD_BUF.with_borrow_mut(|buf| {
+            buf.clear();
+            serde_json::to_writer(&mut *buf, &marker)
+                .map_err(|e| LedgerError::storage("encoding a journal record", e))?;
+            let slot = self.slots.as_ref().and_then(|s| s.put(buf));
+            Ok::<_, LedgerError>((
+                slot,
+                if slot.is_none() {
+                    buf.clone()
+                } else {
+                    Vec::new()
+                },
+            ))
+        })?;
+        if let Some(slot) = slot {
             return Ok(HoldWrite::Slot(slot));
         }
         let line = line_of(&json)?;
@@ -601,7 +635,17 @@ impl Journal {
         st.buffered.extend_from_slice(&line);
         st.last_seq += 1;
         st.buffered_through = st.last_seq;
-        st.open.insert(hold.usage.request_id.clone(), hold);
+        st.open.insert(
+            hold.usage.request_id.clone(),
+            UsageEvent {
+                time: hold.time,
+                member_id: hold.member.to_owned(),
+                team_id: hold.team.to_owned(),
+                org_id: hold.org.to_owned(),
+                usage: hold.usage.clone(),
+                reconciled: None,
+            },
+        );
         Ok(HoldWrite::Line(st.last_seq))
     }
 
@@ -904,6 +948,16 @@ mod tests {
         assert!(Journal::create(&db).is_ok());
     }
 
+    fn parts(e: &UsageEvent) -> HoldParts<'_> {
+        HoldParts {
+            time: e.time,
+            member: &e.member_id,
+            team: &e.team_id,
+            org: &e.org_id,
+            usage: &e.usage,
+        }
+    }
+
     /// A process killed with two holds in slots, one of whose events it had journaled but not
     /// yet freed the slot of: the next start finds that one settled and the other in flight,
     /// with its generation id.
@@ -912,7 +966,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let db = dir.path().join("x.db");
         let j = Journal::create(&db).unwrap_or_else(|e| panic!("{e}"));
-        let slot = |id: &str| match j.append_hold(event(id)) {
+        let slot = |id: &str| match j.append_hold(&parts(&event(id))) {
             Ok(HoldWrite::Slot(s)) => s,
             _ => panic!("a free slot"),
         };

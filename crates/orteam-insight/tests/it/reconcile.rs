@@ -395,10 +395,8 @@ async fn reconcile_books_a_members_own_key_to_the_member(backend: Backend) {
         .db
         .open(
             orteam_ledger::LedgerOptions::admin().with_secret_key(
-                orteam_ledger::SecretKey::from_base64(
-                    &orteam_ledger::SecretKey::generate_base64(),
-                )
-                .unwrap(),
+                orteam_ledger::SecretKey::from_base64(&orteam_ledger::SecretKey::generate_base64())
+                    .unwrap(),
             ),
         )
         .await;

@@ -13,7 +13,7 @@ use crate::budget::engine::CellKey;
 use crate::error::LedgerError;
 use crate::events::{WriteJob, WriterMsg};
 use crate::inflight::Resolved;
-use crate::journal::HoldWrite;
+use crate::journal::{HoldParts, HoldWrite};
 use crate::model::{Outcome, Usage, UsageEvent};
 
 impl Ledger {
@@ -27,16 +27,15 @@ impl Ledger {
         let writer = self.writer()?;
         usage.cost = r.amount;
         usage.outcome = Outcome::Provisional;
-        let hold = UsageEvent {
-            time: r.at,
-            member_id: r.member.to_string(),
-            team_id: r.team.to_string(),
-            org_id: r.org.to_string(),
-            usage,
-            reconciled: None,
-        };
         if let Some(journal) = &self.inner.journal {
-            return match journal.append_hold(hold)? {
+            let hold = HoldParts {
+                time: r.at,
+                member: &r.member,
+                team: &r.team,
+                org: &r.org,
+                usage: &usage,
+            };
+            return match journal.append_hold(&hold)? {
                 HoldWrite::Slot(slot) => Ok(Some(slot)),
                 HoldWrite::Line(seq) => {
                     journal
@@ -55,6 +54,14 @@ impl Ledger {
             // anyway, and a plain settle waits for its commit.
             return Ok(None);
         }
+        let hold = UsageEvent {
+            time: r.at,
+            member_id: r.member.to_string(),
+            team_id: r.team.to_string(),
+            org_id: r.org.to_string(),
+            usage,
+            reconciled: None,
+        };
         let (tx, rx) = oneshot::channel();
         writer
             .send(WriterMsg::Hold {
