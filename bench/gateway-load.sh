@@ -12,6 +12,8 @@
 #
 # For a quicker look while profiling, narrow it with the environment: TARGETS="nginx
 # orteam-sqlite" CONCURRENCY="1 64" STREAMS="0" MEMORY=0 bench/gateway-load.sh 3 1
+# ORTEAM_BIN=path runs that build of `orteam` instead (A/B of two builds, e.g. with
+# bench/ab/no-inflight-hold.patch applied to one).
 # Every route side by side: ROUTES="chat messages responses embeddings completions" …
 #
 # Method (../shared/performance-notes.md): every server pinned to CPU 1, wrk on CPU 0 (on CPU 1
@@ -27,7 +29,8 @@ if [ -z "${SKIP_BUILD:-}" ]; then
   cargo build --release -q -p orteam-sim --example sim_server
   cargo build --release -q -p orteam-gateway --example passthrough
 fi
-ORTEAM="$ROOT/target/release/orteam"
+# ORTEAM_BIN: another build of the gateway, for an A/B in one sitting (docs/BENCHMARKS.md).
+ORTEAM="${ORTEAM_BIN:-$ROOT/target/release/orteam}"
 
 # Upstream: the simulator on one core.
 taskset -c 1 "$ROOT/target/release/examples/sim_server" --port 9200 --threads 1 > "$WORK/sim.out" &

@@ -124,12 +124,13 @@ pub async fn run(
         .is_some_and(|v| v.starts_with("text/event-stream"));
     if let Some(id) = &header_generation_id {
         // Upstream billed this generation: a crash from here on is corrected exactly. A
-        // stream may run for minutes, so its id is made durable now; a whole answer is
-        // settled as soon as its body is read, and its id rides with that write.
+        // stream may run for minutes, so its id is written now (in the background: the first
+        // bytes do not wait for it); a whole answer is settled as soon as its body is read,
+        // and its id rides with that write.
         if is_stream {
-            reservation.record_generation_id(id).await;
+            reservation.record_generation_id(id);
         } else {
-            reservation.note_generation_id(id).await;
+            reservation.note_generation_id(id);
         }
     }
     let meta = Settlement {

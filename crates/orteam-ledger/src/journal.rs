@@ -35,6 +35,7 @@ use serde::{Deserialize, Serialize};
 use crate::budget::engine::CellKey;
 use crate::error::LedgerError;
 use crate::events::WriteJob;
+use crate::hold_slots::{self, HoldSlots};
 use crate::model::{Usage, UsageEvent};
 
 /// A segment is retired (and deleted once committed) past this size.
@@ -103,6 +104,30 @@ pub(crate) struct Journal {
     writes: AtomicU64,
     /// Test-only switch: the next writes fail as a full disk's would.
     fail_writes: AtomicBool,
+    /// Where holds go (a line only when no slot is free, or the file could not be made).
+    slots: Option<HoldSlots>,
+}
+
+/// A hold as [`Journal::append_hold`] records it: the provisional event, borrowed.
+pub(crate) struct HoldParts<'a> {
+    pub time: DateTime<Utc>,
+    pub member: &'a str,
+    pub team: &'a str,
+    pub org: &'a str,
+    /// Its cost is the hold's worst case, its outcome provisional.
+    pub usage: &'a Usage,
+}
+
+thread_local! {
+    static HOLD_BUF: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(Vec::with_capacity(1024));
+}
+
+/// Where [`Journal::append_hold`] put a hold.
+pub(crate) enum HoldWrite {
+    /// In a slot of the in-flight slot file: durable already.
+    Slot(u32),
+    /// As a journal line: durable once [`Journal::written`] returns for this sequence number.
+    Line(u64),
 }
 
 /// One thread's group write: whether one of its tasks is about to write, and how its other
@@ -221,7 +246,7 @@ fn segments(db: &Path) -> Result<Vec<(u64, PathBuf)>, LedgerError> {
 
 /// Whether a previous serving process left journal segments for the database at `db`.
 pub(crate) fn has_leftovers(db: &Path) -> bool {
-    segments(db).is_ok_and(|s| !s.is_empty())
+    segments(db).is_ok_and(|s| !s.is_empty()) || hold_slots::path_for(db).exists()
 }
 
 /// Copies the journal segments of the database at `db` as the journal of the database at `to`
@@ -230,8 +255,13 @@ pub(crate) fn has_leftovers(db: &Path) -> bool {
 pub(crate) fn copy_segments(db: &Path, to: &Path) -> Result<usize, LedgerError> {
     let prefix = prefix_for(to);
     let mut copied = 0;
-    for (n, path) in segments(db)? {
-        match std::fs::copy(&path, segment_path(&prefix, n)) {
+    let mut files: Vec<(PathBuf, PathBuf)> = segments(db)?
+        .into_iter()
+        .map(|(n, path)| (path, segment_path(&prefix, n)))
+        .collect();
+    files.push((hold_slots::path_for(db), hold_slots::path_for(to)));
+    for (from, to) in files {
+        match std::fs::copy(&from, to) {
             Ok(_) => copied += 1,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(io_err("copying the event journal")(e)),
@@ -243,7 +273,11 @@ pub(crate) fn copy_segments(db: &Path, to: &Path) -> Result<usize, LedgerError> 
 /// Removes every journal segment of the database at `db` (a restore replaces that ledger).
 pub(crate) fn remove_all_segments(db: &Path) -> Result<usize, LedgerError> {
     let found = segments(db)?;
-    let paths: Vec<PathBuf> = found.into_iter().map(|(_, p)| p).collect();
+    let mut paths: Vec<PathBuf> = found.into_iter().map(|(_, p)| p).collect();
+    let slots = hold_slots::path_for(db);
+    if slots.exists() {
+        paths.push(slots);
+    }
     remove_segments(&paths);
     Ok(paths.len())
 }
@@ -281,9 +315,14 @@ fn encode_marker(marker: &Marker<'_>) -> Result<Vec<u8>, LedgerError> {
 fn encode_json(value: &impl Serialize) -> Result<Vec<u8>, LedgerError> {
     let json = serde_json::to_vec(value)
         .map_err(|e| LedgerError::storage("encoding a journal record", e))?;
+    line_of(&json)
+}
+
+/// `<crc32 hex> <json>\n`.
+fn line_of(json: &[u8]) -> Result<Vec<u8>, LedgerError> {
     let mut line = Vec::with_capacity(json.len() + 10);
-    write!(line, "{:08x} ", crc32fast::hash(&json)).map_err(io_err("encoding a journal record"))?;
-    line.extend_from_slice(&json);
+    write!(line, "{:08x} ", crc32fast::hash(json)).map_err(io_err("encoding a journal record"))?;
+    line.extend_from_slice(json);
     line.push(b'\n');
     Ok(line)
 }
@@ -345,7 +384,7 @@ pub(crate) struct Leftovers {
 }
 
 pub(crate) fn leftovers(db: &Path) -> Result<Leftovers, LedgerError> {
-    let (lines, files) = read_leftover_lines(db)?;
+    let (lines, mut files) = read_leftover_lines(db)?;
     let mut events = Vec::new();
     let mut holds: indexmap_lite::Ordered = Default::default();
     for line in lines {
@@ -362,9 +401,39 @@ pub(crate) fn leftovers(db: &Path) -> Result<Leftovers, LedgerError> {
             Line::Released(id) => holds.remove(&id),
         }
     }
+    let mut in_flight = holds.into_vec();
+    // Holds in the slot file: those whose event the journal has ended when it was written.
+    let slot_path = hold_slots::path_for(db);
+    if slot_path.exists() {
+        let settled: std::collections::HashSet<&str> =
+            events.iter().map(|e| e.usage.request_id.as_str()).collect();
+        let mut corrupt = 0usize;
+        for h in hold_slots::read(db)? {
+            match serde_json::from_slice::<Marker<'_>>(&h.payload) {
+                Ok(Marker::Hold(r)) => {
+                    let mut e = owned(r);
+                    if settled.contains(e.usage.request_id.as_str()) {
+                        continue;
+                    }
+                    if h.generation_id.is_some() {
+                        e.usage.generation_id = h.generation_id;
+                    }
+                    in_flight.push(e);
+                }
+                _ => corrupt += 1,
+            }
+        }
+        if corrupt > 0 {
+            tracing::warn!(
+                corrupt,
+                "skipped unreadable holds in the in-flight slot file"
+            );
+        }
+        files.push(slot_path);
+    }
     Ok(Leftovers {
         events,
-        in_flight: holds.into_vec(),
+        in_flight,
         files,
     })
 }
@@ -484,6 +553,13 @@ impl Journal {
             failed: AtomicBool::new(false),
             writes: AtomicU64::new(0),
             fail_writes: AtomicBool::new(false),
+            slots: match HoldSlots::create(db) {
+                Ok(s) => Some(s),
+                Err(err) => {
+                    tracing::warn!(%err, "holds of requests in flight go to the journal as lines instead");
+                    None
+                }
+            },
         })
     }
 
@@ -514,28 +590,77 @@ impl Journal {
         Ok(Appended { wake, seq })
     }
 
-    /// Buffers the hold of a request about to be forwarded (its provisional event at the
-    /// worst case); await [`Journal::written`] with the sequence number before forwarding.
-    /// `Err` when the journal is broken: the request must not be forwarded.
-    pub(crate) fn append_hold(&self, hold: UsageEvent) -> Result<u64, LedgerError> {
-        let line = encode_marker(&Marker::Hold(record(&hold)))?;
+    /// Records the hold of a request about to be forwarded (its provisional event at the
+    /// worst case, `hold`): in a free slot of the in-flight slot file, durable on return, else
+    /// as a buffered line (await [`Journal::written`] with its sequence number before
+    /// forwarding). `Err` when the journal is broken: the request must not be forwarded.
+    pub(crate) fn append_hold(&self, hold: &HoldParts<'_>) -> Result<HoldWrite, LedgerError> {
+        let broken = || LedgerError::Storage {
+            op: "recording a request in flight",
+            source: "the event journal could not be written".into(),
+        };
+        if self.failed.load(Ordering::Acquire) || self.fail_writes.load(Ordering::Acquire) {
+            return Err(broken());
+        }
+        let marker = Marker::Hold(Record {
+            time: hold.time,
+            member: hold.member.into(),
+            team: hold.team.into(),
+            org: hold.org.into(),
+            usage: std::borrow::Cow::Borrowed(hold.usage),
+        });
+        // Encoded into this thread's buffer: the hot path allocates nothing for it.
+        let (slot, json) = HOLD_BUF.with_borrow_mut(|buf| {
+            buf.clear();
+            serde_json::to_writer(&mut *buf, &marker)
+                .map_err(|e| LedgerError::storage("encoding a journal record", e))?;
+            let slot = self.slots.as_ref().and_then(|s| s.put(buf));
+            Ok::<_, LedgerError>((
+                slot,
+                if slot.is_none() {
+                    buf.clone()
+                } else {
+                    Vec::new()
+                },
+            ))
+        })?;
+        if let Some(slot) = slot {
+            return Ok(HoldWrite::Slot(slot));
+        }
+        let line = line_of(&json)?;
         let mut st = self.state.lock();
         if st.broken {
-            return Err(LedgerError::Storage {
-                op: "recording a request in flight",
-                source: "the event journal could not be written".into(),
-            });
+            return Err(broken());
         }
         st.buffered.extend_from_slice(&line);
         st.last_seq += 1;
         st.buffered_through = st.last_seq;
-        st.open.insert(hold.usage.request_id.clone(), hold);
-        Ok(st.last_seq)
+        st.open.insert(
+            hold.usage.request_id.clone(),
+            UsageEvent {
+                time: hold.time,
+                member_id: hold.member.to_owned(),
+                team_id: hold.team.to_owned(),
+                org_id: hold.org.to_owned(),
+                usage: hold.usage.clone(),
+                reconciled: None,
+            },
+        );
+        Ok(HoldWrite::Line(st.last_seq))
     }
 
     /// Buffers the generation id of a request in flight; await [`Journal::written`] with the
     /// returned sequence number for it to be durable (`None`: no open hold, or broken).
-    pub(crate) fn append_generation(&self, request_id: &str, generation_id: &str) -> Option<u64> {
+    pub(crate) fn append_generation(
+        &self,
+        request_id: &str,
+        slot: Option<u32>,
+        generation_id: &str,
+    ) -> Option<u64> {
+        if let (Some(slot), Some(slots)) = (slot, &self.slots) {
+            slots.set_generation(slot, generation_id);
+            return None;
+        }
         let marker = Marker::Generation {
             request_id: request_id.into(),
             generation_id: generation_id.into(),
@@ -555,7 +680,11 @@ impl Journal {
 
     /// A request in flight ended without an event (nothing was generated), or its event went
     /// to the database directly: its hold is closed.
-    pub(crate) fn close_hold(&self, request_id: &str, write_release: bool) {
+    pub(crate) fn close_hold(&self, request_id: &str, slot: Option<u32>, write_release: bool) {
+        if slot.is_some() {
+            self.free_slot(slot);
+            return;
+        }
         let mut st = self.state.lock();
         if st.open.remove(request_id).is_none() || !write_release || st.broken {
             return;
@@ -564,6 +693,13 @@ impl Journal {
             st.buffered.extend_from_slice(&line);
             st.last_seq += 1;
             st.buffered_through = st.last_seq;
+        }
+    }
+
+    /// The hold in `slot` ended: its request's event is durable, or it was released.
+    pub(crate) fn free_slot(&self, slot: Option<u32>) {
+        if let (Some(slot), Some(slots)) = (slot, &self.slots) {
+            slots.free(slot);
         }
     }
 
@@ -676,6 +812,9 @@ impl Journal {
         self.write_buffered(&mut st);
         if st.pending.is_empty() && st.open.is_empty() && !self.behind() {
             remove_segments(&[segment_path(&self.prefix, st.segment)]);
+        }
+        if let Some(slots) = &self.slots {
+            slots.close();
         }
     }
 }
@@ -807,6 +946,54 @@ mod tests {
         );
         // The next journal starts after the newest segment number seen.
         assert!(Journal::create(&db).is_ok());
+    }
+
+    fn parts(e: &UsageEvent) -> HoldParts<'_> {
+        HoldParts {
+            time: e.time,
+            member: &e.member_id,
+            team: &e.team_id,
+            org: &e.org_id,
+            usage: &e.usage,
+        }
+    }
+
+    /// A process killed with two holds in slots, one of whose events it had journaled but not
+    /// yet freed the slot of: the next start finds that one settled and the other in flight,
+    /// with its generation id.
+    #[test]
+    fn slot_holds_are_in_flight_unless_their_event_was_journaled() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let db = dir.path().join("x.db");
+        let j = Journal::create(&db).unwrap_or_else(|e| panic!("{e}"));
+        let slot = |id: &str| match j.append_hold(&parts(&event(id))) {
+            Ok(HoldWrite::Slot(s)) => s,
+            _ => panic!("a free slot"),
+        };
+        let _a = slot("a");
+        let b = slot("b");
+        assert_eq!(j.append_generation("b", Some(b), "gen-b"), None, "no line");
+        let settled = j
+            .append(replay_job(event("a")))
+            .unwrap_or_else(|_| panic!("append"));
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap_or_else(|e| panic!("{e}"))
+            .block_on(j.written(settled.seq))
+            .unwrap_or_else(|()| panic!("written"));
+        drop(j); // killed before freeing a's slot
+        let left = leftovers(&db).unwrap_or_else(|e| panic!("{e}"));
+        let ids = |v: &[UsageEvent]| -> Vec<String> {
+            v.iter().map(|e| e.usage.request_id.clone()).collect()
+        };
+        assert_eq!(ids(&left.events), ["a"]);
+        assert_eq!(ids(&left.in_flight), ["b"]);
+        assert_eq!(
+            left.in_flight[0].usage.generation_id.as_deref(),
+            Some("gen-b")
+        );
+        assert!(left.files.contains(&hold_slots::path_for(&db)));
+        assert!(has_leftovers(&db));
     }
 
     #[test]

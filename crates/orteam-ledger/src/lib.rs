@@ -19,6 +19,7 @@ pub mod directory;
 pub mod env;
 pub mod error;
 pub mod events;
+mod hold_slots;
 mod inflight;
 mod journal;
 pub mod keys;

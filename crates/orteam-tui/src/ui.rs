@@ -273,6 +273,27 @@ fn render_overview(f: &mut Frame, area: Rect, s: &Snapshot) {
             Span::raw(r.describe()),
         ]));
     }
+    // The newest reconciliation: its changes and differences are alerts above; a clean run
+    // is one quiet line, so a lead sees that the money was checked and when.
+    if let Some(r) = &s.reconciliation
+        && r.corrected + r.inserted == 0
+        && r.outstanding == 0
+    {
+        lines.push(Line::styled(
+            format!(
+                "✓ reconciled with OpenRouter {} ({}): {} matched{}",
+                r.finished_at.format("%H:%M UTC"),
+                r.source,
+                r.matched,
+                if r.incomplete {
+                    ", some look-ups failed"
+                } else {
+                    ""
+                }
+            ),
+            DIM,
+        ));
+    }
     match (&s.anomaly_detector, s.anomalies.is_empty()) {
         (_, false) => lines.extend(s.anomalies.iter().map(alert_line)),
         (Some(_), true) => lines.push(Line::styled("No anomalies.", DIM)),

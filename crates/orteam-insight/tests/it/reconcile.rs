@@ -379,3 +379,118 @@ async fn reconcile_books_unrecorded_spend(backend: Backend) {
 }
 
 backend_tests!(reconcile_books_unrecorded_spend);
+
+/// A generation OpenRouter billed on a member's own upstream key (one the gateway forwards
+/// with, its secret held) that the ledger never recorded is that member's: reconciliation books
+/// it to the member, so the member's, the team's and the org's budgets all reflect it exactly
+/// (the member's next request is refused), and a second run changes nothing.
+async fn reconcile_books_a_members_own_key_to_the_member(backend: Backend) {
+    let tg = TestGateway::builder(backend)
+        .budget(BudgetScope::Org, "acme", Window::Monthly, "100")
+        .start()
+        .await;
+    let (secret, hash) = tg.sim.create_key("orteam:acme:alice:own", None, None);
+    // Storing an upstream secret needs the encryption key.
+    let keyed = tg
+        .db
+        .open(
+            orteam_ledger::LedgerOptions::admin().with_secret_key(
+                orteam_ledger::SecretKey::from_base64(&orteam_ledger::SecretKey::generate_base64())
+                    .unwrap(),
+            ),
+        )
+        .await;
+    keyed
+        .add_upstream_key(
+            "alice",
+            "orteam:acme:alice:own",
+            &hash,
+            Some(&secret.clone().into()),
+        )
+        .await
+        .unwrap();
+    let today = mid_month_noon();
+    let yesterday = today - TimeDelta::days(1);
+    set_time(&tg, yesterday);
+    // Billed on alice's own key, never seen by the gateway.
+    let mut unrecorded = Money::ZERO;
+    for tokens in [30, 55] {
+        let s = chat_direct(&tg, "alice", &secret, "openai/gpt-4o-mini", tokens).await;
+        unrecorded = unrecorded.checked_add(s.cost).unwrap();
+    }
+    set_time(&tg, today);
+    // Alice's month has exactly that much room.
+    tg.admin
+        .set_budget(BudgetScope::Member, "alice", Window::Monthly, unrecorded)
+        .await
+        .unwrap();
+    tg.sync().await;
+    let gateway_ledger = tg.gateway().ledger.clone();
+    let spent_of = |s: &[orteam_ledger::BudgetStatus], scope: BudgetScope| -> Money {
+        s.iter()
+            .find(|b| b.scope == scope && b.window == Window::Monthly)
+            .map_or(Money::ZERO, |b| b.spent)
+    };
+    let org_before = spent_of(
+        &gateway_ledger.all_budget_status().await.unwrap(),
+        BudgetScope::Org,
+    );
+
+    let up = Upstream::from_keys(
+        Some(&tg.sim.base_url()),
+        Some(tg.sim.provisioning_key().to_owned().into()),
+        Some(tg.upstream_key.secret.clone().into()),
+    )
+    .unwrap();
+    let range = Range {
+        from: today - TimeDelta::days(3),
+        to: today + TimeDelta::days(1),
+    };
+    let r = reconcile(&tg.admin, &up, &ReconcileOptions::new(range), &NoProgress)
+        .await
+        .unwrap();
+    assert!(!r.money_differs(), "{:#?}", r.differences());
+    assert_eq!(r.summary.inserted, 1, "{:#?}", r.changes);
+    assert_eq!(
+        r.summary.org_level,
+        Money::ZERO,
+        "booked to alice, not the org"
+    );
+    let c = &r.changes[0];
+    assert_eq!((c.kind, c.member.as_str()), (ChangeKind::Inserted, "alice"));
+    assert_eq!((c.before, c.after), (Money::ZERO, unrecorded));
+    assert!(c.evidence.contains("booked to alice"), "{}", c.evidence);
+
+    // The serving gateway applies it: alice's month is spent, so are her team's and org's
+    // figures by the same amount; her next request is refused.
+    let tick = reconcile_tick(
+        &gateway_ledger,
+        &up,
+        std::time::Duration::from_secs(3 * 86_400),
+    )
+    .await
+    .unwrap();
+    assert!(tick.changes.is_empty(), "{:#?}", tick.changes);
+    let alice = gateway_ledger.budget_status("alice").await.unwrap();
+    assert_eq!(spent_of(&alice, BudgetScope::Member), unrecorded);
+    assert_eq!(
+        spent_of(
+            &gateway_ledger.all_budget_status().await.unwrap(),
+            BudgetScope::Org
+        ),
+        org_before.checked_add(unrecorded).unwrap()
+    );
+    let refused = tg.chat("alice", body("openai/gpt-4o-mini", 5)).await;
+    assert_eq!(refused.status(), 402, "alice's month is spent");
+    let e = tg.admin.event(&c.request_id).await.unwrap().unwrap();
+    assert_eq!((e.member_id.as_str(), e.usage.cost), ("alice", unrecorded));
+    assert_eq!(e.usage.upstream_key_hash.as_deref(), Some(hash.as_str()));
+
+    let again = reconcile(&tg.admin, &up, &ReconcileOptions::new(range), &NoProgress)
+        .await
+        .unwrap();
+    assert!(again.changes.is_empty(), "{:#?}", again.changes);
+    assert!(!again.money_differs(), "{:#?}", again.differences());
+}
+
+backend_tests!(reconcile_books_a_members_own_key_to_the_member);

@@ -4,4 +4,5 @@
 pub mod engine;
 mod reservation;
 
+pub(crate) use reservation::InFlight;
 pub use reservation::{Durability, Reservation, Settled};

@@ -24,8 +24,17 @@ pub struct Reservation {
     pub(crate) amount: Money,
     pub(crate) at: DateTime<Utc>,
     pub(crate) ledger: Option<Ledger>,
-    /// The request id once the hold is recorded as in flight ([`Reservation::record_in_flight`]).
-    pub(crate) in_flight: Option<String>,
+    /// The hold's in-flight record, once made ([`Reservation::record_in_flight`]).
+    pub(crate) in_flight: Option<InFlight>,
+}
+
+/// Where a reservation's in-flight record is.
+#[derive(Debug)]
+pub(crate) struct InFlight {
+    pub request_id: String,
+    /// SQLite serving: the hold's slot in the in-flight slot file (`crate::hold_slots`), when
+    /// it has one (else it is a journal line).
+    pub slot: Option<u32>,
 }
 
 /// The result of a settle, returned once the event is durably committed.
@@ -75,32 +84,29 @@ impl Reservation {
             return Err(LedgerError::Closed);
         };
         let request_id = usage.request_id.clone();
-        ledger.record_in_flight(self, usage).await?;
-        self.in_flight = Some(request_id);
+        let slot = ledger.record_in_flight(self, usage).await?;
+        self.in_flight = Some(InFlight { request_id, slot });
         Ok(())
     }
 
     /// Adds upstream's generation id to the in-flight record, so a crash before the settle is
-    /// corrected exactly from `/generation`. Best effort: returns once it is durable on SQLite;
-    /// queued for the next group commit on PostgreSQL. For a long answer (a stream).
-    pub async fn record_generation_id(&self, generation_id: &str) {
-        if let (Some(ledger), Some(id)) = (&self.ledger, &self.in_flight) {
-            ledger
-                .record_in_flight_generation(id, generation_id, true)
-                .await;
+    /// corrected exactly from `/generation`. Best effort, and the caller never waits: on
+    /// SQLite it is written at once in the background; on PostgreSQL it goes with the next
+    /// group commit. For a long answer (a stream).
+    pub fn record_generation_id(&self, generation_id: &str) {
+        if let (Some(ledger), Some(f)) = (&self.ledger, &self.in_flight) {
+            ledger.record_in_flight_generation(f, generation_id, true);
         }
     }
 
-    /// Like [`Reservation::record_generation_id`], without waiting: the id is written with the
-    /// next journal write, normally this request's own settle a moment later. For an answer
-    /// read whole before it is settled, where waiting would add a write to every request for a
-    /// crash window of one body read (a hold that loses its id is charged at its worst case
-    /// and repaired from `/activity`).
-    pub async fn note_generation_id(&self, generation_id: &str) {
-        if let (Some(ledger), Some(id)) = (&self.ledger, &self.in_flight) {
-            ledger
-                .record_in_flight_generation(id, generation_id, false)
-                .await;
+    /// Like [`Reservation::record_generation_id`], but the id is only written with the next
+    /// journal write, normally this request's own settle a moment later. For an answer read
+    /// whole before it is settled, where an extra write per request would buy a crash window
+    /// of one body read (a hold that loses its id is charged at its worst case and repaired
+    /// from `/activity`).
+    pub fn note_generation_id(&self, generation_id: &str) {
+        if let (Some(ledger), Some(f)) = (&self.ledger, &self.in_flight) {
+            ledger.record_in_flight_generation(f, generation_id, false);
         }
     }
 
@@ -128,8 +134,8 @@ impl Reservation {
     pub fn release(mut self) {
         if let Some(l) = self.ledger.take() {
             l.release_hold(self.id);
-            if let Some(id) = self.in_flight.take() {
-                l.end_in_flight(&id);
+            if let Some(f) = self.in_flight.take() {
+                l.end_in_flight(&f);
             }
         }
     }
@@ -139,8 +145,8 @@ impl Drop for Reservation {
     fn drop(&mut self) {
         if let Some(l) = self.ledger.take() {
             l.release_hold(self.id);
-            if let Some(id) = self.in_flight.take() {
-                l.end_in_flight(&id);
+            if let Some(f) = self.in_flight.take() {
+                l.end_in_flight(&f);
             }
         }
     }

@@ -200,8 +200,8 @@ impl Ledger {
     ) -> Result<Settled, LedgerError> {
         let (writer, job) = self.settle_job(r, usage)?;
         let settled = self.commit_job(writer, job).await?;
-        if let Some(id) = &r.in_flight {
-            self.settled_in_flight(id);
+        if let Some(f) = &r.in_flight {
+            self.settled_in_flight(f);
         }
         Ok(settled)
     }
@@ -221,10 +221,13 @@ impl Ledger {
                         let _ = writer.send(WriterMsg::Kick);
                     }
                     if journal.written(appended.seq).await.is_ok() {
+                        // The event line is durable: it ends the hold.
+                        journal.free_slot(r.in_flight.as_ref().and_then(|f| f.slot));
                         return Ok(Durability::Journaled);
                     }
                     // The journal write failed; the event is queued for the database.
                     self.flush().await?;
+                    journal.free_slot(r.in_flight.as_ref().and_then(|f| f.slot));
                     return Ok(Durability::Committed { duplicate: false });
                 }
                 // The journal cannot take it (broken, or the writer too far behind).
@@ -232,8 +235,8 @@ impl Ledger {
             }
         }
         let settled = self.commit_job(writer, job).await?;
-        if let Some(id) = &r.in_flight {
-            self.settled_in_flight(id);
+        if let Some(f) = &r.in_flight {
+            self.settled_in_flight(f);
         }
         Ok(Durability::Committed {
             duplicate: settled.duplicate,

@@ -1,26 +1,59 @@
 //! Requests in flight (see `crate::inflight`): recording holds before forwarding, their
 //! generation ids, their end, and resolving what a dead process left.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use tokio::sync::oneshot;
 
 use super::{Ledger, td};
+use crate::budget::InFlight;
 use crate::budget::Reservation;
 use crate::budget::engine::CellKey;
 use crate::error::LedgerError;
 use crate::events::{WriteJob, WriterMsg};
 use crate::inflight::Resolved;
+use crate::journal::{HoldParts, HoldWrite};
 use crate::model::{Outcome, Usage, UsageEvent};
 
 impl Ledger {
+    /// Records the hold of `r` as in flight, durably; returns its slot when it went to the
+    /// in-flight slot file (SQLite serving).
     pub(crate) async fn record_in_flight(
         &self,
         r: &Reservation,
         mut usage: Usage,
-    ) -> Result<(), LedgerError> {
+    ) -> Result<Option<u32>, LedgerError> {
         let writer = self.writer()?;
         usage.cost = r.amount;
         usage.outcome = Outcome::Provisional;
+        if let Some(journal) = &self.inner.journal {
+            let hold = HoldParts {
+                time: r.at,
+                member: &r.member,
+                team: &r.team,
+                org: &r.org,
+                usage: &usage,
+            };
+            return match journal.append_hold(&hold)? {
+                HoldWrite::Slot(slot) => Ok(Some(slot)),
+                HoldWrite::Line(seq) => {
+                    journal
+                        .written(seq)
+                        .await
+                        .map(|()| None)
+                        .map_err(|()| LedgerError::Storage {
+                            op: "recording a request in flight",
+                            source: "the event journal could not be written".into(),
+                        })
+                }
+            };
+        }
+        if self.inner.pg.is_none() {
+            // SQLite without a journal (in memory, or turned off): nothing outlives the process
+            // anyway, and a plain settle waits for its commit.
+            return Ok(None);
+        }
         let hold = UsageEvent {
             time: r.at,
             member_id: r.member.to_string(),
@@ -29,21 +62,6 @@ impl Ledger {
             usage,
             reconciled: None,
         };
-        if let Some(journal) = &self.inner.journal {
-            let seq = journal.append_hold(hold)?;
-            return journal
-                .written(seq)
-                .await
-                .map_err(|()| LedgerError::Storage {
-                    op: "recording a request in flight",
-                    source: "the event journal could not be written".into(),
-                });
-        }
-        if self.inner.pg.is_none() {
-            // SQLite without a journal (in memory, or turned off): nothing outlives the process
-            // anyway, and a plain settle waits for its commit.
-            return Ok(());
-        }
         let (tx, rx) = oneshot::channel();
         writer
             .send(WriterMsg::Hold {
@@ -51,20 +69,31 @@ impl Ledger {
                 ack: tx,
             })
             .map_err(|_| LedgerError::Closed)?;
-        rx.await.map_err(|_| LedgerError::Closed)?
+        rx.await.map_err(|_| LedgerError::Closed)??;
+        Ok(None)
     }
 
-    pub(crate) async fn record_in_flight_generation(
+    /// Adds `generation_id` to the in-flight record `f`. A hold in a slot gets it at once (a
+    /// store into the mapped file). Else, with `prompt`, it is written at once by a task of its
+    /// own (a stream may run for minutes, and a crash meanwhile is then corrected exactly),
+    /// without the response waiting for it: until it is written, a crash charges the hold's
+    /// worst case, repaired from `/activity`. Without, it rides with the next journal write
+    /// (normally the request's own settle).
+    pub(crate) fn record_in_flight_generation(
         &self,
-        request_id: &str,
+        f: &InFlight,
         generation_id: &str,
-        wait: bool,
+        prompt: bool,
     ) {
         if let Some(journal) = &self.inner.journal {
-            if let Some(seq) = journal.append_generation(request_id, generation_id)
-                && wait
+            if let Some(seq) = journal.append_generation(&f.request_id, f.slot, generation_id)
+                && prompt
+                && let Ok(rt) = tokio::runtime::Handle::try_current()
             {
-                let _ = journal.written(seq).await;
+                let journal = Arc::clone(journal);
+                rt.spawn(async move {
+                    let _ = journal.written(seq).await;
+                });
             }
             return;
         }
@@ -72,28 +101,28 @@ impl Ledger {
             && let Ok(w) = self.writer()
         {
             let _ = w.send(WriterMsg::InFlightGeneration {
-                request_id: request_id.to_owned(),
+                request_id: f.request_id.clone(),
                 generation_id: generation_id.to_owned(),
             });
         }
     }
 
     /// The request ended without an event (released): its record goes.
-    pub(crate) fn end_in_flight(&self, request_id: &str) {
+    pub(crate) fn end_in_flight(&self, f: &InFlight) {
         if let Some(journal) = &self.inner.journal {
-            journal.close_hold(request_id, true);
+            journal.close_hold(&f.request_id, f.slot, true);
         } else if self.inner.pg.is_some()
             && let Some(w) = &self.inner.writer
         {
-            let _ = w.send(WriterMsg::InFlightEnded(request_id.to_owned()));
+            let _ = w.send(WriterMsg::InFlightEnded(f.request_id.clone()));
         }
     }
 
     /// The request's event was committed directly (not journaled): its journal hold is closed
     /// (PostgreSQL ends the record in the event's own transaction).
-    pub(crate) fn settled_in_flight(&self, request_id: &str) {
+    pub(crate) fn settled_in_flight(&self, f: &InFlight) {
         if let Some(journal) = &self.inner.journal {
-            journal.close_hold(request_id, false);
+            journal.close_hold(&f.request_id, f.slot, false);
         }
     }
 

@@ -31,7 +31,7 @@ async fn leave_requests_in_flight(ledger: &Ledger) {
     r1.record_in_flight(Usage::new("r1", "m/a", Money::ZERO))
         .await
         .unwrap();
-    r1.record_generation_id("gen-1").await;
+    r1.record_generation_id("gen-1");
     let mut r2 = ledger.reserve("alice", m("2")).await.unwrap();
     r2.record_in_flight(Usage::new("r2", "m/a", Money::ZERO))
         .await
@@ -116,7 +116,7 @@ async fn a_dead_instances_holds_are_charged_before_its_leases_return() {
     r.record_in_flight(Usage::new("lost-1", "m/a", Money::ZERO))
         .await
         .unwrap();
-    r.record_generation_id("gen-lost-1").await;
+    r.record_generation_id("gen-lost-1");
     dead.flush().await.unwrap();
     // Killed: no shutdown, its lease and in-flight row stay behind.
     std::mem::forget(r);

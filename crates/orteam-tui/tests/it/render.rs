@@ -334,3 +334,39 @@ const OVERVIEW: [&str; 24] = [
     "└──────────────────────────────────────────────────────────────────────────────┘",
     " updated 10:15:30 UTC  q quit · ←/→ tabs · ↑/↓ scroll · r refresh               ",
 ];
+
+#[test]
+fn a_clean_reconciliation_is_one_quiet_line() {
+    use orteam_dashboard_types::snapshot::ReconcilePanel;
+    let mut snap = fixture();
+    snap.refusals.clear();
+    snap.reconciliation = Some(ReconcilePanel {
+        finished_at: now() - TimeDelta::minutes(5),
+        source: "gateway".into(),
+        matched: 42,
+        corrected: 0,
+        inserted: 0,
+        org_level: Money::ZERO,
+        org_level_month: Money::ZERO,
+        outstanding: 0,
+        changes: vec![],
+        outstanding_lines: vec![],
+        incomplete: false,
+    });
+    let mut app = App::new("http://127.0.0.1:8080");
+    app.on_snapshot(Ok(snap.clone()));
+    let text = lines(&draw_at(&app, 140)).join("\n");
+    assert!(
+        text.contains("reconciled with OpenRouter 10:10 UTC (gateway): 42 matched"),
+        "{text}"
+    );
+    // A run that changed money is an alert instead (derived by the dashboard's rules).
+    let mut changed = snap;
+    if let Some(r) = changed.reconciliation.as_mut() {
+        r.inserted = 1;
+    }
+    let mut app = App::new("http://127.0.0.1:8080");
+    app.on_snapshot(Ok(changed));
+    let text = lines(&draw_at(&app, 140)).join("\n");
+    assert!(!text.contains("reconciled with OpenRouter"), "{text}");
+}

@@ -353,6 +353,15 @@ pub async fn drill(backend: Backend, rounds: usize) {
         }
     }
     assert_eq!(waiting, 0, "provisional charges with a generation id left");
+    // Those corrections were the serving gateway's own loop, which records each run (the
+    // dashboard's reconciliation panel and alerts read it).
+    let run = view
+        .last_reconcile_run()
+        .await
+        .unwrap()
+        .expect("the gateway's reconcile loop records its runs");
+    assert_eq!(run.source, "gateway");
+    assert!(run.result.contains("\"corrected\""), "{}", run.result);
     view.shutdown().await.unwrap();
     let log = gw.stop().await;
     if let Some(prev) = rows.last_mut() {
