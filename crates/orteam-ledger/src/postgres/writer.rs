@@ -54,30 +54,6 @@ struct Prepared {
     hold: Statement,
     generation: Statement,
     ended: Statement,
-    relaxed: Statement,
-}
-
-/// Ends a transaction without waiting for its WAL flush (see [`in_flight_only`]).
-const RELAXED_COMMIT_SQL: &str = "SET LOCAL synchronous_commit TO off";
-
-/// Whether a batch is nothing but bookkeeping of requests in flight (holds, generation ids,
-/// ends). Such a batch commits without waiting for the WAL flush to disk: the hold exists to
-/// outlive the *gateway* (at COMMIT the server has it, flushed within its WAL writer delay),
-/// like SQLite's journal lines, which outlive the process and not the machine. Waiting for the
-/// flush cost each request a second disk sync before forwarding (docs/BENCHMARKS.md). Only a
-/// crash of the database server itself in that delay, with the gateway dying too before its
-/// settle, could lose a hold; reconciliation's `/activity` check then still books the money.
-/// Batches with events, spend, leases or a flush keep the writer's setting.
-fn in_flight_only(batch: &[WriterMsg]) -> bool {
-    batch.iter().all(|m| {
-        matches!(
-            m,
-            WriterMsg::Hold { .. }
-                | WriterMsg::InFlightGeneration { .. }
-                | WriterMsg::InFlightEnded(_)
-                | WriterMsg::Kick
-        )
-    })
 }
 
 const HOLD_INSERT_SQL: &str = "INSERT INTO inflight_requests (request_id, instance_id, record) \
@@ -103,7 +79,6 @@ async fn prepare(client: &Client) -> Result<Prepared, tokio_postgres::Error> {
     let hold = client.prepare(HOLD_INSERT_SQL).await?;
     let generation = client.prepare(HOLD_GENERATION_SQL).await?;
     let ended = client.prepare(HOLD_END_SQL).await?;
-    let relaxed = client.prepare(RELAXED_COMMIT_SQL).await?;
     Ok(Prepared {
         begin,
         commit,
@@ -113,7 +88,6 @@ async fn prepare(client: &Client) -> Result<Prepared, tokio_postgres::Error> {
         hold,
         generation,
         ended,
-        relaxed,
     })
 }
 
@@ -361,12 +335,6 @@ async fn write_batch(
 
     // One round trip: BEGIN + insert + spend + lease debit + in-flight rows, pipelined.
     let begin = client.execute(&p.begin, &[]);
-    let relax = async {
-        if !in_flight_only(batch) {
-            return Ok(0);
-        }
-        client.execute(&p.relaxed, &[]).await
-    };
     let insert = async {
         if uniq.is_empty() {
             return Ok(Vec::new());
@@ -438,8 +406,8 @@ async fn write_batch(
         }
         client.execute(&p.ended, &[&ended]).await
     };
-    let (_, _, inserted_rows, _, debited, _, _, _) =
-        futures::try_join!(begin, relax, insert, spend, debit, holds, generations, ends)?;
+    let (_, inserted_rows, _, debited, _, _, _) =
+        futures::try_join!(begin, insert, spend, debit, holds, generations, ends)?;
     let inserted_set: HashSet<&str> = inserted_rows.iter().map(|r| r.get::<_, &str>(0)).collect();
     let mut inserted = inserted_set.clone();
     let ok: HashSet<i64> = debited.iter().map(|r| r.get(0)).collect();
