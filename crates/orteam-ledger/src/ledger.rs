@@ -60,6 +60,11 @@ pub struct LedgerOptions {
     pub flush_interval: Duration,
     /// Identifies this process's leases on PostgreSQL (default: a random UUID).
     pub instance_id: String,
+    /// PostgreSQL: how long a stream runs before its generation id is added to its in-flight
+    /// row (default 250 ms). The `UPDATE` is a group commit that a short stream's settle would
+    /// queue behind; a stream that ends sooner skips it (its event carries the id), and a crash
+    /// before it charges the hold's worst case, repaired from `/activity`.
+    pub stream_generation_after: Duration,
     /// Encryption key for upstream secrets; `None` reads `ORTEAM_SECRET_KEY`.
     pub secret_key: Option<SecretKey>,
     /// How often the change log is polled (default 200 ms; PostgreSQL also gets NOTIFY).
@@ -91,6 +96,7 @@ impl std::fmt::Debug for LedgerOptions {
             .field("role", &self.role)
             .field("reservation_ttl", &self.reservation_ttl)
             .field("flush_interval", &self.flush_interval)
+            .field("stream_generation_after", &self.stream_generation_after)
             .field("instance_id", &self.instance_id)
             .field(
                 "secret_key",
@@ -108,6 +114,7 @@ impl Default for LedgerOptions {
             reservation_ttl: Duration::from_secs(15 * 60),
             flush_interval: Duration::ZERO,
             instance_id: uuid::Uuid::new_v4().to_string(),
+            stream_generation_after: Duration::from_millis(250),
             secret_key: None,
             change_poll_interval: Duration::from_millis(200),
             lease_ttl: Duration::from_secs(30),

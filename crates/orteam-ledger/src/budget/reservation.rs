@@ -35,6 +35,9 @@ pub(crate) struct InFlight {
     /// SQLite serving: the hold's slot in the in-flight slot file (`crate::hold_slots`), when
     /// it has one (else it is a journal line).
     pub slot: Option<u32>,
+    /// Set once the reservation is settled, released or dropped (a generation id recorded late
+    /// is then not sent at all).
+    pub ended: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// The result of a settle, returned once the event is durably committed.
@@ -85,7 +88,11 @@ impl Reservation {
         };
         let request_id = usage.request_id.clone();
         let slot = ledger.record_in_flight(self, usage).await?;
-        self.in_flight = Some(InFlight { request_id, slot });
+        self.in_flight = Some(InFlight {
+            request_id,
+            slot,
+            ended: Default::default(),
+        });
         Ok(())
     }
 
@@ -143,6 +150,9 @@ impl Reservation {
 
 impl Drop for Reservation {
     fn drop(&mut self) {
+        if let Some(f) = &self.in_flight {
+            f.ended.store(true, std::sync::atomic::Ordering::Release);
+        }
         if let Some(l) = self.ledger.take() {
             l.release_hold(self.id);
             if let Some(f) = self.in_flight.take() {

@@ -100,10 +100,30 @@ impl Ledger {
         if self.inner.pg.is_some()
             && let Ok(w) = self.writer()
         {
-            let _ = w.send(WriterMsg::InFlightGeneration {
+            let msg = WriterMsg::InFlightGeneration {
                 request_id: f.request_id.clone(),
                 generation_id: generation_id.to_owned(),
-            });
+            };
+            // PostgreSQL: see `LedgerOptions::stream_generation_after`. A whole answer settles
+            // a moment later, and its event carries the id.
+            if !prompt {
+                return;
+            }
+            let after = self.inner.opts.stream_generation_after;
+            match tokio::runtime::Handle::try_current() {
+                Ok(rt) if !after.is_zero() => {
+                    let (w, ended) = (w.clone(), Arc::clone(&f.ended));
+                    rt.spawn(async move {
+                        tokio::time::sleep(after).await;
+                        if !ended.load(std::sync::atomic::Ordering::Acquire) {
+                            let _ = w.send(msg);
+                        }
+                    });
+                }
+                _ => {
+                    let _ = w.send(msg);
+                }
+            }
         }
     }
 

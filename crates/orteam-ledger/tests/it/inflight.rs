@@ -10,7 +10,10 @@ use orteam_ledger::{BudgetScope, EventFilter, Ledger, LedgerOptions, Usage};
 use crate::support::*;
 
 fn opts(instance: &str) -> LedgerOptions {
-    serving().with_instance_id(instance)
+    let mut o = serving().with_instance_id(instance);
+    // These tests check that a generation id recorded is in the next commit.
+    o.stream_generation_after = std::time::Duration::ZERO;
+    o
 }
 
 async fn spent_today(ledger: &Ledger) -> Money {
