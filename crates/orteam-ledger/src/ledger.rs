@@ -188,11 +188,6 @@ struct Inner {
     opts: LedgerOptions,
     secret_key: Option<SecretKey>,
     writer: Option<WriterTx>,
-    /// PostgreSQL serving: a second group-commit writer, on its own connection, for the rows of
-    /// requests in flight, so a request's hold commits while other requests' settles do. A hold
-    /// is committed before its request goes on, so every later message about it (generation
-    /// id, end, event) is ordered after it whichever writer carries it.
-    inflight_writer: Option<WriterTx>,
     /// SQLite serving: the write-ahead journal of settled events (`journal.rs`).
     journal: Option<Arc<Journal>>,
     /// What resolving requests left in flight by dead processes has done (`inflight.rs`).
@@ -243,32 +238,26 @@ impl Ledger {
         let tracker = TaskTracker::new();
         let cancel = CancellationToken::new();
         let mut resolved = crate::inflight::Resolved::default();
-        let mut inflight_writer = None;
         let (store, pg, engine, writer, journal, backend_name) =
             if url.starts_with("postgres://") || url.starts_with("postgresql://") {
                 let pg = Arc::new(PgStore::open(url).await?);
                 let engine = Arc::new(BudgetEngine::new(Mode::Leased, td(opts.reservation_ttl)));
                 let writer = if serving {
-                    let spawn_writer = async || {
-                        let client = pg.connect_dedicated(&tracker).await?;
-                        let (tx, rx) = mpsc::unbounded_channel();
-                        tracker.spawn(crate::postgres::writer::run(
-                            pg.clone(),
-                            client,
-                            rx,
-                            engine.clone(),
-                            crate::postgres::writer::WriterSettings {
-                                instance: opts.instance_id.clone(),
-                                linger: opts.flush_interval,
-                                synchronous_commit: opts.postgres_synchronous_commit,
-                            },
-                            tracker.clone(),
-                        ));
-                        Ok::<_, LedgerError>(tx)
-                    };
-                    let events = spawn_writer().await?;
-                    inflight_writer = Some(spawn_writer().await?);
-                    Some(events)
+                    let client = pg.connect_dedicated(&tracker).await?;
+                    let (tx, rx) = mpsc::unbounded_channel();
+                    tracker.spawn(crate::postgres::writer::run(
+                        pg.clone(),
+                        client,
+                        rx,
+                        engine.clone(),
+                        crate::postgres::writer::WriterSettings {
+                            instance: opts.instance_id.clone(),
+                            linger: opts.flush_interval,
+                            synchronous_commit: opts.postgres_synchronous_commit,
+                        },
+                        tracker.clone(),
+                    ));
+                    Some(tx)
                 } else {
                     None
                 };
@@ -358,7 +347,6 @@ impl Ledger {
             opts,
             secret_key,
             writer,
-            inflight_writer,
             journal,
             resolved: Mutex::new(resolved),
             change_polls: Arc::new(AtomicU64::new(0)),
@@ -538,12 +526,6 @@ impl Ledger {
         let Some(w) = &self.inner.writer else {
             return Ok(());
         };
-        if let Some(iw) = &self.inner.inflight_writer {
-            let (tx, rx) = oneshot::channel();
-            iw.send(WriterMsg::Flush(tx))
-                .map_err(|_| LedgerError::Closed)?;
-            rx.await.map_err(|_| LedgerError::Closed)?;
-        }
         let (tx, rx) = oneshot::channel();
         w.send(WriterMsg::Flush(tx))
             .map_err(|_| LedgerError::Closed)?;

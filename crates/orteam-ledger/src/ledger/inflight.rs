@@ -17,12 +17,6 @@ use crate::journal::{HoldParts, HoldWrite};
 use crate::model::{Outcome, Usage, UsageEvent};
 
 impl Ledger {
-    /// PostgreSQL serving: the writer of in-flight rows (else the event writer).
-    fn inflight_writer(&self) -> Result<&crate::events::WriterTx, LedgerError> {
-        let events = self.writer()?;
-        Ok(self.inner.inflight_writer.as_ref().unwrap_or(events))
-    }
-
     /// Records the hold of `r` as in flight, durably; returns its slot when it went to the
     /// in-flight slot file (SQLite serving).
     pub(crate) async fn record_in_flight(
@@ -69,10 +63,7 @@ impl Ledger {
             reconciled: None,
         };
         let (tx, rx) = oneshot::channel();
-        self.inner
-            .inflight_writer
-            .as_ref()
-            .unwrap_or(writer)
+        writer
             .send(WriterMsg::Hold {
                 event: hold,
                 ack: tx,
@@ -107,7 +98,7 @@ impl Ledger {
             return;
         }
         if self.inner.pg.is_some()
-            && let Ok(w) = self.inflight_writer()
+            && let Ok(w) = self.writer()
         {
             let msg = WriterMsg::InFlightGeneration {
                 request_id: f.request_id.clone(),
@@ -141,7 +132,7 @@ impl Ledger {
         if let Some(journal) = &self.inner.journal {
             journal.close_hold(&f.request_id, f.slot, true);
         } else if self.inner.pg.is_some()
-            && let Ok(w) = self.inflight_writer()
+            && let Some(w) = &self.inner.writer
         {
             let _ = w.send(WriterMsg::InFlightEnded(f.request_id.clone()));
         }
