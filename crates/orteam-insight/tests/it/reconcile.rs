@@ -9,11 +9,11 @@ use orteam_insight::reconcile::{
     ChangeKind, CheckStatus, ReconcileOptions, reconcile, reconcile_tick,
 };
 use orteam_insight::report::{ReportOptions, build_report};
-use orteam_insight::{AlertsConfig, NoProgress, Range, Upstream, run_alerts_once};
+use orteam_insight::{AlertsConfig, NoProgress, Range, run_alerts_once};
 use orteam_ledger::{BudgetScope, GroupBy, ORG_LEVEL, Outcome};
 use orteam_test_support::{Backend, TestGateway, backend_tests};
 
-use crate::support::{Receiver, body, chat_direct, m, seed, set_time};
+use crate::support::{Receiver, body, chat_direct, m, seed, set_time, upstream_of};
 
 async fn reconcile_clean_then_planted(backend: Backend) {
     let w = seed(backend).await;
@@ -166,10 +166,23 @@ fn mid_month_noon() -> chrono::DateTime<chrono::Utc> {
 }
 
 fn org_monthly(s: &[orteam_ledger::BudgetStatus]) -> orteam_ledger::BudgetStatus {
+    monthly(s, BudgetScope::Org)
+}
+
+/// The monthly budget of `scope` among `s`.
+fn monthly(s: &[orteam_ledger::BudgetStatus], scope: BudgetScope) -> orteam_ledger::BudgetStatus {
     s.iter()
-        .find(|b| b.scope == BudgetScope::Org && b.window == Window::Monthly)
-        .expect("the org's monthly budget")
+        .find(|b| b.scope == scope && b.window == Window::Monthly)
+        .expect("a monthly budget")
         .clone()
+}
+
+/// The days a reconciliation around `today` covers in these tests.
+fn days_around(today: chrono::DateTime<chrono::Utc>) -> Range {
+    Range {
+        from: today - TimeDelta::days(3),
+        to: today + TimeDelta::days(1),
+    }
 }
 
 /// A generation OpenRouter billed on the shared key that the ledger never recorded (the key
@@ -205,16 +218,8 @@ async fn reconcile_books_unrecorded_spend(backend: Backend) {
     let room = |b: &orteam_ledger::BudgetStatus| b.limit.checked_sub(b.spent).unwrap();
     assert_eq!(room(&before), unrecorded);
 
-    let up = Upstream::from_keys(
-        Some(&tg.sim.base_url()),
-        Some(tg.sim.provisioning_key().to_owned().into()),
-        Some(tg.upstream_key.secret.clone().into()),
-    )
-    .unwrap();
-    let range = Range {
-        from: today - TimeDelta::days(3),
-        to: today + TimeDelta::days(1),
-    };
+    let up = upstream_of(&tg);
+    let range = days_around(today);
     let r = reconcile(&tg.admin, &up, &ReconcileOptions::new(range), &NoProgress)
         .await
         .unwrap();
@@ -426,26 +431,14 @@ async fn reconcile_books_a_members_own_key_to_the_member(backend: Backend) {
         .unwrap();
     tg.sync().await;
     let gateway_ledger = tg.gateway().ledger.clone();
-    let spent_of = |s: &[orteam_ledger::BudgetStatus], scope: BudgetScope| -> Money {
-        s.iter()
-            .find(|b| b.scope == scope && b.window == Window::Monthly)
-            .map_or(Money::ZERO, |b| b.spent)
-    };
-    let org_before = spent_of(
+    let org_before = monthly(
         &gateway_ledger.all_budget_status().await.unwrap(),
         BudgetScope::Org,
-    );
-
-    let up = Upstream::from_keys(
-        Some(&tg.sim.base_url()),
-        Some(tg.sim.provisioning_key().to_owned().into()),
-        Some(tg.upstream_key.secret.clone().into()),
     )
-    .unwrap();
-    let range = Range {
-        from: today - TimeDelta::days(3),
-        to: today + TimeDelta::days(1),
-    };
+    .spent;
+
+    let up = upstream_of(&tg);
+    let range = days_around(today);
     let r = reconcile(&tg.admin, &up, &ReconcileOptions::new(range), &NoProgress)
         .await
         .unwrap();
@@ -472,12 +465,13 @@ async fn reconcile_books_a_members_own_key_to_the_member(backend: Backend) {
     .unwrap();
     assert!(tick.changes.is_empty(), "{:#?}", tick.changes);
     let alice = gateway_ledger.budget_status("alice").await.unwrap();
-    assert_eq!(spent_of(&alice, BudgetScope::Member), unrecorded);
+    assert_eq!(monthly(&alice, BudgetScope::Member).spent, unrecorded);
     assert_eq!(
-        spent_of(
+        monthly(
             &gateway_ledger.all_budget_status().await.unwrap(),
             BudgetScope::Org
-        ),
+        )
+        .spent,
         org_before.checked_add(unrecorded).unwrap()
     );
     let refused = tg.chat("alice", body("openai/gpt-4o-mini", 5)).await;

@@ -124,12 +124,7 @@ pub struct World {
 
 impl World {
     pub fn upstream(&self) -> Upstream {
-        Upstream::from_keys(
-            Some(&self.tg.sim.base_url()),
-            Some(self.tg.sim.provisioning_key().to_owned().into()),
-            Some(self.tg.upstream_key.secret.clone().into()),
-        )
-        .unwrap()
+        upstream_of(&self.tg)
     }
 
     /// The simulator's `/activity` (management key), all rows.
@@ -137,6 +132,16 @@ impl World {
         let v = orteam_test_support::sim_management_get(&self.tg.sim, "/activity").await;
         v["data"].as_array().unwrap().clone()
     }
+}
+
+/// OpenRouter as the gateway `tg` sees it: the simulator, its management key and the shared key.
+pub fn upstream_of(tg: &TestGateway) -> Upstream {
+    Upstream::from_keys(
+        Some(&tg.sim.base_url()),
+        Some(tg.sim.provisioning_key().to_owned().into()),
+        Some(tg.upstream_key.secret.clone().into()),
+    )
+    .unwrap()
 }
 
 /// Daily spend pattern of day `i` (0 = 30 days ago): alice 2 requests (gpt-4o-mini), bob 1

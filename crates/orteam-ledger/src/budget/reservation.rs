@@ -35,9 +35,10 @@ pub(crate) struct InFlight {
     /// SQLite serving: the hold's slot in the in-flight slot file (`crate::hold_slots`), when
     /// it has one (else it is a journal line).
     pub slot: Option<u32>,
-    /// Set once the reservation is settled, released or dropped (a generation id recorded late
-    /// is then not sent at all).
-    pub ended: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Set once the reservation is settled, released or dropped, so a generation id sent late
+    /// (PostgreSQL streams) is then not sent at all. Made only when such a send is scheduled:
+    /// nothing is allocated for it on the other requests' path.
+    pub ended: std::sync::OnceLock<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 /// The result of a settle, returned once the event is durably committed.
@@ -150,8 +151,8 @@ impl Reservation {
 
 impl Drop for Reservation {
     fn drop(&mut self) {
-        if let Some(f) = &self.in_flight {
-            f.ended.store(true, std::sync::atomic::Ordering::Release);
+        if let Some(ended) = self.in_flight.as_ref().and_then(|f| f.ended.get()) {
+            ended.store(true, std::sync::atomic::Ordering::Release);
         }
         if let Some(l) = self.ledger.take() {
             l.release_hold(self.id);

@@ -112,7 +112,7 @@ impl Ledger {
             let after = self.inner.opts.stream_generation_after;
             match tokio::runtime::Handle::try_current() {
                 Ok(rt) if !after.is_zero() => {
-                    let (w, ended) = (w.clone(), Arc::clone(&f.ended));
+                    let (w, ended) = (w.clone(), Arc::clone(f.ended.get_or_init(Default::default)));
                     rt.spawn(async move {
                         tokio::time::sleep(after).await;
                         if !ended.load(std::sync::atomic::Ordering::Acquire) {
